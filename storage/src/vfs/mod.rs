@@ -1,0 +1,121 @@
+//! The file-system seam: every storage file goes through a [`Vfs`].
+//!
+//! Production uses [`OsVfs`] (real files, real fsyncs, `mmap`). Tests use [`SimVfs`], an
+//! in-memory file system that remembers what has been made durable and can simulate a power cut
+//! (every byte not yet fsynced is lost, directory changes not yet fsynced are undone) or fail
+//! chosen operations.
+
+mod os;
+mod sim;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+
+pub use os::OsVfs;
+pub use sim::{Fault, FaultOp, PowerCut, SimVfs};
+
+/// An open file. All methods take `&self` so one handle can be shared between a writer and the
+/// thread that fsyncs it.
+pub trait VfsFile: Send + Sync + fmt::Debug {
+    /// Writes all of `data` at `offset`, extending the file if needed.
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<()>;
+    /// Fills `buf` from `offset`; fails if the file ends first.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// The file's current length in bytes.
+    fn len(&self) -> Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// Truncates or extends the file to `len` bytes.
+    fn set_len(&self, len: u64) -> Result<()>;
+    /// Makes the file's data (and the length change) durable.
+    fn sync_data(&self) -> Result<()>;
+    /// The path the file was opened under.
+    fn path(&self) -> &Path;
+}
+
+/// A shared, thread-safe file handle.
+pub type FileRef = Arc<dyn VfsFile>;
+
+/// The file-system operations the storage engine needs.
+pub trait Vfs: Send + Sync + fmt::Debug {
+    /// Creates a new, empty file for reading and writing. Fails if it already exists, so that a
+    /// file that may be mapped is never truncated by accident.
+    fn create(&self, path: &Path) -> Result<FileRef>;
+    /// Opens an existing file for reading and writing.
+    fn open(&self, path: &Path) -> Result<FileRef>;
+    /// Renames `from` to `to`, replacing `to` if it exists. Durable only after [`Vfs::sync_dir`].
+    fn rename(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> Result<()>;
+    /// Creates a hard link `to` pointing at `from`'s data.
+    fn hard_link(&self, from: &Path, to: &Path) -> Result<()>;
+    /// Lists the names of the entries of a directory (files and sub-directories).
+    fn list(&self, dir: &Path) -> Result<Vec<String>>;
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> Result<()>;
+    /// Removes a directory and everything in it.
+    fn remove_dir_all(&self, dir: &Path) -> Result<()>;
+    /// Makes the directory's entries (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> Result<()>;
+    /// Whether a file or directory exists at `path`.
+    fn exists(&self, path: &Path) -> Result<bool>;
+    /// Maps a file read-only. The file must not change while mapped: we only map files that are
+    /// complete and never written again.
+    fn map(&self, path: &Path) -> Result<Bytes>;
+
+    /// Reads a whole file into memory.
+    fn read_all(&self, path: &Path) -> Result<Vec<u8>> {
+        let file = self.open(path)?;
+        let len = usize::try_from(file.len()?).map_err(|_| {
+            Error::io(
+                "read",
+                path,
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, "file too large"),
+            )
+        })?;
+        let mut buf = vec![0u8; len];
+        file.read_at(0, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// A shared file system.
+pub type VfsRef = Arc<dyn Vfs>;
+
+/// Writes `data` to `path` crash-atomically: a temporary file is written and fsynced, renamed
+/// over `path`, and the directory is fsynced. After a crash `path` holds either the old or the
+/// new content, never a mix.
+pub fn write_atomic(vfs: &dyn Vfs, path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    if vfs.exists(&tmp)? {
+        vfs.remove(&tmp)?;
+    }
+    let file = vfs.create(&tmp)?;
+    file.write_at(0, data)?;
+    file.sync_data()?;
+    drop(file);
+    vfs.rename(&tmp, path)?;
+    vfs.sync_dir(parent_dir(path))
+}
+
+/// The temporary name a file is written under before being renamed into place.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
