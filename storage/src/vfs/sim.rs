@@ -8,6 +8,10 @@
 //! can be cut automatically after a given number of mutating operations
 //! ([`SimVfs::crash_after_ops`]), which is how tests crash at random points.
 //!
+//! Directory changes (create, rename, remove, link) not yet made durable by `sync_dir` are kept
+//! in order. [`PowerCut::DropUnsynced`] undoes all of them; the other modes keep a random prefix,
+//! the way a journaling file system may have committed some of them (in order, a rename whole).
+//!
 //! Simplifications: directories themselves are durable as soon as they are created or removed
 //! (only their entries are tracked), and a file's length change is durable with its data.
 
@@ -180,6 +184,12 @@ struct Dir {
     durable: BTreeMap<String, InodeRef>,
 }
 
+/// One unsynced directory operation: the entries it set, as (directory, name, new target).
+#[derive(Debug)]
+struct DirOp {
+    changes: Vec<(PathBuf, String, Option<InodeRef>)>,
+}
+
 #[derive(Debug)]
 struct FaultState {
     fault: Fault,
@@ -191,6 +201,7 @@ struct State {
     generation: u64,
     halted: bool,
     dirs: BTreeMap<PathBuf, Dir>,
+    dir_log: Vec<DirOp>,
     faults: Vec<FaultState>,
     crash_after: Option<(u64, PowerCut)>,
     mutating_ops: u64,
@@ -227,6 +238,7 @@ impl SimVfs {
                 generation: 0,
                 halted: false,
                 dirs: BTreeMap::new(),
+                dir_log: Vec::new(),
                 faults: Vec::new(),
                 crash_after: None,
                 mutating_ops: 0,
@@ -348,10 +360,29 @@ impl State {
         self.halted = true;
         self.generation += 1;
         self.crash_after = None;
+        for dir in self.dirs.values_mut() {
+            dir.live = dir.durable.clone();
+        }
+        let log = std::mem::take(&mut self.dir_log);
+        let kept = match mode {
+            PowerCut::DropUnsynced => 0,
+            _ => self.rng.random_range(0..=log.len()),
+        };
+        for op in &log[..kept] {
+            for (dir, name, target) in &op.changes {
+                if let Some(d) = self.dirs.get_mut(dir) {
+                    match target {
+                        Some(inode) => d.live.insert(name.clone(), inode.clone()),
+                        None => d.live.remove(name),
+                    };
+                    d.durable = d.live.clone();
+                }
+            }
+        }
         let mut seen = HashSet::new();
         let mut inodes = Vec::new();
         for dir in self.dirs.values_mut() {
-            dir.live = dir.durable.clone();
+            dir.durable = dir.live.clone();
             for inode in dir.live.values() {
                 if seen.insert(Arc::as_ptr(inode)) {
                     inodes.push(inode.clone());
@@ -422,6 +453,10 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    fn record(&mut self, changes: Vec<(PathBuf, String, Option<InodeRef>)>) {
+        self.dir_log.push(DirOp { changes });
     }
 
     fn dir_mut(&mut self, op: &'static str, dir: &Path) -> Result<&mut Dir> {
@@ -538,7 +573,8 @@ impl Vfs for SimVfs {
             ));
         }
         let inode: InodeRef = Arc::default();
-        d.live.insert(name, inode.clone());
+        d.live.insert(name.clone(), inode.clone());
+        st.record(vec![(dir, name, Some(inode.clone()))]);
         Ok(self.handle(&st, inode, path))
     }
 
@@ -562,7 +598,13 @@ impl Vfs for SimVfs {
             .live
             .remove(&from_name)
             .ok_or_else(|| not_found("rename", from))?;
-        st.dir_mut("rename", &to_dir)?.live.insert(to_name, inode);
+        st.dir_mut("rename", &to_dir)?
+            .live
+            .insert(to_name.clone(), inode.clone());
+        st.record(vec![
+            (from_dir, from_name, None),
+            (to_dir, to_name, Some(inode)),
+        ]);
         Ok(())
     }
 
@@ -573,8 +615,9 @@ impl Vfs for SimVfs {
         st.dir_mut("remove", &dir)?
             .live
             .remove(&name)
-            .map(|_| ())
-            .ok_or_else(|| not_found("remove", path))
+            .ok_or_else(|| not_found("remove", path))?;
+        st.record(vec![(dir, name, None)]);
+        Ok(())
     }
 
     fn hard_link(&self, from: &Path, to: &Path) -> Result<()> {
@@ -593,7 +636,8 @@ impl Vfs for SimVfs {
                 "file exists",
             ));
         }
-        d.live.insert(name, inode);
+        d.live.insert(name.clone(), inode.clone());
+        st.record(vec![(dir, name, Some(inode))]);
         Ok(())
     }
 
@@ -634,6 +678,10 @@ impl Vfs for SimVfs {
             return Err(not_found("remove_dir", dir));
         }
         st.dirs.retain(|p, _| !p.starts_with(dir));
+        for op in &mut st.dir_log {
+            op.changes.retain(|(d, _, _)| !d.starts_with(dir));
+        }
+        st.dir_log.retain(|op| !op.changes.is_empty());
         Ok(())
     }
 
@@ -642,6 +690,10 @@ impl Vfs for SimVfs {
         st.check("sync_dir", Some(FaultOp::SyncDir), true, dir, None)?;
         let d = st.dir_mut("sync_dir", dir)?;
         d.durable = d.live.clone();
+        for op in &mut st.dir_log {
+            op.changes.retain(|(d, _, _)| d != dir);
+        }
+        st.dir_log.retain(|op| !op.changes.is_empty());
         Ok(())
     }
 
@@ -708,6 +760,31 @@ mod tests {
         vfs.restart();
         assert_eq!(vfs.read_all(&p("/d/a")).unwrap(), b"1");
         assert!(!vfs.exists(&p("/d/b")).unwrap());
+    }
+
+    #[test]
+    fn torn_modes_may_keep_a_prefix_of_unsynced_directory_changes() {
+        let mut kept_some = false;
+        for seed in 0..40 {
+            let vfs = SimVfs::new(seed);
+            vfs.create_dir_all(&p("/d")).unwrap();
+            for name in ["a", "b", "c"] {
+                let f = vfs.create(&p(&format!("/d/{name}"))).unwrap();
+                f.write_at(0, name.as_bytes()).unwrap();
+                f.sync_data().unwrap();
+            }
+            vfs.power_cut(PowerCut::KeepRandomPrefix);
+            vfs.restart();
+            let names = vfs.list(&p("/d")).unwrap();
+            // Always a prefix, in order: never "b" without "a".
+            let expect: Vec<String> = ["a", "b", "c"][..names.len()]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            assert_eq!(names, expect);
+            kept_some |= !names.is_empty();
+        }
+        assert!(kept_some);
     }
 
     #[test]

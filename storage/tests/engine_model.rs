@@ -1,0 +1,143 @@
+//! The engine against a `BTreeMap` model: random batches of puts and deletes, point reads,
+//! range scans, flushes and reopens. After a reopen only flushed batches are there, and the test
+//! re-applies the rest from its own record of batches, the way Raft re-applies its log.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use proptest::prelude::*;
+use qastore_storage::vfs::SimVfs;
+use qastore_storage::{Engine, EngineOptions, WriteBatch};
+
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Batch(Vec<(u8, Option<Vec<u8>>)>),
+    Get(u8),
+    Scan(u8, u8, bool),
+    Flush,
+    Reopen,
+}
+
+fn key(k: u8) -> Vec<u8> {
+    // Shared prefixes exercise prefix compression; varied lengths exercise ordering.
+    format!("user/{:02}/{}", k % 40, "o".repeat(usize::from(k % 3))).into_bytes()
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let write = (
+        any::<u8>(),
+        proptest::option::weighted(0.8, proptest::collection::vec(any::<u8>(), 0..120)),
+    );
+    prop_oneof![
+        8 => proptest::collection::vec(write, 0..12).prop_map(Op::Batch),
+        3 => any::<u8>().prop_map(Op::Get),
+        2 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, i)| Op::Scan(a, b, i)),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn options() -> EngineOptions {
+    let mut o = EngineOptions {
+        memtable_bytes: 1500,
+        max_immutable_memtables: 2,
+        ..EngineOptions::default()
+    };
+    o.table.block_bytes = 200;
+    o.table.restart_interval = 3;
+    o
+}
+
+fn to_batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
+    let mut b = WriteBatch::new();
+    for (k, v) in ops {
+        match v {
+            Some(v) => b.put(key(*k), v.clone()),
+            None => b.delete(key(*k)),
+        };
+    }
+    b
+}
+
+fn model_at(batches: &[Vec<(u8, Option<Vec<u8>>)>], upto: usize) -> Model {
+    let mut m = Model::new();
+    for ops in &batches[..upto] {
+        for (k, v) in ops {
+            match v {
+                Some(v) => m.insert(key(*k), v.clone()),
+                None => m.remove(&key(*k)),
+            };
+        }
+    }
+    m
+}
+
+fn scan_all(e: &Engine) -> Model {
+    e.scan(Bound::Unbounded, Bound::Unbounded)
+        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn engine_matches_a_btreemap(ops in proptest::collection::vec(op(), 1..80)) {
+        let vfs = SimVfs::new(0);
+        let mut engine = Engine::open(vfs.shared(), "/db", options()).unwrap();
+        let mut batches: Vec<Vec<(u8, Option<Vec<u8>>)>> = Vec::new();
+        let mut model = Model::new();
+        let mut flushed_at_least = 0u64;
+        for op in ops {
+            match op {
+                Op::Batch(w) => {
+                    batches.push(w.clone());
+                    engine.apply(&to_batch(&w), batches.len() as u64).unwrap();
+                    for (k, v) in w {
+                        match v {
+                            Some(v) => model.insert(key(k), v),
+                            None => model.remove(&key(k)),
+                        };
+                    }
+                }
+                Op::Get(k) => {
+                    let got = engine.get(&key(k)).unwrap().map(|b| b.to_vec());
+                    prop_assert_eq!(got.as_ref(), model.get(&key(k)));
+                }
+                Op::Scan(a, b, inclusive) => {
+                    let (lo, hi) = { let (x, y) = (key(a), key(b)); if x <= y { (x, y) } else { (y, x) } };
+                    let upper = if inclusive { Bound::Included(&hi[..]) } else { Bound::Excluded(&hi[..]) };
+                    let got: Vec<_> = engine
+                        .scan(Bound::Included(&lo[..]), upper)
+                        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
+                        .collect();
+                    let want: Vec<_> = model
+                        .range::<Vec<u8>, _>((Bound::Included(lo.clone()), upper.map(<[u8]>::to_vec)))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    prop_assert_eq!(got, want);
+                }
+                Op::Flush => {
+                    engine.flush().unwrap();
+                    flushed_at_least = batches.len() as u64;
+                    prop_assert_eq!(engine.flushed_index(), flushed_at_least);
+                }
+                Op::Reopen => {
+                    drop(engine);
+                    engine = Engine::open(vfs.shared(), "/db", options()).unwrap();
+                    let flushed = engine.flushed_index();
+                    prop_assert!(flushed >= flushed_at_least);
+                    prop_assert!(flushed <= batches.len() as u64);
+                    prop_assert_eq!(scan_all(&engine), model_at(&batches, flushed as usize));
+                    for i in flushed as usize..batches.len() {
+                        engine.apply(&to_batch(&batches[i]), i as u64 + 1).unwrap();
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(scan_all(&engine), model);
+        engine.verify().unwrap();
+    }
+}
