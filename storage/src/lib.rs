@@ -5,6 +5,52 @@
 //! ([`memtable`]), SSTables ([`sstable`]) and a manifest ([`manifest`]). The engine has no WAL
 //! of its own: the Raft log is the WAL, so the engine reports the last log index it has durably
 //! flushed and the caller re-applies the rest after a restart.
+//!
+//! The write-ahead log:
+//!
+//! ```
+//! use qastore_storage::vfs::OsVfs;
+//! use qastore_storage::wal::{LogId, Wal, WalEntry, WalOptions};
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().join("wal");
+//! let wal = Wal::open(OsVfs::shared(), &dir, WalOptions::default())?;
+//! wal.append(&[WalEntry::new(1, 1, b"first".to_vec())], |durable| {
+//!     // Runs on the flusher thread once the entry is fsynced, or with the error that stopped
+//!     // the WAL. Keep it short: hand the result to a channel.
+//!     let _ = durable;
+//! })?;
+//! wal.append_sync(&[WalEntry::new(2, 1, b"second".to_vec())])?; // waits for durability
+//! let entries = wal.read(1..3)?;
+//! wal.truncate_after(1)?;                   // durable before it returns
+//! wal.purge_up_to(LogId::new(1, 1))?;       // whole segments, metadata kept
+//! # assert_eq!(entries.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The engine:
+//!
+//! ```
+//! use std::ops::Bound;
+//! use qastore_storage::{Engine, EngineOptions, WriteBatch};
+//! use qastore_storage::vfs::OsVfs;
+//! # let tmp = tempfile::tempdir()?;
+//! # let dir = tmp.path().join("db");
+//! let engine = Engine::open(OsVfs::shared(), &dir, EngineOptions::default())?;
+//! let mut batch = WriteBatch::new();
+//! batch.put("order/u1/42", "ALIVE").delete("order/u1/41");
+//! engine.apply(&batch, 7)?;                         // log index 7
+//! let value = engine.get(b"order/u1/42")?;
+//! for row in engine.scan(Bound::Included(&b"order/u1/"[..]), Bound::Unbounded) {
+//!     let (key, value) = row?;
+//!     println!("{key:?} = {value:?}");
+//! }
+//! let alive = engine.scan_prefix(b"order/u1/").count();
+//! engine.flush()?;                                  // everything up to index 7 is now in tables
+//! assert_eq!(engine.flushed_index(), 7);
+//! # assert_eq!(value.as_deref(), Some(&b"ALIVE"[..]));
+//! # assert_eq!(alive, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod batch;
 pub mod codec;

@@ -10,6 +10,8 @@ use qastore_storage::vfs::SimVfs;
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+/// One batch: (key id, value or delete).
+type Ops = Vec<(u8, Option<Vec<u8>>)>;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -61,7 +63,7 @@ fn to_batch(ops: &[(u8, Option<Vec<u8>>)]) -> WriteBatch {
     b
 }
 
-fn model_at(batches: &[Vec<(u8, Option<Vec<u8>>)>], upto: usize) -> Model {
+fn model_at(batches: &[Ops], upto: usize) -> Model {
     let mut m = Model::new();
     for ops in &batches[..upto] {
         for (k, v) in ops {
@@ -87,7 +89,7 @@ proptest! {
     fn engine_matches_a_btreemap(ops in proptest::collection::vec(op(), 1..80)) {
         let vfs = SimVfs::new(0);
         let mut engine = Engine::open(vfs.shared(), "/db", options()).unwrap();
-        let mut batches: Vec<Vec<(u8, Option<Vec<u8>>)>> = Vec::new();
+        let mut batches: Vec<Ops> = Vec::new();
         let mut model = Model::new();
         let mut flushed_at_least = 0u64;
         for op in ops {
@@ -131,8 +133,8 @@ proptest! {
                     prop_assert!(flushed >= flushed_at_least);
                     prop_assert!(flushed <= batches.len() as u64);
                     prop_assert_eq!(scan_all(&engine), model_at(&batches, flushed as usize));
-                    for i in flushed as usize..batches.len() {
-                        engine.apply(&to_batch(&batches[i]), i as u64 + 1).unwrap();
+                    for (i, ops) in batches.iter().enumerate().skip(flushed as usize) {
+                        engine.apply(&to_batch(ops), i as u64 + 1).unwrap();
                     }
                 }
             }

@@ -14,7 +14,7 @@ use crossbeam_skiplist::SkipMap;
 
 pub use iter::MemtableIter;
 
-use crate::ikey::{InternalKey, ValueKind, TRAILER};
+use crate::ikey::{IKey, InternalKey, ValueKind, TRAILER};
 
 /// Approximate per-entry cost of the skip list node beyond key and value bytes.
 const NODE_OVERHEAD: usize = 64;
@@ -73,9 +73,22 @@ impl Memtable {
 
     /// The newest version of `user_key` with a sequence number at or below `snapshot`.
     pub fn get(&self, user_key: &[u8], snapshot: u64) -> Option<Lookup> {
-        // Kind does not take part in ordering; any byte works for the probe.
-        let probe = InternalKey::new(user_key, snapshot, ValueKind::Put);
-        let entry = self.map.lower_bound(Bound::Included(probe.as_ikey()))?;
+        // Kind does not take part in ordering; any byte works for the probe. Short keys are
+        // encoded on the stack: this is the hot path of every read.
+        let mut stack = [0u8; 128];
+        let heap;
+        let probe: &[u8] = if user_key.len() + TRAILER <= stack.len() {
+            let n = user_key.len();
+            stack[..n].copy_from_slice(user_key);
+            stack[n..n + 8].copy_from_slice(&snapshot.to_be_bytes());
+            stack[n + 8] = ValueKind::Put as u8;
+            &stack[..n + TRAILER]
+        } else {
+            heap = InternalKey::new(user_key, snapshot, ValueKind::Put);
+            heap.as_bytes()
+        };
+        let probe = IKey::from_bytes(probe)?;
+        let entry = self.map.lower_bound(Bound::Included(probe))?;
         let ikey = entry.key().as_ikey();
         if ikey.user_key() != user_key {
             return None;
