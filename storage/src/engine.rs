@@ -35,7 +35,7 @@ use crate::memtable::{Lookup, Memtable, MemtableIter};
 use crate::merge::{MergeIter, Source, VisibleIter};
 use crate::version::{ReadCounters, Version};
 use crate::version_set::VersionSet;
-use crate::vfs::VfsRef;
+use crate::vfs::{FileLock, VfsRef, LOCK_FILE};
 use stats::Counters;
 
 /// What readers use: the memtables and tables of one moment.
@@ -90,6 +90,7 @@ pub struct Engine {
     inner: Arc<Inner>,
     wake_flusher: Mutex<Option<Sender<()>>>,
     flusher: Option<JoinHandle<()>>,
+    _lock: FileLock,
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,6 +109,7 @@ impl Engine {
         let span = tracing::info_span!("engine_open", dir = %dir.display());
         let _enter = span.enter();
         vfs.create_dir_all(&dir)?;
+        let lock = vfs.lock(&dir.join(LOCK_FILE))?;
         let versions = VersionSet::recover(vfs.clone(), &dir, opts.max_manifest_bytes)?;
         let flushed_seq = versions.flushed_seq();
         let flushed_index = index_of(flushed_seq);
@@ -141,6 +143,7 @@ impl Engine {
             inner,
             wake_flusher: Mutex::new(Some(tx)),
             flusher: Some(flusher),
+            _lock: lock,
         })
     }
 
@@ -385,7 +388,8 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Frozen memtables still get flushed; the active one is left to be re-applied.
+        // Frozen memtables still get flushed; the active one is left to be re-applied. The
+        // directory lock is released last, after the flush thread is gone.
         self.wake_flusher.lock().take();
         if let Some(handle) = self.flusher.take() {
             let _ = handle.join();

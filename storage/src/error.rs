@@ -50,6 +50,13 @@ pub enum Error {
     #[error("engine stopped after a background failure: {0}")]
     EngineFailed(Arc<Error>),
 
+    /// Another process (or another open instance) holds the directory's lock.
+    #[error("{path} is locked: another process is using this directory")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
     /// The component was closed while the operation was pending.
     #[error("{0} is closed")]
     Closed(&'static str),

@@ -282,3 +282,31 @@ async fn a_full_flush_queue_stalls_writes_until_a_flush_finishes() {
     assert_eq!(e.stats().immutable_memtables, 0);
     assert_eq!(all(&e).len(), 4);
 }
+
+#[test]
+fn a_directory_is_opened_by_one_engine_or_wal_at_a_time() {
+    use qastore_storage::wal::{Wal, WalOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let e = Engine::open(OsVfs::shared(), dir.path().join("db"), small()).unwrap();
+    match Engine::open(OsVfs::shared(), dir.path().join("db"), small()) {
+        Err(Error::Locked { path }) => assert!(path.ends_with("db/LOCK")),
+        other => panic!("expected a lock error, got {other:?}"),
+    }
+    let w = Wal::open(OsVfs::shared(), dir.path().join("wal"), WalOptions::default()).unwrap();
+    assert!(matches!(
+        Wal::open(OsVfs::shared(), dir.path().join("wal"), WalOptions::default()),
+        Err(Error::Locked { .. })
+    ));
+    drop((e, w));
+    Engine::open(OsVfs::shared(), dir.path().join("db"), small()).unwrap();
+    Wal::open(OsVfs::shared(), dir.path().join("wal"), WalOptions::default()).unwrap();
+
+    let vfs = SimVfs::new(1);
+    let e = Engine::open(vfs.shared(), "/db", small()).unwrap();
+    assert!(matches!(
+        Engine::open(vfs.shared(), "/db", small()),
+        Err(Error::Locked { .. })
+    ));
+    drop(e);
+    Engine::open(vfs.shared(), "/db", small()).unwrap();
+}

@@ -66,6 +66,9 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> Result<()>;
     /// Whether a file or directory exists at `path`.
     fn exists(&self, path: &Path) -> Result<bool>;
+    /// Takes an exclusive lock on the file at `path` (creating it if needed), held until the
+    /// returned guard is dropped. Fails with [`Error::Locked`] if someone else holds it.
+    fn lock(&self, path: &Path) -> Result<FileLock>;
     /// Maps a file read-only. The file must not change while mapped: we only map files that are
     /// complete and never written again.
     fn map(&self, path: &Path) -> Result<Bytes>;
@@ -88,6 +91,24 @@ pub trait Vfs: Send + Sync + fmt::Debug {
 
 /// A shared file system.
 pub type VfsRef = Arc<dyn Vfs>;
+
+/// An exclusive lock on a file, released when dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    _held: Box<dyn fmt::Debug + Send + Sync>,
+}
+
+impl FileLock {
+    /// Wraps whatever keeps the lock held (dropping it must release the lock).
+    pub fn new(held: impl fmt::Debug + Send + Sync + 'static) -> Self {
+        FileLock {
+            _held: Box::new(held),
+        }
+    }
+}
+
+/// The name of the lock file in WAL and engine directories.
+pub const LOCK_FILE: &str = "LOCK";
 
 /// Writes `data` to `path` crash-atomically: a temporary file is written and fsynced, renamed
 /// over `path`, and the directory is fsynced. After a crash `path` holds either the old or the

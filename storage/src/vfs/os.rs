@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use super::{FileRef, Vfs, VfsFile};
+use super::{FileLock, FileRef, Vfs, VfsFile};
 use crate::error::{Error, Result};
 
 /// Real files on the local file system.
@@ -129,6 +129,23 @@ impl Vfs for OsVfs {
 
     fn exists(&self, path: &Path) -> Result<bool> {
         path.try_exists().map_err(|e| Error::io("stat", path, e))
+    }
+
+    fn lock(&self, path: &Path) -> Result<FileLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io("open", path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(FileLock::new(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                path: path.to_path_buf(),
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        }
     }
 
     fn map(&self, path: &Path) -> Result<Bytes> {

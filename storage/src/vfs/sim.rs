@@ -26,7 +26,7 @@ use parking_lot::Mutex;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{parent_dir, FileRef, Vfs, VfsFile};
+use super::{parent_dir, FileLock, FileRef, Vfs, VfsFile};
 use crate::error::{Error, Result};
 
 /// What survives of bytes written after a file's last fsync when the power is cut.
@@ -207,6 +207,9 @@ struct State {
     mutating_ops: u64,
     syncs: u64,
     sync_latency: std::time::Duration,
+    /// Held locks: path -> (boot generation, token).
+    locks: BTreeMap<PathBuf, u64>,
+    next_lock: u64,
     rng: SmallRng,
 }
 
@@ -244,6 +247,8 @@ impl SimVfs {
                 mutating_ops: 0,
                 syncs: 0,
                 sync_latency: std::time::Duration::ZERO,
+                locks: BTreeMap::new(),
+                next_lock: 0,
                 rng: SmallRng::seed_from_u64(seed),
             })),
         }
@@ -265,6 +270,8 @@ impl SimVfs {
         let mut st = self.state.lock();
         st.halted = false;
         st.crash_after = None;
+        // The processes that held locks died with the machine.
+        st.locks.clear();
     }
 
     /// Whether the power is cut (until [`SimVfs::restart`]).
@@ -461,6 +468,24 @@ impl State {
 
     fn dir_mut(&mut self, op: &'static str, dir: &Path) -> Result<&mut Dir> {
         self.dirs.get_mut(dir).ok_or_else(|| not_found(op, dir))
+    }
+}
+
+/// A lock held in a [`SimVfs`]; releasing it only removes the lock it took (a restart may have
+/// cleared it and someone else may hold the path now).
+#[derive(Debug)]
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    token: u64,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut st = self.state.lock();
+        if st.locks.get(&self.path) == Some(&self.token) {
+            st.locks.remove(&self.path);
+        }
     }
 }
 
@@ -701,6 +726,28 @@ impl Vfs for SimVfs {
         let mut st = self.state.lock();
         st.check("stat", None, false, path, None)?;
         Ok(st.dirs.contains_key(path) || st.lookup(path).is_some())
+    }
+
+    fn lock(&self, path: &Path) -> Result<FileLock> {
+        let mut st = self.state.lock();
+        st.check("lock", None, false, path, None)?;
+        if st.lookup(path).is_none() {
+            let (dir, name) = split(path);
+            st.dir_mut("lock", &dir)?.live.insert(name, Arc::default());
+        }
+        if st.locks.contains_key(path) {
+            return Err(Error::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        st.next_lock += 1;
+        let token = st.next_lock;
+        st.locks.insert(path.to_path_buf(), token);
+        Ok(FileLock::new(SimLock {
+            state: self.state.clone(),
+            path: path.to_path_buf(),
+            token,
+        }))
     }
 
     fn map(&self, path: &Path) -> Result<Bytes> {

@@ -36,7 +36,7 @@ pub use stats::WalStats;
 
 use crate::error::{Error, InvalidArgument, Result};
 use crate::frame::{encode_frame, FRAME_HEADER, MAX_FRAME_PAYLOAD};
-use crate::vfs::{temp_path, VfsRef};
+use crate::vfs::{temp_path, FileLock, VfsRef, LOCK_FILE};
 use entry::ENTRY_FIXED;
 use flusher::{Command, PendingRename, Shared};
 use meta::MetaFile;
@@ -125,6 +125,7 @@ pub struct Wal {
     tx: Mutex<Option<Sender<Command>>>,
     flusher: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
+    _lock: FileLock,
 }
 
 impl std::fmt::Debug for Wal {
@@ -140,6 +141,7 @@ impl Wal {
         let span = tracing::info_span!("wal_open", dir = %dir.display());
         let _enter = span.enter();
         vfs.create_dir_all(&dir)?;
+        let lock = vfs.lock(&dir.join(LOCK_FILE))?;
         let shared = Arc::new(Shared::default());
 
         let mut seg_names = Vec::new();
@@ -190,6 +192,7 @@ impl Wal {
             tx: Mutex::new(Some(tx)),
             flusher: Some(flusher),
             shared,
+            _lock: lock,
         })
     }
 
