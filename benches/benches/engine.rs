@@ -76,7 +76,7 @@ fn memtable_insert(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 let mut start = Instant::now();
                 for i in 0..iters {
-                    if i % MEMTABLE_ENTRIES == 0 {
+                    if i.is_multiple_of(MEMTABLE_ENTRIES) {
                         total += start.elapsed();
                         m = Memtable::new();
                         start = Instant::now();
@@ -92,7 +92,7 @@ fn memtable_insert(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 let mut start = Instant::now();
                 for i in 0..iters {
-                    if i % MEMTABLE_ENTRIES == 0 {
+                    if i.is_multiple_of(MEMTABLE_ENTRIES) {
                         total += start.elapsed();
                         m = SkipMap::new();
                         start = Instant::now();

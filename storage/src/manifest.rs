@@ -170,6 +170,13 @@ pub fn replay(vfs: &dyn Vfs, dir: &Path) -> Result<Option<(u64, ManifestState)>>
         ));
     };
     let path = dir.join(name);
+    if !vfs.exists(&path)? {
+        return Err(Error::corruption(
+            &current,
+            0,
+            format!("CURRENT names {name}, which does not exist"),
+        ));
+    }
     let buf = vfs.read_all(&path)?;
     check_header(&buf).map_err(|r| Error::corruption(&path, 0, r))?;
     let mut state = ManifestState::default();

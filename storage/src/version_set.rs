@@ -31,11 +31,26 @@ impl VersionSet {
     /// Recovers the file set of the engine in `dir` (creating an empty one if there is none).
     pub fn recover(vfs: VfsRef, dir: &Path, max_manifest_bytes: u64) -> Result<VersionSet> {
         let replayed = manifest::replay(vfs.as_ref(), dir)?;
+        let names = vfs.list(dir)?;
         let mut state = match replayed {
             Some((_, state)) => state,
-            None => ManifestState::default(),
+            None => {
+                // Without CURRENT the directory is new, or the first open crashed before
+                // CURRENT was written: then there is no table. Tables without CURRENT mean the
+                // directory was damaged; starting empty would delete them as leftovers.
+                if let Some(table) = names
+                    .iter()
+                    .find(|n| matches!(classify(n), FileKind::Table(_)))
+                {
+                    return Err(Error::corruption(
+                        dir.join(table),
+                        0,
+                        "tables exist but CURRENT is missing; refusing to start empty",
+                    ));
+                }
+                ManifestState::default()
+            }
         };
-        let names = vfs.list(dir)?;
         let max_seen = names
             .iter()
             .filter_map(|n| match classify(n) {

@@ -7,9 +7,9 @@
 //! of the files (half-written frames, tables never renamed, manifests mid-roll), not power loss;
 //! the power-cut tests cover that.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::ops::Bound;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use qastore_storage::vfs::OsVfs;
 use qastore_storage::wal::{Wal, WalEntry, WalOptions};
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
 use rand::{Rng, SeedableRng};
+use support::{contents, Op, State};
 
 const CHILD_ENV: &str = "QASTORE_CRASH_LOOP_DIR";
 const ROUNDS: usize = 24;
@@ -39,12 +40,12 @@ fn engine_opts() -> EngineOptions {
     o
 }
 
-fn ops(i: u64) -> Vec<(String, Option<String>)> {
+fn ops(i: u64) -> Vec<Op> {
     let mut v = vec![(
         format!("k{:03}", i % 211),
         Some(format!("{i}:{}", "p".repeat((i % 64) as usize))),
     )];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         v.push((format!("k{:03}", (i * 13) % 211), None));
     }
     v
@@ -55,27 +56,11 @@ fn payload(i: u64) -> Vec<u8> {
 }
 
 fn batch(i: u64) -> WriteBatch {
-    let mut b = WriteBatch::new();
-    for (k, v) in ops(i) {
-        match v {
-            Some(v) => b.put(k, v),
-            None => b.delete(k),
-        };
-    }
-    b
+    support::write_batch(&ops(i))
 }
 
-fn model(upto: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for i in 1..=upto {
-        for (k, v) in ops(i) {
-            match v {
-                Some(v) => m.insert(k.into_bytes(), v.into_bytes()),
-                None => m.remove(k.as_bytes()),
-            };
-        }
-    }
-    m
+fn model(upto: u64) -> State {
+    support::model((1..=upto).map(ops))
 }
 
 /// Reopens both, brings the engine up to the WAL's end the way Raft would, and returns them.
@@ -116,7 +101,7 @@ fn child(dir: &Path) {
         })
         .unwrap();
         engine.apply(&batch(i), i).unwrap();
-        if i % 97 == 0 {
+        if i.is_multiple_of(97) {
             engine.flush().unwrap();
             use std::io::Write;
             let mut o = out.lock().unwrap();
@@ -196,12 +181,8 @@ fn sigkill_at_random_moments_loses_nothing_reported_durable() {
             engine.flushed_index() >= flushed,
             "round {round}: flush regressed"
         );
-        let got: BTreeMap<_, _> = engine
-            .scan(Bound::Unbounded, Bound::Unbounded)
-            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-            .collect();
         assert_eq!(
-            got,
+            contents(&engine),
             model(last),
             "round {round}: engine differs from the log"
         );

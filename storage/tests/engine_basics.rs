@@ -292,14 +292,28 @@ fn a_directory_is_opened_by_one_engine_or_wal_at_a_time() {
         Err(Error::Locked { path }) => assert!(path.ends_with("db/LOCK")),
         other => panic!("expected a lock error, got {other:?}"),
     }
-    let w = Wal::open(OsVfs::shared(), dir.path().join("wal"), WalOptions::default()).unwrap();
+    let w = Wal::open(
+        OsVfs::shared(),
+        dir.path().join("wal"),
+        WalOptions::default(),
+    )
+    .unwrap();
     assert!(matches!(
-        Wal::open(OsVfs::shared(), dir.path().join("wal"), WalOptions::default()),
+        Wal::open(
+            OsVfs::shared(),
+            dir.path().join("wal"),
+            WalOptions::default()
+        ),
         Err(Error::Locked { .. })
     ));
     drop((e, w));
     Engine::open(OsVfs::shared(), dir.path().join("db"), small()).unwrap();
-    Wal::open(OsVfs::shared(), dir.path().join("wal"), WalOptions::default()).unwrap();
+    Wal::open(
+        OsVfs::shared(),
+        dir.path().join("wal"),
+        WalOptions::default(),
+    )
+    .unwrap();
 
     let vfs = SimVfs::new(1);
     let e = Engine::open(vfs.shared(), "/db", small()).unwrap();

@@ -2,14 +2,15 @@
 //! range scans, flushes and reopens. After a reopen only flushed batches are there, and the test
 //! re-applies the rest from its own record of batches, the way Raft re-applies its log.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::ops::Bound;
 
 use proptest::prelude::*;
 use qastore_storage::vfs::SimVfs;
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
 
-type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+use support::{contents, State as Model};
 /// One batch: (key id, value or delete).
 type Ops = Vec<(u8, Option<Vec<u8>>)>;
 
@@ -76,14 +77,8 @@ fn model_at(batches: &[Ops], upto: usize) -> Model {
     m
 }
 
-fn scan_all(e: &Engine) -> Model {
-    e.scan(Bound::Unbounded, Bound::Unbounded)
-        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-        .collect()
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_matches_a_btreemap(ops in proptest::collection::vec(op(), 1..80)) {
@@ -132,14 +127,14 @@ proptest! {
                     let flushed = engine.flushed_index();
                     prop_assert!(flushed >= flushed_at_least);
                     prop_assert!(flushed <= batches.len() as u64);
-                    prop_assert_eq!(scan_all(&engine), model_at(&batches, flushed as usize));
+                    prop_assert_eq!(contents(&engine), model_at(&batches, flushed as usize));
                     for (i, ops) in batches.iter().enumerate().skip(flushed as usize) {
                         engine.apply(&to_batch(ops), i as u64 + 1).unwrap();
                     }
                 }
             }
         }
-        prop_assert_eq!(scan_all(&engine), model);
+        prop_assert_eq!(contents(&engine), model);
         engine.verify().unwrap();
     }
 }

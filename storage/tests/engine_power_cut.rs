@@ -2,12 +2,12 @@
 //! restart the engine holds exactly the batches up to its flushed index (at least as far as any
 //! flush that returned), nothing of later batches, and every file it lists reads back intact.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+mod support;
 
 use proptest::prelude::*;
 use qastore_storage::vfs::{PowerCut, SimVfs};
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
+use support::{contents, Op, State};
 
 fn options() -> EngineOptions {
     let mut o = EngineOptions {
@@ -21,12 +21,12 @@ fn options() -> EngineOptions {
 }
 
 /// Batch `i` of the workload (deterministic, so the model can be rebuilt from the index).
-fn batch(i: u64) -> Vec<(String, Option<String>)> {
+fn batch(i: u64) -> Vec<Op> {
     let mut ops = vec![(
         format!("k{:03}", i % 53),
         Some(format!("v{i}-{}", "x".repeat((i % 40) as usize))),
     )];
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         ops.push((format!("k{:03}", (i * 7) % 53), None));
     }
     ops.push((format!("seq{:04}", i), Some(i.to_string())));
@@ -34,33 +34,11 @@ fn batch(i: u64) -> Vec<(String, Option<String>)> {
 }
 
 fn write_batch(i: u64) -> WriteBatch {
-    let mut b = WriteBatch::new();
-    for (k, v) in batch(i) {
-        match v {
-            Some(v) => b.put(k, v),
-            None => b.delete(k),
-        };
-    }
-    b
+    support::write_batch(&batch(i))
 }
 
-fn model(upto: u64) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let mut m = BTreeMap::new();
-    for i in 1..=upto {
-        for (k, v) in batch(i) {
-            match v {
-                Some(v) => m.insert(k.into_bytes(), v.into_bytes()),
-                None => m.remove(k.as_bytes()),
-            };
-        }
-    }
-    m
-}
-
-fn contents(e: &Engine) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    e.scan(Bound::Unbounded, Bound::Unbounded)
-        .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
-        .collect()
+fn model(upto: u64) -> State {
+    support::model((1..=upto).map(batch))
 }
 
 fn mode() -> impl Strategy<Value = PowerCut> {
@@ -83,7 +61,7 @@ fn reopen(vfs: &SimVfs) -> Engine {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn power_cut_keeps_exactly_the_flushed_batches(
@@ -102,7 +80,7 @@ proptest! {
             if engine.apply(&write_batch(i), i).is_err() {
                 break;
             }
-            if i % flush_every == 0 {
+            if i.is_multiple_of(flush_every) {
                 match engine.flush() {
                     Ok(()) => durable = i,
                     Err(_) => break,

@@ -89,3 +89,32 @@ fn a_damaged_footer_or_index_fails_the_open_naming_the_file() {
         }
     }
 }
+
+#[test]
+fn a_missing_current_or_manifest_refuses_to_open_instead_of_starting_empty() {
+    let vfs = SimVfs::new(1);
+    let e = Engine::open(vfs.shared(), "/db", options()).unwrap();
+    fill(&e);
+    drop(e);
+    let current = PathBuf::from("/db/CURRENT");
+    let pointer = vfs.read_all(&current).unwrap();
+    let manifest = PathBuf::from("/db").join(std::str::from_utf8(&pointer).unwrap().trim());
+    let saved = vfs.read_all(&manifest).unwrap();
+    vfs.remove(&manifest).unwrap();
+    let err = Engine::open(vfs.shared(), "/db", options()).unwrap_err();
+    assert!(
+        matches!(err, Error::Corruption { ref file, .. } if *file == current),
+        "{err}"
+    );
+    let f = vfs.create(&manifest).unwrap();
+    f.write_at(0, &saved).unwrap();
+    vfs.remove(&current).unwrap();
+    let err = Engine::open(vfs.shared(), "/db", options()).unwrap_err();
+    assert!(err.to_string().contains("CURRENT is missing"), "{err}");
+    // Nothing was deleted: putting CURRENT back restores everything.
+    let f = vfs.create(&current).unwrap();
+    f.write_at(0, &pointer).unwrap();
+    let e = Engine::open(vfs.shared(), "/db", options()).unwrap();
+    assert_eq!(e.flushed_index(), 200);
+    assert!(e.get(b"key0200").unwrap().is_some());
+}

@@ -134,7 +134,7 @@ fn mode() -> impl Strategy<Value = PowerCut> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     /// Power is cut at a random operation of a random workload (appends, votes, purges, segment
     /// roll-overs). After the restart, everything reported durable is there, intact; whatever
