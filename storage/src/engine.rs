@@ -4,19 +4,22 @@
 //! active memtable and becomes visible at once and whole: readers take the snapshot "everything
 //! up to the last applied index" (`snapshot_at(index)`), so they never see part of a batch.
 //! Between batches, a full memtable is frozen into the immutable queue and a background thread
-//! writes it to a level-0 table and records that in the manifest.
+//! writes it to a level-0 table and records that in the manifest; compaction threads merge
+//! tables down the levels (see [`crate::compaction`]), and writers are slowed down, then
+//! stopped, when flushing or compaction falls behind.
 //!
 //! The engine has no WAL: what is not yet in a table is lost in a crash, and after a restart
 //! [`Engine::flushed_index`] tells the caller from which log index to re-apply.
 
+mod compact;
 mod flush;
 mod options;
 mod stats;
+mod wakeup;
 
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -25,18 +28,22 @@ use bytes::Bytes;
 use event_listener::{Event, Listener};
 use parking_lot::{Mutex, RwLock};
 
+pub use crate::compaction::WritePressure;
 pub use options::EngineOptions;
 pub use stats::{EngineStats, LevelStats};
 
 use crate::batch::{BatchOp, WriteBatch};
+use crate::compaction::{picker, pressure};
 use crate::error::{Error, InvalidArgument, Result};
 use crate::ikey::{index_of, seq_of, snapshot_at, ValueKind, MAX_LOG_INDEX};
 use crate::memtable::{Lookup, Memtable, MemtableIter};
 use crate::merge::{MergeIter, Source, VisibleIter};
-use crate::version::{ReadCounters, Version};
+use crate::version::{ReadCounters, Version, NUM_LEVELS};
 use crate::version_set::VersionSet;
 use crate::vfs::{FileLock, VfsRef, LOCK_FILE};
+use compact::CompactionState;
 use stats::Counters;
+use wakeup::Wakeup;
 
 /// What readers use: the memtables and tables of one moment.
 #[derive(Debug)]
@@ -57,12 +64,16 @@ struct Inner {
     visible_seq: AtomicU64,
     flushed_index: AtomicU64,
     view: RwLock<Arc<View>>,
+    /// Lock order: `versions` before `view`.
     versions: Mutex<VersionSet>,
-    /// Signalled whenever a flush finishes or the engine fails.
-    flushed: Event,
+    /// Signalled whenever a flush or compaction finishes, or the engine fails.
+    progress: Event,
     failure: Mutex<Option<Arc<Error>>>,
     counters: Counters,
     reads: ReadCounters,
+    flush_wakeup: Wakeup,
+    compact_wakeup: Wakeup,
+    compaction: Mutex<CompactionState>,
 }
 
 impl Inner {
@@ -76,11 +87,29 @@ impl Inner {
 
     fn fail(&self, err: Error) {
         self.failure.lock().get_or_insert_with(|| Arc::new(err));
-        self.flushed.notify(usize::MAX);
+        self.progress.notify(usize::MAX);
     }
 
-    fn queue_full(&self) -> bool {
-        self.view().immutables.len() >= self.opts.max_immutable_memtables
+    /// Installs a version for readers. Callers hold the version-set lock, so versions from
+    /// flushes and compactions reach readers in the order they were made.
+    fn publish(&self, version: Arc<Version>) {
+        let mut view = self.view.write();
+        *view = Arc::new(View {
+            active: view.active.clone(),
+            immutables: view.immutables.clone(),
+            version,
+        });
+    }
+
+    fn pressure(&self) -> WritePressure {
+        let view = self.view();
+        let queue_full = view.immutables.len() >= self.opts.max_immutable_memtables;
+        pressure::pressure(
+            &view.version,
+            &self.opts.level_shape(),
+            &self.opts.pressure_limits(),
+            queue_full,
+        )
     }
 }
 
@@ -88,8 +117,7 @@ impl Inner {
 /// serialized internally.
 pub struct Engine {
     inner: Arc<Inner>,
-    wake_flusher: Mutex<Option<Sender<()>>>,
-    flusher: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     _lock: FileLock,
 }
 
@@ -127,31 +155,50 @@ impl Engine {
             flushed_index: AtomicU64::new(flushed_index),
             view: RwLock::new(Arc::new(view)),
             versions: Mutex::new(versions),
-            flushed: Event::new(),
+            progress: Event::new(),
             failure: Mutex::new(None),
             counters: Counters::default(),
             reads: ReadCounters::default(),
+            flush_wakeup: Wakeup::default(),
+            compact_wakeup: Wakeup::default(),
+            compaction: Mutex::new(CompactionState::default()),
         });
-        let (tx, rx) = mpsc::channel();
-        let worker = inner.clone();
-        let flusher = std::thread::Builder::new()
-            .name("qastore-flush".into())
-            .spawn(move || flush::run(worker, rx))
-            .map_err(|e| Error::io("spawn", "qastore-flush", e))?;
+        let mut threads = Vec::new();
+        let spawn = |name: String, body: fn(Arc<Inner>)| {
+            let worker = inner.clone();
+            std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || body(worker))
+                .map_err(|e| Error::io("spawn", name, e))
+        };
+        let mut start = || -> Result<()> {
+            threads.push(spawn("qastore-flush".into(), flush::run)?);
+            for i in 0..inner.opts.compaction_threads.max(1) {
+                threads.push(spawn(format!("qastore-compact-{i}"), compact::worker)?);
+            }
+            Ok(())
+        };
+        if let Err(e) = start() {
+            shutdown(&inner, &mut threads);
+            return Err(e);
+        }
+        // Work left over from before (an L0 past its trigger) starts now.
+        inner.compact_wakeup.raise();
         tracing::info!(flushed_index, "engine opened");
         Ok(Engine {
             inner,
-            wake_flusher: Mutex::new(Some(tx)),
-            flusher: Some(flusher),
+            threads,
             _lock: lock,
         })
     }
 
     /// Applies `batch` as the entry at `log_index`, which must be above every index applied
     /// before. Operation `i` gets sequence number `log_index << 16 | i`; the batch becomes
-    /// visible whole. Bad input is refused before anything changes. If the frozen-memtable
-    /// queue is full this waits for a flush (async callers should await
-    /// [`Engine::write_room`] first).
+    /// visible whole. Bad input is refused before anything changes.
+    ///
+    /// This may block for back-pressure: a short delay while compaction is behind, or a wait
+    /// for a flush or compaction when a stop threshold is reached (see [`WritePressure`]).
+    /// Call it off the async runtime; async callers can await [`Engine::write_room`] first.
     pub fn apply(&self, batch: &WriteBatch, log_index: u64) -> Result<()> {
         let opts = &self.inner.opts;
         batch.validate(opts.max_key_bytes, opts.max_value_bytes)?;
@@ -173,21 +220,25 @@ impl Engine {
             }
             .into());
         }
-        self.wait_for_room_blocking()?;
+        self.yield_to_pressure()?;
         let view = self.inner.view();
+        let mut user_bytes = 0;
         for (ordinal, op) in batch.ops().iter().enumerate() {
             // `validate` capped the batch at 65536 operations, so the ordinal fits.
             let seq = seq_of(log_index, ordinal as u16);
             match op {
                 BatchOp::Put { key, value } => {
+                    user_bytes += key.len() + value.len();
                     view.active.insert(key, seq, ValueKind::Put, value.clone())
                 }
                 BatchOp::Delete { key } => {
+                    user_bytes += key.len();
                     view.active
                         .insert(key, seq, ValueKind::Delete, Bytes::new())
                 }
             }
         }
+        Counters::add(&self.inner.counters.user_bytes, user_bytes as u64);
         view.active.set_max_index(log_index);
         self.inner
             .visible_seq
@@ -215,49 +266,58 @@ impl Engine {
                 version: view.version.clone(),
             });
         }
-        if let Some(tx) = self.wake_flusher.lock().as_ref() {
-            let _ = tx.send(());
-        }
+        self.inner.flush_wakeup.raise();
     }
 
-    /// Whether writes would wait for a flush right now.
+    /// What a write faces right now: nothing, a delay, or a wait.
+    pub fn write_pressure(&self) -> WritePressure {
+        self.inner.pressure()
+    }
+
+    /// Whether writes would wait for a flush or compaction right now.
     pub fn write_stalled(&self) -> bool {
-        self.inner.queue_full()
+        self.inner.pressure() == WritePressure::Stop
     }
 
-    /// Resolves once a write would not have to wait for a flush (or the engine has failed).
+    /// Resolves once a write would not have to stop for a flush or compaction (or the engine
+    /// has failed). A write may still be delayed a little while compaction is behind.
     pub async fn write_room(&self) {
         loop {
-            if !self.inner.queue_full() || self.inner.failure().is_some() {
+            if !self.write_stalled() || self.inner.failure().is_some() {
                 return;
             }
-            let listener = self.inner.flushed.listen();
-            if !self.inner.queue_full() || self.inner.failure().is_some() {
+            let listener = self.inner.progress.listen();
+            if !self.write_stalled() || self.inner.failure().is_some() {
                 return;
             }
             listener.await;
         }
     }
 
-    fn wait_for_room_blocking(&self) -> Result<()> {
-        if !self.inner.queue_full() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        tracing::debug!("write waiting for a memtable flush");
-        while self.inner.queue_full() {
-            if let Some(e) = self.inner.failure() {
-                return Err(e);
-            }
-            let listener = self.inner.flushed.listen();
-            if !self.inner.queue_full() {
-                break;
-            }
-            listener.wait();
-        }
+    /// Waits out the current back-pressure, counting the time in the stats.
+    fn yield_to_pressure(&self) -> Result<()> {
         let c = &self.inner.counters;
-        Counters::add(&c.stalls, 1);
-        Counters::add(&c.stall_micros, started.elapsed().as_micros() as u64);
+        if self.inner.pressure() == WritePressure::Stop {
+            let started = Instant::now();
+            tracing::debug!("write waiting for a flush or compaction");
+            loop {
+                if let Some(e) = self.inner.failure() {
+                    return Err(e);
+                }
+                let listener = self.inner.progress.listen();
+                if self.inner.pressure() != WritePressure::Stop {
+                    break;
+                }
+                listener.wait();
+            }
+            Counters::add(&c.stops, 1);
+            Counters::add(&c.stop_micros, started.elapsed().as_micros() as u64);
+        }
+        if let WritePressure::Slowdown(delay) = self.inner.pressure() {
+            std::thread::sleep(delay);
+            Counters::add(&c.slowdowns, 1);
+            Counters::add(&c.slowdown_micros, delay.as_micros() as u64);
+        }
         Ok(())
     }
 
@@ -291,6 +351,7 @@ impl Engine {
         sources.extend(view.version.iters(lower, upper));
         EngineIter {
             inner: VisibleIter::new(MergeIter::new(sources), snapshot),
+            _view: view,
         }
     }
 
@@ -317,12 +378,56 @@ impl Engine {
             if self.flushed_index() >= target {
                 return Ok(());
             }
-            let listener = self.inner.flushed.listen();
+            let listener = self.inner.progress.listen();
             if self.flushed_index() >= target || self.inner.failure().is_some() {
                 continue;
             }
             listener.wait();
         }
+    }
+
+    /// Flushes, then compacts every level down into the deepest one holding data, dropping
+    /// overwritten versions and deletes. Runs in the calling thread (it can take long).
+    pub fn compact_all(&self) -> Result<()> {
+        self.flush()?;
+        self.inner.compact_all()
+    }
+
+    /// Waits until no flush is queued and no compaction is running or needed.
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        loop {
+            if let Some(e) = self.inner.failure() {
+                return Err(e);
+            }
+            let listener = self.inner.progress.listen();
+            if self.inner.view().immutables.is_empty() && self.inner.compaction_idle() {
+                return Ok(());
+            }
+            self.inner.compact_wakeup.raise();
+            // Progress is signalled after every flush and compaction; the timeout only guards
+            // against a wake-up that raced with the checks above.
+            listener.wait_timeout(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// The live tables, level by level.
+    pub fn tables(&self) -> Vec<TableInfo> {
+        let view = self.inner.view();
+        view.version
+            .levels
+            .iter()
+            .enumerate()
+            .flat_map(|(level, files)| {
+                files.iter().map(move |f| TableInfo {
+                    level,
+                    number: f.desc.number,
+                    size: f.desc.size,
+                    entries: f.desc.entries,
+                    smallest_key: Bytes::copy_from_slice(f.smallest_user_key()),
+                    largest_key: Bytes::copy_from_slice(f.largest_user_key()),
+                })
+            })
+            .collect()
     }
 
     /// The last log index applied.
@@ -349,12 +454,21 @@ impl Engine {
     /// A snapshot of the engine's state and counters.
     pub fn stats(&self) -> EngineStats {
         let view = self.inner.view();
-        let mut levels = [LevelStats::default(); crate::version::NUM_LEVELS];
+        let shape = self.inner.opts.level_shape();
+        let scores = picker::scores(&view.version, &shape);
+        let mut levels = [LevelStats::default(); NUM_LEVELS];
         for (i, (files, bytes)) in view.version.level_summary().into_iter().enumerate() {
-            levels[i] = LevelStats { files, bytes };
+            levels[i] = LevelStats {
+                files,
+                bytes,
+                score: scores.get(i).copied().unwrap_or(0.0),
+            };
         }
         let c = &self.inner.counters;
         let r = &self.inner.reads;
+        let user_bytes = Counters::get(&c.user_bytes);
+        let table_bytes =
+            Counters::get(&c.flushed_bytes) + Counters::get(&c.compaction_bytes_written);
         EngineStats {
             applied_index: self.applied_index(),
             flushed_index: self.flushed_index(),
@@ -367,10 +481,23 @@ impl Engine {
                 .sum(),
             flushes: Counters::get(&c.flushes),
             flushed_bytes: Counters::get(&c.flushed_bytes),
+            compactions: Counters::get(&c.compactions),
+            trivial_moves: Counters::get(&c.trivial_moves),
+            compaction_bytes_read: Counters::get(&c.compaction_bytes_read),
+            compaction_bytes_written: Counters::get(&c.compaction_bytes_written),
+            user_bytes,
+            write_amplification: if user_bytes == 0 {
+                0.0
+            } else {
+                table_bytes as f64 / user_bytes as f64
+            },
+            pending_compaction_bytes: pressure::pending_compaction_bytes(&view.version, &shape),
+            write_pressure: self.inner.pressure(),
+            slowdowns: Counters::get(&c.slowdowns),
+            slowdown_micros: Counters::get(&c.slowdown_micros),
+            stops: Counters::get(&c.stops),
+            stop_micros: Counters::get(&c.stop_micros),
             levels,
-            write_stalled: view.immutables.len() >= self.inner.opts.max_immutable_memtables,
-            stalls: Counters::get(&c.stalls),
-            stall_micros: Counters::get(&c.stall_micros),
             bloom_useful: r.bloom_useful.load(Ordering::Relaxed),
             bloom_false_positive: r.bloom_false_positive.load(Ordering::Relaxed),
         }
@@ -388,13 +515,35 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        // Frozen memtables still get flushed; the active one is left to be re-applied. The
-        // directory lock is released last, after the flush thread is gone.
-        self.wake_flusher.lock().take();
-        if let Some(handle) = self.flusher.take() {
-            let _ = handle.join();
-        }
+        // Running compactions give up, frozen memtables still get flushed; the active one is
+        // left to be re-applied. The directory lock is released last.
+        shutdown(&self.inner, &mut self.threads);
     }
+}
+
+fn shutdown(inner: &Inner, threads: &mut Vec<JoinHandle<()>>) {
+    inner.compact_wakeup.shutdown();
+    inner.flush_wakeup.shutdown();
+    for t in threads.drain(..) {
+        let _ = t.join();
+    }
+}
+
+/// One live table, as [`Engine::tables`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableInfo {
+    /// Its level.
+    pub level: usize,
+    /// Its file number.
+    pub number: u64,
+    /// File size in bytes.
+    pub size: u64,
+    /// Key versions it holds.
+    pub entries: u64,
+    /// Smallest user key.
+    pub smallest_key: Bytes,
+    /// Largest user key.
+    pub largest_key: Bytes,
 }
 
 /// The first key after every key starting with `prefix`, or `None` if there is none.
@@ -413,6 +562,8 @@ fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 /// batches applied after it was created are not seen.
 pub struct EngineIter {
     inner: VisibleIter,
+    /// Keeps the tables being read from being deleted by a compaction.
+    _view: Arc<View>,
 }
 
 impl Iterator for EngineIter {

@@ -54,6 +54,7 @@
 
 pub mod batch;
 pub mod codec;
+pub mod compaction;
 pub mod engine;
 pub mod entry;
 pub mod error;
@@ -70,5 +71,7 @@ pub mod vfs;
 pub mod wal;
 
 pub use batch::{BatchOp, WriteBatch};
-pub use engine::{Engine, EngineIter, EngineOptions, EngineStats, LevelStats};
+pub use engine::{
+    Engine, EngineIter, EngineOptions, EngineStats, LevelStats, TableInfo, WritePressure,
+};
 pub use error::{Error, InvalidArgument, Result};

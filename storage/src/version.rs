@@ -6,7 +6,7 @@
 //! ones stay valid for readers that still hold them.
 
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::entry::Entry;
@@ -15,20 +15,60 @@ use crate::ikey::IKey;
 use crate::manifest::FileDesc;
 use crate::memtable::Lookup;
 use crate::sstable::{Table, TableGet};
+use crate::vfs::VfsRef;
 
 /// Number of levels.
 pub const NUM_LEVELS: usize = 7;
 
 /// A live table and what the manifest knows of it.
+///
+/// Once a compaction's edit dropping the table is durable, the table is marked obsolete; its
+/// file is deleted when the last version (and so the last reader) holding it lets go.
 #[derive(Debug)]
 pub struct FileMeta {
     /// The manifest's description.
     pub desc: FileDesc,
     /// The open table.
     pub table: Arc<Table>,
+    obsolete: AtomicBool,
+    vfs: VfsRef,
+}
+
+impl Drop for FileMeta {
+    fn drop(&mut self) {
+        if self.obsolete.load(Ordering::Acquire) {
+            // A failure leaves an orphan that the next open removes.
+            if let Err(e) = self.vfs.remove(self.table.path()) {
+                tracing::warn!(error = %e, "could not delete an obsolete table");
+            }
+        }
+    }
 }
 
 impl FileMeta {
+    /// A live table.
+    pub fn new(desc: FileDesc, table: Arc<Table>, vfs: VfsRef) -> Self {
+        FileMeta {
+            desc,
+            table,
+            obsolete: AtomicBool::new(false),
+            vfs,
+        }
+    }
+
+    /// The same table described at another level (a trivial move keeps the file).
+    pub fn moved_to(&self, level: u8) -> Self {
+        let mut desc = self.desc.clone();
+        desc.level = level;
+        FileMeta::new(desc, self.table.clone(), self.vfs.clone())
+    }
+
+    /// Marks the file for deletion once nothing holds it. Call only after the manifest edit
+    /// that removes it is durable.
+    pub fn mark_obsolete(&self) {
+        self.obsolete.store(true, Ordering::Release);
+    }
+
     /// Smallest user key in the table.
     pub fn smallest_user_key(&self) -> &[u8] {
         IKey::from_bytes(&self.desc.smallest).map_or(&[], IKey::user_key)

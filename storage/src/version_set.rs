@@ -90,10 +90,11 @@ impl VersionSet {
                     ),
                 ));
             }
-            levels[usize::from(desc.level)].push(Arc::new(FileMeta {
-                desc: desc.clone(),
-                table: Arc::new(table),
-            }));
+            levels[usize::from(desc.level)].push(Arc::new(FileMeta::new(
+                desc.clone(),
+                Arc::new(table),
+                vfs.clone(),
+            )));
         }
 
         let number = state.next_file_number;

@@ -1,6 +1,8 @@
 //! The engine against a `BTreeMap` model: random batches of puts and deletes, point reads,
-//! range scans, flushes and reopens. After a reopen only flushed batches are there, and the test
-//! re-applies the rest from its own record of batches, the way Raft re-applies its log.
+//! range scans, flushes, compactions and reopens. Memtables, tables and levels are tiny, so
+//! background compactions run all the time and several levels appear. After a reopen only
+//! flushed batches are there, and the test re-applies the rest from its own record of batches,
+//! the way Raft re-applies its log.
 
 mod support;
 
@@ -9,6 +11,22 @@ use std::ops::Bound;
 use proptest::prelude::*;
 use qastore_storage::vfs::SimVfs;
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
+
+/// Tables of each level below 0 are sorted and do not overlap.
+fn check_levels(engine: &Engine) {
+    let tables = engine.tables();
+    for level in 1..7 {
+        let files: Vec<_> = tables.iter().filter(|t| t.level == level).collect();
+        for pair in files.windows(2) {
+            assert!(
+                pair[0].largest_key < pair[1].smallest_key,
+                "level {level} overlaps: {:?} / {:?}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}
 
 use support::{contents, State as Model};
 /// One batch: (key id, value or delete).
@@ -21,6 +39,8 @@ enum Op {
     Scan(u8, u8, bool),
     Flush,
     Reopen,
+    CompactAll,
+    WaitForCompactions,
 }
 
 fn key(k: u8) -> Vec<u8> {
@@ -39,6 +59,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<u8>(), any::<u8>(), any::<bool>()).prop_map(|(a, b, i)| Op::Scan(a, b, i)),
         1 => Just(Op::Flush),
         1 => Just(Op::Reopen),
+        1 => Just(Op::CompactAll),
+        1 => Just(Op::WaitForCompactions),
     ]
 }
 
@@ -46,6 +68,13 @@ fn options() -> EngineOptions {
     let mut o = EngineOptions {
         memtable_bytes: 1500,
         max_immutable_memtables: 2,
+        l0_compaction_trigger: 2,
+        l0_slowdown_trigger: 6,
+        l0_stop_trigger: 10,
+        level1_bytes: 3000,
+        level_multiplier: 3,
+        target_file_bytes: 1200,
+        max_write_delay: std::time::Duration::from_micros(200),
         ..EngineOptions::default()
     };
     o.table.block_bytes = 200;
@@ -121,6 +150,18 @@ proptest! {
                     flushed_at_least = batches.len() as u64;
                     prop_assert_eq!(engine.flushed_index(), flushed_at_least);
                 }
+                Op::CompactAll => {
+                    engine.compact_all().unwrap();
+                    flushed_at_least = batches.len() as u64;
+                    let tables = engine.tables();
+                    let deepest = tables.iter().map(|t| t.level).max().unwrap_or(0);
+                    prop_assert!(tables.iter().all(|t| t.level == deepest), "{tables:?}");
+                    check_levels(&engine);
+                }
+                Op::WaitForCompactions => {
+                    engine.wait_for_compactions().unwrap();
+                    check_levels(&engine);
+                }
                 Op::Reopen => {
                     drop(engine);
                     engine = Engine::open(vfs.shared(), "/db", options()).unwrap();
@@ -136,5 +177,37 @@ proptest! {
         }
         prop_assert_eq!(contents(&engine), model);
         engine.verify().unwrap();
+        check_levels(&engine);
+    }
+
+    /// Enough writes that data reaches level 3 and beyond, then a full read-back.
+    #[test]
+    fn deep_trees_match_the_model(seed in any::<u64>()) {
+        let vfs = SimVfs::new(seed);
+        let engine = Engine::open(vfs.shared(), "/db", options()).unwrap();
+        let mut model = Model::new();
+        let mut x = seed | 1;
+        for index in 1..=600u64 {
+            let mut ops = Vec::new();
+            for _ in 0..4 {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                let k = (x % 251) as u8;
+                let v = (x % 5 != 0).then(|| vec![(x >> 8) as u8; (x % 60) as usize]);
+                ops.push((k, v));
+            }
+            engine.apply(&to_batch(&ops), index).unwrap();
+            for (k, v) in ops {
+                match v { Some(v) => model.insert(key(k), v), None => model.remove(&key(k)) };
+            }
+        }
+        engine.wait_for_compactions().unwrap();
+        let stats = engine.stats();
+        prop_assert!(stats.compactions > 0, "{stats:?}");
+        prop_assert!(engine.tables().iter().any(|t| t.level >= 2), "{:?}", engine.tables());
+        check_levels(&engine);
+        prop_assert_eq!(contents(&engine), model.clone());
+        for k in 0..=255u8 {
+            prop_assert_eq!(engine.get(&key(k)).unwrap().map(|b| b.to_vec()), model.get(&key(k)).cloned());
+        }
     }
 }

@@ -1,33 +1,29 @@
 //! The flush thread: writes frozen memtables to level-0 tables, oldest first.
 
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
 use super::stats::Counters;
 use super::{Inner, View};
 use crate::error::Result;
 use crate::filenames::table_name;
-use crate::ikey::{index_of, snapshot_at};
+use crate::ikey::snapshot_at;
 use crate::manifest::{FileDesc, VersionEdit};
 use crate::memtable::Memtable;
 use crate::sstable::{Table, TableBuilder};
 use crate::version::FileMeta;
 
-/// Runs until the engine closes the channel, flushing whatever is queued on each wake-up.
-pub(super) fn run(inner: Arc<Inner>, wake: Receiver<()>) {
-    while wake.recv().is_ok() {
-        if inner.failure().is_some() {
-            continue;
-        }
-        loop {
+/// Flushes whatever is queued each time it is woken, until the engine shuts down (queued
+/// memtables are still flushed then).
+pub(super) fn run(inner: Arc<Inner>) {
+    while inner.flush_wakeup.wait() {
+        while inner.failure().is_none() {
             let Some(oldest) = inner.view().immutables.first().cloned() else {
                 break;
             };
             if let Err(e) = flush_one(&inner, &oldest) {
                 tracing::error!(error = %e, "memtable flush failed; the engine stops taking writes");
                 inner.fail(e);
-                break;
             }
         }
     }
@@ -69,11 +65,13 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>) -> Result<()> {
             largest: props.largest,
         };
         edit.added.push(desc.clone());
-        added.push(Arc::new(FileMeta { desc, table }));
+        added.push(Arc::new(FileMeta::new(desc, table, inner.vfs.clone())));
         Counters::add(&inner.counters.flushed_bytes, size);
     }
-    let version = inner.versions.lock().log_and_apply(edit, added)?;
     {
+        // Publish under the version-set lock so versions reach readers in order.
+        let mut versions = inner.versions.lock();
+        let version = versions.log_and_apply(edit, added)?;
         let mut view = inner.view.write();
         let immutables = view
             .immutables
@@ -87,11 +85,10 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>) -> Result<()> {
             version,
         });
     }
-    inner
-        .flushed_index
-        .fetch_max(index_of(snapshot_at(max_index)), Ordering::Release);
+    inner.flushed_index.fetch_max(max_index, Ordering::Release);
     Counters::add(&inner.counters.flushes, 1);
-    inner.flushed.notify(usize::MAX);
+    inner.progress.notify(usize::MAX);
+    inner.compact_wakeup.raise();
     tracing::debug!("memtable flushed");
     Ok(())
 }

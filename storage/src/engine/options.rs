@@ -1,5 +1,8 @@
 //! Engine settings.
 
+use std::time::Duration;
+
+use crate::compaction::{LevelShape, PressureLimits};
 use crate::sstable::TableOptions;
 
 /// How an engine is sized and limited.
@@ -17,6 +20,26 @@ pub struct EngineOptions {
     pub max_value_bytes: usize,
     /// The manifest is rewritten as a snapshot once it grows past this size.
     pub max_manifest_bytes: u64,
+    /// Level-0 files that trigger a compaction into level 1.
+    pub l0_compaction_trigger: usize,
+    /// Level-0 files at which writes start slowing down.
+    pub l0_slowdown_trigger: usize,
+    /// Level-0 files at which writes stop until compaction catches up.
+    pub l0_stop_trigger: usize,
+    /// Target size of level 1; each deeper level is `level_multiplier` times larger.
+    pub level1_bytes: u64,
+    /// Size ratio between adjacent levels.
+    pub level_multiplier: u64,
+    /// Compaction cuts its output into tables of about this size.
+    pub target_file_bytes: u64,
+    /// Pending compaction bytes at which writes start slowing down.
+    pub pending_compaction_slowdown_bytes: u64,
+    /// Pending compaction bytes at which writes stop.
+    pub pending_compaction_stop_bytes: u64,
+    /// The longest a write is delayed while slowing down.
+    pub max_write_delay: Duration,
+    /// Threads running compactions.
+    pub compaction_threads: usize,
 }
 
 impl Default for EngineOptions {
@@ -28,6 +51,38 @@ impl Default for EngineOptions {
             max_key_bytes: 16 << 10,
             max_value_bytes: 16 << 20,
             max_manifest_bytes: 4 << 20,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 8,
+            l0_stop_trigger: 12,
+            level1_bytes: 256 << 20,
+            level_multiplier: 10,
+            target_file_bytes: 64 << 20,
+            pending_compaction_slowdown_bytes: 16 << 30,
+            pending_compaction_stop_bytes: 64 << 30,
+            max_write_delay: Duration::from_millis(10),
+            compaction_threads: 1,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// How levels are sized.
+    pub fn level_shape(&self) -> LevelShape {
+        LevelShape {
+            l0_trigger: self.l0_compaction_trigger,
+            level1_bytes: self.level1_bytes,
+            multiplier: self.level_multiplier,
+        }
+    }
+
+    /// The back-pressure thresholds.
+    pub fn pressure_limits(&self) -> PressureLimits {
+        PressureLimits {
+            l0_slowdown: self.l0_slowdown_trigger,
+            l0_stop: self.l0_stop_trigger,
+            pending_slowdown_bytes: self.pending_compaction_slowdown_bytes,
+            pending_stop_bytes: self.pending_compaction_stop_bytes,
+            max_write_delay: self.max_write_delay,
         }
     }
 }
