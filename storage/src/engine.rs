@@ -503,6 +503,32 @@ impl Engine {
         }
     }
 
+    /// Writes a checkpoint of the last flushed state into the new directory `dir`: hard links
+    /// to the live tables, a manifest, and a metadata file with the log index it covers
+    /// ([`Engine::flushed_index`] at that moment) and `blob`. Writes continue meanwhile. Call
+    /// [`Engine::flush`] first for a checkpoint of everything applied. The directory opens as
+    /// an engine of its own.
+    pub fn checkpoint(
+        &self,
+        dir: impl AsRef<Path>,
+        blob: Bytes,
+    ) -> Result<crate::checkpoint::CheckpointInfo> {
+        let (version, flushed_seq) = {
+            let versions = self.inner.versions.lock();
+            (versions.current(), versions.flushed_seq())
+        };
+        let span = tracing::info_span!("checkpoint", dir = %dir.as_ref().display());
+        let _enter = span.enter();
+        crate::checkpoint::create::write(
+            self.inner.vfs.as_ref(),
+            &self.inner.dir,
+            dir.as_ref(),
+            &version,
+            flushed_seq,
+            blob,
+        )
+    }
+
     /// Checks every table's every block against its checksum.
     pub fn verify(&self) -> Result<()> {
         let view = self.inner.view();

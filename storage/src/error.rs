@@ -151,6 +151,28 @@ pub enum InvalidArgument {
         /// The limit.
         max: usize,
     },
+    /// A checkpoint name that the store does not hold.
+    #[error("no checkpoint named {name:?}")]
+    UnknownCheckpoint {
+        /// The name asked for.
+        name: String,
+    },
+    /// A file name a checkpoint does not list (or could never list).
+    #[error("checkpoint has no file named {name:?}")]
+    UnknownCheckpointFile {
+        /// The file name.
+        name: String,
+    },
+    /// A chunk outside a checkpoint file's size.
+    #[error("chunk at offset {offset} is outside {name:?} ({size} bytes)")]
+    ChunkOutOfRange {
+        /// The file name.
+        name: String,
+        /// The chunk's offset.
+        offset: u64,
+        /// The file's size.
+        size: u64,
+    },
     /// A read asked for entries that are not in the log.
     #[error("log entries {from}..{to} are not available (log holds {first}..={last})")]
     OutOfLog {

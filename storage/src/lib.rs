@@ -53,6 +53,7 @@
 //! ```
 
 pub mod batch;
+pub mod checkpoint;
 pub mod codec;
 pub mod compaction;
 pub mod engine;

@@ -1,7 +1,9 @@
-//! SIGKILL crash loop: a child process appends to a WAL and applies to an engine (flushing now
-//! and then) until it is killed at a random moment; the parent reopens both and checks that
-//! everything the child reported durable is there and that the engine holds exactly the batches
-//! up to its flushed index. Then the next round resumes from the recovered state.
+//! SIGKILL crash loop: a child process appends to a WAL and applies to an engine (whose tiny
+//! levels keep compactions running), flushing and taking checkpoints now and then, until it is
+//! killed at a random moment. The parent reopens everything and checks that all the child
+//! reported durable is there, that the engine holds exactly the batches up to its flushed
+//! index, that no unfinished checkpoint survives and every kept one verifies, and that the
+//! newest opens to exactly its log index. Then the next round resumes from the recovered state.
 //!
 //! A SIGKILL leaves the page cache intact, so this checks recovery from every in-between state
 //! of the files (half-written frames, tables never renamed, manifests mid-roll), not power loss;
@@ -14,6 +16,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use qastore_storage::checkpoint::{verify, CheckpointStore, EngineHome};
 use qastore_storage::vfs::OsVfs;
 use qastore_storage::wal::{Wal, WalEntry, WalOptions};
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
@@ -34,6 +38,10 @@ fn engine_opts() -> EngineOptions {
     let mut o = EngineOptions {
         memtable_bytes: 32 << 10,
         max_manifest_bytes: 8 << 10,
+        l0_compaction_trigger: 2,
+        level1_bytes: 96 << 10,
+        level_multiplier: 4,
+        target_file_bytes: 32 << 10,
         ..EngineOptions::default()
     };
     o.table.block_bytes = 1024;
@@ -42,11 +50,11 @@ fn engine_opts() -> EngineOptions {
 
 fn ops(i: u64) -> Vec<Op> {
     let mut v = vec![(
-        format!("k{:03}", i % 211),
+        format!("k{:05}", (i * 7919) % 20011),
         Some(format!("{i}:{}", "p".repeat((i % 64) as usize))),
     )];
     if i.is_multiple_of(3) {
-        v.push((format!("k{:03}", (i * 13) % 211), None));
+        v.push((format!("k{:05}", (i * 13) % 20011), None));
     }
     v
 }
@@ -82,9 +90,14 @@ fn recover(dir: &Path) -> (Wal, Engine) {
     (wal, engine)
 }
 
+fn checkpoints(dir: &Path) -> CheckpointStore {
+    CheckpointStore::open(OsVfs::shared(), dir.join("checkpoints"), 2).unwrap()
+}
+
 /// The child's body: runs until killed.
 fn child(dir: &Path) {
     let (wal, engine) = recover(dir);
+    let store = checkpoints(dir);
     let mut i = wal.last_index().unwrap_or(0);
     let out = std::sync::Arc::new(std::sync::Mutex::new(std::io::stdout()));
     loop {
@@ -107,6 +120,9 @@ fn child(dir: &Path) {
             let mut o = out.lock().unwrap();
             let _ = writeln!(o, "flushed {}", engine.flushed_index());
             let _ = o.flush();
+        }
+        if i.is_multiple_of(1500) {
+            store.create(&engine, Bytes::from(i.to_string())).unwrap();
         }
     }
 }
@@ -187,10 +203,37 @@ fn sigkill_at_random_moments_loses_nothing_reported_durable() {
             "round {round}: engine differs from the log"
         );
         engine.verify().unwrap();
+
+        let store = checkpoints(dir.path());
+        let kept = store.list().unwrap();
+        assert!(kept.len() <= 2);
+        for info in &kept {
+            verify(&OsVfs, &info.dir)
+                .unwrap_or_else(|e| panic!("round {round}: checkpoint {}: {e}", info.name()));
+        }
+        if let Some(newest) = kept.last() {
+            let home_dir = tempfile::tempdir().unwrap();
+            let mut home = EngineHome::open(OsVfs::shared(), home_dir.path()).unwrap();
+            let copy = Engine::open(
+                OsVfs::shared(),
+                home.switch_to(newest).unwrap(),
+                engine_opts(),
+            )
+            .unwrap();
+            assert_eq!(copy.flushed_index(), newest.meta.log_index);
+            assert_eq!(
+                contents(&copy),
+                model(newest.meta.log_index),
+                "round {round}: checkpoint"
+            );
+        }
+        let stats = engine.stats();
         println!(
-            "round {round}: ran {:?}, log {last}, durable {durable}, flushed {}",
+            "round {round}: ran {:?}, log {last}, durable {durable}, flushed {}, tables {:?}, checkpoints {}",
             started.elapsed(),
-            engine.flushed_index()
+            engine.flushed_index(),
+            stats.levels.iter().map(|l| l.files).collect::<Vec<_>>(),
+            kept.len()
         );
     }
 }

@@ -112,6 +112,11 @@ impl Table {
         self.data.len() as u64
     }
 
+    /// CRC32 of the whole file (for checkpoint listings).
+    pub fn file_crc32(&self) -> u32 {
+        crc32fast::hash(&self.data)
+    }
+
     /// Number of data blocks.
     pub fn block_count(&self) -> usize {
         self.index.len()
