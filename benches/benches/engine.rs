@@ -23,6 +23,9 @@ use qastore_storage::memtable::Memtable;
 use qastore_storage::vfs::OsVfs;
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
 
+// The allocator the qastore binary ships with, for both stores alike.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const VALUE: usize = 100;
 const PRELOAD: u64 = 200_000;
 

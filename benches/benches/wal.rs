@@ -22,6 +22,9 @@ use qastore_storage::vfs::OsVfs;
 use qastore_storage::wal::{Wal, WalEntry, WalOptions};
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
 
+// The allocator the qastore binary ships with, for both stores alike.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const WRITERS: u64 = 4;
 const RECORD: usize = 128;
 

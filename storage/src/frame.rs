@@ -25,12 +25,28 @@ pub const MAX_FRAME_PAYLOAD: usize = u32::MAX as usize;
 
 /// Appends one frame holding `payload` to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, payload: &[u8]) {
-    let start = out.len();
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    let header_crc = crc32fast::hash(&out[start..start + 8]);
-    out.extend_from_slice(&header_crc.to_le_bytes());
+    let start = begin_frame(out);
     out.extend_from_slice(payload);
+    end_frame(out, start);
+}
+
+/// Starts a frame whose payload the caller appends to `out` directly (saving a copy); returns
+/// the frame's start for [`end_frame`].
+pub fn begin_frame(out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; FRAME_HEADER]);
+    start
+}
+
+/// Fills in the header of the frame started at `start`, whose payload is everything appended
+/// to `out` since.
+pub fn end_frame(out: &mut [u8], start: usize) {
+    let payload_len = out.len() - start - FRAME_HEADER;
+    let payload_crc = crc32fast::hash(&out[start + FRAME_HEADER..]);
+    out[start..start + 4].copy_from_slice(&(payload_len as u32).to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&payload_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&out[start..start + 8]);
+    out[start + 8..start + 12].copy_from_slice(&header_crc.to_le_bytes());
 }
 
 /// A frame that could not be read.

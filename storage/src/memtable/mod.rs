@@ -28,12 +28,31 @@ pub enum Lookup {
     Deleted,
 }
 
+/// Memtables with more entries than this are freed on a thread of their own.
+const BACKGROUND_DROP_ENTRIES: usize = 4096;
+
 /// An in-memory, sorted table of key versions.
 #[derive(Debug)]
 pub struct Memtable {
     map: SkipMap<InternalKey, Bytes>,
     bytes: AtomicUsize,
     max_index: AtomicU64,
+}
+
+impl Drop for Memtable {
+    fn drop(&mut self) {
+        // Freeing a full memtable takes tens of milliseconds, and the last holder may be a
+        // writer or reader on the hot path; hand the work to a short-lived thread.
+        if self.map.len() > BACKGROUND_DROP_ENTRIES {
+            let map = std::mem::take(&mut self.map);
+            let spawned = std::thread::Builder::new()
+                .name("qastore-memtable-free".into())
+                .spawn(move || drop(map));
+            if let Err(e) = spawned {
+                tracing::debug!(error = %e, "freeing a memtable inline");
+            }
+        }
+    }
 }
 
 impl Default for Memtable {

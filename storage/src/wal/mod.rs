@@ -35,7 +35,7 @@ pub use segment::{segment_name, SEGMENT_HEADER, SEGMENT_VERSION};
 pub use stats::WalStats;
 
 use crate::error::{Error, InvalidArgument, Result};
-use crate::frame::{encode_frame, FRAME_HEADER, MAX_FRAME_PAYLOAD};
+use crate::frame::{begin_frame, end_frame, FRAME_HEADER, MAX_FRAME_PAYLOAD};
 use crate::vfs::{temp_path, FileLock, VfsRef, LOCK_FILE};
 use entry::ENTRY_FIXED;
 use flusher::{Command, PendingRename, Shared};
@@ -231,18 +231,21 @@ impl Wal {
         };
         self.validate(&st, entries)?;
 
-        let mut buf = Vec::new();
+        let size: usize = entries
+            .iter()
+            .map(|e| FRAME_HEADER + ENTRY_FIXED + e.payload.len())
+            .sum();
+        let mut buf = Vec::with_capacity(size);
         let mut locs = Vec::with_capacity(entries.len());
-        let mut frame = Vec::new();
         for e in entries {
-            frame.clear();
-            e.encode_into(&mut frame);
+            let start = begin_frame(&mut buf);
+            e.encode_into(&mut buf);
+            end_frame(&mut buf, start);
             locs.push(EntryLoc {
-                offset: buf.len() as u64,
-                len: (FRAME_HEADER + frame.len()) as u32,
+                offset: start as u64,
+                len: (buf.len() - start) as u32,
                 term: e.term,
             });
-            encode_frame(&mut buf, &frame);
         }
 
         let needs_new = match st.segments.back() {
