@@ -460,10 +460,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
     let tmp = tempfile::tempdir().unwrap();
-    println!(
-        "db_bench: QAStore engine + WAL vs fjall {}, batches of {BATCH}, scale {scale}",
-        "3"
-    );
+    println!("db_bench: QAStore engine + WAL vs fjall 3, batches of {BATCH}, scale {scale}");
     let mut rows = Vec::new();
     for (len, n, big) in [(100usize, 1_000_000u64, false), (1024, 1_000_000, true)] {
         let env = Env {
