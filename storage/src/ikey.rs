@@ -129,35 +129,73 @@ pub fn cmp_parts(a_key: &[u8], a_seq: u64, b_key: &[u8], b_seq: u64) -> Ordering
     a_key.cmp(b_key).then_with(|| b_seq.cmp(&a_seq))
 }
 
-/// An owned, encoded internal key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InternalKey(Box<[u8]>);
+/// Encoded internal keys up to this length are stored inline (no heap allocation).
+const INLINE: usize = 46;
+
+/// An owned, encoded internal key. Short keys are kept inline, so a skip-list node holds its
+/// key in the same cache lines as its links: a search costs one cache miss per node, not two.
+#[derive(Clone)]
+pub struct InternalKey(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
 
 impl InternalKey {
     /// Encodes an internal key.
     pub fn new(user_key: &[u8], seq: u64, kind: ValueKind) -> Self {
-        let mut v = Vec::with_capacity(user_key.len() + TRAILER);
+        let len = user_key.len() + TRAILER;
+        if len <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..user_key.len()].copy_from_slice(user_key);
+            buf[user_key.len()..len - 1].copy_from_slice(&seq.to_be_bytes());
+            buf[len - 1] = kind as u8;
+            return InternalKey(Repr::Inline {
+                len: len as u8,
+                buf,
+            });
+        }
+        let mut v = Vec::with_capacity(len);
         encode(&mut v, user_key, seq, kind);
-        InternalKey(v.into_boxed_slice())
+        InternalKey(Repr::Heap(v.into_boxed_slice()))
     }
 
     /// Takes ownership of encoded bytes, or `None` if they are too short.
     pub fn from_vec(bytes: Vec<u8>) -> Option<Self> {
         IKey::from_bytes(&bytes)?;
-        Some(InternalKey(bytes.into_boxed_slice()))
+        Some(InternalKey(Repr::Heap(bytes.into_boxed_slice())))
     }
 
     /// The borrowed form.
     pub fn as_ikey(&self) -> &IKey {
         // Length was checked when the key was built.
-        IKey::from_bytes(&self.0).unwrap_or_else(|| unreachable!("internal key too short"))
+        IKey::from_bytes(self.as_bytes()).unwrap_or_else(|| unreachable!("internal key too short"))
     }
 
     /// The encoded bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
     }
 }
+
+impl std::fmt::Debug for InternalKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_ikey().fmt(f)
+    }
+}
+
+impl PartialEq for InternalKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for InternalKey {}
 
 impl Borrow<IKey> for InternalKey {
     fn borrow(&self) -> &IKey {
@@ -199,6 +237,18 @@ mod tests {
         assert!(seq_of(77, u16::MAX) < seq_of(78, 0));
         assert_eq!(snapshot_at(3), seq_of(3, 65535));
         assert_eq!(index_of(seq_of(MAX_LOG_INDEX, 0)), MAX_LOG_INDEX);
+    }
+
+    #[test]
+    fn long_and_short_keys_compare_alike() {
+        let short = InternalKey::new(b"abc", 5, ValueKind::Put);
+        let long = InternalKey::new(&[b'a'; 100], 5, ValueKind::Put);
+        assert_eq!(short.as_ikey().user_key(), b"abc");
+        assert_eq!(long.as_ikey().user_key(), &[b'a'; 100][..]);
+        assert!(long < short);
+        let edge = InternalKey::new(&[7u8; INLINE - TRAILER], 1, ValueKind::Delete);
+        assert_eq!(edge.as_ikey().kind(), Some(ValueKind::Delete));
+        assert_eq!(edge.as_ikey().seq(), 1);
     }
 
     #[test]

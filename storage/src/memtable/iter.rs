@@ -2,7 +2,8 @@
 //!
 //! The skip list's own range iterator borrows the map, so this iterator refills a small buffer
 //! with a fresh range query after the last key it returned: O(log n) per refill, amortized over
-//! the buffer.
+//! the buffer. Refills start small and grow, so a short scan does not copy entries it will
+//! never use.
 
 use std::collections::VecDeque;
 use std::ops::Bound;
@@ -14,7 +15,8 @@ use super::Memtable;
 use crate::entry::Entry;
 use crate::ikey::{IKey, InternalKey, ValueKind};
 
-const REFILL: usize = 128;
+const FIRST_REFILL: usize = 16;
+const MAX_REFILL: usize = 1024;
 
 /// Iterates over every version in a memtable between user-key bounds, in internal-key order.
 #[derive(Debug)]
@@ -23,6 +25,7 @@ pub struct MemtableIter {
     next_from: Bound<InternalKey>,
     upper: Bound<InternalKey>,
     buf: VecDeque<Entry>,
+    refill: usize,
     exhausted: bool,
 }
 
@@ -45,6 +48,7 @@ impl MemtableIter {
             next_from,
             upper,
             buf: VecDeque::new(),
+            refill: FIRST_REFILL,
             exhausted: false,
         }
     }
@@ -61,7 +65,9 @@ impl MemtableIter {
             Bound::Unbounded => Bound::Unbounded,
         };
         let mut last = None;
-        for e in self.table.map.range::<IKey, _>((lo, hi)).take(REFILL) {
+        let want = self.refill;
+        self.refill = (self.refill * 4).min(MAX_REFILL);
+        for e in self.table.map.range::<IKey, _>((lo, hi)).take(want) {
             let ikey = e.key().as_ikey();
             self.buf.push_back(Entry {
                 key: Bytes::copy_from_slice(ikey.user_key()),
@@ -71,7 +77,7 @@ impl MemtableIter {
             });
             last = Some(e.key().clone());
         }
-        if self.buf.len() < REFILL {
+        if self.buf.len() < want {
             self.exhausted = true;
         }
         if let Some(k) = last {
