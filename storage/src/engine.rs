@@ -133,6 +133,7 @@ impl Engine {
     /// Opens (or creates) the engine in `dir`: replays the manifest, opens the tables, removes
     /// leftovers of interrupted flushes, and starts the flush thread.
     pub fn open(vfs: VfsRef, dir: impl AsRef<Path>, opts: EngineOptions) -> Result<Engine> {
+        opts.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::info_span!("engine_open", dir = %dir.display());
         let _enter = span.enter();

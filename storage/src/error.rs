@@ -151,6 +151,14 @@ pub enum InvalidArgument {
         /// The limit.
         max: usize,
     },
+    /// An engine or WAL option with a value that cannot work.
+    #[error("option {name}: {reason}")]
+    BadOption {
+        /// The option's name.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A checkpoint name that the store does not hold.
     #[error("no checkpoint named {name:?}")]
     UnknownCheckpoint {

@@ -324,3 +324,29 @@ fn a_directory_is_opened_by_one_engine_or_wal_at_a_time() {
     drop(e);
     Engine::open(vfs.shared(), "/db", small()).unwrap();
 }
+
+#[test]
+fn options_that_cannot_work_are_refused_at_open() {
+    let vfs = SimVfs::new(1);
+    let bad = [
+        EngineOptions {
+            l0_compaction_trigger: 8,
+            l0_slowdown_trigger: 4,
+            ..EngineOptions::default()
+        },
+        EngineOptions {
+            level_multiplier: 1,
+            ..EngineOptions::default()
+        },
+        EngineOptions {
+            memtable_bytes: 0,
+            ..EngineOptions::default()
+        },
+    ];
+    for opts in bad {
+        match Engine::open(vfs.shared(), "/db", opts) {
+            Err(Error::InvalidArgument(InvalidArgument::BadOption { .. })) => {}
+            other => panic!("expected a bad option error, got {other:?}"),
+        }
+    }
+}

@@ -118,7 +118,10 @@ impl EngineHome {
         )?;
         self.active = next;
         drop(lock);
-        self.vfs.remove_dir_all(&old)?;
+        // The switch is done; a failure here only leaves a stale directory for open() to remove.
+        if let Err(e) = self.vfs.remove_dir_all(&old) {
+            tracing::warn!(error = %e, dir = %old.display(), "could not remove the old engine directory");
+        }
         tracing::info!(dir = %dir.display(), log_index = checkpoint.meta.log_index, "engine switched to a checkpoint");
         Ok(dir)
     }

@@ -52,8 +52,8 @@ impl Default for EngineOptions {
             max_value_bytes: 16 << 20,
             max_manifest_bytes: 4 << 20,
             l0_compaction_trigger: 4,
-            l0_slowdown_trigger: 8,
-            l0_stop_trigger: 12,
+            l0_slowdown_trigger: 20,
+            l0_stop_trigger: 36,
             level1_bytes: 256 << 20,
             level_multiplier: 10,
             target_file_bytes: 64 << 20,
@@ -66,6 +66,56 @@ impl Default for EngineOptions {
 }
 
 impl EngineOptions {
+    /// Checks that the options can work together (for example that writes can never be stopped
+    /// by a level-0 threshold below the one that starts compaction).
+    pub fn validate(&self) -> crate::Result<()> {
+        let bad = |name: &'static str, reason: String| -> crate::Result<()> {
+            Err(crate::InvalidArgument::BadOption { name, reason }.into())
+        };
+        if self.memtable_bytes == 0 {
+            return bad("memtable_bytes", "must be above zero".into());
+        }
+        if self.max_immutable_memtables == 0 {
+            return bad("max_immutable_memtables", "must be at least 1".into());
+        }
+        if self.l0_compaction_trigger == 0 {
+            return bad("l0_compaction_trigger", "must be at least 1".into());
+        }
+        if !(self.l0_compaction_trigger <= self.l0_slowdown_trigger
+            && self.l0_slowdown_trigger <= self.l0_stop_trigger)
+        {
+            return bad(
+                "l0_slowdown_trigger",
+                format!(
+                    "level-0 triggers must satisfy compaction ({}) <= slowdown ({}) <= stop ({})",
+                    self.l0_compaction_trigger, self.l0_slowdown_trigger, self.l0_stop_trigger
+                ),
+            );
+        }
+        if self.pending_compaction_slowdown_bytes > self.pending_compaction_stop_bytes {
+            return bad(
+                "pending_compaction_slowdown_bytes",
+                "must not exceed pending_compaction_stop_bytes".into(),
+            );
+        }
+        if self.level1_bytes == 0 || self.target_file_bytes == 0 {
+            return bad(
+                "level1_bytes",
+                "level and file targets must be above zero".into(),
+            );
+        }
+        if self.level_multiplier < 2 {
+            return bad("level_multiplier", "must be at least 2".into());
+        }
+        if self.table.block_bytes == 0 || self.table.restart_interval == 0 {
+            return bad(
+                "table.block_bytes",
+                "block size and restart interval must be above zero".into(),
+            );
+        }
+        Ok(())
+    }
+
     /// How levels are sized.
     pub fn level_shape(&self) -> LevelShape {
         LevelShape {
