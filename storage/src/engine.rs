@@ -14,10 +14,10 @@
 mod compact;
 mod flush;
 mod options;
+mod read;
 mod stats;
 mod wakeup;
 
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,14 +30,14 @@ use parking_lot::{Mutex, RwLock};
 
 pub use crate::compaction::WritePressure;
 pub use options::EngineOptions;
+pub use read::EngineIter;
 pub use stats::{EngineStats, LevelStats};
 
 use crate::batch::{BatchOp, WriteBatch};
 use crate::compaction::{picker, pressure};
 use crate::error::{Error, InvalidArgument, Result};
 use crate::ikey::{index_of, seq_of, snapshot_at, ValueKind, MAX_LOG_INDEX};
-use crate::memtable::{Lookup, Memtable, MemtableIter};
-use crate::merge::{MergeIter, Source, VisibleIter};
+use crate::memtable::Memtable;
 use crate::version::{ReadCounters, Version, NUM_LEVELS};
 use crate::version_set::VersionSet;
 use crate::vfs::{FileLock, VfsRef, LOCK_FILE};
@@ -322,48 +322,6 @@ impl Engine {
         Ok(())
     }
 
-    /// The value of `key` as of the last applied batch.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        // Snapshot first, then the view: whatever the snapshot covers is in that view (a flush
-        // only ever moves data from a memtable to a table of a newer view).
-        let snapshot = self.inner.visible_seq.load(Ordering::Acquire);
-        let view = self.inner.view();
-        let found = std::iter::once(&view.active)
-            .chain(view.immutables.iter().rev())
-            .find_map(|m| m.get(key, snapshot));
-        let found = match found {
-            Some(l) => Some(l),
-            None => view.version.get(key, snapshot, &self.inner.reads)?,
-        };
-        Ok(match found {
-            Some(Lookup::Value(v)) => Some(v),
-            Some(Lookup::Deleted) | None => None,
-        })
-    }
-
-    /// Iterates over the keys within the bounds, in order, as of the last applied batch.
-    pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> EngineIter {
-        let snapshot = self.inner.visible_seq.load(Ordering::Acquire);
-        let view = self.inner.view();
-        let mut sources: Vec<Source> = Vec::new();
-        for m in std::iter::once(&view.active).chain(view.immutables.iter().rev()) {
-            sources.push(Box::new(MemtableIter::new(m.clone(), lower, upper).map(Ok)));
-        }
-        sources.extend(view.version.iters(lower, upper));
-        EngineIter {
-            inner: VisibleIter::new(MergeIter::new(sources), snapshot),
-            _view: view,
-        }
-    }
-
-    /// Iterates over every key starting with `prefix`.
-    pub fn scan_prefix(&self, prefix: &[u8]) -> EngineIter {
-        match prefix_end(prefix) {
-            Some(end) => self.scan(Bound::Included(prefix), Bound::Excluded(&end)),
-            None => self.scan(Bound::Included(prefix), Bound::Unbounded),
-        }
-    }
-
     /// Freezes the active memtable (if it holds anything) and waits until every batch applied
     /// so far is in a table.
     pub fn flush(&self) -> Result<()> {
@@ -571,44 +529,4 @@ pub struct TableInfo {
     pub smallest_key: Bytes,
     /// Largest user key.
     pub largest_key: Bytes,
-}
-
-/// The first key after every key starting with `prefix`, or `None` if there is none.
-fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
-/// Iterator over `(key, value)` pairs returned by [`Engine::scan`]. It reads a fixed snapshot:
-/// batches applied after it was created are not seen.
-pub struct EngineIter {
-    inner: VisibleIter,
-    /// Keeps the tables being read from being deleted by a compaction.
-    _view: Arc<View>,
-}
-
-impl Iterator for EngineIter {
-    type Item = Result<(Bytes, Bytes)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prefix_end;
-
-    #[test]
-    fn prefix_end_is_the_next_prefix() {
-        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
-        assert_eq!(prefix_end(b"\xff\xff"), None);
-    }
 }

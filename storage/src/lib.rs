@@ -1,8 +1,9 @@
 //! QAStore's single-node storage engine.
 //!
 //! No network and no Raft here: a [`vfs::Vfs`] every file goes through, the write-ahead log the
-//! Raft log store sits on ([`wal`]), and an LSM engine ([`Engine`]) made of a memtable
-//! ([`memtable`]), SSTables ([`sstable`]) and a manifest ([`manifest`]). The engine has no WAL
+//! Raft log store sits on ([`wal`]), an LSM engine ([`Engine`]) made of a memtable
+//! ([`memtable`]), SSTables ([`sstable`]), a manifest ([`manifest`]) and leveled compaction
+//! ([`compaction`]), and checkpoints of it ([`checkpoint`]). The engine has no WAL
 //! of its own: the Raft log is the WAL, so the engine reports the last log index it has durably
 //! flushed and the caller re-applies the rest after a restart.
 //!
@@ -49,6 +50,44 @@
 //! assert_eq!(engine.flushed_index(), 7);
 //! # assert_eq!(value.as_deref(), Some(&b"ALIVE"[..]));
 //! # assert_eq!(alive, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Checkpoints, streamed to a peer and switched to:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use qastore_storage::checkpoint::{verify, CheckpointStore, EngineHome};
+//! use qastore_storage::vfs::OsVfs;
+//! use qastore_storage::{Engine, EngineOptions, WriteBatch};
+//! # let tmp = tempfile::tempdir()?;
+//! # let root = tmp.path();
+//! # let engine = Engine::open(OsVfs::shared(), root.join("db"), EngineOptions::default())?;
+//! # let mut batch = WriteBatch::new();
+//! # batch.put("k", "v");
+//! # engine.apply(&batch, 1)?;
+//! // A store keeps the newest two checkpoints (older ones go once nobody reads them).
+//! let store = CheckpointStore::open(OsVfs::shared(), root.join("checkpoints"), 2)?;
+//! engine.flush()?;
+//! let info = store.create(&engine, Bytes::from_static(b"membership"))?;
+//! verify(&OsVfs, &info.dir)?;                       // every file's size, CRC and blocks
+//!
+//! // Streaming to a peer (here a second store): a lease pins the checkpoint while it is read.
+//! let peer_store = CheckpointStore::open(OsVfs::shared(), root.join("peer/checkpoints"), 2)?;
+//! let lease = store.lease(&info.name())?;
+//! let mut installer = peer_store.begin_install(lease.info().meta.clone())?;
+//! for f in &lease.info().meta.files {
+//!     let chunk = lease.read_chunk(&f.name, 0, f.size as usize)?;
+//!     installer.write(&f.name, 0, &chunk)?;
+//! }
+//! let installed = installer.finish()?;              // checked, then made durable
+//!
+//! // The receiving node switches its engine to it (the old engine closed first).
+//! let mut home = EngineHome::open(OsVfs::shared(), root.join("peer/engine"))?;
+//! let dir = home.switch_to(&installed)?;
+//! let peer_engine = Engine::open(OsVfs::shared(), dir, EngineOptions::default())?;
+//! assert_eq!(peer_engine.flushed_index(), info.meta.log_index);
+//! # assert_eq!(peer_engine.get(b"k")?.as_deref(), Some(&b"v"[..]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -15,6 +15,9 @@
 //! Simplifications: directories themselves are durable as soon as they are created or removed
 //! (only their entries are tracked), and a file's length change is durable with its data.
 
+mod fault;
+mod inode;
+
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::io;
@@ -29,152 +32,10 @@ use rand::{Rng, SeedableRng};
 use super::{parent_dir, FileLock, FileRef, Vfs, VfsFile};
 use crate::error::{Error, Result};
 
-/// What survives of bytes written after a file's last fsync when the power is cut.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PowerCut {
-    /// Every unsynced byte is lost (the strictest model).
-    DropUnsynced,
-    /// A random prefix of each file's unsynced appended tail survives, the rest is lost: a write
-    /// torn part-way.
-    KeepRandomPrefix,
-    /// The file keeps a random part of its unsynced length, but those bytes read as zeros (the
-    /// size reached the disk, the data did not).
-    ZeroFillTail,
-}
-
-/// The kinds of operation a [`Fault`] can target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultOp {
-    /// `write_at` and `set_len`.
-    Write,
-    /// `sync_data` on a file.
-    Sync,
-    /// `sync_dir`.
-    SyncDir,
-    /// `rename`.
-    Rename,
-    /// `create`.
-    Create,
-    /// `remove`.
-    Remove,
-}
-
-/// A rule that makes matching operations fail with an I/O error.
-#[derive(Debug, Clone)]
-pub struct Fault {
-    op: FaultOp,
-    path_contains: Option<String>,
-    after: u64,
-    times: Option<u64>,
-    kind: io::ErrorKind,
-}
-
-impl Fault {
-    /// Fails every `op` from now on (narrow it with the builder methods).
-    pub fn new(op: FaultOp) -> Self {
-        Fault {
-            op,
-            path_contains: None,
-            after: 0,
-            times: None,
-            kind: io::ErrorKind::Other,
-        }
-    }
-
-    /// Only operations on paths containing `needle` match.
-    pub fn path_contains(mut self, needle: impl Into<String>) -> Self {
-        self.path_contains = Some(needle.into());
-        self
-    }
-
-    /// The first `n` matching operations still succeed.
-    pub fn after(mut self, n: u64) -> Self {
-        self.after = n;
-        self
-    }
-
-    /// Fail only `n` matching operations, then let them succeed again.
-    pub fn times(mut self, n: u64) -> Self {
-        self.times = Some(n);
-        self
-    }
-
-    /// The error kind to fail with (`StorageFull` to simulate a full disk).
-    pub fn kind(mut self, kind: io::ErrorKind) -> Self {
-        self.kind = kind;
-        self
-    }
-
-    fn matches(&self, op: FaultOp, path: &Path) -> bool {
-        self.op == op
-            && self
-                .path_contains
-                .as_deref()
-                .is_none_or(|n| path.to_string_lossy().contains(n))
-    }
-}
-
-#[derive(Debug, Default)]
-struct Inode {
-    data: Vec<u8>,
-    /// Length of the file at its last `sync_data`.
-    durable_len: usize,
-    /// Old bytes overwritten since the last sync, as (offset, bytes), oldest first: replaying
-    /// them backwards restores the synced content.
-    undo: Vec<(usize, Vec<u8>)>,
-}
-
-impl Inode {
-    fn write(&mut self, offset: usize, src: &[u8]) {
-        let end = offset + src.len();
-        if offset < self.durable_len {
-            let old_end = end.min(self.data.len()).min(self.durable_len);
-            if old_end > offset {
-                self.undo
-                    .push((offset, self.data[offset..old_end].to_vec()));
-            }
-        }
-        if self.data.len() < end {
-            self.data.resize(end, 0);
-        }
-        self.data[offset..end].copy_from_slice(src);
-    }
-
-    fn set_len(&mut self, len: usize) {
-        if len < self.durable_len && len < self.data.len() {
-            let old_end = self.data.len().min(self.durable_len);
-            self.undo.push((len, self.data[len..old_end].to_vec()));
-        }
-        self.data.resize(len, 0);
-    }
-
-    fn sync(&mut self) {
-        self.durable_len = self.data.len();
-        self.undo.clear();
-    }
-
-    fn lose_unsynced(&mut self, mode: PowerCut, rng: &mut SmallRng) {
-        let tail_survives = self.undo.is_empty() && self.data.len() > self.durable_len;
-        if tail_survives && mode != PowerCut::DropUnsynced {
-            let tail = self.data.len() - self.durable_len;
-            let keep = rng.random_range(0..=tail);
-            self.data.truncate(self.durable_len + keep);
-            if mode == PowerCut::ZeroFillTail {
-                self.data[self.durable_len..].fill(0);
-            }
-        } else {
-            for (offset, old) in self.undo.drain(..).rev() {
-                let end = offset + old.len();
-                if self.data.len() < end {
-                    self.data.resize(end, 0);
-                }
-                self.data[offset..end].copy_from_slice(&old);
-            }
-            self.data.resize(self.durable_len, 0);
-        }
-        self.sync();
-    }
-}
+use fault::FaultState;
+pub use fault::{Fault, FaultOp};
+use inode::Inode;
+pub use inode::PowerCut;
 
 type InodeRef = Arc<Mutex<Inode>>;
 
@@ -188,13 +49,6 @@ struct Dir {
 #[derive(Debug)]
 struct DirOp {
     changes: Vec<(PathBuf, String, Option<InodeRef>)>,
-}
-
-#[derive(Debug)]
-struct FaultState {
-    fault: Fault,
-    seen: u64,
-    failed: u64,
 }
 
 struct State {

@@ -1,0 +1,100 @@
+//! The read path: point lookups and scans at the last applied batch.
+//!
+//! A reader takes the snapshot sequence number first and the view (memtables and tables) second:
+//! whatever the snapshot covers is in that view, because a flush only ever moves data from a
+//! memtable into a table of a newer view.
+
+use std::ops::Bound;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Engine, View};
+use crate::error::Result;
+use crate::memtable::{Lookup, MemtableIter};
+use crate::merge::{MergeIter, Source, VisibleIter};
+
+impl Engine {
+    /// The value of `key` as of the last applied batch.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        // Snapshot first, then the view: whatever the snapshot covers is in that view (a flush
+        // only ever moves data from a memtable to a table of a newer view).
+        let snapshot = self.inner.visible_seq.load(Ordering::Acquire);
+        let view = self.inner.view();
+        let found = std::iter::once(&view.active)
+            .chain(view.immutables.iter().rev())
+            .find_map(|m| m.get(key, snapshot));
+        let found = match found {
+            Some(l) => Some(l),
+            None => view.version.get(key, snapshot, &self.inner.reads)?,
+        };
+        Ok(match found {
+            Some(Lookup::Value(v)) => Some(v),
+            Some(Lookup::Deleted) | None => None,
+        })
+    }
+
+    /// Iterates over the keys within the bounds, in order, as of the last applied batch.
+    pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> EngineIter {
+        let snapshot = self.inner.visible_seq.load(Ordering::Acquire);
+        let view = self.inner.view();
+        let mut sources: Vec<Source> = Vec::new();
+        for m in std::iter::once(&view.active).chain(view.immutables.iter().rev()) {
+            sources.push(Box::new(MemtableIter::new(m.clone(), lower, upper).map(Ok)));
+        }
+        sources.extend(view.version.iters(lower, upper));
+        EngineIter {
+            inner: VisibleIter::new(MergeIter::new(sources), snapshot),
+            _view: view,
+        }
+    }
+
+    /// Iterates over every key starting with `prefix`.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> EngineIter {
+        match prefix_end(prefix) {
+            Some(end) => self.scan(Bound::Included(prefix), Bound::Excluded(&end)),
+            None => self.scan(Bound::Included(prefix), Bound::Unbounded),
+        }
+    }
+}
+
+/// The first key after every key starting with `prefix`, or `None` if there is none.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// Iterator over `(key, value)` pairs returned by [`Engine::scan`]. It reads a fixed snapshot:
+/// batches applied after it was created are not seen.
+pub struct EngineIter {
+    inner: VisibleIter,
+    /// Keeps the tables being read from being deleted by a compaction.
+    _view: Arc<View>,
+}
+
+impl Iterator for EngineIter {
+    type Item = Result<(Bytes, Bytes)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_is_the_next_prefix() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+    }
+}
