@@ -330,51 +330,45 @@ fn run_size(env: &Env, rows: &mut Vec<Row>, report_big: bool) {
             stats.compactions,
             stats.write_amplification
         );
+        // Times the same read loop on both stores.
+        let both = |f: &dyn Fn(&dyn Store) -> usize| -> (Duration, Duration, usize, usize) {
+            let t = Instant::now();
+            let a = f(&ours);
+            let d_ours = t.elapsed();
+            let t = Instant::now();
+            let b = f(&theirs);
+            (d_ours, t.elapsed(), a, b)
+        };
         let reads = (n / 4).max(1000);
-        let t = Instant::now();
-        let hits = picks(n, 11)
-            .take(reads as usize)
-            .filter(|&i| ours.get(&key16(i)))
-            .count();
-        let d_ours = t.elapsed();
-        let t = Instant::now();
-        let theirs_hits = picks(n, 11)
-            .take(reads as usize)
-            .filter(|&i| theirs.get(&key16(i)))
-            .count();
-        let d_theirs = t.elapsed();
-        assert_eq!(hits, reads as usize);
-        assert_eq!(theirs_hits, reads as usize);
+        let (d_ours, d_theirs, a, b) = both(&|s| {
+            picks(n, 11)
+                .take(reads as usize)
+                .filter(|&i| s.get(&key16(i)))
+                .count()
+        });
+        assert_eq!(
+            (a, b),
+            (reads as usize, reads as usize),
+            "every key is found"
+        );
         push(rows, label("readhit", ""), reads, d_ours, d_theirs);
 
-        let t = Instant::now();
-        let found = picks(n, 13)
-            .take(reads as usize)
-            .filter(|&i| ours.get(&absent_key16(i)))
-            .count();
-        let d_ours = t.elapsed();
-        let t = Instant::now();
-        let theirs_found = picks(n, 13)
-            .take(reads as usize)
-            .filter(|&i| theirs.get(&absent_key16(i)))
-            .count();
-        let d_theirs = t.elapsed();
-        assert_eq!((found, theirs_found), (0, 0));
+        let (d_ours, d_theirs, a, b) = both(&|s| {
+            picks(n, 13)
+                .take(reads as usize)
+                .filter(|&i| s.get(&absent_key16(i)))
+                .count()
+        });
+        assert_eq!((a, b), (0, 0), "no absent key is found");
         push(rows, label("readmiss", ""), reads, d_ours, d_theirs);
 
         let seeks = (n / 50).max(200);
-        let t = Instant::now();
-        let a: usize = picks(n, 17)
-            .take(seeks as usize)
-            .map(|i| ours.scan(&key16(i), 100))
-            .sum();
-        let d_ours = t.elapsed();
-        let t = Instant::now();
-        let b: usize = picks(n, 17)
-            .take(seeks as usize)
-            .map(|i| theirs.scan(&key16(i), 100))
-            .sum();
-        let d_theirs = t.elapsed();
+        let (d_ours, d_theirs, a, b) = both(&|s| {
+            picks(n, 17)
+                .take(seeks as usize)
+                .map(|i| s.scan(&key16(i), 100))
+                .sum()
+        });
         assert_eq!(a, b, "both scans read the same bytes");
         push(rows, label("seek+scan100", ""), seeks, d_ours, d_theirs);
 

@@ -13,7 +13,7 @@ use proptest::prelude::*;
 use qastore_storage::checkpoint::{
     verify, CheckpointInfo, CheckpointLease, CheckpointMeta, CheckpointStore, EngineHome,
 };
-use qastore_storage::vfs::{OsVfs, PowerCut, SimVfs, Vfs, VfsRef};
+use qastore_storage::vfs::{OsVfs, SimVfs, Vfs, VfsRef};
 use qastore_storage::{Engine, EngineOptions, Error, InvalidArgument};
 use support::{contents, Op, State};
 
@@ -315,14 +315,6 @@ fn damage_to_a_checkpoint_is_reported_naming_the_file() {
     assert!(err.to_string().contains("missing"), "{err}");
 }
 
-fn mode() -> impl Strategy<Value = PowerCut> {
-    prop_oneof![
-        Just(PowerCut::DropUnsynced),
-        Just(PowerCut::KeepRandomPrefix),
-        Just(PowerCut::ZeroFillTail)
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -333,7 +325,7 @@ proptest! {
     fn power_cuts_never_leave_half_a_checkpoint(
         crash_at in 1u64..120,
         stage in 0u8..3,
-        mode in mode(),
+        mode in support::power_cut_mode(),
         seed: u64,
     ) {
         let vfs = SimVfs::new(seed);

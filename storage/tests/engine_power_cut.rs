@@ -6,7 +6,7 @@
 mod support;
 
 use proptest::prelude::*;
-use qastore_storage::vfs::{PowerCut, SimVfs};
+use qastore_storage::vfs::SimVfs;
 use qastore_storage::{Engine, EngineOptions, WriteBatch};
 use support::{contents, Op, State};
 
@@ -47,14 +47,6 @@ fn model(upto: u64) -> State {
     support::model((1..=upto).map(batch))
 }
 
-fn mode() -> impl Strategy<Value = PowerCut> {
-    prop_oneof![
-        Just(PowerCut::DropUnsynced),
-        Just(PowerCut::KeepRandomPrefix),
-        Just(PowerCut::ZeroFillTail)
-    ]
-}
-
 /// Every table file in the directory is live, and nothing unfinished is left. (Waits for the
 /// compactions the open may have started, so it looks at a quiet directory.)
 fn no_orphans(vfs: &SimVfs, engine: &Engine) {
@@ -93,7 +85,7 @@ proptest! {
         flush_every in 3u64..25,
         crash_at in 1u64..300,
         crash_on_reopen in proptest::option::of(1u64..12),
-        mode in mode(),
+        mode in support::power_cut_mode(),
         seed: u64,
     ) {
         let vfs = SimVfs::new(seed);
@@ -142,7 +134,7 @@ proptest! {
     #[test]
     fn power_cut_during_compaction_loses_nothing(
         crash_at in 1u64..200,
-        mode in mode(),
+        mode in support::power_cut_mode(),
         seed: u64,
     ) {
         let vfs = SimVfs::new(seed);

@@ -1,5 +1,7 @@
 //! WAL durability: group commit, fatal fsync failures, and power cuts at random points.
 
+mod support;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -7,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
-use qastore_storage::vfs::{Fault, FaultOp, PowerCut, SimVfs};
+use qastore_storage::vfs::{Fault, FaultOp, SimVfs};
 use qastore_storage::wal::{LogId, Wal, WalEntry, WalOptions};
 use qastore_storage::Error;
 
@@ -125,14 +127,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn mode() -> impl Strategy<Value = PowerCut> {
-    prop_oneof![
-        Just(PowerCut::DropUnsynced),
-        Just(PowerCut::KeepRandomPrefix),
-        Just(PowerCut::ZeroFillTail)
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -143,7 +137,7 @@ proptest! {
     fn power_cut_at_a_random_point_loses_nothing_reported_durable(
         ops in proptest::collection::vec(op(), 1..60),
         crash_at in 1u64..400,
-        mode in mode(),
+        mode in support::power_cut_mode(),
         seed: u64,
     ) {
         let vfs = SimVfs::new(seed);

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+use proptest::prelude::*;
+use qastore_storage::vfs::PowerCut;
 use qastore_storage::{Engine, WriteBatch};
 
 /// One operation: put `Some(value)` or delete (`None`).
@@ -45,4 +47,13 @@ pub fn contents(e: &Engine) -> State {
     e.scan(Bound::Unbounded, Bound::Unbounded)
         .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).unwrap())
         .collect()
+}
+
+/// Any of the ways a power cut can treat unsynced bytes.
+pub fn power_cut_mode() -> impl Strategy<Value = PowerCut> {
+    prop_oneof![
+        Just(PowerCut::DropUnsynced),
+        Just(PowerCut::KeepRandomPrefix),
+        Just(PowerCut::ZeroFillTail)
+    ]
 }
