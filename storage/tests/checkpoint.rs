@@ -376,3 +376,23 @@ proptest! {
         prop_assert_eq!(contents(&e), model(flushed));
     }
 }
+
+#[test]
+fn a_checkpoint_directory_opens_as_an_engine_directly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vfs = OsVfs::shared();
+    let engine = Engine::open(vfs.clone(), tmp.path().join("db"), options()).unwrap();
+    fill(&engine, 1, 500);
+    engine.flush().unwrap();
+    let info = engine
+        .checkpoint(tmp.path().join("backup"), Bytes::from_static(b"b"))
+        .unwrap();
+    fill(&engine, 501, 600);
+    drop(engine);
+    let restored = Engine::open(vfs.clone(), &info.dir, options()).unwrap();
+    assert_eq!(restored.flushed_index(), 500);
+    assert_eq!(contents(&restored), model(500));
+    // A checkpoint directory that already exists is refused rather than overwritten.
+    let again = Engine::open(vfs, tmp.path().join("db"), options()).unwrap();
+    assert!(again.checkpoint(&info.dir, Bytes::new()).is_err());
+}
