@@ -104,6 +104,7 @@ pub mod ikey;
 pub mod manifest;
 pub mod memtable;
 pub mod merge;
+pub mod record;
 pub mod sstable;
 pub mod version;
 pub mod version_set;
