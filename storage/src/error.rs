@@ -37,6 +37,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A stored value does not decode as what its key says it holds.
+    #[error("stored value under key {key:?} does not decode: {reason}")]
+    BadValue {
+        /// The key (bytes shown lossily as text).
+        key: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+
     /// The caller passed something the engine does not accept; nothing was changed.
     #[error("invalid argument: {0}")]
     InvalidArgument(#[from] InvalidArgument),
@@ -158,6 +167,31 @@ pub enum InvalidArgument {
         name: &'static str,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A page larger than allowed.
+    #[error("page limit {limit} is over the maximum of {max}")]
+    PageTooLarge {
+        /// The limit asked for.
+        limit: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// A page token that does not resume this query.
+    #[error("page_token does not belong to this query")]
+    BadPageToken,
+    /// An empty or inverted time range.
+    #[error("time range [{from}, {to}) is empty")]
+    BadTimeRange {
+        /// Start.
+        from: i64,
+        /// End.
+        to: i64,
+    },
+    /// An instrument whose product the trading calendar does not know.
+    #[error("instrument {instrument:?} belongs to no product in the trading calendar")]
+    UnknownProduct {
+        /// The instrument.
+        instrument: String,
     },
     /// A checkpoint name that the store does not hold.
     #[error("no checkpoint named {name:?}")]

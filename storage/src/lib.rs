@@ -91,19 +91,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod apply;
 pub mod batch;
+pub mod calendar;
 pub mod checkpoint;
 pub mod codec;
 pub mod compaction;
+pub mod datagen;
 pub mod engine;
 pub mod entry;
 pub mod error;
 pub mod filenames;
 pub mod frame;
 pub mod ikey;
+pub mod keys;
 pub mod manifest;
 pub mod memtable;
 pub mod merge;
+pub mod query;
 pub mod record;
 pub mod sstable;
 pub mod version;

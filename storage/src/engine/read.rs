@@ -50,6 +50,21 @@ impl Engine {
         }
     }
 
+    /// A hash of every key and value as of the last applied batch. Replicas that applied the
+    /// same log up to the same index have the same hash, however their data is laid out in
+    /// memtables and tables.
+    pub fn state_hash(&self) -> Result<u64> {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for row in self.scan(Bound::Unbounded, Bound::Unbounded) {
+            let (k, v) = row?;
+            hasher.update(&(k.len() as u64).to_le_bytes());
+            hasher.update(&k);
+            hasher.update(&(v.len() as u64).to_le_bytes());
+            hasher.update(&v);
+        }
+        Ok(hasher.digest())
+    }
+
     /// Iterates over every key starting with `prefix`.
     pub fn scan_prefix(&self, prefix: &[u8]) -> EngineIter {
         match prefix_end(prefix) {
