@@ -76,13 +76,6 @@ impl WriteBatch {
 
     /// Checks every operation against the limits; the first failure names its position.
     pub fn validate(&self, max_key: usize, max_value: usize) -> Result<()> {
-        if self.ops.len() > MAX_BATCH_OPS {
-            return Err(InvalidArgument::BatchTooLarge {
-                len: self.ops.len(),
-                max: MAX_BATCH_OPS,
-            }
-            .into());
-        }
         for (position, op) in self.ops.iter().enumerate() {
             let key = op.key();
             if key.is_empty() {
@@ -109,6 +102,31 @@ impl WriteBatch {
         }
         Ok(())
     }
+
+    /// The ordinal of each operation: its position in batches of up to 65,536 operations; in
+    /// larger ones, its position among the operations on the same key. Fails if one key is
+    /// written more than 65,536 times.
+    pub fn ordinals(&self) -> Result<Vec<u16>> {
+        if self.ops.len() <= MAX_BATCH_OPS {
+            return Ok((0..self.ops.len()).map(|i| i as u16).collect());
+        }
+        let mut seen: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+        self.ops
+            .iter()
+            .map(|op| {
+                let n = seen.entry(op.key()).or_insert(0);
+                let ordinal = *n;
+                *n += 1;
+                u16::try_from(ordinal).map_err(|_| {
+                    InvalidArgument::BatchTooLarge {
+                        len: self.ops.len(),
+                        max: MAX_BATCH_OPS,
+                    }
+                    .into()
+                })
+            })
+            .collect()
+    }
 }
 
 impl FromIterator<BatchOp> for WriteBatch {
@@ -116,5 +134,25 @@ impl FromIterator<BatchOp> for WriteBatch {
         WriteBatch {
             ops: iter.into_iter().collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_batches_number_each_keys_operations() {
+        let mut b = WriteBatch::new();
+        for i in 0..70_000u32 {
+            b.put(format!("k{}", i % 3), "v");
+        }
+        let o = b.ordinals().unwrap();
+        assert_eq!((o[0], o[1], o[3], o[69_999]), (0, 0, 1, 23_333));
+        let mut same = WriteBatch::new();
+        for _ in 0..70_000 {
+            same.put("same", "v");
+        }
+        assert!(same.ordinals().is_err());
     }
 }

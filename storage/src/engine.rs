@@ -74,6 +74,8 @@ struct Inner {
     flush_wakeup: Wakeup,
     compact_wakeup: Wakeup,
     compaction: Mutex<CompactionState>,
+    /// Held while Parquet partitions are written, swept or copied into a checkpoint.
+    olap: Mutex<()>,
 }
 
 impl Inner {
@@ -163,6 +165,7 @@ impl Engine {
             flush_wakeup: Wakeup::default(),
             compact_wakeup: Wakeup::default(),
             compaction: Mutex::new(CompactionState::default()),
+            olap: Mutex::new(()),
         });
         let mut threads = Vec::new();
         let spawn = |name: String, body: fn(Arc<Inner>)| {
@@ -194,8 +197,9 @@ impl Engine {
     }
 
     /// Applies `batch` as the entry at `log_index`, which must be above every index applied
-    /// before. Operation `i` gets sequence number `log_index << 16 | i`; the batch becomes
-    /// visible whole. Bad input is refused before anything changes.
+    /// before. Operation `i` gets sequence number `log_index << 16 | i` (in batches of more than
+    /// 65,536 operations, `i` counts only operations on the same key); the batch becomes visible
+    /// whole. Bad input is refused before anything changes.
     ///
     /// This may block for back-pressure: a short delay while compaction is behind, or a wait
     /// for a flush or compaction when a stop threshold is reached (see [`WritePressure`]).
@@ -221,12 +225,12 @@ impl Engine {
             }
             .into());
         }
+        let ordinals = batch.ordinals()?;
         self.yield_to_pressure()?;
         let view = self.inner.view();
         let mut user_bytes = 0;
-        for (ordinal, op) in batch.ops().iter().enumerate() {
-            // `validate` capped the batch at 65536 operations, so the ordinal fits.
-            let seq = seq_of(log_index, ordinal as u16);
+        for (op, ordinal) in batch.ops().iter().zip(ordinals) {
+            let seq = seq_of(log_index, ordinal);
             match op {
                 BatchOp::Put { key, value } => {
                     user_bytes += key.len() + value.len();
@@ -410,6 +414,16 @@ impl Engine {
         &self.inner.dir
     }
 
+    /// The file system the engine works on.
+    pub fn vfs(&self) -> &VfsRef {
+        &self.inner.vfs
+    }
+
+    /// Serializes changes to the Parquet partitions with checkpoints that copy them.
+    pub(crate) fn olap_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.inner.olap.lock()
+    }
+
     /// A snapshot of the engine's state and counters.
     pub fn stats(&self) -> EngineStats {
         let view = self.inner.view();
@@ -472,18 +486,31 @@ impl Engine {
         dir: impl AsRef<Path>,
         blob: Bytes,
     ) -> Result<crate::checkpoint::CheckpointInfo> {
+        // No partition changes while the file set is copied (see `olap`).
+        let _olap = self.olap_lock();
         let (version, flushed_seq) = {
             let versions = self.inner.versions.lock();
             (versions.current(), versions.flushed_seq())
         };
         let span = tracing::info_span!("checkpoint", dir = %dir.as_ref().display());
         let _enter = span.enter();
+        let olap_root = self.inner.dir.join("olap");
+        let olap_files: Vec<String> = if self.inner.vfs.exists(&olap_root)? {
+            crate::vfs::walk_files(self.inner.vfs.as_ref(), &olap_root)?
+                .into_iter()
+                .filter(|f| !f.ends_with(".tmp"))
+                .map(|f| format!("olap/{f}"))
+                .collect()
+        } else {
+            Vec::new()
+        };
         crate::checkpoint::create::write(
             self.inner.vfs.as_ref(),
             &self.inner.dir,
             dir.as_ref(),
             &version,
             flushed_seq,
+            &olap_files,
             blob,
         )
     }

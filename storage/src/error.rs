@@ -46,6 +46,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A Parquet file could not be produced.
+    #[error("writing {path}: {reason}")]
+    Olap {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+
     /// The caller passed something the engine does not accept; nothing was changed.
     #[error("invalid argument: {0}")]
     InvalidArgument(#[from] InvalidArgument),
@@ -100,7 +109,8 @@ pub enum InvalidArgument {
         /// The configured limit.
         max: usize,
     },
-    /// More operations in one batch than the 16-bit ordinal allows.
+    /// More operations in one batch than allowed (for engine batches: more than 65,536
+    /// operations on one key).
     #[error("batch holds {len} operations, over the limit of {max}")]
     BatchTooLarge {
         /// Number of operations.

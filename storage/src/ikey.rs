@@ -2,7 +2,10 @@
 //!
 //! The engine's sequence number is `log index << 16 | ordinal in batch` (DESIGN §2), so the
 //! records of one Raft entry never collide and a snapshot at "everything up to index N" is the
-//! sequence number `N << 16 | 0xFFFF`.
+//! sequence number `N << 16 | 0xFFFF`. The ordinal only has to tell apart operations on the
+//! same key: a batch of up to 65,536 operations numbers them by position, a larger one numbers
+//! each key's operations separately (so no key may be written more than 65,536 times in one
+//! batch).
 //!
 //! Encoded form, used in memtables and SSTables:
 //!
@@ -18,7 +21,8 @@ use std::cmp::Ordering;
 
 /// Bits of the sequence number that hold the record's ordinal within its batch.
 pub const ORDINAL_BITS: u32 = 16;
-/// Most operations one batch can hold (ordinals 0..=65535).
+/// Ordinals available in one batch (0..=65535): the most operations on one key a batch may
+/// hold, and the batch size up to which ordinals are simply positions.
 pub const MAX_BATCH_OPS: usize = 1 << ORDINAL_BITS;
 /// The largest log index a sequence number can carry.
 pub const MAX_LOG_INDEX: u64 = (1 << (64 - ORDINAL_BITS)) - 1;

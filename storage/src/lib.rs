@@ -108,6 +108,7 @@ pub mod keys;
 pub mod manifest;
 pub mod memtable;
 pub mod merge;
+pub mod olap;
 pub mod query;
 pub mod record;
 pub mod sstable;

@@ -19,14 +19,16 @@ use crate::manifest::{ManifestState, ManifestWriter};
 use crate::version::Version;
 use crate::vfs::{parent_dir, write_atomic, Vfs};
 
-/// Writes a checkpoint of `version` (whose tables hold every batch up to `flushed_seq`) from
-/// the engine in `engine_dir` into the new directory `dir`.
+/// Writes a checkpoint of `version` (whose tables hold every batch up to `flushed_seq`) and of
+/// the Parquet files `olap_files` (paths relative to the engine directory) from the engine in
+/// `engine_dir` into the new directory `dir`.
 pub fn write(
     vfs: &dyn Vfs,
     engine_dir: &Path,
     dir: &Path,
     version: &Version,
     flushed_seq: u64,
+    olap_files: &[String],
     blob: Bytes,
 ) -> Result<CheckpointInfo> {
     if vfs.exists(dir)? {
@@ -53,6 +55,18 @@ pub fn write(
         descs.insert((f.desc.level, f.desc.number), f.desc.clone());
         max_number = max_number.max(f.desc.number);
     }
+    for rel in olap_files {
+        let target = dir.join(rel);
+        vfs.create_dir_all(parent_dir(&target))?;
+        vfs.hard_link(&engine_dir.join(rel), &target)?;
+        let content = vfs.read_all(&target)?;
+        files.push(CheckpointFile {
+            name: rel.clone(),
+            size: content.len() as u64,
+            crc32: crc32fast::hash(&content),
+        });
+    }
+    sync_dirs(vfs, dir, olap_files)?;
     let manifest_number = max_number + 1;
     let state = ManifestState {
         files: descs,
@@ -82,4 +96,24 @@ pub fn write(
         dir: dir.to_path_buf(),
         meta,
     })
+}
+
+/// Fsyncs every directory on the way to each of `files` (relative to `root`), deepest first, so
+/// new directory entries are durable before the checkpoint is declared complete.
+pub(crate) fn sync_dirs(vfs: &dyn Vfs, root: &Path, files: &[String]) -> Result<()> {
+    let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+    for rel in files {
+        let mut d = parent_dir(&root.join(rel)).to_path_buf();
+        while d.starts_with(root) && d != root {
+            if !dirs.contains(&d) {
+                dirs.push(d.clone());
+            }
+            d = parent_dir(&d).to_path_buf();
+        }
+    }
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        vfs.sync_dir(&d)?;
+    }
+    Ok(())
 }

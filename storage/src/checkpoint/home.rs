@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::meta::CHECKPOINT_FILE;
 use super::CheckpointInfo;
 use crate::error::{Error, Result};
-use crate::vfs::{write_atomic, VfsRef, LOCK_FILE};
+use crate::vfs::{parent_dir, write_atomic, VfsRef, LOCK_FILE};
 
 const ACTIVE: &str = "ACTIVE";
 
@@ -104,12 +104,16 @@ impl EngineHome {
         }
         self.vfs.create_dir_all(&dir)?;
         self.vfs.sync_dir(&self.root)?;
+        let mut names = Vec::new();
         for f in &checkpoint.meta.files {
             if f.name != CHECKPOINT_FILE {
-                self.vfs
-                    .hard_link(&checkpoint.dir.join(&f.name), &dir.join(&f.name))?;
+                let target = dir.join(&f.name);
+                self.vfs.create_dir_all(parent_dir(&target))?;
+                self.vfs.hard_link(&checkpoint.dir.join(&f.name), &target)?;
+                names.push(f.name.clone());
             }
         }
+        super::create::sync_dirs(self.vfs.as_ref(), &dir, &names)?;
         self.vfs.sync_dir(&dir)?;
         write_atomic(
             self.vfs.as_ref(),

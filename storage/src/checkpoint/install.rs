@@ -14,7 +14,26 @@ use super::verify::verify_files;
 use super::CheckpointInfo;
 use crate::error::{Error, InvalidArgument, Result};
 use crate::filenames::{classify, FileKind};
-use crate::vfs::{write_atomic, FileRef, VfsRef};
+use crate::vfs::{parent_dir, write_atomic, FileRef, VfsRef};
+
+/// Whether `name` is a Parquet partition file path a checkpoint may carry:
+/// `olap/<segments>/<file>.parquet` with plain segments (no `.`, `..`, backslash or control
+/// characters).
+pub fn is_olap_file(name: &str) -> bool {
+    let mut parts = name.split('/');
+    if parts.next() != Some("olap") || !name.ends_with(".parquet") {
+        return false;
+    }
+    let rest: Vec<&str> = parts.collect();
+    rest.len() >= 2
+        && rest.iter().all(|p| {
+            !p.is_empty()
+                && *p != "."
+                && *p != ".."
+                && !p.contains('\\')
+                && !p.chars().any(char::is_control)
+        })
+}
 
 /// A checkpoint being received. Dropping it without [`Installer::finish`] removes what was
 /// received.
@@ -43,11 +62,12 @@ impl Installer {
                 && !f.name.contains(['/', '\\'])
                 && f.name != "."
                 && f.name != "..";
-            let known = matches!(
-                classify(&f.name),
-                FileKind::Table(_) | FileKind::Manifest(_) | FileKind::Current
-            );
-            if !plain || !known || !seen.insert(f.name.as_str()) {
+            let known = plain
+                && matches!(
+                    classify(&f.name),
+                    FileKind::Table(_) | FileKind::Manifest(_) | FileKind::Current
+                );
+            if !(known || is_olap_file(&f.name)) || !seen.insert(f.name.as_str()) {
                 return Err(InvalidArgument::UnknownCheckpointFile {
                     name: f.name.clone(),
                 }
@@ -99,7 +119,9 @@ impl Installer {
         let handle = match self.open.get(file) {
             Some(h) => h.clone(),
             None => {
-                let h = self.vfs.create(&self.dir.join(file))?;
+                let path = self.dir.join(file);
+                self.vfs.create_dir_all(parent_dir(&path))?;
+                let h = self.vfs.create(&path)?;
                 self.open.insert(file.to_string(), h.clone());
                 h
             }
@@ -121,6 +143,8 @@ impl Installer {
             };
             handle.sync_data()?;
         }
+        let names: Vec<String> = self.expected.files.iter().map(|f| f.name.clone()).collect();
+        super::create::sync_dirs(self.vfs.as_ref(), &self.dir, &names)?;
         self.vfs.sync_dir(&self.dir)?;
         // Sizes, CRCs, table blocks and the manifest are all checked before the metadata that
         // makes the checkpoint exist is written.

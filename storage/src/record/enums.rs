@@ -42,6 +42,14 @@ macro_rules! record_enum {
                 self as i32
             }
 
+            /// Parses the upper-case name ([`Self::as_str`]).
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
             /// The upper-case name used in Parquet files and text output.
             pub fn as_str(self) -> &'static str {
                 match self {

@@ -66,6 +66,8 @@ pub trait Vfs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> Result<()>;
     /// Whether a file or directory exists at `path`.
     fn exists(&self, path: &Path) -> Result<bool>;
+    /// Whether `path` is a directory.
+    fn is_dir(&self, path: &Path) -> Result<bool>;
     /// Takes an exclusive lock on the file at `path` (creating it if needed), held until the
     /// returned guard is dropped. Fails with [`Error::Locked`] if someone else holds it.
     fn lock(&self, path: &Path) -> Result<FileLock>;
@@ -124,6 +126,33 @@ pub fn write_atomic(vfs: &dyn Vfs, path: &Path, data: &[u8]) -> Result<()> {
     drop(file);
     vfs.rename(&tmp, path)?;
     vfs.sync_dir(parent_dir(path))
+}
+
+/// Every file under `root`, as paths relative to it with `/` separators, in sorted order.
+pub fn walk_files(vfs: &dyn Vfs, root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = if rel.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&rel)
+        };
+        for name in vfs.list(&dir)? {
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if vfs.is_dir(&dir.join(&name))? {
+                stack.push(child);
+            } else {
+                out.push(child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The temporary name a file is written under before being renamed into place.

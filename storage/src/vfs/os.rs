@@ -148,6 +148,14 @@ impl Vfs for OsVfs {
         }
     }
 
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        match fs::metadata(path) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("stat", path, e)),
+        }
+    }
+
     fn map(&self, path: &Path) -> Result<Bytes> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
         let len = file

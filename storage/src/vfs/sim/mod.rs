@@ -582,6 +582,12 @@ impl Vfs for SimVfs {
         Ok(st.dirs.contains_key(path) || st.lookup(path).is_some())
     }
 
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        let mut st = self.state.lock();
+        st.check("stat", None, false, path, None)?;
+        Ok(st.dirs.contains_key(path))
+    }
+
     fn lock(&self, path: &Path) -> Result<FileLock> {
         let mut st = self.state.lock();
         st.check("lock", None, false, path, None)?;

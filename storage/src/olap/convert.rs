@@ -1,0 +1,230 @@
+//! Converting a closed trading day of ticks or trades to Parquet.
+//!
+//! The conversion runs at a log index (the Raft layer proposes it, so every node runs it at the
+//! same point): for each instrument of the stream not yet converted for that day, the day's rows
+//! are read from the LSM, written as a Parquet file (temporary name, fsync, rename, directory
+//! fsync), and then one engine batch at the log index adds the catalog entries and deletes the
+//! LSM copies (for trades, the by-instrument copies; the by-user index stays). A crash before
+//! the batch is durable is repaired by re-applying the entry: the files are written again, byte
+//! for byte the same. Running it twice changes nothing the second time.
+
+use bytes::Bytes;
+
+use super::catalog::{self, CatalogEntry};
+use super::parquet::{encode_ticks, encode_trades};
+use crate::batch::WriteBatch;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::keys::{self, Stream};
+use crate::query::decode_at;
+use crate::query::range::scan_keys;
+use crate::record::{encode, Tick, TradeExecuted};
+use crate::vfs::{parent_dir, write_atomic};
+
+const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
+
+/// What a conversion did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversion {
+    /// The partitions written.
+    pub partitions: Vec<CatalogEntry>,
+    /// Rows converted.
+    pub rows: u64,
+    /// Parquet bytes written.
+    pub bytes: u64,
+    /// Instruments skipped because the day was already converted for them.
+    pub already_converted: usize,
+}
+
+/// Instruments that have rows of `stream`.
+pub(super) fn instruments(engine: &Engine, stream: Stream) -> Result<Vec<String>> {
+    let prefix = keys::instruments(stream);
+    engine
+        .scan_prefix(&prefix)
+        .map(|row| {
+            let (k, _) = row?;
+            Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+        })
+        .collect()
+}
+
+/// Keys and records of one instrument's `day`, in time order. A trading day's rows lie within
+/// a few calendar days before it (night sessions, weekends, holidays) and never after it.
+fn day_rows<T>(
+    engine: &Engine,
+    stream: Stream,
+    instrument: &str,
+    day: u32,
+    trading_day: fn(&T) -> u32,
+) -> Result<Vec<(Vec<u8>, T)>>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let midnight = crate::calendar::day_number(day) * DAY_NANOS;
+    let (from, to) = (midnight - 12 * DAY_NANOS, midnight + 2 * DAY_NANOS);
+    let (lower, upper) = match stream {
+        Stream::Ticks => (
+            keys::instrument_ticks_at(instrument, from),
+            keys::instrument_ticks_at(instrument, to),
+        ),
+        Stream::Trades => (
+            keys::instrument_trades_at(instrument, from),
+            keys::instrument_trades_at(instrument, to),
+        ),
+    };
+    let mut out = Vec::new();
+    for row in scan_keys(engine, lower, upper, None) {
+        let (k, v) = row?;
+        let record: T = decode_at(&k, &v)?;
+        if trading_day(&record) == day {
+            out.push((k.to_vec(), record));
+        }
+    }
+    Ok(out)
+}
+
+/// One instrument's day, encoded.
+struct Encoded {
+    /// The LSM keys of the rows (deleted once the file is in the catalog).
+    keys: Vec<Vec<u8>>,
+    /// The Parquet file.
+    bytes: Vec<u8>,
+    /// First and last event time.
+    span: (i64, i64),
+}
+
+/// Writes a partition file crash-safely and returns its catalog entry.
+fn write_partition(
+    engine: &Engine,
+    stream: Stream,
+    day: u32,
+    instrument: &str,
+    data: &Encoded,
+    log_index: u64,
+) -> Result<CatalogEntry> {
+    let (bytes, rows, (min_time, max_time)) = (&data.bytes, data.keys.len() as u64, data.span);
+    let rel = catalog::partition_file(stream, day, instrument);
+    let path = engine.dir().join(&rel);
+    let vfs = engine.vfs();
+    let dir = parent_dir(&path).to_path_buf();
+    if !vfs.exists(&dir)? {
+        vfs.create_dir_all(&dir)?;
+        // Make every new directory's entry durable, up to the engine directory.
+        let mut d = dir.as_path();
+        while d != engine.dir() {
+            let parent = parent_dir(d);
+            vfs.sync_dir(parent)?;
+            d = parent;
+        }
+    }
+    write_atomic(vfs.as_ref(), &path, bytes)?;
+    Ok(CatalogEntry {
+        stream: stream.byte(),
+        trading_day: day,
+        instrument: instrument.to_string(),
+        file: rel,
+        rows,
+        min_time,
+        max_time,
+        bytes: bytes.len() as u64,
+        crc32: crc32fast::hash(bytes),
+        converted_at: log_index,
+        removed_at: None,
+    })
+}
+
+fn parquet_error(path: String, e: impl std::fmt::Display) -> Error {
+    Error::Olap {
+        path,
+        reason: e.to_string(),
+    }
+}
+
+/// Converts trading day `day` of `stream` to Parquet at `log_index`, applying the catalog
+/// entries, the removal of the LSM copies and `extra` (the caller's own operations, such as
+/// system keys) as one engine batch.
+pub fn convert_day(
+    engine: &Engine,
+    stream: Stream,
+    day: u32,
+    log_index: u64,
+    extra: WriteBatch,
+) -> Result<Conversion> {
+    let _olap = engine.olap_lock();
+    let span = tracing::info_span!("olap_convert", stream = stream.name(), day, log_index);
+    let _enter = span.enter();
+    let done: Vec<String> = catalog::for_day(engine, stream, day)?
+        .into_iter()
+        .map(|e| e.instrument)
+        .collect();
+    let mut report = Conversion::default();
+    let mut batch = WriteBatch::new();
+    for instrument in instruments(engine, stream)? {
+        if done.contains(&instrument) {
+            report.already_converted += 1;
+            continue;
+        }
+        let encoded = match stream {
+            Stream::Ticks => {
+                let rows = day_rows::<Tick>(engine, stream, &instrument, day, |t| t.trading_day)?;
+                let records: Vec<Tick> = rows.iter().map(|(_, t)| t.clone()).collect();
+                let span = match (records.first(), records.last()) {
+                    (Some(a), Some(b)) => (a.datetime, b.datetime),
+                    _ => continue,
+                };
+                let bytes = encode_ticks(&records).map_err(|e| {
+                    parquet_error(catalog::partition_file(stream, day, &instrument), e)
+                })?;
+                Encoded {
+                    keys: rows.into_iter().map(|(k, _)| k).collect(),
+                    bytes,
+                    span,
+                }
+            }
+            Stream::Trades => {
+                let rows =
+                    day_rows::<TradeExecuted>(engine, stream, &instrument, day, |t| t.trading_day)?;
+                let records: Vec<TradeExecuted> = rows.iter().map(|(_, t)| t.clone()).collect();
+                let span = match (records.first(), records.last()) {
+                    (Some(a), Some(b)) => (a.trade_date_time, b.trade_date_time),
+                    _ => continue,
+                };
+                let bytes = encode_trades(&records).map_err(|e| {
+                    parquet_error(catalog::partition_file(stream, day, &instrument), e)
+                })?;
+                Encoded {
+                    keys: rows.into_iter().map(|(k, _)| k).collect(),
+                    bytes,
+                    span,
+                }
+            }
+        };
+        let entry = write_partition(engine, stream, day, &instrument, &encoded, log_index)?;
+        let rows = entry.rows;
+        let value: Bytes = encode(&entry);
+        batch.put(catalog::key_by_day(stream, day, &instrument), value.clone());
+        batch.put(catalog::key_by_instrument(stream, &instrument, day), value);
+        for k in encoded.keys {
+            batch.delete(k);
+        }
+        report.rows += rows;
+        report.bytes += entry.bytes;
+        report.partitions.push(entry);
+    }
+    for op in extra.ops() {
+        match op {
+            crate::batch::BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
+            crate::batch::BatchOp::Delete { key } => batch.delete(key.clone()),
+        };
+    }
+    engine.apply(&batch, log_index)?;
+    tracing::info!(
+        partitions = report.partitions.len(),
+        rows = report.rows,
+        bytes = report.bytes,
+        "trading day converted to Parquet"
+    );
+    Ok(report)
+}

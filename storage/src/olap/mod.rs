@@ -1,0 +1,23 @@
+//! The OLAP path: closed trading days of ticks and trades as Parquet files that pyarrow, pandas,
+//! polars and duckdb open as they are.
+//!
+//! ```text
+//! <engine dir>/olap/<ticks|trades>/trading_day=YYYYMMDD/instrument=<id>/part-0.parquet
+//! ```
+//!
+//! [`convert_day`] and [`retain`] are engine operations that take the log index they run at;
+//! [`catalog`] records what was converted (replicated with the rest of the engine's state, and
+//! the files travel with checkpoints). Range queries and bars read Parquet for converted days,
+//! skipping row groups by their time statistics, and the LSM for the rest, with the same
+//! answers either way.
+
+pub mod catalog;
+mod convert;
+pub mod parquet;
+mod read;
+mod retain;
+
+pub use catalog::CatalogEntry;
+pub use convert::{convert_day, Conversion};
+pub use read::{read_partition_ticks, read_partition_trades};
+pub use retain::{retain, sweep, Retention, RetentionPolicy, Sweep};

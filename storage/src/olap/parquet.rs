@@ -1,0 +1,391 @@
+//! Ticks and trades as Parquet files.
+//!
+//! One schema per kind, every column typed and required; times are `TIMESTAMP(NANOS, UTC)`.
+//! The trading day and instrument are the partition directories
+//! (`trading_day=YYYYMMDD/instrument=<id>`); the trading day is not repeated as a column,
+//! because readers that add partition columns (pyarrow, pandas) refuse a file column of the
+//! same name. Rows are sorted by time. Files are compressed with ZSTD (level 3), carry page
+//! statistics and the page index, and are cut into row groups of 65,536 rows whose time
+//! statistics let readers skip them.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::column::reader::ColumnReader;
+use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::{FileReader, RowGroupReader};
+use parquet::file::serialized_reader::SerializedFileReader;
+use parquet::file::statistics::Statistics;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::parser::parse_message_type;
+
+use crate::query::TimeRange;
+use crate::record::{Direction, Offset, Tick, TradeExecuted, TICK_LEVELS};
+
+/// Rows per row group.
+pub const ROW_GROUP_ROWS: usize = 65_536;
+/// Rows per data page (so the page index is fine-grained).
+const PAGE_ROWS: usize = 8_192;
+
+/// The columns of one file, in schema order.
+enum Values {
+    Str(Vec<ByteArray>),
+    I64(Vec<i64>),
+    F64(Vec<f64>),
+}
+
+impl Values {
+    fn str(it: impl Iterator<Item = String>) -> Values {
+        Values::Str(it.map(|s| ByteArray::from(s.into_bytes())).collect())
+    }
+}
+
+fn tick_schema() -> String {
+    let mut s = String::from(
+        "message tick {\n\
+         REQUIRED BYTE_ARRAY instrument_id (STRING);\n\
+         REQUIRED INT64 datetime (TIMESTAMP(NANOS,true));\n\
+         REQUIRED INT64 sequence (INTEGER(64,false));\n\
+         REQUIRED DOUBLE last_price;\n\
+         REQUIRED DOUBLE open;\n\
+         REQUIRED DOUBLE highest;\n\
+         REQUIRED DOUBLE lowest;\n\
+         REQUIRED INT64 volume;\n\
+         REQUIRED DOUBLE amount;\n\
+         REQUIRED INT64 open_interest;\n",
+    );
+    for (name, ty) in [
+        ("bid_price", "DOUBLE"),
+        ("bid_volume", "INT64"),
+        ("ask_price", "DOUBLE"),
+        ("ask_volume", "INT64"),
+    ] {
+        for level in 1..=TICK_LEVELS {
+            s.push_str(&format!("REQUIRED {ty} {name}{level};\n"));
+        }
+    }
+    s.push_str("REQUIRED DOUBLE upper_limit;\nREQUIRED DOUBLE lower_limit;\n}\n");
+    s
+}
+
+const TICK_TIME_COLUMN: usize = 1;
+
+const TRADE_SCHEMA: &str = "message trade {
+  REQUIRED BYTE_ARRAY user_id (STRING);
+  REQUIRED BYTE_ARRAY trade_id (STRING);
+  REQUIRED BYTE_ARRAY order_id (STRING);
+  REQUIRED BYTE_ARRAY exchange_id (STRING);
+  REQUIRED BYTE_ARRAY instrument_id (STRING);
+  REQUIRED BYTE_ARRAY exchange_trade_id (STRING);
+  REQUIRED BYTE_ARRAY direction (STRING);
+  REQUIRED BYTE_ARRAY offset (STRING);
+  REQUIRED DOUBLE price;
+  REQUIRED INT64 volume;
+  REQUIRED DOUBLE commission;
+  REQUIRED INT64 trade_date_time (TIMESTAMP(NANOS,true));
+}";
+
+const TRADE_TIME_COLUMN: usize = 11;
+
+fn write(
+    schema: &str,
+    columns: &[Values],
+    rows: usize,
+    time_column: usize,
+) -> Result<Vec<u8>, ParquetError> {
+    let schema = Arc::new(parse_message_type(schema)?);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: time_column as i32,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .set_created_by(format!("qastore {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema, Arc::new(props))?;
+    let mut start = 0;
+    while start < rows {
+        let end = (start + ROW_GROUP_ROWS).min(rows);
+        let mut group = writer.next_row_group()?;
+        for values in columns {
+            let mut col = group.next_column()?.ok_or_else(|| {
+                ParquetError::General("schema has fewer columns than values".into())
+            })?;
+            match values {
+                Values::Str(v) => {
+                    col.typed::<ByteArrayType>()
+                        .write_batch(&v[start..end], None, None)?;
+                }
+                Values::I64(v) => {
+                    col.typed::<Int64Type>()
+                        .write_batch(&v[start..end], None, None)?;
+                }
+                Values::F64(v) => {
+                    col.typed::<DoubleType>()
+                        .write_batch(&v[start..end], None, None)?;
+                }
+            }
+            col.close()?;
+        }
+        group.close()?;
+        start = end;
+    }
+    writer.close()?;
+    Ok(out)
+}
+
+/// Encodes ticks (already in time order) as a Parquet file.
+pub fn encode_ticks(ticks: &[Tick]) -> Result<Vec<u8>, ParquetError> {
+    let f64s = |f: &dyn Fn(&Tick) -> f64| Values::F64(ticks.iter().map(f).collect());
+    let i64s = |f: &dyn Fn(&Tick) -> i64| Values::I64(ticks.iter().map(f).collect());
+    let mut columns = vec![
+        Values::str(ticks.iter().map(|t| t.instrument_id.clone())),
+        i64s(&|t| t.datetime),
+        // Stored as the bits of an unsigned 64-bit integer.
+        i64s(&|t| t.sequence as i64),
+        f64s(&|t| t.last_price),
+        f64s(&|t| t.open),
+        f64s(&|t| t.highest),
+        f64s(&|t| t.lowest),
+        i64s(&|t| t.volume),
+        f64s(&|t| t.amount),
+        i64s(&|t| t.open_interest),
+    ];
+    for l in 0..TICK_LEVELS {
+        columns.push(f64s(&|t| t.bid_price[l]));
+    }
+    for l in 0..TICK_LEVELS {
+        columns.push(i64s(&|t| t.bid_volume[l]));
+    }
+    for l in 0..TICK_LEVELS {
+        columns.push(f64s(&|t| t.ask_price[l]));
+    }
+    for l in 0..TICK_LEVELS {
+        columns.push(i64s(&|t| t.ask_volume[l]));
+    }
+    columns.push(f64s(&|t| t.upper_limit));
+    columns.push(f64s(&|t| t.lower_limit));
+    write(&tick_schema(), &columns, ticks.len(), TICK_TIME_COLUMN)
+}
+
+/// Encodes trades (already in time order) as a Parquet file.
+pub fn encode_trades(trades: &[TradeExecuted]) -> Result<Vec<u8>, ParquetError> {
+    let strs = |f: &dyn Fn(&TradeExecuted) -> String| Values::str(trades.iter().map(f));
+    let columns = vec![
+        strs(&|t| t.user_id.clone()),
+        strs(&|t| t.trade_id.clone()),
+        strs(&|t| t.order_id.clone()),
+        strs(&|t| t.exchange_id.clone()),
+        strs(&|t| t.instrument_id.clone()),
+        strs(&|t| t.exchange_trade_id.clone()),
+        strs(&|t| t.direction.as_str().to_string()),
+        strs(&|t| t.offset.as_str().to_string()),
+        Values::F64(trades.iter().map(|t| t.price).collect()),
+        Values::I64(trades.iter().map(|t| t.volume).collect()),
+        Values::F64(trades.iter().map(|t| t.commission).collect()),
+        Values::I64(trades.iter().map(|t| t.trade_date_time).collect()),
+    ];
+    write(TRADE_SCHEMA, &columns, trades.len(), TRADE_TIME_COLUMN)
+}
+
+/// A row group's columns, read whole.
+struct Group {
+    columns: Vec<Values>,
+    rows: usize,
+}
+
+impl Group {
+    fn read(rg: &dyn RowGroupReader, rows: usize) -> Result<Group, ParquetError> {
+        let mut columns = Vec::new();
+        for c in 0..rg.num_columns() {
+            let values = match rg.get_column_reader(c)? {
+                ColumnReader::Int64ColumnReader(mut r) => {
+                    let mut v = Vec::with_capacity(rows);
+                    while v.len() < rows {
+                        let (n, _, _) = r.read_records(rows - v.len(), None, None, &mut v)?;
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    Values::I64(v)
+                }
+                ColumnReader::DoubleColumnReader(mut r) => {
+                    let mut v = Vec::with_capacity(rows);
+                    while v.len() < rows {
+                        let (n, _, _) = r.read_records(rows - v.len(), None, None, &mut v)?;
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    Values::F64(v)
+                }
+                ColumnReader::ByteArrayColumnReader(mut r) => {
+                    let mut v = Vec::with_capacity(rows);
+                    while v.len() < rows {
+                        let (n, _, _) = r.read_records(rows - v.len(), None, None, &mut v)?;
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                    Values::Str(v)
+                }
+                _ => {
+                    return Err(ParquetError::General(format!(
+                        "column {c} has an unexpected type"
+                    )))
+                }
+            };
+            let len = match &values {
+                Values::Str(v) => v.len(),
+                Values::I64(v) => v.len(),
+                Values::F64(v) => v.len(),
+            };
+            if len != rows {
+                return Err(ParquetError::General(format!(
+                    "column {c} has {len} of {rows} values"
+                )));
+            }
+            columns.push(values);
+        }
+        Ok(Group { columns, rows })
+    }
+
+    fn i64(&self, c: usize, row: usize) -> Result<i64, ParquetError> {
+        match self.columns.get(c) {
+            Some(Values::I64(v)) => Ok(v[row]),
+            _ => Err(ParquetError::General(format!("column {c} is not INT64"))),
+        }
+    }
+
+    fn f64(&self, c: usize, row: usize) -> Result<f64, ParquetError> {
+        match self.columns.get(c) {
+            Some(Values::F64(v)) => Ok(v[row]),
+            _ => Err(ParquetError::General(format!("column {c} is not DOUBLE"))),
+        }
+    }
+
+    fn str(&self, c: usize, row: usize) -> Result<String, ParquetError> {
+        match self.columns.get(c) {
+            Some(Values::Str(v)) => String::from_utf8(v[row].data().to_vec())
+                .map_err(|_| ParquetError::General(format!("column {c} is not UTF-8"))),
+            _ => Err(ParquetError::General(format!("column {c} is not a string"))),
+        }
+    }
+}
+
+/// Row groups whose time statistics overlap `range`.
+fn groups_in(
+    reader: &SerializedFileReader<Bytes>,
+    time_column: usize,
+    range: TimeRange,
+) -> Result<Vec<Group>, ParquetError> {
+    let meta = reader.metadata();
+    let mut out = Vec::new();
+    for i in 0..meta.num_row_groups() {
+        let rg = meta.row_group(i);
+        if let Some(Statistics::Int64(s)) = rg.column(time_column).statistics() {
+            if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
+                if *max < range.from || *min >= range.to {
+                    continue;
+                }
+            }
+        }
+        let rows = usize::try_from(rg.num_rows())
+            .map_err(|_| ParquetError::General("negative row count".into()))?;
+        out.push(Group::read(reader.get_row_group(i)?.as_ref(), rows)?);
+    }
+    Ok(out)
+}
+
+/// Reads the ticks of `range` from a tick file of `trading_day`.
+pub fn decode_ticks(
+    file: Bytes,
+    trading_day: u32,
+    range: TimeRange,
+) -> Result<Vec<Tick>, ParquetError> {
+    let reader = SerializedFileReader::new(file)?;
+    let mut out = Vec::new();
+    for g in groups_in(&reader, TICK_TIME_COLUMN, range)? {
+        for r in 0..g.rows {
+            let datetime = g.i64(1, r)?;
+            if !range.contains(datetime) {
+                continue;
+            }
+            let mut t = Tick {
+                instrument_id: g.str(0, r)?,
+                datetime,
+                sequence: g.i64(2, r)? as u64,
+                trading_day,
+                last_price: g.f64(3, r)?,
+                open: g.f64(4, r)?,
+                highest: g.f64(5, r)?,
+                lowest: g.f64(6, r)?,
+                volume: g.i64(7, r)?,
+                amount: g.f64(8, r)?,
+                open_interest: g.i64(9, r)?,
+                ..Tick::default()
+            };
+            for l in 0..TICK_LEVELS {
+                t.bid_price[l] = g.f64(10 + l, r)?;
+                t.bid_volume[l] = g.i64(10 + TICK_LEVELS + l, r)?;
+                t.ask_price[l] = g.f64(10 + 2 * TICK_LEVELS + l, r)?;
+                t.ask_volume[l] = g.i64(10 + 3 * TICK_LEVELS + l, r)?;
+            }
+            t.upper_limit = g.f64(10 + 4 * TICK_LEVELS, r)?;
+            t.lower_limit = g.f64(11 + 4 * TICK_LEVELS, r)?;
+            out.push(t);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_enum<T>(
+    text: &str,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, ParquetError> {
+    parse(text).ok_or_else(|| ParquetError::General(format!("{column} value {text:?} is unknown")))
+}
+
+/// Reads the trades of `range` from a trade file of `trading_day`.
+pub fn decode_trades(
+    file: Bytes,
+    trading_day: u32,
+    range: TimeRange,
+) -> Result<Vec<TradeExecuted>, ParquetError> {
+    let reader = SerializedFileReader::new(file)?;
+    let mut out = Vec::new();
+    for g in groups_in(&reader, TRADE_TIME_COLUMN, range)? {
+        for r in 0..g.rows {
+            let time = g.i64(11, r)?;
+            if !range.contains(time) {
+                continue;
+            }
+            out.push(TradeExecuted {
+                user_id: g.str(0, r)?,
+                trade_id: g.str(1, r)?,
+                order_id: g.str(2, r)?,
+                exchange_id: g.str(3, r)?,
+                instrument_id: g.str(4, r)?,
+                exchange_trade_id: g.str(5, r)?,
+                direction: parse_enum(&g.str(6, r)?, "direction", Direction::parse)?,
+                offset: parse_enum(&g.str(7, r)?, "offset", Offset::parse)?,
+                price: g.f64(8, r)?,
+                volume: g.i64(9, r)?,
+                commission: g.f64(10, r)?,
+                trade_date_time: time,
+                trading_day,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,147 @@
+//! Retention: dropping whole old partitions and old journal entries, as an engine operation at
+//! a log index (the Raft layer proposes it with explicit cut-offs, so no node consults a clock).
+//!
+//! Removed partitions stay in the catalog as tombstones (marked with the log index that removed
+//! them). Their files are deleted by [`sweep`] only once that index is flushed: until then a
+//! checkpoint of the flushed state may still list them. Sweeping also removes partition
+//! directories no catalog entry knows (files of a conversion that never committed here, e.g.
+//! replaced by an installed snapshot).
+
+use super::catalog::{self, CatalogEntry};
+use crate::batch::{BatchOp, WriteBatch};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::keys::{self, Stream};
+use crate::record::encode;
+
+/// What to drop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Drop partitions of trading days before this one (`YYYYMMDD`).
+    pub drop_days_before: Option<u32>,
+    /// Drop journal entries (and parked updates) of log indexes before this one.
+    pub drop_journal_before: Option<u64>,
+}
+
+/// What a retention run dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Partitions marked removed.
+    pub partitions_removed: usize,
+    /// Journal entries deleted.
+    pub journal_entries_removed: u64,
+    /// Parked updates deleted (updates whose order never came).
+    pub parked_removed: u64,
+}
+
+/// What a sweep deleted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Partition directories deleted.
+    pub partitions_deleted: usize,
+}
+
+/// Applies `policy` at `log_index`, with `extra` (the caller's own operations) in the same
+/// engine batch, then sweeps files whose removal is already flushed.
+pub fn retain(
+    engine: &Engine,
+    policy: RetentionPolicy,
+    log_index: u64,
+    extra: WriteBatch,
+) -> Result<Retention> {
+    let _olap = engine.olap_lock();
+    let mut batch = WriteBatch::new();
+    let mut report = Retention::default();
+    if let Some(cutoff) = policy.drop_days_before {
+        for stream in [Stream::Ticks, Stream::Trades] {
+            for mut entry in catalog::all(engine, stream)? {
+                if entry.is_live() && entry.trading_day < cutoff {
+                    entry.removed_at = Some(log_index);
+                    put_entry(&mut batch, &entry);
+                    report.partitions_removed += 1;
+                }
+            }
+        }
+    }
+    if let Some(cutoff) = policy.drop_journal_before {
+        for row in crate::query::range::scan_keys(
+            engine,
+            keys::journal_from(0),
+            keys::journal_from(cutoff),
+            None,
+        ) {
+            batch.delete(row?.0);
+            report.journal_entries_removed += 1;
+        }
+        for row in engine.scan_prefix(&[keys::PARKED]) {
+            let (k, _) = row?;
+            if keys::parse_event_suffix(&k).is_some_and(|(index, _)| index < cutoff) {
+                batch.delete(k);
+                report.parked_removed += 1;
+            }
+        }
+    }
+    for op in extra.ops() {
+        match op {
+            BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
+            BatchOp::Delete { key } => batch.delete(key.clone()),
+        };
+    }
+    engine.apply(&batch, log_index)?;
+    sweep_locked(engine)?;
+    tracing::info!(?report, "retention applied");
+    Ok(report)
+}
+
+fn put_entry(batch: &mut WriteBatch, entry: &CatalogEntry) {
+    let value = encode(entry);
+    let stream = entry.stream();
+    batch.put(
+        catalog::key_by_day(stream, entry.trading_day, &entry.instrument),
+        value.clone(),
+    );
+    batch.put(
+        catalog::key_by_instrument(stream, &entry.instrument, entry.trading_day),
+        value,
+    );
+}
+
+/// Deletes the files of partitions removed at or before the flushed index, and partition
+/// directories the catalog does not know.
+pub fn sweep(engine: &Engine) -> Result<Sweep> {
+    let _olap = engine.olap_lock();
+    sweep_locked(engine)
+}
+
+fn sweep_locked(engine: &Engine) -> Result<Sweep> {
+    let vfs = engine.vfs();
+    let flushed = engine.flushed_index();
+    let mut report = Sweep::default();
+    for stream in [Stream::Ticks, Stream::Trades] {
+        let entries = catalog::all(engine, stream)?;
+        let root = engine.dir().join("olap").join(stream.name());
+        if !vfs.exists(&root)? {
+            continue;
+        }
+        for day_dir in vfs.list(&root)? {
+            let day_path = root.join(&day_dir);
+            for inst_dir in vfs.list(&day_path)? {
+                let rel = format!("olap/{}/{day_dir}/{inst_dir}", stream.name());
+                let entry = entries.iter().find(|e| e.dir() == rel);
+                let deletable = match entry {
+                    None => true,
+                    Some(e) => e.removed_at.is_some_and(|at| at <= flushed),
+                };
+                if deletable {
+                    tracing::info!(partition = %rel, "deleting partition files");
+                    vfs.remove_dir_all(&day_path.join(&inst_dir))?;
+                    report.partitions_deleted += 1;
+                }
+            }
+            if vfs.list(&day_path)?.is_empty() {
+                vfs.remove_dir_all(&day_path)?;
+            }
+        }
+    }
+    Ok(report)
+}
