@@ -160,7 +160,13 @@ fn insert_order(overlay: &mut Overlay<'_>, o: &OrderInsert) -> Result<Outcome> {
         return Ok(Outcome::DuplicateOrder);
     }
     let mut state = OrderState::new(o.clone());
-    let parked = overlay.scan_prefix(&keys::parked_for(&o.user_id, &o.order_id))?;
+    let marker = keys::parked_marker(&o.user_id, &o.order_id);
+    let parked = if overlay.get(&marker)?.is_some() {
+        overlay.delete(marker);
+        overlay.scan_prefix(&keys::parked_for(&o.user_id, &o.order_id))?
+    } else {
+        Vec::new()
+    };
     for (pkey, value) in &parked {
         let update = decode::<OrderUpdate>(value).map_err(|e| bad_value(pkey, e))?;
         state.apply(&update);
@@ -188,6 +194,7 @@ fn update_order(
         None => {
             let pkey = keys::parked(&u.user_id, &u.order_id, index, ordinal);
             overlay.put(pkey, encode(u));
+            overlay.put(keys::parked_marker(&u.user_id, &u.order_id), Bytes::new());
             Ok(Outcome::UpdateParked)
         }
     }

@@ -11,6 +11,7 @@
 //! | `o` | `o user \0 order_id` | `o u1001\0 o-0001` | the order's current state |
 //! | `h` | `h user \0 order_id \0 index ordinal` | `h u1001\0 o-0001\0 <42><0>` | (empty) one entry per journal event of the order |
 //! | `x` | `x user \0 order_id \0 index ordinal` | `x u1001\0 o-0009\0 <57><3>` | an update parked until its order arrives |
+//! | `y` | `y user \0 order_id` | `y u1001\0 o-0009` | (empty) marks an order with parked updates |
 //! | `t` | `t instrument \0 time user \0 trade_id` | `t IF2412\0 <t> u1001\0 t-0001` | a trade, by instrument and time |
 //! | `u` | `u user \0 time trade_id` | `u u1001\0 <t> t-0001` | the same trade, by user and time |
 //! | `a` | `a user \0 currency` | `a u1001\0 CNY` | the latest account state |
@@ -31,6 +32,8 @@ pub const ORDER: u8 = b'o';
 pub const HISTORY: u8 = b'h';
 /// Keyspace of parked order updates.
 pub const PARKED: u8 = b'x';
+/// Keyspace of markers of orders with parked updates.
+pub const PARKED_MARKER: u8 = b'y';
 /// Keyspace of trades by instrument.
 pub const TRADE_BY_INSTRUMENT: u8 = b't';
 /// Keyspace of trades by user.
@@ -160,6 +163,15 @@ pub fn parked(user: &str, order_id: &str, index: u64, ordinal: u32) -> Vec<u8> {
 /// The range of one order's parked updates.
 pub fn parked_for(user: &str, order_id: &str) -> Vec<u8> {
     KeyBuf::new(PARKED).id(user).id(order_id).build()
+}
+
+/// The marker of an order with parked updates: a point lookup (answered by bloom filters when
+/// absent) instead of a range scan on every insert.
+pub fn parked_marker(user: &str, order_id: &str) -> Vec<u8> {
+    KeyBuf::new(PARKED_MARKER)
+        .id(user)
+        .last_id(order_id)
+        .build()
 }
 
 /// A trade in the by-instrument index.

@@ -124,6 +124,11 @@ fn updates_that_arrive_first_are_parked_and_merged() {
     );
     let q = Queries::new(&e);
     assert!(q.order("u1001", "o-20241202-0001").unwrap().is_none());
+    let marker = keys::parked_marker("u1001", "o-20241202-0001");
+    assert!(
+        e.get(&marker).unwrap().is_some(),
+        "the order is marked as having parked updates"
+    );
     // The order arrives with another update behind it in the same batch.
     let outcomes = apply(
         &e,
@@ -153,6 +158,7 @@ fn updates_that_arrive_first_are_parked_and_merged() {
         0,
         "parked updates are removed once merged"
     );
+    assert!(e.get(&marker).unwrap().is_none(), "and so is the marker");
     assert_eq!(
         q.order_history("u1001", "o-20241202-0001").unwrap().len(),
         4
@@ -264,4 +270,34 @@ fn the_same_batches_give_the_same_state_on_every_engine() {
             assert_eq!(v.state.order.status, OrderStatus::Finished, "{:?}", v.state);
         }
     }
+}
+
+#[test]
+fn retention_drops_updates_whose_order_never_came() {
+    use qastore_storage::batch::WriteBatch;
+    use qastore_storage::olap::{retain, RetentionPolicy};
+    let vfs = SimVfs::new(1);
+    let e = engine(&vfs, "/db", 64 << 20);
+    let t = samples::SAMPLE_TIME;
+    apply(&e, &[update(OrderStatus::Alive, 1, "early", t + 1)], 1).unwrap();
+    apply(&e, &[update(OrderStatus::Alive, 1, "later", t + 2)], 5).unwrap();
+    let policy = |before| RetentionPolicy {
+        drop_journal_before: Some(before),
+        ..RetentionPolicy::default()
+    };
+    let marker = keys::parked_marker("u1001", "o-20241202-0001");
+    let r = retain(&e, policy(3), 6, WriteBatch::new()).unwrap();
+    assert_eq!(r.parked_removed, 1);
+    assert!(
+        e.get(&marker).unwrap().is_some(),
+        "one parked update is left"
+    );
+    let r = retain(&e, policy(7), 7, WriteBatch::new()).unwrap();
+    assert_eq!(r.parked_removed, 1);
+    assert!(e.get(&marker).unwrap().is_none());
+    let insert = samples::records()[0].clone();
+    assert_eq!(
+        apply(&e, &[insert], 8).unwrap(),
+        vec![Outcome::OrderInserted { merged_updates: 0 }]
+    );
 }

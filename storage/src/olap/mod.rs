@@ -19,5 +19,8 @@ mod retain;
 
 pub use catalog::CatalogEntry;
 pub use convert::{convert_day, Conversion};
-pub use read::{read_partition_ticks, read_partition_trades};
+pub(crate) use read::group_error;
+pub use read::{
+    partition_tick_groups, partition_trade_groups, read_partition_ticks, read_partition_trades,
+};
 pub use retain::{retain, sweep, Retention, RetentionPolicy, Sweep};

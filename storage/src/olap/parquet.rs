@@ -198,56 +198,58 @@ pub fn encode_trades(trades: &[TradeExecuted]) -> Result<Vec<u8>, ParquetError> 
 }
 
 /// A row group's columns, read whole.
-struct Group {
+pub struct Group {
     columns: Vec<Values>,
     rows: usize,
 }
 
+fn read_column<T: parquet::data_type::DataType>(
+    mut r: parquet::column::reader::ColumnReaderImpl<T>,
+    rows: usize,
+) -> Result<Vec<T::T>, ParquetError>
+where
+    T::T: Clone,
+{
+    let mut v = Vec::with_capacity(rows);
+    while v.len() < rows {
+        let (n, _, _) = r.read_records(rows - v.len(), None, None, &mut v)?;
+        if n == 0 {
+            break;
+        }
+    }
+    Ok(v)
+}
+
 impl Group {
-    fn read(rg: &dyn RowGroupReader, rows: usize) -> Result<Group, ParquetError> {
+    /// Reads every column but those in `skip` (left empty).
+    fn read(rg: &dyn RowGroupReader, rows: usize, skip: &[usize]) -> Result<Group, ParquetError> {
         let mut columns = Vec::new();
         for c in 0..rg.num_columns() {
-            let values = match rg.get_column_reader(c)? {
-                ColumnReader::Int64ColumnReader(mut r) => {
-                    let mut v = Vec::with_capacity(rows);
-                    while v.len() < rows {
-                        let (n, _, _) = r.read_records(rows - v.len(), None, None, &mut v)?;
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                    Values::I64(v)
+            if skip.contains(&c) {
+                columns.push(Values::Str(Vec::new()));
+                continue;
+            }
+            let (values, len) = match rg.get_column_reader(c)? {
+                ColumnReader::Int64ColumnReader(r) => {
+                    let v = read_column(r, rows)?;
+                    let n = v.len();
+                    (Values::I64(v), n)
                 }
-                ColumnReader::DoubleColumnReader(mut r) => {
-                    let mut v = Vec::with_capacity(rows);
-                    while v.len() < rows {
-                        let (n, _, _) = r.read_records(rows - v.len(), None, None, &mut v)?;
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                    Values::F64(v)
+                ColumnReader::DoubleColumnReader(r) => {
+                    let v = read_column(r, rows)?;
+                    let n = v.len();
+                    (Values::F64(v), n)
                 }
-                ColumnReader::ByteArrayColumnReader(mut r) => {
-                    let mut v = Vec::with_capacity(rows);
-                    while v.len() < rows {
-                        let (n, _, _) = r.read_records(rows - v.len(), None, None, &mut v)?;
-                        if n == 0 {
-                            break;
-                        }
-                    }
-                    Values::Str(v)
+                ColumnReader::ByteArrayColumnReader(r) => {
+                    let v = read_column(r, rows)?;
+                    let n = v.len();
+                    (Values::Str(v), n)
                 }
                 _ => {
                     return Err(ParquetError::General(format!(
                         "column {c} has an unexpected type"
                     )))
                 }
-            };
-            let len = match &values {
-                Values::Str(v) => v.len(),
-                Values::I64(v) => v.len(),
-                Values::F64(v) => v.len(),
             };
             if len != rows {
                 return Err(ParquetError::General(format!(
@@ -282,70 +284,115 @@ impl Group {
     }
 }
 
-/// Row groups whose time statistics overlap `range`.
+/// Indexes of the row groups whose time statistics overlap `range`.
 fn groups_in(
     reader: &SerializedFileReader<Bytes>,
     time_column: usize,
     range: TimeRange,
-) -> Result<Vec<Group>, ParquetError> {
+) -> Vec<usize> {
     let meta = reader.metadata();
-    let mut out = Vec::new();
-    for i in 0..meta.num_row_groups() {
-        let rg = meta.row_group(i);
-        if let Some(Statistics::Int64(s)) = rg.column(time_column).statistics() {
-            if let (Some(min), Some(max)) = (s.min_opt(), s.max_opt()) {
-                if *max < range.from || *min >= range.to {
-                    continue;
-                }
-            }
-        }
-        let rows = usize::try_from(rg.num_rows())
-            .map_err(|_| ParquetError::General("negative row count".into()))?;
-        out.push(Group::read(reader.get_row_group(i)?.as_ref(), rows)?);
-    }
-    Ok(out)
+    (0..meta.num_row_groups())
+        .filter(
+            |&i| match meta.row_group(i).column(time_column).statistics() {
+                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(min), Some(max)) => *max >= range.from && *min < range.to,
+                    _ => true,
+                },
+                _ => true,
+            },
+        )
+        .collect()
 }
 
-/// Reads the ticks of `range` from a tick file of `trading_day`.
-pub fn decode_ticks(
-    file: Bytes,
+/// What every row of a file shares.
+pub struct Context {
     trading_day: u32,
+    instrument: String,
     range: TimeRange,
-) -> Result<Vec<Tick>, ParquetError> {
-    let reader = SerializedFileReader::new(file)?;
-    let mut out = Vec::new();
-    for g in groups_in(&reader, TICK_TIME_COLUMN, range)? {
-        for r in 0..g.rows {
-            let datetime = g.i64(1, r)?;
-            if !range.contains(datetime) {
-                continue;
-            }
-            let mut t = Tick {
-                instrument_id: g.str(0, r)?,
-                datetime,
-                sequence: g.i64(2, r)? as u64,
-                trading_day,
-                last_price: g.f64(3, r)?,
-                open: g.f64(4, r)?,
-                highest: g.f64(5, r)?,
-                lowest: g.f64(6, r)?,
-                volume: g.i64(7, r)?,
-                amount: g.f64(8, r)?,
-                open_interest: g.i64(9, r)?,
-                ..Tick::default()
-            };
-            for l in 0..TICK_LEVELS {
-                t.bid_price[l] = g.f64(10 + l, r)?;
-                t.bid_volume[l] = g.i64(10 + TICK_LEVELS + l, r)?;
-                t.ask_price[l] = g.f64(10 + 2 * TICK_LEVELS + l, r)?;
-                t.ask_volume[l] = g.i64(10 + 3 * TICK_LEVELS + l, r)?;
-            }
-            t.upper_limit = g.f64(10 + 4 * TICK_LEVELS, r)?;
-            t.lower_limit = g.f64(11 + 4 * TICK_LEVELS, r)?;
-            out.push(t);
-        }
+}
+
+type Decode<T> = fn(&Group, &Context, &mut Vec<T>) -> Result<(), ParquetError>;
+
+/// A file read one row group at a time, skipping groups outside the range.
+pub struct GroupReader<T> {
+    reader: SerializedFileReader<Bytes>,
+    groups: std::vec::IntoIter<usize>,
+    decode: Decode<T>,
+    skip: &'static [usize],
+    context: Context,
+}
+
+impl<T> GroupReader<T> {
+    fn new(
+        file: Bytes,
+        time_column: usize,
+        decode: Decode<T>,
+        skip: &'static [usize],
+        context: Context,
+    ) -> Result<Self, ParquetError> {
+        let reader = SerializedFileReader::new(file)?;
+        let groups = groups_in(&reader, time_column, context.range);
+        Ok(GroupReader {
+            reader,
+            groups: groups.into_iter(),
+            decode,
+            skip,
+            context,
+        })
     }
-    Ok(out)
+}
+
+impl<T> Iterator for GroupReader<T> {
+    /// The rows of the next row group within the range.
+    type Item = Result<Vec<T>, ParquetError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let i = self.groups.next()?;
+        let rows = match usize::try_from(self.reader.metadata().row_group(i).num_rows()) {
+            Ok(n) => n,
+            Err(_) => return Some(Err(ParquetError::General("negative row count".into()))),
+        };
+        let mut out = Vec::with_capacity(rows);
+        let result = self
+            .reader
+            .get_row_group(i)
+            .and_then(|rg| Group::read(rg.as_ref(), rows, self.skip))
+            .and_then(|g| (self.decode)(&g, &self.context, &mut out));
+        Some(result.map(|()| out))
+    }
+}
+
+fn decode_tick_group(g: &Group, cx: &Context, out: &mut Vec<Tick>) -> Result<(), ParquetError> {
+    for r in 0..g.rows {
+        let datetime = g.i64(1, r)?;
+        if !cx.range.contains(datetime) {
+            continue;
+        }
+        let mut t = Tick {
+            instrument_id: cx.instrument.clone(),
+            datetime,
+            sequence: g.i64(2, r)? as u64,
+            trading_day: cx.trading_day,
+            last_price: g.f64(3, r)?,
+            open: g.f64(4, r)?,
+            highest: g.f64(5, r)?,
+            lowest: g.f64(6, r)?,
+            volume: g.i64(7, r)?,
+            amount: g.f64(8, r)?,
+            open_interest: g.i64(9, r)?,
+            ..Tick::default()
+        };
+        for l in 0..TICK_LEVELS {
+            t.bid_price[l] = g.f64(10 + l, r)?;
+            t.bid_volume[l] = g.i64(10 + TICK_LEVELS + l, r)?;
+            t.ask_price[l] = g.f64(10 + 2 * TICK_LEVELS + l, r)?;
+            t.ask_volume[l] = g.i64(10 + 3 * TICK_LEVELS + l, r)?;
+        }
+        t.upper_limit = g.f64(10 + 4 * TICK_LEVELS, r)?;
+        t.lower_limit = g.f64(11 + 4 * TICK_LEVELS, r)?;
+        out.push(t);
+    }
+    Ok(())
 }
 
 fn parse_enum<T>(
@@ -356,36 +403,92 @@ fn parse_enum<T>(
     parse(text).ok_or_else(|| ParquetError::General(format!("{column} value {text:?} is unknown")))
 }
 
-/// Reads the trades of `range` from a trade file of `trading_day`.
+fn decode_trade_group(
+    g: &Group,
+    cx: &Context,
+    out: &mut Vec<TradeExecuted>,
+) -> Result<(), ParquetError> {
+    for r in 0..g.rows {
+        let time = g.i64(11, r)?;
+        if !cx.range.contains(time) {
+            continue;
+        }
+        out.push(TradeExecuted {
+            user_id: g.str(0, r)?,
+            trade_id: g.str(1, r)?,
+            order_id: g.str(2, r)?,
+            exchange_id: g.str(3, r)?,
+            instrument_id: g.str(4, r)?,
+            exchange_trade_id: g.str(5, r)?,
+            direction: parse_enum(&g.str(6, r)?, "direction", Direction::parse)?,
+            offset: parse_enum(&g.str(7, r)?, "offset", Offset::parse)?,
+            price: g.f64(8, r)?,
+            volume: g.i64(9, r)?,
+            commission: g.f64(10, r)?,
+            trade_date_time: time,
+            trading_day: cx.trading_day,
+        });
+    }
+    Ok(())
+}
+
+/// Reads the ticks of `range` from the tick file of `instrument` on `trading_day`, a row group
+/// at a time.
+pub fn tick_groups(
+    file: Bytes,
+    trading_day: u32,
+    instrument: &str,
+    range: TimeRange,
+) -> Result<GroupReader<Tick>, ParquetError> {
+    let context = Context {
+        trading_day,
+        instrument: instrument.to_string(),
+        range,
+    };
+    // The instrument column is the same on every row; the partition says it.
+    GroupReader::new(file, TICK_TIME_COLUMN, decode_tick_group, &[0], context)
+}
+
+/// Reads the trades of `range` from the trade file of `instrument` on `trading_day`, a row
+/// group at a time.
+pub fn trade_groups(
+    file: Bytes,
+    trading_day: u32,
+    instrument: &str,
+    range: TimeRange,
+) -> Result<GroupReader<TradeExecuted>, ParquetError> {
+    let context = Context {
+        trading_day,
+        instrument: instrument.to_string(),
+        range,
+    };
+    GroupReader::new(file, TRADE_TIME_COLUMN, decode_trade_group, &[], context)
+}
+
+fn collect<T>(groups: GroupReader<T>) -> Result<Vec<T>, ParquetError> {
+    let mut out = Vec::new();
+    for g in groups {
+        out.extend(g?);
+    }
+    Ok(out)
+}
+
+/// Reads every tick of `range` from a tick file.
+pub fn decode_ticks(
+    file: Bytes,
+    trading_day: u32,
+    instrument: &str,
+    range: TimeRange,
+) -> Result<Vec<Tick>, ParquetError> {
+    collect(tick_groups(file, trading_day, instrument, range)?)
+}
+
+/// Reads every trade of `range` from a trade file.
 pub fn decode_trades(
     file: Bytes,
     trading_day: u32,
+    instrument: &str,
     range: TimeRange,
 ) -> Result<Vec<TradeExecuted>, ParquetError> {
-    let reader = SerializedFileReader::new(file)?;
-    let mut out = Vec::new();
-    for g in groups_in(&reader, TRADE_TIME_COLUMN, range)? {
-        for r in 0..g.rows {
-            let time = g.i64(11, r)?;
-            if !range.contains(time) {
-                continue;
-            }
-            out.push(TradeExecuted {
-                user_id: g.str(0, r)?,
-                trade_id: g.str(1, r)?,
-                order_id: g.str(2, r)?,
-                exchange_id: g.str(3, r)?,
-                instrument_id: g.str(4, r)?,
-                exchange_trade_id: g.str(5, r)?,
-                direction: parse_enum(&g.str(6, r)?, "direction", Direction::parse)?,
-                offset: parse_enum(&g.str(7, r)?, "offset", Offset::parse)?,
-                price: g.f64(8, r)?,
-                volume: g.i64(9, r)?,
-                commission: g.f64(10, r)?,
-                trade_date_time: time,
-                trading_day,
-            });
-        }
-    }
-    Ok(out)
+    collect(trade_groups(file, trading_day, instrument, range)?)
 }

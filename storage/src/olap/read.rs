@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::catalog::CatalogEntry;
-use super::parquet::{decode_ticks, decode_trades};
+use super::parquet::{decode_ticks, decode_trades, tick_groups, trade_groups, GroupReader};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::query::TimeRange;
@@ -22,7 +22,12 @@ fn load(engine: &Engine, entry: &CatalogEntry) -> Result<Bytes> {
     Ok(bytes)
 }
 
-fn unreadable(engine: &Engine, entry: &CatalogEntry, e: impl std::fmt::Display) -> Error {
+/// A decoding error of `entry`'s file, as a corruption error naming it.
+pub(crate) fn group_error(
+    engine: &Engine,
+    entry: &CatalogEntry,
+    e: impl std::fmt::Display,
+) -> Error {
     Error::corruption(engine.dir().join(&entry.file), 0, format!("Parquet: {e}"))
 }
 
@@ -33,7 +38,8 @@ pub fn read_partition_ticks(
     range: TimeRange,
 ) -> Result<Vec<Tick>> {
     let bytes = load(engine, entry)?;
-    decode_ticks(bytes, entry.trading_day, range).map_err(|e| unreadable(engine, entry, e))
+    decode_ticks(bytes, entry.trading_day, &entry.instrument, range)
+        .map_err(|e| group_error(engine, entry, e))
 }
 
 /// The trades of `range` in a trade partition.
@@ -43,5 +49,28 @@ pub fn read_partition_trades(
     range: TimeRange,
 ) -> Result<Vec<TradeExecuted>> {
     let bytes = load(engine, entry)?;
-    decode_trades(bytes, entry.trading_day, range).map_err(|e| unreadable(engine, entry, e))
+    decode_trades(bytes, entry.trading_day, &entry.instrument, range)
+        .map_err(|e| group_error(engine, entry, e))
+}
+
+/// A tick partition read a row group at a time.
+pub fn partition_tick_groups(
+    engine: &Engine,
+    entry: &CatalogEntry,
+    range: TimeRange,
+) -> Result<GroupReader<Tick>> {
+    let bytes = load(engine, entry)?;
+    tick_groups(bytes, entry.trading_day, &entry.instrument, range)
+        .map_err(|e| group_error(engine, entry, e))
+}
+
+/// A trade partition read a row group at a time.
+pub fn partition_trade_groups(
+    engine: &Engine,
+    entry: &CatalogEntry,
+    range: TimeRange,
+) -> Result<GroupReader<TradeExecuted>> {
+    let bytes = load(engine, entry)?;
+    trade_groups(bytes, entry.trading_day, &entry.instrument, range)
+        .map_err(|e| group_error(engine, entry, e))
 }

@@ -73,13 +73,7 @@ pub fn retain(
             batch.delete(row?.0);
             report.journal_entries_removed += 1;
         }
-        for row in engine.scan_prefix(&[keys::PARKED]) {
-            let (k, _) = row?;
-            if keys::parse_event_suffix(&k).is_some_and(|(index, _)| index < cutoff) {
-                batch.delete(k);
-                report.parked_removed += 1;
-            }
-        }
+        report.parked_removed = drop_parked(engine, cutoff, &mut batch)?;
     }
     for op in extra.ops() {
         match op {
@@ -91,6 +85,42 @@ pub fn retain(
     sweep_locked(engine)?;
     tracing::info!(?report, "retention applied");
     Ok(report)
+}
+
+/// Deletes parked updates older than `cutoff` (updates whose order never came), and the marker
+/// of every order left with none.
+fn drop_parked(engine: &Engine, cutoff: u64, batch: &mut WriteBatch) -> Result<u64> {
+    let mut dropped = 0;
+    // Parked keys are `x user \0 order \0 <index><ordinal>`: grouped by order prefix.
+    let mut current: Option<(Vec<u8>, bool)> = None;
+    let close = |group: Option<(Vec<u8>, bool)>, batch: &mut WriteBatch| {
+        if let Some((prefix, emptied)) = group {
+            if emptied {
+                let mut marker = vec![keys::PARKED_MARKER];
+                marker.extend_from_slice(&prefix[1..prefix.len() - 1]);
+                batch.delete(marker);
+            }
+        }
+    };
+    for row in engine.scan_prefix(&[keys::PARKED]) {
+        let (k, _) = row?;
+        let Some((index, _)) = keys::parse_event_suffix(&k) else {
+            continue;
+        };
+        let prefix = k[..k.len() - 12].to_vec();
+        if current.as_ref().is_none_or(|(p, _)| *p != prefix) {
+            close(current.take(), batch);
+            current = Some((prefix, true));
+        }
+        if index < cutoff {
+            batch.delete(k);
+            dropped += 1;
+        } else if let Some((_, emptied)) = current.as_mut() {
+            *emptied = false;
+        }
+    }
+    close(current, batch);
+    Ok(dropped)
 }
 
 fn put_entry(batch: &mut WriteBatch, entry: &CatalogEntry) {

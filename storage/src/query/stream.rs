@@ -16,11 +16,15 @@ use crate::record::{Tick, TradeExecuted};
 /// A stream of (key, item).
 pub type Rows<'a, T> = Box<dyn Iterator<Item = Result<(Vec<u8>, T)>> + 'a>;
 
-type Loader<'a, T> = Box<dyn FnMut(&CatalogEntry) -> Result<Vec<(Vec<u8>, T)>> + 'a>;
+/// Row groups of one partition, each as (key, item) rows.
+type Groups<'a, T> = Box<dyn Iterator<Item = Result<Vec<(Vec<u8>, T)>>> + 'a>;
 
-/// Rows of converted partitions, one partition loaded at a time.
+type Loader<'a, T> = Box<dyn FnMut(&CatalogEntry) -> Result<Groups<'a, T>> + 'a>;
+
+/// Rows of converted partitions, one row group in memory at a time.
 struct Partitions<'a, T> {
     pending: std::vec::IntoIter<CatalogEntry>,
+    groups: Option<Groups<'a, T>>,
     current: std::vec::IntoIter<(Vec<u8>, T)>,
     load: Loader<'a, T>,
     resume: Option<Vec<u8>>,
@@ -41,9 +45,22 @@ impl<T> Iterator for Partitions<'_, T> {
                 }
                 return Some(Ok(row));
             }
+            if let Some(groups) = self.groups.as_mut() {
+                match groups.next() {
+                    Some(Ok(rows)) => {
+                        self.current = rows.into_iter();
+                        continue;
+                    }
+                    Some(Err(e)) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    None => self.groups = None,
+                }
+            }
             let entry = self.pending.next()?;
             match (self.load)(&entry) {
-                Ok(rows) => self.current = rows.into_iter(),
+                Ok(groups) => self.groups = Some(groups),
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(e));
@@ -97,6 +114,7 @@ fn with_partitions<'a, T: 'a>(
     }
     let olap: Rows<'a, T> = Box::new(Partitions {
         pending: parts.into_iter(),
+        groups: None,
         current: Vec::new().into_iter(),
         load,
         resume,
@@ -128,10 +146,15 @@ pub fn tick_stream<'a>(
         }),
     );
     let load: Loader<'a, Tick> = Box::new(move |entry| {
-        Ok(olap::read_partition_ticks(engine, entry, range)?
-            .into_iter()
-            .map(|t| (keys::tick(&t.instrument_id, t.datetime, t.sequence), t))
-            .collect())
+        let entry = entry.clone();
+        let groups = olap::partition_tick_groups(engine, &entry, range)?;
+        Ok(Box::new(groups.map(move |g| {
+            let rows = g.map_err(|e| olap::group_error(engine, &entry, e))?;
+            Ok(rows
+                .into_iter()
+                .map(|t| (keys::tick(&t.instrument_id, t.datetime, t.sequence), t))
+                .collect())
+        })) as Groups<'a, Tick>)
     });
     with_partitions(engine, Stream::Ticks, instrument, range, resume, lsm, load)
 }
@@ -156,18 +179,23 @@ pub fn trade_stream<'a>(
         }),
     );
     let load: Loader<'a, TradeExecuted> = Box::new(move |entry| {
-        Ok(olap::read_partition_trades(engine, entry, range)?
-            .into_iter()
-            .map(|t| {
-                let key = keys::trade_by_instrument(
-                    &t.instrument_id,
-                    t.trade_date_time,
-                    &t.user_id,
-                    &t.trade_id,
-                );
-                (key, t)
-            })
-            .collect())
+        let entry = entry.clone();
+        let groups = olap::partition_trade_groups(engine, &entry, range)?;
+        Ok(Box::new(groups.map(move |g| {
+            let rows = g.map_err(|e| olap::group_error(engine, &entry, e))?;
+            Ok(rows
+                .into_iter()
+                .map(|t| {
+                    let key = keys::trade_by_instrument(
+                        &t.instrument_id,
+                        t.trade_date_time,
+                        &t.user_id,
+                        &t.trade_id,
+                    );
+                    (key, t)
+                })
+                .collect())
+        })) as Groups<'a, TradeExecuted>)
     });
     with_partitions(engine, Stream::Trades, instrument, range, resume, lsm, load)
 }
