@@ -3,7 +3,10 @@
 //! No network and no Raft here: a [`vfs::Vfs`] every file goes through, the write-ahead log the
 //! Raft log store sits on ([`wal`]), an LSM engine ([`Engine`]) made of a memtable
 //! ([`memtable`]), SSTables ([`sstable`]), a manifest ([`manifest`]) and leveled compaction
-//! ([`compaction`]), and checkpoints of it ([`checkpoint`]). The engine has no WAL
+//! ([`compaction`]), and checkpoints of it ([`checkpoint`]). On top of the engine, the exchange
+//! layer: records ([`record`]), their key layout ([`keys`]), applying batches ([`apply`]),
+//! queries and bars ([`query`], [`calendar`]), the Parquet path ([`olap`]) and a generator of
+//! realistic data ([`datagen`]). The engine has no WAL
 //! of its own: the Raft log is the WAL, so the engine reports the last log index it has durably
 //! flushed and the caller re-applies the rest after a restart.
 //!
@@ -50,6 +53,43 @@
 //! assert_eq!(engine.flushed_index(), 7);
 //! # assert_eq!(value.as_deref(), Some(&b"ALIVE"[..]));
 //! # assert_eq!(alive, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Exchange records: apply a batch, query it, build bars, convert a closed day to Parquet:
+//!
+//! ```
+//! use qastore_storage::apply::apply;
+//! use qastore_storage::batch::WriteBatch;
+//! use qastore_storage::calendar::TradingCalendar;
+//! use qastore_storage::keys::Stream;
+//! use qastore_storage::olap;
+//! use qastore_storage::query::{bars::bars, BarSource, PageRequest, Period, Queries, TimeRange};
+//! use qastore_storage::record::{samples, validate_batch};
+//! use qastore_storage::vfs::OsVfs;
+//! use qastore_storage::{Engine, EngineOptions};
+//! # let tmp = tempfile::tempdir()?;
+//! let engine = Engine::open(OsVfs::shared(), tmp.path().join("db"), EngineOptions::default())?;
+//! let records = samples::records();      // one OrderInsert, OrderUpdate, TradeExecuted, ...
+//! validate_batch(&records)?;              // what the leader checks before proposing
+//! let outcomes = apply(&engine, &records, 1)?; // one atomic engine batch at log index 1
+//!
+//! let q = Queries::new(&engine);
+//! let order = q.order("u1001", "o-20241202-0001")?;
+//! let orders = q.orders("u1001", /* only_alive */ false, /* with_history */ true)?;
+//! let page = q.ticks("IF2412", TimeRange::all(), &PageRequest::first(1000))?;
+//! // page.next, if set, resumes the range: PageRequest { limit: 1000, token: page.next }
+//! let calendar = TradingCalendar::builtin();
+//! let minute_bars = bars(&engine, &calendar, "IF2412", BarSource::Ticks, Period::Minute1, TimeRange::all())?;
+//!
+//! // At log index 2, the trading day 2024-12-02 of ticks becomes Parquet files.
+//! let converted = olap::convert_day(&engine, Stream::Ticks, 20241202, 2, WriteBatch::new())?;
+//! # assert_eq!(outcomes.len(), 7);
+//! # assert!(order.is_some());
+//! # assert_eq!(orders[0].history.len(), 3);
+//! # assert_eq!(page.items.len(), 1);
+//! # assert_eq!(minute_bars.len(), 1);
+//! # assert_eq!(converted.partitions.len(), 1);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!

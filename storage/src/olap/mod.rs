@@ -21,6 +21,7 @@ pub use catalog::CatalogEntry;
 pub use convert::{convert_day, Conversion};
 pub(crate) use read::group_error;
 pub use read::{
-    partition_tick_groups, partition_trade_groups, read_partition_ticks, read_partition_trades,
+    partition_tick_bar_inputs, partition_tick_groups, partition_trade_bar_inputs,
+    partition_trade_groups, read_partition_ticks, read_partition_trades,
 };
 pub use retain::{retain, sweep, Retention, RetentionPolicy, Sweep};

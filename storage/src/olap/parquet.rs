@@ -23,6 +23,8 @@ use parquet::file::statistics::Statistics;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
+use crate::keys;
+use crate::query::bar_input::{BarInput, TickOrder};
 use crate::query::TimeRange;
 use crate::record::{Direction, Offset, Tick, TradeExecuted, TICK_LEVELS};
 
@@ -221,11 +223,11 @@ where
 }
 
 impl Group {
-    /// Reads every column but those in `skip` (left empty).
-    fn read(rg: &dyn RowGroupReader, rows: usize, skip: &[usize]) -> Result<Group, ParquetError> {
+    /// Reads the columns `read` selects (the others are left empty).
+    fn read(rg: &dyn RowGroupReader, rows: usize, read: Columns) -> Result<Group, ParquetError> {
         let mut columns = Vec::new();
         for c in 0..rg.num_columns() {
-            if skip.contains(&c) {
+            if !read.wants(c) {
                 columns.push(Values::Str(Vec::new()));
                 continue;
             }
@@ -313,12 +315,30 @@ pub struct Context {
 
 type Decode<T> = fn(&Group, &Context, &mut Vec<T>) -> Result<(), ParquetError>;
 
+/// Which columns of a row group to read.
+#[derive(Debug, Clone, Copy)]
+pub enum Columns {
+    /// All but these.
+    AllBut(&'static [usize]),
+    /// Only these.
+    Only(&'static [usize]),
+}
+
+impl Columns {
+    fn wants(self, c: usize) -> bool {
+        match self {
+            Columns::AllBut(skip) => !skip.contains(&c),
+            Columns::Only(keep) => keep.contains(&c),
+        }
+    }
+}
+
 /// A file read one row group at a time, skipping groups outside the range.
 pub struct GroupReader<T> {
     reader: SerializedFileReader<Bytes>,
     groups: std::vec::IntoIter<usize>,
     decode: Decode<T>,
-    skip: &'static [usize],
+    columns: Columns,
     context: Context,
 }
 
@@ -327,7 +347,7 @@ impl<T> GroupReader<T> {
         file: Bytes,
         time_column: usize,
         decode: Decode<T>,
-        skip: &'static [usize],
+        columns: Columns,
         context: Context,
     ) -> Result<Self, ParquetError> {
         let reader = SerializedFileReader::new(file)?;
@@ -336,7 +356,7 @@ impl<T> GroupReader<T> {
             reader,
             groups: groups.into_iter(),
             decode,
-            skip,
+            columns,
             context,
         })
     }
@@ -356,7 +376,7 @@ impl<T> Iterator for GroupReader<T> {
         let result = self
             .reader
             .get_row_group(i)
-            .and_then(|rg| Group::read(rg.as_ref(), rows, self.skip))
+            .and_then(|rg| Group::read(rg.as_ref(), rows, self.columns))
             .and_then(|g| (self.decode)(&g, &self.context, &mut out));
         Some(result.map(|()| out))
     }
@@ -446,7 +466,13 @@ pub fn tick_groups(
         range,
     };
     // The instrument column is the same on every row; the partition says it.
-    GroupReader::new(file, TICK_TIME_COLUMN, decode_tick_group, &[0], context)
+    GroupReader::new(
+        file,
+        TICK_TIME_COLUMN,
+        decode_tick_group,
+        Columns::AllBut(&[0]),
+        context,
+    )
 }
 
 /// Reads the trades of `range` from the trade file of `instrument` on `trading_day`, a row
@@ -462,7 +488,110 @@ pub fn trade_groups(
         instrument: instrument.to_string(),
         range,
     };
-    GroupReader::new(file, TRADE_TIME_COLUMN, decode_trade_group, &[], context)
+    GroupReader::new(
+        file,
+        TRADE_TIME_COLUMN,
+        decode_trade_group,
+        Columns::AllBut(&[]),
+        context,
+    )
+}
+
+fn decode_tick_inputs(
+    g: &Group,
+    cx: &Context,
+    out: &mut Vec<(TickOrder, BarInput)>,
+) -> Result<(), ParquetError> {
+    for r in 0..g.rows {
+        let time = g.i64(1, r)?;
+        if !cx.range.contains(time) {
+            continue;
+        }
+        let order = (time, g.i64(2, r)? as u64);
+        out.push((
+            order,
+            BarInput {
+                trading_day: cx.trading_day,
+                time,
+                price: g.f64(3, r)?,
+                volume: g.i64(7, r)?,
+                amount: g.f64(8, r)?,
+                open_interest: Some(g.i64(9, r)?),
+                exchange_trade_id: String::new(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn decode_trade_inputs(
+    g: &Group,
+    cx: &Context,
+    out: &mut Vec<(Vec<u8>, BarInput)>,
+) -> Result<(), ParquetError> {
+    for r in 0..g.rows {
+        let time = g.i64(11, r)?;
+        if !cx.range.contains(time) {
+            continue;
+        }
+        let key = keys::trade_by_instrument(&cx.instrument, time, &g.str(0, r)?, &g.str(1, r)?);
+        out.push((
+            key,
+            BarInput {
+                trading_day: cx.trading_day,
+                time,
+                price: g.f64(8, r)?,
+                volume: g.i64(9, r)?,
+                amount: 0.0,
+                open_interest: None,
+                exchange_trade_id: g.str(5, r)?,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Reads only what bars need from the tick file of `trading_day`: time, sequence, last price,
+/// cumulative volume and turnover, open interest (6 of its 32 columns).
+pub fn tick_bar_inputs(
+    file: Bytes,
+    trading_day: u32,
+    range: TimeRange,
+) -> Result<GroupReader<(TickOrder, BarInput)>, ParquetError> {
+    let context = Context {
+        trading_day,
+        instrument: String::new(),
+        range,
+    };
+    GroupReader::new(
+        file,
+        TICK_TIME_COLUMN,
+        decode_tick_inputs,
+        Columns::Only(&[1, 2, 3, 7, 8, 9]),
+        context,
+    )
+}
+
+/// Reads only what bars need from the trade file of `instrument` on `trading_day`, keyed as in
+/// the LSM: user, trade id, exchange trade id, price, volume, time.
+pub fn trade_bar_inputs(
+    file: Bytes,
+    trading_day: u32,
+    instrument: &str,
+    range: TimeRange,
+) -> Result<GroupReader<(Vec<u8>, BarInput)>, ParquetError> {
+    let context = Context {
+        trading_day,
+        instrument: instrument.to_string(),
+        range,
+    };
+    GroupReader::new(
+        file,
+        TRADE_TIME_COLUMN,
+        decode_trade_inputs,
+        Columns::Only(&[0, 1, 5, 8, 9, 11]),
+        context,
+    )
 }
 
 fn collect<T>(groups: GroupReader<T>) -> Result<Vec<T>, ParquetError> {

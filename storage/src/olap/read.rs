@@ -3,9 +3,13 @@
 use bytes::Bytes;
 
 use super::catalog::CatalogEntry;
-use super::parquet::{decode_ticks, decode_trades, tick_groups, trade_groups, GroupReader};
+use super::parquet::{
+    decode_ticks, decode_trades, tick_bar_inputs, tick_groups, trade_bar_inputs, trade_groups,
+    GroupReader,
+};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::query::bar_input::{BarInput, TickOrder};
 use crate::query::TimeRange;
 use crate::record::{Tick, TradeExecuted};
 
@@ -72,5 +76,26 @@ pub fn partition_trade_groups(
 ) -> Result<GroupReader<TradeExecuted>> {
     let bytes = load(engine, entry)?;
     trade_groups(bytes, entry.trading_day, &entry.instrument, range)
+        .map_err(|e| group_error(engine, entry, e))
+}
+
+/// What bars need from a tick partition, a row group at a time (only the needed columns).
+pub fn partition_tick_bar_inputs(
+    engine: &Engine,
+    entry: &CatalogEntry,
+    range: TimeRange,
+) -> Result<GroupReader<(TickOrder, BarInput)>> {
+    let bytes = load(engine, entry)?;
+    tick_bar_inputs(bytes, entry.trading_day, range).map_err(|e| group_error(engine, entry, e))
+}
+
+/// What bars need from a trade partition, a row group at a time (only the needed columns).
+pub fn partition_trade_bar_inputs(
+    engine: &Engine,
+    entry: &CatalogEntry,
+    range: TimeRange,
+) -> Result<GroupReader<(Vec<u8>, BarInput)>> {
+    let bytes = load(engine, entry)?;
+    trade_bar_inputs(bytes, entry.trading_day, &entry.instrument, range)
         .map_err(|e| group_error(engine, entry, e))
 }

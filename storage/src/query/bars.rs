@@ -16,12 +16,11 @@
 
 use std::collections::HashSet;
 
+use super::bar_input::{tick_inputs, trade_inputs, BarInput};
 use super::range::TimeRange;
-use super::stream::{tick_stream, trade_stream};
 use crate::calendar::TradingCalendar;
 use crate::engine::Engine;
 use crate::error::{InvalidArgument, Result};
-use crate::record::Tick;
 
 /// Bar length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -188,14 +187,14 @@ fn tick_before(
     calendar: &TradingCalendar,
     instrument: &str,
     t: i64,
-) -> Result<Option<Tick>> {
+) -> Result<Option<BarInput>> {
     const SEC: i64 = 1_000_000_000;
     for window in [60 * SEC, 3600 * SEC, 86_400 * SEC, 5 * 86_400 * SEC] {
         let range = TimeRange::new(t.saturating_sub(window), t);
         let mut last = None;
-        for row in tick_stream(engine, instrument, range, None)? {
+        for row in tick_inputs(engine, instrument, range)? {
             let tick = row?.1;
-            if calendar.session_at(instrument, tick.datetime).is_some() {
+            if calendar.session_at(instrument, tick.time).is_some() {
                 last = Some(tick);
             }
         }
@@ -233,9 +232,9 @@ pub fn bars(
         BarSource::Ticks => {
             let mut prev = tick_before(engine, calendar, instrument, range.from)?
                 .map(|t| (t.trading_day, t.volume, t.amount));
-            for row in tick_stream(engine, instrument, range, None)? {
+            for row in tick_inputs(engine, instrument, range)? {
                 let (_, t) = row?;
-                let Some(bounds) = b.bounds(t.datetime) else {
+                let Some(bounds) = b.bounds(t.time) else {
                     continue;
                 };
                 let (dv, da) = match prev {
@@ -246,11 +245,11 @@ pub fn bars(
                 b.add(
                     Point {
                         day: t.trading_day,
-                        price: t.last_price,
+                        price: t.price,
                         // A counter that went backwards (a feed restart) adds nothing.
                         volume: dv.max(0),
                         amount: da.max(0.0),
-                        open_interest: Some(t.open_interest),
+                        open_interest: t.open_interest,
                     },
                     bounds,
                 );
@@ -259,12 +258,12 @@ pub fn bars(
         BarSource::Trades => {
             let multiplier = calendar.multiplier(instrument).unwrap_or(1.0);
             let mut seen = HashSet::new();
-            for row in trade_stream(engine, instrument, range, None)? {
+            for row in trade_inputs(engine, instrument, range)? {
                 let (_, t) = row?;
-                let Some(bounds) = b.bounds(t.trade_date_time) else {
+                let Some(bounds) = b.bounds(t.time) else {
                     continue;
                 };
-                if !seen.insert(t.exchange_trade_id.clone()) {
+                if !seen.insert(t.exchange_trade_id) {
                     continue;
                 }
                 b.add(

@@ -4,6 +4,7 @@
 //! Ranges of ticks and trades come from the LSM and, for trading days already converted, from
 //! Parquet files ([`crate::olap`]); the answers are the same either way.
 
+pub mod bar_input;
 pub mod bars;
 pub mod page;
 pub mod range;

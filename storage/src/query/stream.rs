@@ -4,6 +4,9 @@
 //! Days converted to Parquet are read from their files (oldest first, loading one partition at
 //! a time); everything else from the LSM; the two are merged by key. After a conversion the LSM
 //! no longer holds the converted rows, so each row comes from exactly one side.
+//!
+//! The merge is generic over the key so that readers needing only a few fields (bars) can key
+//! rows by something cheaper than the stored key, as long as it sorts the same way.
 
 use super::decode_at;
 use super::range::{scan_keys, TimeRange};
@@ -14,25 +17,29 @@ use crate::olap::{self, CatalogEntry};
 use crate::record::{Tick, TradeExecuted};
 
 /// A stream of (key, item).
-pub type Rows<'a, T> = Box<dyn Iterator<Item = Result<(Vec<u8>, T)>> + 'a>;
+pub type Rows<'a, T> = Keyed<'a, Vec<u8>, T>;
+
+/// A stream of (sort key, item), in key order.
+pub type Keyed<'a, K, T> = Box<dyn Iterator<Item = Result<(K, T)>> + 'a>;
 
 /// Row groups of one partition, each as (key, item) rows.
-type Groups<'a, T> = Box<dyn Iterator<Item = Result<Vec<(Vec<u8>, T)>>> + 'a>;
+pub(crate) type Groups<'a, K, T> = Box<dyn Iterator<Item = Result<Vec<(K, T)>>> + 'a>;
 
-type Loader<'a, T> = Box<dyn FnMut(&CatalogEntry) -> Result<Groups<'a, T>> + 'a>;
+/// Opens one partition as row groups.
+pub(crate) type Loader<'a, K, T> = Box<dyn FnMut(&CatalogEntry) -> Result<Groups<'a, K, T>> + 'a>;
 
 /// Rows of converted partitions, one row group in memory at a time.
-struct Partitions<'a, T> {
+struct Partitions<'a, K, T> {
     pending: std::vec::IntoIter<CatalogEntry>,
-    groups: Option<Groups<'a, T>>,
-    current: std::vec::IntoIter<(Vec<u8>, T)>,
-    load: Loader<'a, T>,
-    resume: Option<Vec<u8>>,
+    groups: Option<Groups<'a, K, T>>,
+    current: std::vec::IntoIter<(K, T)>,
+    load: Loader<'a, K, T>,
+    resume: Option<K>,
     failed: bool,
 }
 
-impl<T> Iterator for Partitions<'_, T> {
-    type Item = Result<(Vec<u8>, T)>;
+impl<K: Ord, T> Iterator for Partitions<'_, K, T> {
+    type Item = Result<(K, T)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -71,13 +78,13 @@ impl<T> Iterator for Partitions<'_, T> {
 }
 
 /// Merges two key-ordered streams (the second wins a tie, which does not happen in practice).
-struct Merge<'a, T> {
-    a: std::iter::Peekable<Rows<'a, T>>,
-    b: std::iter::Peekable<Rows<'a, T>>,
+struct Merge<'a, K, T> {
+    a: std::iter::Peekable<Keyed<'a, K, T>>,
+    b: std::iter::Peekable<Keyed<'a, K, T>>,
 }
 
-impl<T> Iterator for Merge<'_, T> {
-    type Item = Result<(Vec<u8>, T)>;
+impl<K: Ord, T> Iterator for Merge<'_, K, T> {
+    type Item = Result<(K, T)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         let take_a = match (self.a.peek(), self.b.peek()) {
@@ -96,15 +103,16 @@ impl<T> Iterator for Merge<'_, T> {
     }
 }
 
-fn with_partitions<'a, T: 'a>(
+/// Merges `lsm` with the live partitions of `instrument` that overlap `range`.
+pub(crate) fn with_partitions<'a, K: Ord + 'a, T: 'a>(
     engine: &'a Engine,
     stream: Stream,
     instrument: &str,
     range: TimeRange,
-    resume: Option<Vec<u8>>,
-    lsm: Rows<'a, T>,
-    load: Loader<'a, T>,
-) -> Result<Rows<'a, T>> {
+    resume: Option<K>,
+    lsm: Keyed<'a, K, T>,
+    load: Loader<'a, K, T>,
+) -> Result<Keyed<'a, K, T>> {
     let parts: Vec<CatalogEntry> = olap::catalog::for_instrument(engine, stream, instrument)?
         .into_iter()
         .filter(|e| e.is_live() && e.max_time >= range.from && e.min_time < range.to)
@@ -112,7 +120,7 @@ fn with_partitions<'a, T: 'a>(
     if parts.is_empty() {
         return Ok(lsm);
     }
-    let olap: Rows<'a, T> = Box::new(Partitions {
+    let olap: Keyed<'a, K, T> = Box::new(Partitions {
         pending: parts.into_iter(),
         groups: None,
         current: Vec::new().into_iter(),
@@ -145,7 +153,7 @@ pub fn tick_stream<'a>(
             Ok((k.to_vec(), decode_at::<Tick>(&k, &v)?))
         }),
     );
-    let load: Loader<'a, Tick> = Box::new(move |entry| {
+    let load: Loader<'a, Vec<u8>, Tick> = Box::new(move |entry| {
         let entry = entry.clone();
         let groups = olap::partition_tick_groups(engine, &entry, range)?;
         Ok(Box::new(groups.map(move |g| {
@@ -154,7 +162,7 @@ pub fn tick_stream<'a>(
                 .into_iter()
                 .map(|t| (keys::tick(&t.instrument_id, t.datetime, t.sequence), t))
                 .collect())
-        })) as Groups<'a, Tick>)
+        })) as Groups<'a, Vec<u8>, Tick>)
     });
     with_partitions(engine, Stream::Ticks, instrument, range, resume, lsm, load)
 }
@@ -178,7 +186,7 @@ pub fn trade_stream<'a>(
             Ok((k.to_vec(), decode_at::<TradeExecuted>(&k, &v)?))
         }),
     );
-    let load: Loader<'a, TradeExecuted> = Box::new(move |entry| {
+    let load: Loader<'a, Vec<u8>, TradeExecuted> = Box::new(move |entry| {
         let entry = entry.clone();
         let groups = olap::partition_trade_groups(engine, &entry, range)?;
         Ok(Box::new(groups.map(move |g| {
@@ -195,7 +203,7 @@ pub fn trade_stream<'a>(
                     (key, t)
                 })
                 .collect())
-        })) as Groups<'a, TradeExecuted>)
+        })) as Groups<'a, Vec<u8>, TradeExecuted>)
     });
     with_partitions(engine, Stream::Trades, instrument, range, resume, lsm, load)
 }

@@ -138,6 +138,24 @@ where
     result.map_err(|e| DecodeError(e.to_string()))
 }
 
+/// Checks archived bytes and hands their archived form to `read`, without deserializing: the
+/// cheap path for readers that need a few fields of many records.
+pub fn inspect<T, R>(bytes: &[u8], read: impl FnOnce(&T::Archived) -> R) -> Result<R, DecodeError>
+where
+    T: Archive,
+    T::Archived:
+        for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rancor::Error>>,
+{
+    let result = if (bytes.as_ptr() as usize).is_multiple_of(16) {
+        rkyv::access::<T::Archived, rancor::Error>(bytes).map(read)
+    } else {
+        let mut aligned = AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(bytes);
+        rkyv::access::<T::Archived, rancor::Error>(&aligned).map(read)
+    };
+    result.map_err(|e| DecodeError(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
