@@ -284,6 +284,15 @@ impl TradingCalendar {
         yyyymmdd(n)
     }
 
+    /// The last trading day before `day`.
+    pub fn previous_trading_day(&self, day: u32) -> u32 {
+        let mut n = day_number(day) - 1;
+        while !self.is_trading_day(yyyymmdd(n)) {
+            n -= 1;
+        }
+        yyyymmdd(n)
+    }
+
     /// The session occurrence around `ts` (epoch nanoseconds), allowing the opening lead and
     /// closing lag, for the instrument's product group.
     pub fn session_at(&self, instrument: &str, ts: i64) -> Option<SessionSpan> {

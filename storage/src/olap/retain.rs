@@ -9,6 +9,7 @@
 
 use super::catalog::{self, CatalogEntry};
 use crate::batch::{BatchOp, WriteBatch};
+use crate::calendar::TradingCalendar;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::keys::{self, Stream};
@@ -21,6 +22,45 @@ pub struct RetentionPolicy {
     pub drop_days_before: Option<u32>,
     /// Drop journal entries (and parked updates) of log indexes before this one.
     pub drop_journal_before: Option<u64>,
+}
+
+/// How much history to keep: the operator's setting (for example a `[retention]` table in the
+/// node's config), turned into explicit cut-offs by [`RetentionSettings::policy`] where the
+/// retention run is proposed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Keep the Parquet partitions of this many trading days, the current one included.
+    pub keep_trading_days: Option<u32>,
+    /// Keep the journal entries of this many log indexes, the last applied one included.
+    pub keep_log_entries: Option<u64>,
+}
+
+impl RetentionSettings {
+    /// The cut-offs these settings give on `trading_day` with `applied_index` the last applied
+    /// log index. Keeping zero of something drops nothing (a setting of 0 is taken as a slip).
+    pub fn policy(
+        &self,
+        calendar: &TradingCalendar,
+        trading_day: u32,
+        applied_index: u64,
+    ) -> RetentionPolicy {
+        let drop_days_before = self.keep_trading_days.filter(|&n| n > 0).map(|n| {
+            let mut first_kept = trading_day;
+            for _ in 1..n {
+                first_kept = calendar.previous_trading_day(first_kept);
+            }
+            first_kept
+        });
+        let drop_journal_before = self
+            .keep_log_entries
+            .filter(|&n| n > 0)
+            .map(|n| (applied_index + 1).saturating_sub(n));
+        RetentionPolicy {
+            drop_days_before,
+            drop_journal_before,
+        }
+    }
 }
 
 /// What a retention run dropped.
@@ -174,4 +214,44 @@ fn sweep_locked(engine: &Engine) -> Result<Sweep> {
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_count_back_over_trading_days_and_log_indexes() {
+        let cal = TradingCalendar::builtin();
+        let keep = RetentionSettings {
+            keep_trading_days: Some(3),
+            keep_log_entries: Some(1000),
+        };
+        // Monday 2024-12-09: keep it, Friday the 6th and Thursday the 5th.
+        let p = keep.policy(&cal, 20241209, 5000);
+        assert_eq!(p.drop_days_before, Some(20241205));
+        assert_eq!(p.drop_journal_before, Some(4001));
+        // Fewer entries than the setting keeps: nothing to drop.
+        assert_eq!(keep.policy(&cal, 20241209, 10).drop_journal_before, Some(0));
+        // One trading day kept is the current one.
+        let one = RetentionSettings {
+            keep_trading_days: Some(1),
+            keep_log_entries: Some(0),
+        };
+        let p = one.policy(&cal, 20241209, 5000);
+        assert_eq!(p.drop_days_before, Some(20241209));
+        assert_eq!(p.drop_journal_before, None);
+        assert_eq!(
+            RetentionSettings::default().policy(&cal, 20241209, 5000),
+            RetentionPolicy::default()
+        );
+    }
+
+    #[test]
+    fn settings_read_from_toml() {
+        let s: RetentionSettings =
+            toml::from_str("keep_trading_days = 20\nkeep_log_entries = 5000000\n").unwrap();
+        assert_eq!(s.keep_trading_days, Some(20));
+        assert!(toml::from_str::<RetentionSettings>("keep_days = 3").is_err());
+    }
 }
