@@ -1,5 +1,26 @@
 //! QAStore's Raft layer: the openraft adapter.
 //!
-//! This crate will hold the type configuration, the log store on the storage crate's WAL (the
-//! Raft log *is* the WAL), the state machine on the storage engine, snapshots as engine
-//! checkpoints, and the peer network. It is the only crate that depends on openraft.
+//! * [`log_store::LogStore`]: the Raft log *is* the storage crate's write-ahead log.
+//! * [`state_machine::StateMachine`]: committed entries applied to the storage engine, with
+//!   idempotent writes; snapshots are engine checkpoints ([`snapshot`]).
+//! * [`network`]: the peer service and its client over gRPC (tonic), with the cluster id on
+//!   every call.
+//! * [`node::RaftNode`]: one node put together: data directory identity, Raft, peer server,
+//!   snapshot and system-command schedules, and the write/admin API the node's services use.
+//!
+//! This is the only crate that depends on openraft.
+
+pub mod codec;
+pub mod command;
+pub mod engine_slot;
+pub mod error;
+pub mod log_store;
+pub mod settings;
+pub mod snapshot;
+pub mod state_machine;
+pub mod types;
+
+pub use command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
+pub use error::{Error, Result};
+pub use settings::{ClusterSettings, RaftSettings};
+pub use types::{LogId, NodeId, PeerNode, TypeConfig};

@@ -486,12 +486,31 @@ impl Engine {
         dir: impl AsRef<Path>,
         blob: Bytes,
     ) -> Result<crate::checkpoint::CheckpointInfo> {
+        self.checkpoint_with(dir, |_| Ok(blob))
+    }
+
+    /// Like [`Engine::checkpoint`], with the blob made by `make_blob` from the checkpoint's own
+    /// contents: its argument reads a key as the checkpoint holds it. The Raft layer records the
+    /// applied log id and membership this way, exactly as of the checkpoint's log index, while
+    /// writes go on.
+    pub fn checkpoint_with(
+        &self,
+        dir: impl AsRef<Path>,
+        make_blob: impl FnOnce(&dyn Fn(&[u8]) -> Result<Option<Bytes>>) -> Result<Bytes>,
+    ) -> Result<crate::checkpoint::CheckpointInfo> {
         // No partition changes while the file set is copied (see `olap`).
         let _olap = self.olap_lock();
         let (version, flushed_seq) = {
             let versions = self.inner.versions.lock();
             (versions.current(), versions.flushed_seq())
         };
+        let read = |key: &[u8]| -> Result<Option<Bytes>> {
+            Ok(match version.get(key, flushed_seq, &self.inner.reads)? {
+                Some(crate::memtable::Lookup::Value(v)) => Some(v),
+                _ => None,
+            })
+        };
+        let blob = make_blob(&read)?;
         let span = tracing::info_span!("checkpoint", dir = %dir.as_ref().display());
         let _enter = span.enter();
         let olap_root = self.inner.dir.join("olap");

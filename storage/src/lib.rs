@@ -138,6 +138,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod compaction;
 pub mod datagen;
+pub mod dedup;
 pub mod engine;
 pub mod entry;
 pub mod error;

@@ -111,9 +111,19 @@ impl CheckpointStore {
     /// Takes a checkpoint of `engine` (its last flushed state) with the caller's `blob`, then
     /// drops checkpoints beyond the newest `keep` that nobody reads.
     pub fn create(&self, engine: &Engine, blob: Bytes) -> Result<CheckpointInfo> {
+        self.create_with(engine, |_| Ok(blob))
+    }
+
+    /// Like [`CheckpointStore::create`], with the blob made from the checkpoint's contents (see
+    /// [`Engine::checkpoint_with`]).
+    pub fn create_with(
+        &self,
+        engine: &Engine,
+        make_blob: impl FnOnce(&dyn Fn(&[u8]) -> Result<Option<Bytes>>) -> Result<Bytes>,
+    ) -> Result<CheckpointInfo> {
         let name = self.reserve(engine.flushed_index());
         let dir = self.inner.root.join(&name);
-        let result = engine.checkpoint(&dir, blob);
+        let result = engine.checkpoint_with(&dir, make_blob);
         self.unreserve(&name);
         match result {
             Ok(info) => {

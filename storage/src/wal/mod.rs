@@ -572,13 +572,31 @@ impl Wal {
     /// Durably stores the vote (opaque bytes, at most [`MAX_VOTE_BYTES`]). The write is ordered
     /// after every append made before it.
     pub fn save_vote(&self, vote: Bytes) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.save_vote_then(vote, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.recv().map_err(|_| Error::Closed("write-ahead log"))?
+    }
+
+    /// Stores the vote and returns at once: readable immediately, durable when `on_durable`
+    /// runs (on the flusher thread, after every append made before it). An error returned here
+    /// means nothing changed and `on_durable` is not called.
+    pub fn save_vote_then(
+        &self,
+        vote: Bytes,
+        on_durable: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
         let mut st = self.state.write();
         self.check_running()?;
         let mut meta = st.meta.clone();
         meta.vote = Some(vote);
         meta.validate()?;
         st.meta = meta.clone();
-        self.write_meta_sync(meta)
+        self.send(Command::Meta {
+            meta,
+            done: Some(Box::new(on_durable)),
+        })
     }
 
     /// Records the committed log id. It is written soon (with the next metadata write or within
@@ -590,6 +608,23 @@ impl Wal {
         st.meta.committed = committed;
         let meta = st.meta.clone();
         self.send(Command::Meta { meta, done: None })
+    }
+
+    /// Records the committed log id and returns at once; `on_durable` runs once it is durable
+    /// (ordered after every append made before it, like a vote).
+    pub fn save_committed_then(
+        &self,
+        committed: Option<LogId>,
+        on_durable: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<()> {
+        let mut st = self.state.write();
+        self.check_running()?;
+        st.meta.committed = committed;
+        let meta = st.meta.clone();
+        self.send(Command::Meta {
+            meta,
+            done: Some(Box::new(on_durable)),
+        })
     }
 
     fn write_meta_sync(&self, meta: WalMeta) -> Result<()> {

@@ -1,0 +1,101 @@
+//! Errors of the Raft layer.
+
+use std::io;
+
+use crate::types::{NodeId, PeerNode};
+
+/// Bytes that do not decode as the Raft state they should hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {what}: {reason}")]
+pub struct CodecError {
+    what: &'static str,
+    reason: String,
+}
+
+impl CodecError {
+    /// `what` could not be decoded, because of `reason`.
+    pub fn new(what: &'static str, reason: impl Into<String>) -> Self {
+        CodecError {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Errors of the Raft layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The storage engine or write-ahead log failed.
+    #[error(transparent)]
+    Storage(#[from] qastore_storage::error::Error),
+    /// Stored or received bytes do not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The data directory belongs to another node or cluster, or is damaged.
+    #[error("data directory {dir}: {reason}")]
+    Identity {
+        /// The directory.
+        dir: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A setting is out of range.
+    #[error("setting {name}: {reason}")]
+    BadSetting {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A request is malformed; nothing was done.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// This node is not the leader; `leader` is the one it knows of, if any.
+    #[error("not the leader{}", leader_hint(.leader))]
+    NotLeader {
+        /// The current leader, if known.
+        leader: Option<(NodeId, PeerNode)>,
+    },
+    /// The node cannot take more writes right now (engine back-pressure or apply lag); retry
+    /// later.
+    #[error("overloaded: {0}")]
+    Overloaded(String),
+    /// The write is committed but not every voter holds it yet (ack level `ALL`).
+    #[error("write at log index {log_index} is committed, but not every voter had it within the deadline")]
+    NotAllAcked {
+        /// The write's log index.
+        log_index: u64,
+    },
+    /// Raft refused or failed the operation.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// An operation did not finish in time.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// An I/O error outside the storage engine (sockets, files of the node).
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+    /// The node is shutting down or has stopped.
+    #[error("the node has stopped: {0}")]
+    Stopped(String),
+}
+
+fn leader_hint(leader: &Option<(NodeId, PeerNode)>) -> String {
+    match leader {
+        Some((id, node)) => format!("; the leader is node {id} ({node})"),
+        None => "; no leader is known".to_string(),
+    }
+}
+
+/// Results of the Raft layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Wraps an error for openraft's storage traits, which speak `io::Error`.
+pub(crate) fn to_io(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}

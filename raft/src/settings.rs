@@ -1,0 +1,222 @@
+//! Settings: the node's own Raft settings ([`RaftSettings`], from its config file) and the
+//! cluster-wide ones every node applies alike ([`ClusterSettings`], replicated through the log).
+
+use std::time::Duration;
+
+use qastore_storage::olap::RetentionSettings;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// A node's Raft settings. Every field has a default suited to a three-node cluster on one
+/// LAN; a `[raft]` table in the node's config file overrides them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    /// How often the leader sends heartbeats, in milliseconds.
+    pub heartbeat_ms: u64,
+    /// The shortest election timeout, in milliseconds. Each election draws a fresh timeout in
+    /// `[election_timeout_min_ms, election_timeout_max_ms)`, so candidates rarely tie twice.
+    pub election_timeout_min_ms: u64,
+    /// The longest election timeout, in milliseconds.
+    pub election_timeout_max_ms: u64,
+    /// Ask for a pre-vote before starting an election, so a node that was cut off does not
+    /// disturb a healthy leader when it comes back.
+    pub pre_vote: bool,
+    /// The most entries one append carries.
+    pub max_payload_entries: u64,
+    /// A peer call (other than streaming a snapshot) fails after this long, in milliseconds.
+    pub rpc_timeout_ms: u64,
+    /// Streaming one snapshot chunk fails after this long, in milliseconds.
+    pub snapshot_chunk_timeout_ms: u64,
+    /// Bytes per snapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Take a snapshot once this many bytes were appended to the log since the last one...
+    pub snapshot_log_bytes: u64,
+    /// ...or this many seconds passed since the last one (if anything was applied since).
+    pub snapshot_interval_secs: u64,
+    /// Log entries kept behind the latest snapshot, so that a follower that lags a little
+    /// catches up from the log rather than with a whole snapshot.
+    pub log_entries_kept_behind_snapshot: u64,
+    /// Refuse writes while more than this many committed entries wait to be applied.
+    pub max_apply_lag: u64,
+    /// How often the leader checks whether a system command is due (conversion, retention), in
+    /// seconds.
+    pub schedule_interval_secs: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 1000,
+            election_timeout_max_ms: 2000,
+            pre_vote: true,
+            max_payload_entries: 256,
+            rpc_timeout_ms: 2000,
+            snapshot_chunk_timeout_ms: 10_000,
+            snapshot_chunk_bytes: 1 << 20,
+            snapshot_log_bytes: 512 << 20,
+            snapshot_interval_secs: 600,
+            log_entries_kept_behind_snapshot: 100_000,
+            max_apply_lag: 20_000,
+            schedule_interval_secs: 60,
+        }
+    }
+}
+
+impl RaftSettings {
+    /// Checks the settings against each other.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name, reason: &str| {
+            Err(Error::BadSetting {
+                name,
+                reason: reason.to_string(),
+            })
+        };
+        if self.heartbeat_ms == 0 {
+            return bad("heartbeat_ms", "must be above 0");
+        }
+        if self.election_timeout_min_ms <= self.heartbeat_ms * 2 {
+            return bad(
+                "election_timeout_min_ms",
+                "must be more than twice heartbeat_ms",
+            );
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return bad(
+                "election_timeout_max_ms",
+                "must be above election_timeout_min_ms",
+            );
+        }
+        if self.max_payload_entries == 0 {
+            return bad("max_payload_entries", "must be above 0");
+        }
+        if self.rpc_timeout_ms == 0 || self.snapshot_chunk_timeout_ms == 0 {
+            return bad("rpc_timeout_ms", "timeouts must be above 0");
+        }
+        if !(4096..=(64 << 20)).contains(&self.snapshot_chunk_bytes) {
+            return bad("snapshot_chunk_bytes", "must be between 4 KiB and 64 MiB");
+        }
+        if self.snapshot_interval_secs == 0 || self.schedule_interval_secs == 0 {
+            return bad("snapshot_interval_secs", "intervals must be above 0");
+        }
+        if self.max_apply_lag == 0 {
+            return bad("max_apply_lag", "must be above 0");
+        }
+        Ok(())
+    }
+
+    /// The openraft configuration these settings make.
+    pub fn openraft_config(&self, cluster_id: &str) -> Result<openraft::Config> {
+        self.validate()?;
+        let config = openraft::Config {
+            cluster_name: cluster_id.to_string(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            enable_pre_vote: Some(self.pre_vote),
+            max_payload_entries: self.max_payload_entries,
+            install_snapshot_timeout: self.snapshot_chunk_timeout_ms,
+            // Snapshots follow bytes and time (see `snapshot_policy`), not entry counts.
+            snapshot_policy: openraft::SnapshotPolicy::Never,
+            max_in_snapshot_log_to_keep: self.log_entries_kept_behind_snapshot,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| Error::BadSetting {
+            name: "raft",
+            reason: e.to_string(),
+        })
+    }
+
+    /// The peer call timeout.
+    pub fn rpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.rpc_timeout_ms)
+    }
+}
+
+/// Settings every node of the cluster applies alike: replicated through the log (a
+/// `SetClusterSettings` command), stored in the engine, carried by snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Convert closed trading days of ticks and trades to Parquet on a schedule.
+    pub olap_conversion: bool,
+    /// How long after a trading day ends (the next one's first session opens) it is converted,
+    /// in minutes.
+    pub convert_after_minutes: u32,
+    /// What retention keeps (nothing is dropped when both are unset).
+    pub retention: RetentionSettings,
+    /// How many log entries a write's request id is remembered for (retries within that many
+    /// entries are recognised).
+    pub dedup_window_entries: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            olap_conversion: true,
+            convert_after_minutes: 30,
+            retention: RetentionSettings::default(),
+            dedup_window_entries: 1_000_000,
+        }
+    }
+}
+
+impl ClusterSettings {
+    /// Parses settings from TOML text.
+    pub fn from_toml(text: &str) -> Result<ClusterSettings> {
+        let s: ClusterSettings = toml::from_str(text).map_err(|e| Error::BadSetting {
+            name: "cluster settings",
+            reason: e.to_string(),
+        })?;
+        if s.dedup_window_entries == 0 {
+            return Err(Error::BadSetting {
+                name: "dedup_window_entries",
+                reason: "must be above 0".into(),
+            });
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_make_an_openraft_config() {
+        let s = RaftSettings::default();
+        let c = s.openraft_config("c1").unwrap();
+        assert_eq!(c.heartbeat_interval, 100);
+        assert_eq!(c.enable_pre_vote, Some(true));
+    }
+
+    #[test]
+    fn inconsistent_settings_are_refused_with_the_field_named() {
+        let s = RaftSettings {
+            election_timeout_max_ms: 500,
+            ..RaftSettings::default()
+        };
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("election_timeout_max_ms"), "{e}");
+        let s = RaftSettings {
+            heartbeat_ms: 600,
+            ..RaftSettings::default()
+        };
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn cluster_settings_parse_from_toml() {
+        let s = ClusterSettings::from_toml(
+            "olap_conversion = false\n[retention]\nkeep_trading_days = 20\n",
+        )
+        .unwrap();
+        assert!(!s.olap_conversion);
+        assert_eq!(s.retention.keep_trading_days, Some(20));
+        assert_eq!(s.dedup_window_entries, 1_000_000);
+        assert!(ClusterSettings::from_toml("bogus = 1").is_err());
+        assert!(ClusterSettings::from_toml("dedup_window_entries = 0").is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! openraft's own conformance suite for log stores and state machines, run on the real write-ahead
+//! log and the real engine (files in a temporary directory, fsyncs included).
+
+use std::sync::Arc;
+
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::type_config::TypeConfigExt;
+use openraft::StorageError;
+use qastore_raft::log_store::LogStore;
+use qastore_raft::state_machine::StateMachine;
+use qastore_raft::TypeConfig;
+use qastore_storage::vfs::OsVfs;
+use qastore_storage::wal::{Wal, WalOptions};
+use qastore_storage::EngineOptions;
+use tempfile::TempDir;
+
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<TypeConfig>> {
+        let fail = |e: &dyn std::fmt::Display| {
+            StorageError::read(TypeConfig::err_from_error(&std::io::Error::other(
+                e.to_string(),
+            )))
+        };
+        let dir = TempDir::new().map_err(|e| fail(&e))?;
+        let vfs = OsVfs::shared();
+        let wal = Wal::open(vfs.clone(), dir.path().join("wal"), WalOptions::default())
+            .map_err(|e| fail(&e))?;
+        let sm =
+            StateMachine::open(vfs, dir.path(), EngineOptions::default()).map_err(|e| fail(&e))?;
+        Ok((dir, LogStore::new(Arc::new(wal)), sm))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_and_the_engine_pass_openraft_s_storage_suite() {
+    Suite::test_all(Builder).await.unwrap();
+}
