@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Entry batches and snapshot chunks are passed on without copying.
+        .bytes(".")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -78,6 +78,29 @@ pub fn decode_entry(term: u64, index: u64, payload: &Bytes) -> Result<Entry, Cod
     }
 }
 
+/// Encodes a whole entry for the network: index u64 | term u64 | payload (what a WAL frame
+/// holds).
+pub fn encode_entry(entry: &Entry) -> Bytes {
+    let id = entry.log_id();
+    let payload = encode_payload(entry);
+    let mut out = Vec::with_capacity(16 + payload.len());
+    out.extend_from_slice(&id.index.to_le_bytes());
+    out.extend_from_slice(&id.leader_id.term.to_le_bytes());
+    out.extend_from_slice(&payload);
+    Bytes::from(out)
+}
+
+/// Decodes [`encode_entry`].
+pub fn decode_entry_bytes(bytes: &Bytes) -> Result<Entry, CodecError> {
+    let (Some(index), Some(term)) = (
+        qastore_storage::codec::u64_at(bytes, 0),
+        qastore_storage::codec::u64_at(bytes, 8),
+    ) else {
+        return Err(CodecError::new("entry", "truncated header"));
+    };
+    decode_entry(term, index, &bytes.slice(16..))
+}
+
 /// Decodes an entry read from the write-ahead log.
 pub fn from_wal(e: &WalEntry) -> Result<Entry, CodecError> {
     decode_entry(e.term, e.index, &e.payload)
@@ -282,9 +305,10 @@ mod tests {
             Entry::new_membership(log_id(4, 9), membership()),
         ];
         for e in entries {
-            let back = from_wal(&to_wal(&e)).unwrap();
-            assert_eq!(back, e);
+            assert_eq!(from_wal(&to_wal(&e)).unwrap(), e);
+            assert_eq!(decode_entry_bytes(&encode_entry(&e)).unwrap(), e);
         }
+        assert!(decode_entry_bytes(&Bytes::from_static(&[1, 2, 3])).is_err());
     }
 
     #[test]

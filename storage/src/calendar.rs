@@ -345,6 +345,31 @@ impl TradingCalendar {
         secs * NANOS - self.offset_nanos
     }
 
+    /// When trading day `day` is over for every product group: the latest close of a day
+    /// session on that date, plus the lag late ticks are still accepted for (epoch nanoseconds).
+    pub fn trading_day_end(&self, day: u32) -> i64 {
+        let last_close = self
+            .groups
+            .iter()
+            .flat_map(|g| g.sessions.iter())
+            .filter(|s| !s.is_night())
+            .map(|s| i64::from(s.end))
+            .max()
+            .unwrap_or(DAY);
+        (day_number(day) * DAY + last_close + CLOSE_LAG_SECS) * NANOS - self.offset_nanos
+    }
+
+    /// The trading day in progress at `ts`, or the next one if none is (a night session after
+    /// the close belongs to the next trading day, and so do weekends and holidays).
+    pub fn trading_day_at(&self, ts: i64) -> u32 {
+        let date = yyyymmdd((ts + self.offset_nanos).div_euclid(DAY * NANOS));
+        if self.is_trading_day(date) && ts < self.trading_day_end(date) {
+            date
+        } else {
+            self.next_trading_day(date)
+        }
+    }
+
     /// The product groups.
     pub fn groups(&self) -> &[ProductGroup] {
         &self.groups
@@ -354,6 +379,31 @@ impl TradingCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trading_days_end_after_the_last_day_session_and_nights_count_forward() {
+        let cal = TradingCalendar::builtin();
+        // Monday 2024-12-02: the last day session closes at 15:15 (CFFEX bond futures).
+        let end = cal.trading_day_end(20241202);
+        assert_eq!(end, cal.local_time(20241202, 15, 16, 0));
+        assert_eq!(
+            cal.trading_day_at(cal.local_time(20241202, 10, 0, 0)),
+            20241202
+        );
+        assert_eq!(
+            cal.trading_day_at(cal.local_time(20241202, 21, 30, 0)),
+            20241203
+        );
+        // Friday night and the weekend count towards Monday.
+        assert_eq!(
+            cal.trading_day_at(cal.local_time(20241206, 22, 0, 0)),
+            20241209
+        );
+        assert_eq!(
+            cal.trading_day_at(cal.local_time(20241208, 12, 0, 0)),
+            20241209
+        );
+    }
 
     #[test]
     fn civil_dates_round_trip() {

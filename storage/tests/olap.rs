@@ -183,6 +183,37 @@ fn converted_days_give_the_same_answers() {
 }
 
 #[test]
+fn pending_days_walk_through_what_is_left_to_convert() {
+    let vfs = SimVfs::new(11);
+    let (e, index, _) = loaded(&vfs, "/db");
+    for stream in [Stream::Ticks, Stream::Trades] {
+        assert_eq!(
+            olap::pending_days(&e, stream)
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![DAY1]
+        );
+    }
+    olap::convert_day(&e, Stream::Ticks, DAY1, index + 1, WriteBatch::new()).unwrap();
+    let left: Vec<u32> = olap::pending_days(&e, Stream::Ticks)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(left, vec![DAY2]);
+    olap::convert_day(&e, Stream::Ticks, DAY2, index + 2, WriteBatch::new()).unwrap();
+    assert!(olap::pending_days(&e, Stream::Ticks).unwrap().is_empty());
+    assert_eq!(
+        olap::pending_days(&e, Stream::Trades)
+            .unwrap()
+            .into_iter()
+            .collect::<Vec<_>>(),
+        vec![DAY1],
+        "trades are pending until converted themselves"
+    );
+}
+
+#[test]
 fn two_engines_convert_to_identical_state_and_files() {
     let vfs = SimVfs::new(1);
     let (a, index, _) = loaded_with(&vfs, "/a", 1, options());

@@ -14,11 +14,13 @@
 pub mod catalog;
 mod convert;
 pub mod parquet;
+mod pending;
 mod read;
 mod retain;
 
 pub use catalog::CatalogEntry;
 pub use convert::{convert_day, Conversion};
+pub use pending::pending_days;
 pub(crate) use read::group_error;
 pub use read::{
     partition_tick_bar_inputs, partition_tick_groups, partition_trade_bar_inputs,

@@ -1,0 +1,450 @@
+//! Calling peers: openraft's network on tonic.
+//!
+//! * One HTTP/2 connection per peer address, shared by every call to it and re-established by
+//!   tonic when it breaks (connections are reused, never opened per call).
+//! * Every call carries the cluster id and both node ids; the peer refuses a mismatch.
+//! * Unary calls are bounded by openraft's deadline; a stream of appends by a deadline on each
+//!   answer it is waiting for; a snapshot by a deadline on each chunk. Dropping a call (openraft
+//!   cancelling it) cancels it on the wire.
+//! * A peer that cannot be reached is reported as `Unreachable`, and calls to it back off
+//!   (doubling from 50 ms to 2 s).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use openraft::base::{BoxFuture, BoxStream};
+use openraft::errors::{
+    NetworkError, RPCError, ReplicationClosed, StreamingError, Timeout, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::{OptionalSend, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
+use parking_lot::Mutex;
+use qastore_proto::peer_metadata;
+use qastore_proto::v1 as pb;
+use qastore_proto::v1::raft_peer_client::RaftPeerClient;
+use tonic::codegen::InterceptedService;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use super::convert;
+use super::server::MAX_MESSAGE_BYTES;
+use crate::snapshot::SnapshotFiles;
+use crate::types::{NodeId, PeerNode, Snapshot, TypeConfig, Vote};
+
+type Client = RaftPeerClient<InterceptedService<Channel, Stamp>>;
+type RpcError = RPCError<TypeConfig>;
+
+/// Adds the cluster id and the node ids to every call.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    cluster: MetadataValue<tonic::metadata::Ascii>,
+    from: MetadataValue<tonic::metadata::Ascii>,
+    to: MetadataValue<tonic::metadata::Ascii>,
+}
+
+impl tonic::service::Interceptor for Stamp {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        let md = req.metadata_mut();
+        md.insert(peer_metadata::CLUSTER, self.cluster.clone());
+        md.insert(peer_metadata::FROM, self.from.clone());
+        md.insert(peer_metadata::TO, self.to.clone());
+        Ok(req)
+    }
+}
+
+/// Timeouts and sizes of peer calls.
+#[derive(Debug, Clone)]
+pub struct NetworkOptions {
+    /// Connecting to a peer fails after this long.
+    pub connect_timeout: Duration,
+    /// Sending one snapshot chunk fails after this long.
+    pub chunk_timeout: Duration,
+    /// Bytes per snapshot chunk.
+    pub chunk_bytes: usize,
+}
+
+struct NetInner {
+    cluster_id: String,
+    node_id: NodeId,
+    options: NetworkOptions,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// Creates clients to peers (openraft's network factory). Clones share connections.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    inner: Arc<NetInner>,
+}
+
+impl PeerNetwork {
+    /// The network of node `node_id` in cluster `cluster_id`.
+    pub fn new(cluster_id: &str, node_id: NodeId, options: NetworkOptions) -> Self {
+        PeerNetwork {
+            inner: Arc::new(NetInner {
+                cluster_id: cluster_id.to_string(),
+                node_id,
+                options,
+                channels: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The shared connection to `addr`, created on first use.
+    fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let mut channels = self.inner.channels.lock();
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| format!("peer address {addr:?}: {e}"))?
+            .connect_timeout(self.inner.options.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20));
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// A client for node `target` at `node`.
+    pub fn client(&self, target: NodeId, node: &PeerNode) -> PeerClient {
+        let ascii = |s: String| MetadataValue::try_from(s).map_err(|e| e.to_string());
+        let client = self.channel(&node.raft_addr).and_then(|channel| {
+            let stamp = Stamp {
+                cluster: ascii(self.inner.cluster_id.clone())?,
+                from: ascii(self.inner.node_id.to_string())?,
+                to: ascii(target.to_string())?,
+            };
+            Ok(RaftPeerClient::with_interceptor(channel, stamp)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        });
+        PeerClient {
+            target,
+            client,
+            net: self.inner.clone(),
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &PeerNode) -> PeerClient {
+        self.client(target, node)
+    }
+}
+
+/// Calls to one peer.
+pub struct PeerClient {
+    target: NodeId,
+    client: Result<Client, String>,
+    net: Arc<NetInner>,
+}
+
+fn status_error(status: Status) -> RpcError {
+    match status.code() {
+        // Down, refusing us (another cluster, another node at that address), or not
+        // listening: back off.
+        Code::Unavailable
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::Unauthenticated
+        | Code::InvalidArgument => RPCError::Unreachable(Unreachable::new(&status)),
+        _ => RPCError::Network(NetworkError::new(&status)),
+    }
+}
+
+impl PeerClient {
+    fn client(&self) -> Result<Client, RpcError> {
+        self.client
+            .clone()
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))
+    }
+
+    fn timeout(&self, action: RPCTypes, after: Duration) -> Timeout<TypeConfig> {
+        Timeout {
+            action,
+            id: self.net.node_id,
+            target: self.target,
+            timeout: after,
+        }
+    }
+
+    /// Runs a unary call within openraft's deadline.
+    async fn unary<T>(
+        &self,
+        action: RPCTypes,
+        option: &RPCOption,
+        call: impl Future<Output = Result<tonic::Response<T>, Status>>,
+    ) -> Result<T, RpcError> {
+        match tokio::time::timeout(option.hard_ttl(), call).await {
+            Err(_) => Err(RPCError::Timeout(self.timeout(action, option.hard_ttl()))),
+            Ok(Err(status)) => Err(status_error(status)),
+            Ok(Ok(resp)) => Ok(resp.into_inner()),
+        }
+    }
+}
+
+/// The snapshot's files as a stream of chunks, its description first.
+fn snapshot_chunks(
+    vote: Vote,
+    files: SnapshotFiles,
+    chunk_bytes: usize,
+    progress: Arc<AtomicU64>,
+) -> impl Stream<Item = pb::SnapshotChunk> + Send + 'static {
+    let begin = pb::SnapshotChunk {
+        chunk: Some(pb::snapshot_chunk::Chunk::Begin(pb::SnapshotBegin {
+            vote: Some(convert::vote_to_pb(&vote)),
+            checkpoint: files.info().meta.encode().into(),
+        })),
+    };
+    let pieces: Vec<(String, u64)> = files
+        .info()
+        .meta
+        .files
+        .iter()
+        .flat_map(|f| {
+            let n = f.size.div_ceil(chunk_bytes as u64).max(1);
+            (0..n).map(move |i| (f.name.clone(), i * chunk_bytes as u64))
+        })
+        .collect();
+    let data = futures::stream::iter(pieces).then(move |(file, offset)| {
+        let files = files.clone();
+        let progress = progress.clone();
+        async move {
+            let name = file.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                files.lease().read_chunk(&name, offset, chunk_bytes)
+            })
+            .await;
+            progress.fetch_add(1, Ordering::Relaxed);
+            match read {
+                Ok(Ok(data)) => Some(pb::SnapshotChunk {
+                    chunk: Some(pb::snapshot_chunk::Chunk::Data(pb::SnapshotData {
+                        file,
+                        offset,
+                        data,
+                    })),
+                }),
+                // The receiver checks every size and CRC: a short stream fails there.
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, file = %file, "reading a snapshot file failed");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a snapshot file failed");
+                    None
+                }
+            }
+        }
+    });
+    futures::stream::once(async move { begin }).chain(
+        data.take_while(|c| futures::future::ready(c.is_some()))
+            .filter_map(futures::future::ready),
+    )
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotFiles;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RpcError> {
+        let last = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+        let mut client = self.client()?;
+        let request = futures::stream::iter([convert::append_to_pb(&rpc)]);
+        let call = async {
+            let mut answers = client.append(request).await?.into_inner();
+            answers
+                .next()
+                .await
+                .unwrap_or_else(|| Err(Status::unavailable("the peer closed the append stream")))
+                .map(tonic::Response::new)
+        };
+        let answer = self.unary(RPCTypes::AppendEntries, &option, call).await?;
+        let result = convert::append_result_from_pb(answer)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        Ok(match result {
+            Ok(flushed) if flushed == last => AppendEntriesResponse::Success,
+            Ok(flushed) => AppendEntriesResponse::PartialSuccess(flushed),
+            Err(e) => AppendEntriesResponse::from(Err(e)),
+        })
+    }
+
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RpcError>>, RpcError>,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        Box::pin(async move {
+            let mut client = self.client()?;
+            // Answers owed: only while one is owed does silence count against the deadline.
+            let owed = Arc::new(AtomicI64::new(0));
+            let sent = owed.clone();
+            let requests = input.map(move |r| {
+                sent.fetch_add(1, Ordering::Relaxed);
+                convert::append_to_pb(&r)
+            });
+            let wait = option.soft_ttl();
+            let inbound = match tokio::time::timeout(wait, client.append(requests)).await {
+                Err(_) => {
+                    return Err(RPCError::Timeout(
+                        self.timeout(RPCTypes::AppendEntries, wait),
+                    ))
+                }
+                Ok(Err(status)) => return Err(status_error(status)),
+                Ok(Ok(resp)) => resp.into_inner(),
+            };
+            let timeout = self.timeout(RPCTypes::AppendEntries, wait);
+            let answers = futures::stream::unfold(Some(inbound), move |state| {
+                let owed = owed.clone();
+                let timeout = timeout.clone();
+                async move {
+                    let mut inbound = state?;
+                    loop {
+                        match tokio::time::timeout(wait, inbound.next()).await {
+                            Ok(Some(Ok(answer))) => {
+                                owed.fetch_sub(1, Ordering::Relaxed);
+                                let r = convert::append_result_from_pb(answer)
+                                    .map_err(|e| RPCError::Network(NetworkError::new(&e)));
+                                let next = r.is_ok().then_some(inbound);
+                                return Some((r, next));
+                            }
+                            Ok(Some(Err(status))) => {
+                                return Some((Err(status_error(status)), None))
+                            }
+                            Ok(None) => return None,
+                            Err(_) if owed.load(Ordering::Relaxed) > 0 => {
+                                return Some((Err(RPCError::Timeout(timeout)), None))
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                }
+            });
+            Ok(Box::pin(answers) as BoxStream<'s, _>)
+        })
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RpcError> {
+        let mut client = self.client()?;
+        let req = convert::vote_request_to_pb(&rpc);
+        let answer = self
+            .unary(RPCTypes::Vote, &option, client.vote(req))
+            .await?;
+        convert::vote_response_from_pb(answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RpcError> {
+        let mut client = self.client()?;
+        let req = convert::vote_request_to_pb(&rpc);
+        let answer = self
+            .unary(RPCTypes::Vote, &option, client.pre_vote(req))
+            .await?;
+        convert::vote_response_from_pb(answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let mut client = self
+            .client()
+            .map_err(|e| StreamingError::Unreachable(Unreachable::new(&e)))?;
+        let chunk_timeout = self.net.options.chunk_timeout;
+        let progress = Arc::new(AtomicU64::new(0));
+        let chunks = snapshot_chunks(
+            vote,
+            snapshot.snapshot,
+            self.net.options.chunk_bytes,
+            progress.clone(),
+        );
+        tracing::info!(target = self.target, last_log_id = ?snapshot.meta.last_log_id, "sending a snapshot");
+        let call = client.install_snapshot(chunks);
+        // No chunk taken for a whole chunk timeout: the peer (or the link) is stuck.
+        let watchdog = async move {
+            let mut seen = 0;
+            let mut since = Instant::now();
+            loop {
+                tokio::time::sleep(chunk_timeout / 4).await;
+                let now = progress.load(Ordering::Relaxed);
+                if now != seen {
+                    seen = now;
+                    since = Instant::now();
+                } else if since.elapsed() >= chunk_timeout {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            r = call => {
+                let answer = r.map_err(|s| match status_error(s) {
+                    RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+                    RPCError::Network(n) => StreamingError::Network(n),
+                    RPCError::Timeout(t) => StreamingError::Timeout(t),
+                    RPCError::RemoteError(e) => StreamingError::Network(NetworkError::new(&e)),
+                })?.into_inner();
+                let vote = convert::vote_from_pb(answer.vote, "snapshot result vote")
+                    .map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
+                Ok(SnapshotResponse::new(vote))
+            }
+            () = watchdog => Err(StreamingError::Timeout(self.timeout(RPCTypes::InstallSnapshot, chunk_timeout))),
+            closed = cancel => Err(StreamingError::Closed(closed)),
+        }
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RpcError> {
+        let mut client = self.client()?;
+        let answer = self
+            .unary(
+                RPCTypes::TransferLeader,
+                &option,
+                client.transfer_leader(convert::transfer_to_pb(&req)),
+            )
+            .await?;
+        convert::transfer_response_from_pb(&req, answer)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+
+    fn backoff(&self) -> Option<Backoff> {
+        let steps = std::iter::successors(Some(Duration::from_millis(50)), |d| {
+            Some((*d * 2).min(Duration::from_secs(2)))
+        });
+        Some(Backoff::new(steps))
+    }
+}

@@ -1,0 +1,652 @@
+//! One replicated node: its data directory, Raft, the peer server, and the background tasks
+//! (snapshots, system commands), with the API the node's client services use.
+//!
+//! ```text
+//! <data dir>/NODE          cluster id and node id (see `identity`)
+//! <data dir>/wal/          the Raft log
+//! <data dir>/engine/       the storage engine (switched wholesale by snapshots)
+//! <data dir>/checkpoints/  snapshots
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use parking_lot::Mutex;
+use qastore_storage::apply::MAX_BATCH_RECORDS;
+use qastore_storage::record::validate_batch;
+use qastore_storage::vfs::{OsVfs, VfsRef};
+use qastore_storage::wal::{Wal, WalOptions};
+use qastore_storage::{Engine, EngineOptions};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+
+use crate::command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
+use crate::error::{Error, Result};
+use crate::follower_clock::FollowerClock;
+use crate::identity;
+use crate::log_store::LogStore;
+use crate::network::killable::KillableIo;
+use crate::network::{NetworkOptions, PeerGuard, PeerNetwork, PeerService};
+use crate::settings::RaftSettings;
+use crate::state_machine::StateMachine;
+use crate::types::{NodeId, PeerNode, Raft, TypeConfig};
+use crate::{maintenance, schedule};
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The cluster this node belongs to (every peer call carries it).
+    pub cluster_id: String,
+    /// This node's id: unique in the cluster, never reused.
+    pub node_id: NodeId,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+    /// Where the peer service listens (port 0 picks a free port).
+    pub raft_listen: SocketAddr,
+    /// The address peers use to reach this node; by default the address it listens on.
+    pub raft_advertise: Option<String>,
+    /// The address of this node's client API, as given to clients.
+    pub api_advertise: String,
+    /// Raft settings.
+    pub raft: RaftSettings,
+    /// Storage engine settings.
+    pub engine: EngineOptions,
+    /// Write-ahead log settings.
+    pub wal: WalOptions,
+}
+
+/// A node's role in the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Takes writes and replicates them.
+    Leader,
+    /// Follows the leader; may vote.
+    Follower,
+    /// Asking for votes.
+    Candidate,
+    /// Receives the log but does not vote.
+    Learner,
+    /// Stopped.
+    Shutdown,
+}
+
+/// A snapshot of a node's state, for operators and for routing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This node.
+    pub node_id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// The current term.
+    pub term: u64,
+    /// The leader it knows of.
+    pub leader: Option<NodeId>,
+    /// The last index in its log.
+    pub last_log_index: Option<u64>,
+    /// The last index it knows is committed.
+    pub committed: Option<u64>,
+    /// The last index applied to its engine.
+    pub applied: Option<u64>,
+    /// The last index its latest snapshot covers.
+    pub snapshot: Option<u64>,
+    /// The last index removed from its log.
+    pub purged: Option<u64>,
+    /// Voters of the current membership.
+    pub voters: BTreeSet<NodeId>,
+    /// Learners of the current membership.
+    pub learners: BTreeSet<NodeId>,
+    /// Every member's addresses.
+    pub nodes: BTreeMap<NodeId, PeerNode>,
+    /// On the leader: the last index each member is known to hold.
+    pub replication: BTreeMap<NodeId, Option<u64>>,
+}
+
+/// What a write got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// The log index it was committed at.
+    pub log_index: u64,
+    /// The term it was committed in.
+    pub term: u64,
+    /// What applying it answered.
+    pub response: Response,
+    /// For ack level `ALL`: whether every voter held it within the deadline.
+    pub all_acked: Option<bool>,
+}
+
+/// One running node.
+pub struct RaftNode {
+    id: NodeId,
+    config: NodeConfig,
+    raft: Raft,
+    sm: StateMachine,
+    wal: Arc<Wal>,
+    clock: Arc<FollowerClock>,
+    raft_addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for RaftNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("id", &self.id)
+            .field("raft_addr", &self.raft_addr)
+            .finish()
+    }
+}
+
+fn raft_error<E: std::fmt::Display>(e: RaftError<TypeConfig, E>) -> Error {
+    match e {
+        RaftError::Fatal(f) => Error::Stopped(f.to_string()),
+        RaftError::APIError(e) => Error::Raft(e.to_string()),
+    }
+}
+
+fn validate_client_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument(
+            "field client_id: must be 1 to 64 bytes without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl RaftNode {
+    /// Opens the node's data directory, starts Raft and the peer server, and the background
+    /// tasks. A new node waits to be initialized or added to a cluster.
+    pub async fn start(config: NodeConfig) -> Result<RaftNode> {
+        let vfs: VfsRef = OsVfs::shared();
+        Self::start_with_vfs(config, vfs).await
+    }
+
+    /// Like [`RaftNode::start`], with every file going through `vfs`.
+    pub async fn start_with_vfs(config: NodeConfig, vfs: VfsRef) -> Result<RaftNode> {
+        let openraft_config = Arc::new(config.raft.openraft_config(&config.cluster_id)?);
+        let span = tracing::info_span!("node", id = config.node_id);
+        let _enter = span.enter();
+        let (wal, sm) = {
+            let (vfs, config) = (vfs.clone(), config.clone());
+            tokio::task::spawn_blocking(move || -> Result<(Wal, StateMachine)> {
+                identity::claim(
+                    vfs.as_ref(),
+                    &config.data_dir,
+                    &config.cluster_id,
+                    config.node_id,
+                )?;
+                let wal = Wal::open(vfs.clone(), config.data_dir.join("wal"), config.wal.clone())?;
+                let sm = StateMachine::open(vfs, &config.data_dir, config.engine.clone())?;
+                Ok((wal, sm))
+            })
+            .await
+            .map_err(|e| Error::Stopped(e.to_string()))??
+        };
+        let wal = Arc::new(wal);
+        let listener = TcpListener::bind(config.raft_listen)
+            .await
+            .map_err(|e| Error::Io {
+                what: format!("listening on {}", config.raft_listen),
+                source: e,
+            })?;
+        let raft_addr = listener.local_addr().map_err(|e| Error::Io {
+            what: "reading the listening address".into(),
+            source: e,
+        })?;
+        let network = PeerNetwork::new(
+            &config.cluster_id,
+            config.node_id,
+            NetworkOptions {
+                connect_timeout: config.raft.rpc_timeout(),
+                chunk_timeout: Duration::from_millis(config.raft.snapshot_chunk_timeout_ms),
+                chunk_bytes: config.raft.snapshot_chunk_bytes,
+            },
+        );
+        let raft = Raft::new(
+            config.node_id,
+            openraft_config,
+            network,
+            LogStore::new(wal.clone()),
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| Error::Stopped(e.to_string()))?;
+        let clock = Arc::new(FollowerClock::new());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let service = PeerService::new(
+            raft.clone(),
+            sm.checkpoints().clone(),
+            clock.clone(),
+            Duration::from_millis(config.raft.snapshot_chunk_timeout_ms),
+        )
+        .into_server(PeerGuard::new(&config.cluster_id, config.node_id));
+        let mut server_stop = stopped.clone();
+        let conn_stop = stopped.clone();
+        let server = tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |s| {
+                s.map(|s| {
+                    let _ = s.set_nodelay(true);
+                    KillableIo::new(s, conn_stop.clone())
+                })
+            });
+            let result = tonic::transport::Server::builder()
+                .initial_stream_window_size(Some(8 << 20))
+                .initial_connection_window_size(Some(16 << 20))
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = server_stop.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = result {
+                tracing::error!(error = %e, "the peer server stopped");
+            }
+        });
+        tracing::info!(%raft_addr, data_dir = %config.data_dir.display(), "node started");
+        let node = RaftNode {
+            id: config.node_id,
+            config,
+            raft,
+            sm,
+            wal,
+            clock,
+            raft_addr,
+            stop,
+            tasks: Mutex::new(vec![server]),
+        };
+        let maintenance = maintenance::spawn(
+            node.raft.clone(),
+            node.sm.clone(),
+            node.wal.clone(),
+            node.config.raft.clone(),
+            stopped.clone(),
+        );
+        let schedule = schedule::spawn(
+            node.raft.clone(),
+            node.sm.clone(),
+            node.config.raft.clone(),
+            stopped,
+        );
+        node.tasks.lock().extend([maintenance, schedule]);
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the peer service listens on.
+    pub fn raft_addr(&self) -> SocketAddr {
+        self.raft_addr
+    }
+
+    /// How peers reach this node and clients its API.
+    pub fn peer_node(&self) -> PeerNode {
+        PeerNode::new(
+            self.config
+                .raft_advertise
+                .clone()
+                .unwrap_or_else(|| self.raft_addr.to_string()),
+            self.config.api_advertise.clone(),
+        )
+    }
+
+    /// The live engine (for reads; fails while a snapshot is installed).
+    pub fn engine(&self) -> Result<Arc<Engine>> {
+        self.sm.engine()
+    }
+
+    /// The state machine.
+    pub fn state_machine(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    /// What this follower was told of the leader's commit index, and when.
+    pub fn follower_clock(&self) -> &FollowerClock {
+        &self.clock
+    }
+
+    /// The write-ahead log's counters.
+    pub fn wal_stats(&self) -> qastore_storage::wal::WalStats {
+        self.wal.stats()
+    }
+
+    /// Makes this (new) node the first member of a cluster of `members` (which must include
+    /// it). Call it once, on one node.
+    pub async fn initialize(&self, members: BTreeMap<NodeId, PeerNode>) -> Result<()> {
+        if !members.contains_key(&self.id) {
+            return Err(Error::InvalidArgument(format!(
+                "field members: must include this node ({})",
+                self.id
+            )));
+        }
+        self.raft.initialize(members).await.map_err(raft_error)
+    }
+
+    /// The node's current state.
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let membership = m.membership_config.membership();
+        NodeStatus {
+            node_id: self.id,
+            role: match m.state {
+                ServerState::Leader => Role::Leader,
+                ServerState::Follower => Role::Follower,
+                ServerState::Candidate => Role::Candidate,
+                ServerState::Learner => Role::Learner,
+                ServerState::Shutdown => Role::Shutdown,
+            },
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index,
+            committed: m.local_committed.map(|c| c.index),
+            applied: m.last_applied.map(|a| a.index),
+            snapshot: m.snapshot.map(|s| s.index),
+            purged: m.purged.map(|p| p.index),
+            voters: membership.voter_ids().collect(),
+            learners: membership.learner_ids().collect(),
+            nodes: membership.nodes().map(|(id, n)| (*id, n.clone())).collect(),
+            replication: m
+                .replication
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(id, l)| (id, l.map(|l| l.index)))
+                .collect(),
+        }
+    }
+
+    /// Waits until some node is leader (as this node sees it) and returns it.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.raft.metrics();
+        loop {
+            if let Some(l) = rx.borrow_watched().current_leader {
+                return Ok(l);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout("no leader elected".into()));
+            }
+            let _ = tokio::time::timeout(left, rx.changed()).await;
+        }
+    }
+
+    fn not_leader(&self) -> Error {
+        let s = self.status();
+        Error::NotLeader {
+            leader: s
+                .leader
+                .and_then(|l| s.nodes.get(&l).map(|n| (l, n.clone()))),
+        }
+    }
+
+    fn map_write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_leader(),
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => Error::Raft(format!(
+                "leadership changed before the write committed; it may or may not be applied, retry with the same request id to find out ({f})"
+            )),
+            other => raft_error(other),
+        }
+    }
+
+    /// Refuses writes the node cannot take now, before they reach the log.
+    fn check_room(&self) -> Result<()> {
+        let engine = self.engine()?;
+        if engine.write_stalled() {
+            return Err(Error::Overloaded(
+                "the storage engine is waiting for compaction to catch up".into(),
+            ));
+        }
+        let m = self.raft.metrics().borrow_watched().clone();
+        let last = m.last_log_index.unwrap_or(0);
+        let applied = m.last_applied.map_or(0, |a| a.index);
+        if last.saturating_sub(applied) > self.config.raft.max_apply_lag {
+            return Err(Error::Overloaded(format!(
+                "{} entries are waiting to be applied",
+                last - applied
+            )));
+        }
+        Ok(())
+    }
+
+    /// Proposes a client's write (on the leader) and waits until it is applied, and, for ack
+    /// level `ALL`, until every voter holds it or `timeout` passes. Records are validated first;
+    /// a bad record refuses the whole batch with the record's index and field.
+    pub async fn write(&self, cmd: WriteCommand, timeout: Duration) -> Result<WriteOutcome> {
+        validate_client_id(&cmd.client_id)?;
+        if cmd.records.is_empty() {
+            return Err(Error::InvalidArgument(
+                "field records: the batch is empty".into(),
+            ));
+        }
+        if cmd.records.len() > MAX_BATCH_RECORDS {
+            return Err(Error::InvalidArgument(format!(
+                "field records: {} records exceed the limit of {MAX_BATCH_RECORDS} per batch",
+                cmd.records.len()
+            )));
+        }
+        validate_batch(&cmd.records).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
+        }
+        self.check_room()?;
+        let deadline = Instant::now() + timeout;
+        let ack = cmd.ack;
+        let request = Request::new(&Command::Write(cmd));
+        let resp = tokio::time::timeout(timeout, self.raft.client_write(request))
+            .await
+            .map_err(|_| {
+                Error::Timeout(
+                    "the write was not committed in time; retry with the same request id".into(),
+                )
+            })?
+            .map_err(|e| self.map_write_error(e))?;
+        let log_index = resp.log_id.index;
+        let all_acked = match ack {
+            Ack::Quorum => None,
+            Ack::All => Some(self.wait_all_voters(log_index, deadline).await),
+        };
+        Ok(WriteOutcome {
+            log_index,
+            term: resp.log_id.leader_id.term,
+            response: resp.data,
+            all_acked,
+        })
+    }
+
+    /// Waits until every voter holds `index`, or until `deadline`.
+    async fn wait_all_voters(&self, index: u64, deadline: Instant) -> bool {
+        let mut rx = self.raft.metrics();
+        loop {
+            let done = {
+                let m = rx.borrow_watched();
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                match &m.replication {
+                    Some(r) => voters.iter().all(|v| {
+                        *v == self.id && m.last_log_index.is_some_and(|l| l >= index)
+                            || r.get(v)
+                                .copied()
+                                .flatten()
+                                .is_some_and(|l| l.index >= index)
+                    }),
+                    None => false,
+                }
+            };
+            if done {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if tokio::time::timeout(left, rx.changed()).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Proposes a system command (on the leader) and waits until it is applied.
+    pub async fn propose(&self, cmd: SystemCommand, timeout: Duration) -> Result<(u64, Response)> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
+        }
+        let request = Request::new(&Command::System(cmd));
+        let resp = tokio::time::timeout(timeout, self.raft.client_write(request))
+            .await
+            .map_err(|_| Error::Timeout("the command was not committed in time".into()))?
+            .map_err(|e| self.map_write_error(e))?;
+        Ok((resp.log_id.index, resp.data))
+    }
+
+    /// Adds `id` as a learner (it receives the log but does not vote). With `catch_up`, waits
+    /// until it holds every entry the leader had when the call was made (through a snapshot if
+    /// the log was purged), or fails with a timeout after that long (it stays a learner).
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        node: PeerNode,
+        catch_up: Option<Duration>,
+    ) -> Result<()> {
+        let resp = self
+            .raft
+            .add_learner(id, node, false)
+            .await
+            .map_err(|e| self.map_write_error(e))?;
+        let Some(timeout) = catch_up else {
+            return Ok(());
+        };
+        let target = resp.log_id.index;
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.raft.metrics();
+        loop {
+            let matched = rx
+                .borrow_watched()
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(&id).copied().flatten())
+                .map(|l| l.index);
+            if matched.is_some_and(|m| m >= target) {
+                return Ok(());
+            }
+            if !self.raft.is_leader() {
+                return Err(self.not_leader());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(format!(
+                    "learner {id} has not caught up (holds {matched:?}, needs {target})"
+                )));
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(200)), rx.changed()).await;
+        }
+    }
+
+    /// Makes `voters` the voting members (every one must already be a member; the others stay
+    /// as learners).
+    pub async fn change_voters(&self, voters: BTreeSet<NodeId>) -> Result<()> {
+        self.raft
+            .change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_write_error(e))
+    }
+
+    /// Removes `id` from the cluster (voter or learner). It can never rejoin under this id.
+    pub async fn remove_node(&self, id: NodeId) -> Result<()> {
+        let status = self.status();
+        if status.voters.contains(&id) {
+            let voters: BTreeSet<NodeId> =
+                status.voters.iter().copied().filter(|v| *v != id).collect();
+            if voters.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "field node_id: cannot remove the last voter".into(),
+                ));
+            }
+            self.raft
+                .change_membership(ChangeMembers::ReplaceAllVoters(voters), true)
+                .await
+                .map_err(|e| self.map_write_error(e))?;
+        }
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map_write_error(e))
+    }
+
+    /// Asks the leader (this node) to hand leadership to `to`, which must be a caught-up voter.
+    pub async fn transfer_leader(&self, to: NodeId) -> Result<()> {
+        let status = self.status();
+        if status.role != Role::Leader {
+            return Err(self.not_leader());
+        }
+        if !status.voters.contains(&to) {
+            return Err(Error::InvalidArgument(format!(
+                "field to: node {to} is not a voter"
+            )));
+        }
+        self.raft
+            .trigger()
+            .transfer_leader(to)
+            .await
+            .map_err(|e| Error::Stopped(e.to_string()))
+    }
+
+    /// Takes a snapshot now.
+    pub async fn trigger_snapshot(&self) -> Result<()> {
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| Error::Stopped(e.to_string()))
+    }
+
+    /// Confirms leadership with a quorum and returns the index a linearizable read must see.
+    pub async fn read_index(&self) -> Result<u64> {
+        let log_id = self
+            .raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+            .map_err(|e| match e {
+                RaftError::APIError(_) => self.not_leader(),
+                RaftError::Fatal(f) => Error::Stopped(f.to_string()),
+            })?;
+        Ok(log_id.index())
+    }
+
+    /// Stops the node: Raft, the peer server and the background tasks. The data directory is
+    /// left as it is; starting again resumes from it.
+    pub async fn shutdown(&self) -> Result<()> {
+        let _ = self.stop.send(true);
+        let t0 = Instant::now();
+        let r = self.raft.shutdown().await;
+        tracing::info!(node = self.id, elapsed = ?t0.elapsed(), "raft stopped");
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *self.tasks.lock());
+        for (i, t) in tasks.into_iter().enumerate() {
+            let _ = t.await;
+            tracing::info!(node = self.id, task = i, elapsed = ?t0.elapsed(), "task stopped");
+        }
+        tracing::info!(node = self.id, "node stopped");
+        r.map_err(|e| Error::Stopped(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_are_checked() {
+        assert!(validate_client_id("gw-1").is_ok());
+        assert!(validate_client_id("").is_err());
+        assert!(validate_client_id(&"x".repeat(65)).is_err());
+        assert!(validate_client_id("a\nb").is_err());
+    }
+}

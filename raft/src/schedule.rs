@@ -1,0 +1,127 @@
+//! System commands on a schedule: the leader proposes the conversion of closed trading days to
+//! Parquet and retention runs; every node carries them out when it applies them.
+//!
+//! Only the decision of *when* uses the leader's clock. What is done is in the log entry (the
+//! trading day to convert, the explicit cut-offs), so every replica does the same thing at the
+//! same point of the log.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use qastore_storage::keys::Stream;
+use qastore_storage::olap::{self, RetentionPolicy};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::command::{Command, Request, StreamKind, SystemCommand};
+use crate::settings::RaftSettings;
+use crate::state_machine::StateMachine;
+use crate::types::Raft;
+
+/// Conversions proposed per stream and round, so a long backlog does not hold the log.
+const CONVERSIONS_PER_ROUND: usize = 4;
+
+fn now_nanos() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// What is due now: conversions of closed days not yet converted, and a retention run if the
+/// cut-offs moved since the last one proposed.
+pub fn due(
+    sm: &StateMachine,
+    now: i64,
+    last_retention: &Option<RetentionPolicy>,
+) -> qastore_storage::Result<Vec<SystemCommand>> {
+    let engine = match sm.engine() {
+        Ok(e) => e,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let calendar = sm.calendar();
+    let settings = sm.settings();
+    let mut out = Vec::new();
+    if settings.olap_conversion {
+        let margin = i64::from(settings.convert_after_minutes) * 60 * 1_000_000_000;
+        for (stream, kind) in [
+            (Stream::Ticks, StreamKind::Ticks),
+            (Stream::Trades, StreamKind::Trades),
+        ] {
+            for day in olap::pending_days(&engine, stream)?
+                .into_iter()
+                .filter(|d| calendar.trading_day_end(*d).saturating_add(margin) <= now)
+                .take(CONVERSIONS_PER_ROUND)
+            {
+                out.push(SystemCommand::ConvertDay {
+                    stream: kind,
+                    trading_day: day,
+                });
+            }
+        }
+    }
+    let today = calendar.trading_day_at(now);
+    let policy = settings
+        .retention
+        .policy(&calendar, today, engine.applied_index());
+    if policy != RetentionPolicy::default() && last_retention.as_ref() != Some(&policy) {
+        out.push(SystemCommand::Retain {
+            drop_days_before: policy.drop_days_before,
+            drop_journal_before: policy.drop_journal_before,
+        });
+    }
+    Ok(out)
+}
+
+/// Starts the scheduling task; it proposes only while this node is leader and ends when
+/// `stop` turns true.
+pub fn spawn(
+    raft: Raft,
+    sm: StateMachine,
+    settings: RaftSettings,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(settings.schedule_interval_secs);
+        let mut last_retention: Option<RetentionPolicy> = None;
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if !raft.is_leader() {
+                last_retention = None;
+                continue;
+            }
+            let commands = {
+                let sm = sm.clone();
+                let last = last_retention;
+                tokio::task::spawn_blocking(move || due(&sm, now_nanos(), &last)).await
+            };
+            let commands = match commands {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not work out the scheduled commands");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            for cmd in commands {
+                if let SystemCommand::Retain {
+                    drop_days_before,
+                    drop_journal_before,
+                } = &cmd
+                {
+                    last_retention = Some(RetentionPolicy {
+                        drop_days_before: *drop_days_before,
+                        drop_journal_before: *drop_journal_before,
+                    });
+                }
+                tracing::info!(command = ?cmd, "proposing a scheduled command");
+                let request = Request::new(&Command::System(cmd));
+                if let Err(e) = raft.client_write(request).await {
+                    tracing::warn!(error = %e, "a scheduled command was not committed");
+                    break;
+                }
+            }
+        }
+    })
+}
