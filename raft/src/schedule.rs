@@ -62,7 +62,10 @@ pub fn due(
     let policy = settings
         .retention
         .policy(&calendar, today, engine.applied_index());
-    if policy != RetentionPolicy::default() && last_retention.as_ref() != Some(&policy) {
+    if policy != RetentionPolicy::default()
+        && last_retention.as_ref() != Some(&policy)
+        && olap::would_drop(&engine, policy)?
+    {
         out.push(SystemCommand::Retain {
             drop_days_before: policy.drop_days_before,
             drop_journal_before: policy.drop_journal_before,

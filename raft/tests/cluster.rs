@@ -284,3 +284,48 @@ async fn a_node_of_another_cluster_is_refused() {
     stranger.shutdown().await.unwrap();
     c.stop_all().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every_node() {
+    let _serial = SERIAL.lock().await;
+    let settings = qastore_raft::RaftSettings {
+        schedule_interval_secs: 1,
+        ..support::settings()
+    };
+    let mut c = Cluster::three_with(settings).await;
+    write_all(&c, &batches(20, 20241202)).await;
+    let leader = c.leader().await;
+    let (_, r) = c.nodes[&leader]
+        .propose(
+            qastore_raft::SystemCommand::SetClusterSettings {
+                toml: "[retention]\nkeep_log_entries = 5\n".into(),
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, Response::SettingsChanged);
+    // Trading day 2024-12-02 closed long ago: the schedule converts it everywhere.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let done = c.nodes.values().all(|n| {
+            let e = n.engine().unwrap();
+            qastore_storage::olap::pending_days(&e, qastore_storage::keys::Stream::Ticks)
+                .unwrap()
+                .is_empty()
+                && qastore_storage::olap::pending_days(&e, qastore_storage::keys::Stream::Trades)
+                    .unwrap()
+                    .is_empty()
+                && Queries::new(&e).journal(0, 1).unwrap().first().is_none_or(|j| j.log_index > 10)
+        });
+        if done {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the schedule did not run");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let last = c.nodes[&leader].status().last_log_index.unwrap();
+    let hashes = c.hashes(last).await;
+    assert_eq!(hashes.values().collect::<BTreeSet<_>>().len(), 1, "{hashes:?}");
+    c.stop_all().await;
+}

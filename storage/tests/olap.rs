@@ -257,16 +257,13 @@ fn retention_drops_old_partitions_and_journal_entries_files_after_a_flush() {
     let (ticks, _) = convert(&e, index + 1);
     e.flush().unwrap();
     let journal_before = Queries::new(&e).journal(0, usize::MAX).unwrap().len();
-    let report = olap::retain(
-        &e,
-        RetentionPolicy {
-            drop_days_before: Some(DAY2),
-            drop_journal_before: Some(index / 2),
-        },
-        index + 3,
-        WriteBatch::new(),
-    )
-    .unwrap();
+    let policy = RetentionPolicy {
+        drop_days_before: Some(DAY2),
+        drop_journal_before: Some(index / 2),
+    };
+    assert!(olap::would_drop(&e, policy).unwrap());
+    let report = olap::retain(&e, policy, index + 3, WriteBatch::new()).unwrap();
+    assert!(!olap::would_drop(&e, policy).unwrap(), "nothing is left to drop");
     assert_eq!(report.partitions_removed, 2);
     assert!(report.journal_entries_removed > 0);
     let journal_after = Queries::new(&e).journal(0, usize::MAX).unwrap();

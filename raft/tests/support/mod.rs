@@ -80,6 +80,7 @@ pub struct Cluster {
     pub root: tempfile::TempDir,
     pub nodes: BTreeMap<NodeId, RaftNode>,
     pub ports: BTreeMap<NodeId, u16>,
+    pub settings: RaftSettings,
 }
 
 impl Cluster {
@@ -89,20 +90,26 @@ impl Cluster {
 
     pub async fn start_node(&mut self, id: NodeId) {
         let port = *self.ports.entry(id).or_insert_with(free_port);
-        let node = RaftNode::start(config(&self.id, id, &self.dir(id), port))
-            .await
-            .unwrap();
+        let mut cfg = config(&self.id, id, &self.dir(id), port);
+        cfg.raft = self.settings.clone();
+        let node = RaftNode::start(cfg).await.unwrap();
         self.nodes.insert(id, node);
     }
 
     /// Three voters, 1 to 3, initialized through node 1.
     pub async fn three() -> Cluster {
+        Self::three_with(settings()).await
+    }
+
+    /// Three voters with the given Raft settings.
+    pub async fn three_with(settings: RaftSettings) -> Cluster {
         init_tracing();
         let mut c = Cluster {
             id: "test-cluster".into(),
             root: tempfile::tempdir().unwrap(),
             nodes: BTreeMap::new(),
             ports: BTreeMap::new(),
+            settings,
         };
         for id in 1..=3 {
             c.start_node(id).await;

@@ -129,6 +129,34 @@ pub fn retain(
 
 /// Deletes parked updates older than `cutoff` (updates whose order never came), and the marker
 /// of every order left with none.
+/// Whether applying `policy` would drop anything: a live partition of an older trading day,
+/// or a journal entry below the cut-off. Lets a scheduler skip runs that would do nothing.
+pub fn would_drop(engine: &Engine, policy: RetentionPolicy) -> Result<bool> {
+    if let Some(cutoff) = policy.drop_days_before {
+        for stream in [Stream::Ticks, Stream::Trades] {
+            if catalog::all(engine, stream)?
+                .iter()
+                .any(|e| e.is_live() && e.trading_day < cutoff)
+            {
+                return Ok(true);
+            }
+        }
+    }
+    if let Some(cutoff) = policy.drop_journal_before {
+        let first = crate::query::range::scan_keys(
+            engine,
+            keys::journal_from(0),
+            keys::journal_from(cutoff),
+            None,
+        )
+        .next();
+        if first.transpose()?.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 fn drop_parked(engine: &Engine, cutoff: u64, batch: &mut WriteBatch) -> Result<u64> {
     let mut dropped = 0;
     // Parked keys are `x user \0 order \0 <index><ordinal>`: grouped by order prefix.
