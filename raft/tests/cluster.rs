@@ -316,16 +316,27 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
                 && qastore_storage::olap::pending_days(&e, qastore_storage::keys::Stream::Trades)
                     .unwrap()
                     .is_empty()
-                && Queries::new(&e).journal(0, 1).unwrap().first().is_none_or(|j| j.log_index > 10)
+                && Queries::new(&e)
+                    .journal(0, 1)
+                    .unwrap()
+                    .first()
+                    .is_none_or(|j| j.log_index > 10)
         });
         if done {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the schedule did not run");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the schedule did not run"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let last = c.nodes[&leader].status().last_log_index.unwrap();
     let hashes = c.hashes(last).await;
-    assert_eq!(hashes.values().collect::<BTreeSet<_>>().len(), 1, "{hashes:?}");
+    assert_eq!(
+        hashes.values().collect::<BTreeSet<_>>().len(),
+        1,
+        "{hashes:?}"
+    );
     c.stop_all().await;
 }

@@ -263,7 +263,10 @@ fn retention_drops_old_partitions_and_journal_entries_files_after_a_flush() {
     };
     assert!(olap::would_drop(&e, policy).unwrap());
     let report = olap::retain(&e, policy, index + 3, WriteBatch::new()).unwrap();
-    assert!(!olap::would_drop(&e, policy).unwrap(), "nothing is left to drop");
+    assert!(
+        !olap::would_drop(&e, policy).unwrap(),
+        "nothing is left to drop"
+    );
     assert_eq!(report.partitions_removed, 2);
     assert!(report.journal_entries_removed > 0);
     let journal_after = Queries::new(&e).journal(0, usize::MAX).unwrap();

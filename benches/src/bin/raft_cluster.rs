@@ -153,7 +153,8 @@ async fn run(
                 let records = data[at..at + batch].to_vec();
                 at += batch;
                 request += 1;
-                let cmd = WriteCommand::new(format!("bench-{batch}-{c}"), request, Ack::Quorum, records);
+                let cmd =
+                    WriteCommand::new(format!("bench-{batch}-{c}"), request, Ack::Quorum, records);
                 let t = Instant::now();
                 match leader.write(cmd, Duration::from_secs(30)).await {
                     Ok(_) => {
