@@ -336,6 +336,9 @@ proptest! {
         let first = source.create(&engine, Bytes::new()).unwrap();
         fill(&engine, 301, 400);
         engine.flush().unwrap();
+        // The crash point counts every file operation: background compaction must not race
+        // to it before the operation under test starts.
+        engine.wait_for_compactions().unwrap();
         let target = CheckpointStore::open(vfs.shared(), "/b/ckpt", 2).unwrap();
         let mut home = EngineHome::open(vfs.shared(), "/b/engine").unwrap();
         let installed = if stage >= 2 {
