@@ -3,18 +3,75 @@
 
 use std::path::PathBuf;
 
+/// Messages that also get serde (JSON for the CLI: `ctl write` reads records as JSON lines,
+/// `--output json` prints answers). Enum fields are written by name (see `serde_enums`);
+/// `Record` is written as its kind (see `record_json`).
+const SERDE_MESSAGES: &[&str] = &[
+    "OrderInsert",
+    "OrderUpdate",
+    "TradeExecuted",
+    "AccountUpdate",
+    "PositionUpdate",
+    "Tick",
+    "Level",
+    "OrderBookSnapshot",
+    "RecordResult",
+    "JournalEntry",
+    "OrderState",
+    "OrderView",
+    "ServedBy",
+    "WriteResponse",
+    "Bar",
+];
+
+/// Enum fields and the enum they hold.
+const ENUM_FIELDS: &[(&str, &str)] = &[
+    ("OrderInsert.direction", "direction"),
+    ("OrderInsert.offset", "offset"),
+    ("OrderInsert.price_type", "price_type"),
+    ("OrderInsert.time_condition", "time_condition"),
+    ("OrderInsert.volume_condition", "volume_condition"),
+    ("OrderInsert.status", "order_status"),
+    ("OrderUpdate.status", "order_status"),
+    ("TradeExecuted.direction", "direction"),
+    ("TradeExecuted.offset", "offset"),
+    ("RecordResult.outcome", "outcome"),
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
-    let files = ["qastore/v1/raft_peer.proto"];
+    let files = [
+        "qastore/v1/raft_peer.proto",
+        "qastore/v1/records.proto",
+        "qastore/v1/store.proto",
+        "qastore/v1/admin.proto",
+    ];
     for f in files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }
     let descriptors = protox::compile(files, [&root])?;
-    tonic_prost_build::configure()
+    let mut config = tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         // Entry batches and snapshot chunks are passed on without copying.
-        .bytes(".")
-        .compile_fds(descriptors)?;
+        .bytes(".");
+    for m in SERDE_MESSAGES {
+        config = config.message_attribute(
+            format!(".qastore.v1.{m}"),
+            "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
+        );
+    }
+    // A record reads `{"order_insert": {...}}`.
+    config = config.enum_attribute(
+        ".qastore.v1.Record.kind",
+        "#[derive(serde::Serialize, serde::Deserialize)] #[serde(rename_all = \"snake_case\")]",
+    );
+    for (field, module) in ENUM_FIELDS {
+        config = config.field_attribute(
+            format!(".qastore.v1.{field}"),
+            format!("#[serde(with = \"crate::serde_enums::{module}\")]"),
+        );
+    }
+    config.compile_fds(descriptors)?;
     Ok(())
 }

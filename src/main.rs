@@ -1,6 +1,17 @@
-//! `qastore`: the command-line entry point.
+//! `qastore`: run a node, run the local demo cluster, operate a cluster, or load it.
 
-use clap::Parser;
+mod bench;
+mod ctl;
+mod demo;
+mod drill;
+mod local_cluster;
+mod output;
+mod serve;
+mod workload;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 // A storage server allocates and frees many small objects across threads; mimalloc handles
 // that better than the system allocator.
@@ -10,12 +21,73 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// QAStore: replicated storage and distribution for a futures exchange.
 #[derive(Debug, Parser)]
 #[command(name = "qastore", version, about, long_about = None)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "qastore {}: the storage engine is available as the qastore-storage library",
-        env!("CARGO_PKG_VERSION")
-    );
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one node of a cluster.
+    Serve(serve::ServeArgs),
+    /// Start a local three-node cluster, stream an exchange workload into it, read it back
+    /// from followers, kill the leader, and show that nothing acknowledged was lost.
+    Demo(demo::DemoArgs),
+    /// Operate a cluster: status, members, queries, leadership, backups, drills.
+    Ctl(ctl::CtlArgs),
+    /// Load a cluster with concurrent writers and follower readers and report throughput
+    /// and latency.
+    Bench(bench::BenchArgs),
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => {
+            init_logging("info");
+            rt.block_on(serve::run(args))
+        }
+        Command::Demo(args) => {
+            init_logging("warn");
+            rt.block_on(demo::run(args))
+        }
+        Command::Ctl(args) => {
+            init_logging("warn");
+            return rt.block_on(ctl::run(args));
+        }
+        Command::Bench(args) => {
+            init_logging("warn");
+            rt.block_on(bench::run(args))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,2 +1,27 @@
-//! A QAStore node: gRPC services, leader forwarding, follower reads, admin and failover drills,
-//! and the metrics / health HTTP endpoint, built on `qastore-raft` and `qastore-storage`.
+//! A QAStore node and its client library.
+//!
+//! * [`node::start`]: runs a node from its [`config::NodeConfig`]: Raft and the engine, the
+//!   gRPC API (`Store` for writes and reads at a chosen consistency, `Admin` for operators),
+//!   write forwarding from followers to the leader, the disk quota, and the HTTP port with
+//!   metrics, health and JSON admin routes.
+//! * [`client`]: the client library: leader discovery, retries with the same request id, and
+//!   the trading path's non-blocking [`client::Ingestor`].
+
+pub mod admin_service;
+pub mod client;
+pub mod config;
+pub mod convert;
+pub mod deadline;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod peers;
+pub mod quota;
+pub mod read;
+pub mod recovery;
+pub mod store_service;
+
+pub use config::NodeConfig;
+pub use error::ApiError;
+pub use node::{start, Node, RunningNode, StartError};

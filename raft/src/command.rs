@@ -113,6 +113,9 @@ pub enum SystemCommand {
         /// The settings file's text.
         toml: String,
     },
+    /// Changes nothing: every node hashes its state as of this entry, so replicas can be
+    /// compared at one exact index while writes go on.
+    HashMark,
 }
 
 /// What an entry asks the state machine to do.
@@ -206,6 +209,8 @@ pub enum Response {
     },
     /// The calendar or the cluster settings were replaced.
     SettingsChanged,
+    /// A hash mark was applied; the state hash as of it is being computed.
+    HashMarked,
     /// The command could not be carried out; nothing changed. Deterministic: every node
     /// refuses it alike.
     Refused {

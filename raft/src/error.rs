@@ -56,6 +56,9 @@ pub enum Error {
         /// The current leader, if known.
         leader: Option<(NodeId, PeerNode)>,
     },
+    /// No leader can be reached now (an election may be under way); retry shortly.
+    #[error("no leader: {0}")]
+    NoLeader(String),
     /// The node cannot take more writes right now (engine back-pressure or apply lag); retry
     /// later.
     #[error("overloaded: {0}")]

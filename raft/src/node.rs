@@ -129,6 +129,7 @@ pub struct RaftNode {
     sm: StateMachine,
     wal: Arc<Wal>,
     clock: Arc<FollowerClock>,
+    network: PeerNetwork,
     raft_addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -211,7 +212,7 @@ impl RaftNode {
         let raft = Raft::new(
             config.node_id,
             openraft_config,
-            network,
+            network.clone(),
             LogStore::new(wal.clone()),
             sm.clone(),
         )
@@ -255,6 +256,7 @@ impl RaftNode {
             sm,
             wal,
             clock,
+            network,
             raft_addr,
             stop,
             tasks: Mutex::new(vec![server]),
@@ -619,6 +621,156 @@ impl RaftNode {
                 RaftError::Fatal(f) => Error::Stopped(f.to_string()),
             })?;
         Ok(log_id.index())
+    }
+
+    /// The index a linearizable read served here must wait for: confirmed with a quorum by
+    /// this node when it leads, asked of the leader otherwise.
+    pub async fn linearizable_index(&self, timeout: Duration) -> Result<u64> {
+        if self.raft.is_leader() {
+            return tokio::time::timeout(timeout, self.read_index())
+                .await
+                .map_err(|_| Error::Timeout("leadership was not confirmed in time".into()))?;
+        }
+        let status = self.status();
+        let Some((leader, node)) = status
+            .leader
+            .and_then(|l| status.nodes.get(&l).map(|n| (l, n.clone())))
+        else {
+            return Err(Error::NoLeader(
+                "no leader is known: an election may be under way".into(),
+            ));
+        };
+        self.network
+            .client(leader, &node)
+            .read_index(timeout)
+            .await
+            .map_err(|s| match s.code() {
+                tonic::Code::FailedPrecondition => {
+                    Error::NoLeader(format!("node {leader} is no longer the leader"))
+                }
+                _ => Error::NoLeader(format!(
+                    "the leader (node {leader}) did not answer: {}",
+                    s.message()
+                )),
+            })
+    }
+
+    /// The last index applied to this node's engine (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        self.sm.applied().map_or(0, |l| l.index)
+    }
+
+    /// Waits until this node has applied `index`, at most `timeout`; returns the applied index.
+    pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut rx = self.raft.metrics();
+        loop {
+            let applied = self.applied_index();
+            if applied >= index {
+                return Ok(applied);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout(format!(
+                    "this node has applied {applied}, not yet {index}"
+                )));
+            }
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(50)), rx.changed()).await;
+        }
+    }
+
+    /// How old this node's state may be: on a follower, the time since the newest leader
+    /// commit index it has applied was current; on the leader, the time since a quorum last
+    /// confirmed it, once it has applied all it committed. `None` when nothing proves it.
+    pub fn staleness(&self) -> Option<Duration> {
+        let applied = self.applied_index();
+        if self.raft.is_leader() {
+            let m = self.raft.metrics().borrow_watched().clone();
+            let committed = m.local_committed.map_or(0, |c| c.index);
+            if applied < committed {
+                return None;
+            }
+            return m
+                .last_quorum_acked
+                .map(|t| openraft::async_runtime::Instant::elapsed(&*t));
+        }
+        self.clock.staleness(applied, Instant::now())
+    }
+
+    /// The leader as this node knows it, with its addresses.
+    pub fn leader(&self) -> Option<(NodeId, PeerNode)> {
+        let s = self.status();
+        s.leader
+            .and_then(|l| s.nodes.get(&l).map(|n| (l, n.clone())))
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raft.is_leader()
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// Puts a hash mark in the log (on the leader) and returns its index: every node hashes
+    /// its state as of that entry (see [`RaftNode::state_hash_at`]).
+    pub async fn hash_mark(&self, timeout: Duration) -> Result<u64> {
+        let (index, _) = self.propose(SystemCommand::HashMark, timeout).await?;
+        Ok(index)
+    }
+
+    /// This node's state hash as of the hash mark at `index`, waiting up to `timeout` for the
+    /// node to apply and hash it. Without a mark there, the hash of the current state if the
+    /// node has applied exactly `index`.
+    pub async fn state_hash_at(&self, index: u64, timeout: Duration) -> Result<u64> {
+        let marked = self
+            .sm
+            .hash_marks()
+            .wait(index, || self.applied_index(), timeout)
+            .await;
+        match marked {
+            Err(Error::InvalidArgument(_)) if self.applied_index() == index => {
+                let engine = self.engine()?;
+                tokio::task::spawn_blocking(move || engine.state_hash())
+                    .await
+                    .map_err(|e| Error::Stopped(e.to_string()))?
+                    .map_err(Error::from)
+            }
+            other => other,
+        }
+    }
+
+    /// Writes a backup of this node's state into `dir` (which must not exist yet): the same
+    /// checkpoint a snapshot is, holding the applied log id and membership.
+    pub async fn backup(
+        &self,
+        dir: PathBuf,
+    ) -> Result<qastore_storage::checkpoint::CheckpointInfo> {
+        let sm = self.sm.clone();
+        tokio::task::spawn_blocking(move || sm.backup(&dir))
+            .await
+            .map_err(|e| Error::Stopped(e.to_string()))?
+    }
+
+    /// Compacts the engine fully (blocking work, done off the runtime).
+    pub async fn compact(&self) -> Result<()> {
+        let engine = self.engine()?;
+        tokio::task::spawn_blocking(move || engine.compact_all())
+            .await
+            .map_err(|e| Error::Stopped(e.to_string()))?
+            .map_err(Error::from)
+    }
+
+    /// Flushes the engine's memtables to tables (blocking work, done off the runtime), so a
+    /// restart has less of the log to re-apply.
+    pub async fn flush(&self) -> Result<()> {
+        let engine = self.engine()?;
+        tokio::task::spawn_blocking(move || engine.flush())
+            .await
+            .map_err(|e| Error::Stopped(e.to_string()))?
+            .map_err(Error::from)
     }
 
     /// Stops the node: Raft, the peer server and the background tasks. The data directory is

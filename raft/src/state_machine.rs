@@ -17,6 +17,7 @@
 //! changes nothing; a request id reused with another payload is refused.
 
 use std::io;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ use crate::codec;
 use crate::command::{Command, Response, SystemCommand, WriteCommand};
 use crate::engine_slot::EngineSlot;
 use crate::error::{to_io, Error, Result};
+use crate::hash_marks::HashMarks;
 use crate::settings::ClusterSettings;
 use crate::snapshot::{decode_blob, encode_blob, SnapshotFiles};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -85,6 +87,7 @@ struct Shared {
     applied: Mutex<Applied>,
     calendar: RwLock<Arc<TradingCalendar>>,
     settings: RwLock<Arc<ClusterSettings>>,
+    hash_marks: Arc<HashMarks>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -167,6 +170,7 @@ impl StateMachine {
                 applied: Mutex::new(applied),
                 calendar: RwLock::new(Arc::new(calendar)),
                 settings: RwLock::new(Arc::new(settings)),
+                hash_marks: Arc::default(),
             }),
         })
     }
@@ -189,6 +193,11 @@ impl StateMachine {
     /// The last applied log id.
     pub fn applied(&self) -> Option<LogId> {
         self.inner.applied.lock().log_id
+    }
+
+    /// The state hashes taken at hash marks.
+    pub fn hash_marks(&self) -> &HashMarks {
+        &self.inner.hash_marks
     }
 
     /// The node's checkpoint store.
@@ -395,6 +404,13 @@ impl StateMachine {
                     })
                 }
             },
+            SystemCommand::HashMark => {
+                engine.apply(&sys, index)?;
+                self.inner
+                    .hash_marks
+                    .start(index, engine.scan(Bound::Unbounded, Bound::Unbounded));
+                Ok(Response::HashMarked)
+            }
             SystemCommand::SetClusterSettings { toml } => match ClusterSettings::from_toml(toml) {
                 Ok(s) => {
                     sys.put(settings_key(), Bytes::from(toml.clone()));
@@ -418,18 +434,21 @@ impl StateMachine {
         // Only for a state that never reached the engine (nothing but index 0 applied).
         let before = self.inner.applied.lock().clone();
         engine.flush()?;
-        let info = self.inner.checkpoints.create_with(&engine, |read| {
-            let applied = match read(&applied_key())? {
-                Some(b) => codec::decode_log_id(&b).map_err(corrupt_state)?,
-                None => before.log_id,
-            };
-            let membership = match read(&membership_key())? {
-                Some(b) => codec::decode_stored_membership(&b).map_err(corrupt_state)?,
-                None => before.membership.clone(),
-            };
-            Ok(Bytes::from(encode_blob(applied.as_ref(), &membership)))
-        })?;
+        let info = self
+            .inner
+            .checkpoints
+            .create_with(&engine, |read| raft_blob(read, &before))?;
         self.snapshot_of(&info)
+    }
+
+    /// Writes a backup into `dir` (which must not exist yet, on the data directory's file
+    /// system): a checkpoint exactly like a snapshot, with the applied log id and membership.
+    /// Blocks: run it off the async runtime.
+    pub fn backup(&self, dir: &Path) -> Result<CheckpointInfo> {
+        let engine = self.inner.engine.get()?;
+        let before = self.inner.applied.lock().clone();
+        engine.flush()?;
+        Ok(engine.checkpoint_with(dir, |read| raft_blob(read, &before))?)
     }
 
     fn snapshot_of(&self, info: &CheckpointInfo) -> Result<Snapshot> {
@@ -483,6 +502,23 @@ impl StateMachine {
         tracing::info!(last_log_id = ?meta.last_log_id, checkpoint = %info.name(), "snapshot installed");
         Ok(())
     }
+}
+
+/// The Raft state a checkpoint records, read from the checkpoint itself (`before` covers a
+/// state that never reached the engine: nothing but index 0 applied).
+fn raft_blob(
+    read: &dyn Fn(&[u8]) -> qastore_storage::Result<Option<Bytes>>,
+    before: &Applied,
+) -> qastore_storage::Result<Bytes> {
+    let applied = match read(&applied_key())? {
+        Some(b) => codec::decode_log_id(&b).map_err(corrupt_state)?,
+        None => before.log_id,
+    };
+    let membership = match read(&membership_key())? {
+        Some(b) => codec::decode_stored_membership(&b).map_err(corrupt_state)?,
+        None => before.membership.clone(),
+    };
+    Ok(Bytes::from(encode_blob(applied.as_ref(), &membership)))
 }
 
 fn corrupt_state(e: crate::error::CodecError) -> qastore_storage::Error {

@@ -167,6 +167,21 @@ fn status_error(status: Status) -> RpcError {
 }
 
 impl PeerClient {
+    /// Asks this peer, the leader, for the index a linearizable read must wait for.
+    pub async fn read_index(&self, timeout: Duration) -> Result<u64, Status> {
+        let mut client = self
+            .client
+            .clone()
+            .map_err(|e| Status::unavailable(format!("leader address: {e}")))?;
+        let call = client.read_index(pb::ReadIndexRequest {});
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(Status::unavailable(
+                "the leader did not confirm a read index in time",
+            )),
+            Ok(r) => r.map(|r| r.into_inner().index),
+        }
+    }
+
     fn client(&self) -> Result<Client, RpcError> {
         self.client
             .clone()

@@ -281,4 +281,18 @@ impl RaftPeer for PeerService {
             .map_err(unavailable)?;
         Ok(Response::new(convert::transfer_response_to_pb(&resp)))
     }
+
+    async fn read_index(
+        &self,
+        _request: Request<pb::ReadIndexRequest>,
+    ) -> Result<Response<pb::ReadIndexResponse>, Status> {
+        let log_id = self
+            .raft
+            .ensure_linearizable(openraft::ReadPolicy::ReadIndex)
+            .await
+            .map_err(|e| Status::failed_precondition(format!("not the leader: {e}")))?;
+        Ok(Response::new(pb::ReadIndexResponse {
+            index: log_id.index(),
+        }))
+    }
 }

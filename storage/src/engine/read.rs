@@ -54,15 +54,7 @@ impl Engine {
     /// same log up to the same index have the same hash, however their data is laid out in
     /// memtables and tables.
     pub fn state_hash(&self) -> Result<u64> {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        for row in self.scan(Bound::Unbounded, Bound::Unbounded) {
-            let (k, v) = row?;
-            hasher.update(&(k.len() as u64).to_le_bytes());
-            hasher.update(&k);
-            hasher.update(&(v.len() as u64).to_le_bytes());
-            hasher.update(&v);
-        }
-        Ok(hasher.digest())
+        self.scan(Bound::Unbounded, Bound::Unbounded).state_hash()
     }
 
     /// Iterates over every key starting with `prefix`.
@@ -92,6 +84,22 @@ pub struct EngineIter {
     inner: VisibleIter,
     /// Keeps the tables being read from being deleted by a compaction.
     _view: Arc<View>,
+}
+
+impl EngineIter {
+    /// A hash of every key and value this iterator yields (see [`Engine::state_hash`]). An
+    /// iterator over the whole key space taken at one point can be hashed later, elsewhere.
+    pub fn state_hash(self) -> Result<u64> {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for row in self {
+            let (k, v) = row?;
+            hasher.update(&(k.len() as u64).to_le_bytes());
+            hasher.update(&k);
+            hasher.update(&(v.len() as u64).to_le_bytes());
+            hasher.update(&v);
+        }
+        Ok(hasher.digest())
+    }
 }
 
 impl Iterator for EngineIter {

@@ -1,0 +1,281 @@
+//! The client library: talks to any nodes of a cluster, finds the leader, and retries writes
+//! after a leader change with the same request id and the same batch (so a write is applied
+//! once however often it is retried). Every call has a deadline.
+//!
+//! [`Ingestor`] is what the exchange's trading path uses: a non-blocking `submit` into a
+//! bounded queue, batched into writes in the background.
+
+mod error;
+mod ingestor;
+mod retry;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use qastore_proto::api_metadata;
+use qastore_proto::v1 as pb;
+use qastore_proto::v1::admin_client::AdminClient;
+use qastore_proto::v1::store_client::StoreClient;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+pub use error::{code_name, ClientError};
+pub use ingestor::{Completion, IngestStats, Ingestor, IngestorOptions, RecordAck, SubmitError};
+use retry::Backoff;
+
+/// How a client behaves.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Who writes (1 to 64 bytes); request ids are unique per client id.
+    pub client_id: String,
+    /// The deadline of each call.
+    pub call_timeout: Duration,
+    /// How long a write keeps being retried (leader changes, elections) before giving up.
+    pub retry_for: Duration,
+    /// The largest message sent or received.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            client_id: format!("client-{}", std::process::id()),
+            call_timeout: Duration::from_secs(5),
+            retry_for: Duration::from_secs(30),
+            max_message_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A client of one cluster.
+#[derive(Debug)]
+pub struct Client {
+    options: ClientOptions,
+    endpoints: Vec<String>,
+    channels: Mutex<HashMap<String, Channel>>,
+    /// The client address of the node believed to lead.
+    leader: Mutex<Option<String>>,
+    next: AtomicUsize,
+    request_ids: AtomicU64,
+}
+
+impl Client {
+    /// A client of the cluster reachable at `endpoints` (`host:port` of nodes' client APIs;
+    /// any subset of the members). Connections are made on first use.
+    pub fn new(endpoints: &[String], options: ClientOptions) -> Result<Client, ClientError> {
+        if endpoints.is_empty() {
+            return Err(ClientError::BadEndpoint("no endpoints given".into()));
+        }
+        for e in endpoints {
+            Endpoint::from_shared(format!("http://{e}"))
+                .map_err(|err| ClientError::BadEndpoint(format!("{e:?}: {err}")))?;
+        }
+        // Request ids start at the wall clock in microseconds, so a restarted client with the
+        // same id does not reuse the ids of its previous run.
+        let start = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        Ok(Client {
+            options,
+            endpoints: endpoints.to_vec(),
+            channels: Mutex::new(HashMap::new()),
+            leader: Mutex::new(None),
+            next: AtomicUsize::new(0),
+            request_ids: AtomicU64::new(start.max(1)),
+        })
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
+    }
+
+    /// The endpoints it was given.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// A new request id, unique for this client.
+    pub fn next_request_id(&self) -> u64 {
+        self.request_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClientError::BadEndpoint(format!("{addr:?}: {e}")))?
+            .connect_timeout(self.options.call_timeout.min(Duration::from_secs(2)))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// The store API of the node at `addr`.
+    pub fn store_at(&self, addr: &str) -> Result<StoreClient<Channel>, ClientError> {
+        let max = self.options.max_message_bytes;
+        Ok(StoreClient::new(self.channel(addr)?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max))
+    }
+
+    /// The admin API of the node at `addr`.
+    pub fn admin_at(&self, addr: &str) -> Result<AdminClient<Channel>, ClientError> {
+        let max = self.options.max_message_bytes;
+        Ok(AdminClient::new(self.channel(addr)?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max))
+    }
+
+    /// A request with this client's deadline.
+    pub fn request<T>(&self, message: T) -> Request<T> {
+        let mut r = Request::new(message);
+        r.set_timeout(self.options.call_timeout);
+        r
+    }
+
+    /// Where to send the next leader-only call: the known leader, else the next endpoint.
+    fn target(&self) -> String {
+        if let Some(l) = self.leader.lock().clone() {
+            return l;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.endpoints[i % self.endpoints.len()].clone()
+    }
+
+    /// Learns from a failed call where the leader is (or that `addr` is not it).
+    fn learn(&self, addr: &str, status: &Status) {
+        let hint = status
+            .metadata()
+            .get(api_metadata::LEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut leader = self.leader.lock();
+        match hint {
+            Some(h) => *leader = Some(h),
+            None if leader.as_deref() == Some(addr) => *leader = None,
+            None => {}
+        }
+    }
+
+    /// Writes `records` as one batch with a new request id, retrying through leader changes.
+    pub async fn write(
+        &self,
+        records: Vec<pb::Record>,
+        ack: pb::AckLevel,
+    ) -> Result<pb::WriteResponse, ClientError> {
+        let id = self.next_request_id();
+        self.write_with_id(id, records, ack).await.map(|(r, _)| r)
+    }
+
+    /// Writes `records` under `request_id`, retrying (same id, same batch) through leader
+    /// changes and elections for up to the client's `retry_for`. Returns the answer and how
+    /// many retries it took.
+    pub async fn write_with_id(
+        &self,
+        request_id: u64,
+        records: Vec<pb::Record>,
+        ack: pb::AckLevel,
+    ) -> Result<(pb::WriteResponse, u32), ClientError> {
+        let req = pb::WriteRequest {
+            client_id: self.options.client_id.clone(),
+            request_id,
+            records,
+            ack: ack as i32,
+        };
+        self.leader_call(|addr| {
+            let req = req.clone();
+            async move {
+                let mut client = self.store_at(&addr)?;
+                client
+                    .write(self.request(req))
+                    .await
+                    .map(|r| r.into_inner())
+                    .map_err(ClientError::from)
+            }
+        })
+        .await
+    }
+
+    /// Runs a call that must reach the leader, following leader hints and retrying
+    /// retryable failures until the client's `retry_for` runs out.
+    pub async fn leader_call<T, F, Fut>(&self, call: F) -> Result<(T, u32), ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let started = Instant::now();
+        let mut backoff = Backoff::new();
+        let mut retries = 0u32;
+        loop {
+            let addr = self.target();
+            let err = match call(addr.clone()).await {
+                Ok(v) => return Ok((v, retries)),
+                Err(e) => e,
+            };
+            if let ClientError::Status { status, .. } = &err {
+                self.learn(&addr, status);
+            }
+            if !err.is_retryable() || started.elapsed() >= self.options.retry_for {
+                return Err(err);
+            }
+            let wait = match &err {
+                // Pointed at the leader: go there at once.
+                ClientError::Status { status, .. }
+                    if status.code() == Code::FailedPrecondition
+                        && status.metadata().get(api_metadata::LEADER).is_some() =>
+                {
+                    Duration::ZERO
+                }
+                e => backoff.next(e.retry_after()),
+            };
+            retries += 1;
+            tracing::debug!(error = %err, ?wait, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// The cluster's status, from the first endpoint that answers.
+    pub async fn cluster_status(&self) -> Result<pb::ClusterStatusResponse, ClientError> {
+        let mut last = None;
+        for addr in &self.endpoints {
+            let mut admin = self.admin_at(addr)?;
+            match admin
+                .cluster_status(self.request(pb::ClusterStatusRequest {}))
+                .await
+            {
+                Ok(r) => return Ok(r.into_inner()),
+                Err(e) => last = Some(ClientError::from(e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::BadEndpoint("no endpoints".into())))
+    }
+
+    /// The leader's client address, asking the endpoints until one knows it.
+    pub async fn find_leader(&self) -> Result<(u64, String), ClientError> {
+        let mut last = None;
+        for addr in &self.endpoints {
+            let mut admin = self.admin_at(addr)?;
+            match admin.members(self.request(pb::MembersRequest {})).await {
+                Ok(r) => {
+                    let m = r.into_inner();
+                    if let Some(l) = m.leader_id {
+                        if let Some(member) = m.members.iter().find(|x| x.node_id == l) {
+                            *self.leader.lock() = Some(member.api_addr.clone());
+                            return Ok((l, member.api_addr.clone()));
+                        }
+                    }
+                    last = Some(ClientError::NoLeader(format!("{addr} knows no leader")));
+                }
+                Err(e) => last = Some(ClientError::from(e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::BadEndpoint("no endpoints".into())))
+    }
+}

@@ -1,0 +1,3 @@
+//! Conversions between the public API's messages and the storage crate's types.
+
+pub mod records;

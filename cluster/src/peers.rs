@@ -1,0 +1,57 @@
+//! Connections from this node to other nodes' client APIs: to forward writes to the leader
+//! and to gather the cluster's status. One lazily connected channel per address, reused.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use qastore_proto::v1::admin_client::AdminClient;
+use qastore_proto::v1::store_client::StoreClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ApiError;
+
+/// Channels to other nodes' client APIs.
+#[derive(Debug, Default)]
+pub struct ApiPeers {
+    channels: Mutex<HashMap<String, Channel>>,
+    max_message_bytes: usize,
+}
+
+impl ApiPeers {
+    /// Channels that carry messages up to `max_message_bytes`.
+    pub fn new(max_message_bytes: usize) -> Self {
+        ApiPeers {
+            channels: Mutex::new(HashMap::new()),
+            max_message_bytes,
+        }
+    }
+
+    fn channel(&self, addr: &str) -> Result<Channel, ApiError> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ApiError::Internal(format!("node address {addr:?}: {e}")))?
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// The store API of the node at `addr`.
+    pub fn store(&self, addr: &str) -> Result<StoreClient<Channel>, ApiError> {
+        Ok(StoreClient::new(self.channel(addr)?)
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes))
+    }
+
+    /// The admin API of the node at `addr`.
+    pub fn admin(&self, addr: &str) -> Result<AdminClient<Channel>, ApiError> {
+        Ok(AdminClient::new(self.channel(addr)?)
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes))
+    }
+}

@@ -1,0 +1,447 @@
+//! The `Store` service: writes (forwarded to the leader from a follower) and queries at the
+//! consistency each asks for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qastore_proto::api_metadata;
+use qastore_proto::v1 as pb;
+use qastore_proto::v1::store_server::Store;
+use qastore_raft::{Ack, Response as Applied, WriteCommand};
+use qastore_storage::query::{BarSource, Page, PageRequest, Period, Queries, TimeRange};
+use qastore_storage::Engine;
+use tonic::{Request, Response, Status};
+
+use crate::convert::records as conv;
+use crate::deadline::call_timeout;
+use crate::error::ApiError;
+use crate::metrics;
+use crate::node::Node;
+use crate::read;
+
+/// The `Store` service of one node.
+#[derive(Debug, Clone)]
+pub struct StoreService {
+    node: Arc<Node>,
+}
+
+impl StoreService {
+    /// The service of `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        StoreService { node }
+    }
+
+    /// Waits for the read's consistency, then runs `query` on the engine off the runtime.
+    async fn read<T, F>(
+        &self,
+        md: &tonic::metadata::MetadataMap,
+        options: Option<&pb::ReadOptions>,
+        query: F,
+    ) -> Result<(T, pb::ServedBy), ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.node.check_serving()?;
+        let timeout = call_timeout(md, self.node.read_timeout());
+        let raft = &self.node.raft;
+        read::prepare(raft, options, timeout).await?;
+        let applied = raft.applied_index();
+        let engine = raft.engine().map_err(ApiError::from)?;
+        let out = tokio::task::spawn_blocking(move || query(&engine))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??;
+        Ok((
+            out,
+            pb::ServedBy {
+                node_id: raft.id(),
+                applied_index: applied,
+            },
+        ))
+    }
+
+    async fn write_here(
+        &self,
+        req: pb::WriteRequest,
+        timeout: Duration,
+    ) -> Result<pb::WriteResponse, ApiError> {
+        let ack = match pb::AckLevel::try_from(req.ack) {
+            Ok(pb::AckLevel::Unspecified | pb::AckLevel::Quorum) => Ack::Quorum,
+            Ok(pb::AckLevel::All) => Ack::All,
+            Err(_) => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "field ack: unknown value {}",
+                    req.ack
+                )))
+            }
+        };
+        if req.request_id == 0 {
+            return Err(ApiError::InvalidArgument(
+                "field request_id: must not be 0".into(),
+            ));
+        }
+        let records = conv::records_from_pb(req.records)?;
+        let request_id = req.request_id;
+        let cmd = WriteCommand::new(&req.client_id, request_id, ack, records);
+        let out = self.node.raft.write(cmd, timeout).await?;
+        if out.all_acked == Some(false) {
+            return Err(ApiError::NotAllAcked {
+                log_index: out.log_index,
+            });
+        }
+        let leader_id = self.node.raft.id();
+        match out.response {
+            Applied::Written { outcomes } => Ok(pb::WriteResponse {
+                log_index: out.log_index,
+                results: outcomes.iter().map(conv::outcome_to_pb).collect(),
+                duplicate: false,
+                leader_id,
+            }),
+            Applied::Duplicate {
+                original_index,
+                outcomes,
+            } => Ok(pb::WriteResponse {
+                log_index: original_index,
+                results: outcomes.iter().map(conv::outcome_to_pb).collect(),
+                duplicate: true,
+                leader_id,
+            }),
+            Applied::RequestIdReused { original_index } => Err(ApiError::AlreadyExists(format!(
+                "field request_id: {request_id} was used at log index {original_index} with another payload; nothing was written"
+            ))),
+            Applied::Refused { reason } => Err(ApiError::InvalidArgument(reason)),
+            other => Err(ApiError::Internal(format!(
+                "unexpected answer to a write: {other:?}"
+            ))),
+        }
+    }
+
+    /// Sends the write to the leader, marked so the leader never forwards it again.
+    async fn forward(
+        &self,
+        req: pb::WriteRequest,
+        leader_api: &str,
+        timeout: Duration,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        metrics::forwarded_write();
+        let mut client = self.node.peers.store(leader_api)?;
+        let mut fwd = Request::new(req);
+        fwd.set_timeout(timeout);
+        fwd.metadata_mut()
+            .insert(api_metadata::FORWARDED, self.node.raft.id().into());
+        match tokio::time::timeout(timeout, client.write(fwd)).await {
+            Ok(r) => r,
+            Err(_) => Err(ApiError::DeadlineExceeded(format!(
+                "the leader at {leader_api} did not answer the forwarded write in time; retry with the same request id"
+            ))
+            .into()),
+        }
+    }
+}
+
+fn need(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.is_empty() {
+        return Err(ApiError::InvalidArgument(format!(
+            "field {field}: is empty"
+        )));
+    }
+    Ok(())
+}
+
+fn time_range(r: Option<pb::TimeRange>) -> TimeRange {
+    match r {
+        None => TimeRange::all(),
+        Some(r) => TimeRange::new(r.from, if r.to == 0 { i64::MAX } else { r.to }),
+    }
+}
+
+fn page(limit: u32, token: bytes::Bytes) -> PageRequest {
+    PageRequest {
+        limit: limit as usize,
+        token: (!token.is_empty()).then_some(token),
+    }
+}
+
+fn next_token<T>(p: &Page<T>) -> bytes::Bytes {
+    p.next.clone().unwrap_or_default()
+}
+
+fn order_view(v: &qastore_storage::query::OrderView) -> pb::OrderView {
+    pb::OrderView {
+        state: Some(conv::order_state_to_pb(&v.state)),
+        history: v.history.iter().map(conv::journal_to_pb).collect(),
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Store for StoreService {
+    async fn write(&self, request: Request<pb::WriteRequest>) -> Answer<pb::WriteResponse> {
+        let started = std::time::Instant::now();
+        let forwarded = request.metadata().get(api_metadata::FORWARDED).is_some();
+        let timeout = call_timeout(request.metadata(), self.node.write_timeout());
+        let req = request.into_inner();
+        let result = async {
+            self.node.check_serving()?;
+            self.node.quota.check_write()?;
+            let records = req.records.len();
+            match self.write_here(req.clone(), timeout).await {
+                Err(ApiError::NotLeader {
+                    leader_api: Some(api),
+                    ..
+                }) if self.node.config.forward_writes && !forwarded => {
+                    Ok(self.forward(req, &api, timeout).await?.into_inner())
+                }
+                Ok(resp) => {
+                    metrics::write_done(records);
+                    Ok(resp)
+                }
+                Err(e) => Err(Status::from(e)),
+            }
+        }
+        .await
+        .map_err(|e: Status| e);
+        metrics::rpc("Write", started.elapsed(), result.is_ok());
+        result.map(Response::new)
+    }
+
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Answer<pb::GetOrderResponse> {
+        let (md, _, req) = request.into_parts();
+        need("user_id", &req.user_id)?;
+        need("order_id", &req.order_id)?;
+        let (order, served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let q = Queries::new(engine);
+                let Some(state) = q.order(&req.user_id, &req.order_id)? else {
+                    return Ok(None);
+                };
+                let history = if req.with_history {
+                    q.order_history(&req.user_id, &req.order_id)?
+                } else {
+                    Vec::new()
+                };
+                Ok(Some(order_view(&qastore_storage::query::OrderView {
+                    state,
+                    history,
+                })))
+            })
+            .await?;
+        Ok(Response::new(pb::GetOrderResponse {
+            order,
+            served_by: Some(served_by),
+        }))
+    }
+
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Answer<pb::ListOrdersResponse> {
+        let (md, _, req) = request.into_parts();
+        need("user_id", &req.user_id)?;
+        let (orders, served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let views =
+                    Queries::new(engine).orders(&req.user_id, req.only_alive, req.with_history)?;
+                Ok(views.iter().map(order_view).collect())
+            })
+            .await?;
+        Ok(Response::new(pb::ListOrdersResponse {
+            orders,
+            served_by: Some(served_by),
+        }))
+    }
+
+    async fn get_accounts(
+        &self,
+        request: Request<pb::GetAccountsRequest>,
+    ) -> Answer<pb::GetAccountsResponse> {
+        let (md, _, req) = request.into_parts();
+        need("user_id", &req.user_id)?;
+        let (accounts, served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let q = Queries::new(engine);
+                let found = if req.currency.is_empty() {
+                    q.accounts(&req.user_id)?
+                } else {
+                    q.account(&req.user_id, &req.currency)?
+                        .into_iter()
+                        .collect()
+                };
+                Ok(found.iter().map(conv::account_to_pb).collect())
+            })
+            .await?;
+        Ok(Response::new(pb::GetAccountsResponse {
+            accounts,
+            served_by: Some(served_by),
+        }))
+    }
+
+    async fn get_positions(
+        &self,
+        request: Request<pb::GetPositionsRequest>,
+    ) -> Answer<pb::GetPositionsResponse> {
+        let (md, _, req) = request.into_parts();
+        need("user_id", &req.user_id)?;
+        let (positions, served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let found = Queries::new(engine).positions(&req.user_id)?;
+                Ok(found.iter().map(conv::position_to_pb).collect())
+            })
+            .await?;
+        Ok(Response::new(pb::GetPositionsResponse {
+            positions,
+            served_by: Some(served_by),
+        }))
+    }
+
+    async fn list_trades(
+        &self,
+        request: Request<pb::ListTradesRequest>,
+    ) -> Answer<pb::ListTradesResponse> {
+        let (md, _, req) = request.into_parts();
+        let Some(of) = req.of.clone() else {
+            return Err(
+                ApiError::InvalidArgument("field of: set instrument_id or user_id".into()).into(),
+            );
+        };
+        let range = time_range(req.range);
+        let page = page(req.limit, req.page_token.clone());
+        let ((trades, next), served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let q = Queries::new(engine);
+                let p = match &of {
+                    pb::list_trades_request::Of::InstrumentId(i) => {
+                        need("instrument_id", i)?;
+                        q.trades(i, range, &page)?
+                    }
+                    pb::list_trades_request::Of::UserId(u) => {
+                        need("user_id", u)?;
+                        q.user_trades(u, range, &page)?
+                    }
+                };
+                Ok((
+                    p.items.iter().map(conv::trade_to_pb).collect(),
+                    next_token(&p),
+                ))
+            })
+            .await?;
+        Ok(Response::new(pb::ListTradesResponse {
+            trades,
+            next_page_token: next,
+            served_by: Some(served_by),
+        }))
+    }
+
+    async fn list_ticks(
+        &self,
+        request: Request<pb::ListTicksRequest>,
+    ) -> Answer<pb::ListTicksResponse> {
+        let (md, _, req) = request.into_parts();
+        need("instrument_id", &req.instrument_id)?;
+        let range = time_range(req.range);
+        let page = page(req.limit, req.page_token.clone());
+        let ((ticks, next), served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let p = Queries::new(engine).ticks(&req.instrument_id, range, &page)?;
+                Ok((
+                    p.items.iter().map(conv::tick_to_pb).collect(),
+                    next_token(&p),
+                ))
+            })
+            .await?;
+        Ok(Response::new(pb::ListTicksResponse {
+            ticks,
+            next_page_token: next,
+            served_by: Some(served_by),
+        }))
+    }
+
+    async fn get_latest_book(
+        &self,
+        request: Request<pb::GetLatestBookRequest>,
+    ) -> Answer<pb::GetLatestBookResponse> {
+        let (md, _, req) = request.into_parts();
+        need("instrument_id", &req.instrument_id)?;
+        let (book, served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let b = Queries::new(engine).latest_book(&req.instrument_id)?;
+                Ok(b.as_ref().map(conv::book_to_pb))
+            })
+            .await?;
+        Ok(Response::new(pb::GetLatestBookResponse {
+            book,
+            served_by: Some(served_by),
+        }))
+    }
+
+    async fn get_bars(&self, request: Request<pb::GetBarsRequest>) -> Answer<pb::GetBarsResponse> {
+        let (md, _, req) = request.into_parts();
+        need("instrument_id", &req.instrument_id)?;
+        let source = match pb::BarSource::try_from(req.source) {
+            Ok(pb::BarSource::Ticks) => BarSource::Ticks,
+            Ok(pb::BarSource::Trades) => BarSource::Trades,
+            _ => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "field source: must be BAR_SOURCE_TICKS or BAR_SOURCE_TRADES, not {}",
+                    req.source
+                ))
+                .into())
+            }
+        };
+        let period = match pb::BarPeriod::try_from(req.period) {
+            Ok(pb::BarPeriod::BarPeriod1s) => Period::Second1,
+            Ok(pb::BarPeriod::BarPeriod1m) => Period::Minute1,
+            Ok(pb::BarPeriod::BarPeriod5m) => Period::Minute5,
+            Ok(pb::BarPeriod::BarPeriod15m) => Period::Minute15,
+            Ok(pb::BarPeriod::BarPeriod30m) => Period::Minute30,
+            Ok(pb::BarPeriod::BarPeriod1h) => Period::Hour1,
+            Ok(pb::BarPeriod::BarPeriod1d) => Period::Day1,
+            _ => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "field period: must be one of the BAR_PERIOD_ values, not {}",
+                    req.period
+                ))
+                .into())
+            }
+        };
+        let range = time_range(req.range);
+        let calendar = self.node.raft.state_machine().calendar();
+        let (bars, served_by) = self
+            .read(&md, req.read.as_ref(), move |engine| {
+                let bars = qastore_storage::query::bars::bars(
+                    engine,
+                    &calendar,
+                    &req.instrument_id,
+                    source,
+                    period,
+                    range,
+                )?;
+                Ok(bars
+                    .iter()
+                    .map(|b| pb::Bar {
+                        start: b.start,
+                        end: b.end,
+                        trading_day: b.trading_day,
+                        open: b.open,
+                        high: b.high,
+                        low: b.low,
+                        close: b.close,
+                        volume: b.volume,
+                        amount: b.amount,
+                        open_interest_open: b.open_interest_open,
+                        open_interest_close: b.open_interest_close,
+                        count: b.count,
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(pb::GetBarsResponse {
+            bars,
+            served_by: Some(served_by),
+        }))
+    }
+}

@@ -1,0 +1,403 @@
+//! `ctl` commands about the cluster itself: status, membership, leadership, snapshots,
+//! compaction, backups, hashes and drills.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use qastore_cluster::client::{Client, ClientOptions};
+use qastore_cluster::http::{cluster_json, storage_json};
+use qastore_cluster::NodeConfig;
+use qastore_proto::v1 as pb;
+use serde_json::json;
+
+use super::CtlResult;
+use crate::drill;
+use crate::output::{bytes, opt, print, Format, Table};
+
+fn role(code: i32) -> String {
+    pb::Role::try_from(code)
+        .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase())
+        .unwrap_or_else(|_| code.to_string())
+}
+
+fn text<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+fn status_text(s: &tonic::Status) -> String {
+    format!(
+        "{}: {}",
+        qastore_cluster::client::code_name(s.code()),
+        s.message()
+    )
+}
+
+/// `ctl status`.
+pub async fn status(client: &Client, out: Format) -> CtlResult {
+    let c = client.cluster_status().await.map_err(text)?;
+    print(out, &cluster_json(&c), || {
+        let mut t = Table::new(&[
+            "ID", "API", "ROLE", "VOTER", "TERM", "LEADER", "LAST", "COMMIT", "APPLIED", "SNAP",
+            "LAG", "STALE", "DISK", "MEMTABLE", "ERROR",
+        ]);
+        for m in &c.members {
+            let s = m.status.as_ref();
+            t.row(vec![
+                m.node_id.to_string(),
+                m.api_addr.clone(),
+                s.map_or("unreachable".into(), |s| role(s.role)),
+                if m.voter { "yes" } else { "no" }.into(),
+                s.map_or("-".into(), |s| s.term.to_string()),
+                opt(s.and_then(|s| s.leader_id)),
+                opt(s.and_then(|s| s.last_log_index)),
+                opt(s.and_then(|s| s.committed_index)),
+                opt(s.and_then(|s| s.applied_index)),
+                opt(s.and_then(|s| s.snapshot_index)),
+                opt(m.replication_lag),
+                s.and_then(|s| s.staleness_ms)
+                    .map_or("-".into(), |ms| format!("{ms} ms")),
+                s.and_then(|s| s.storage.as_ref())
+                    .map_or("-".into(), |st| bytes(st.disk_used_bytes)),
+                s.and_then(|s| s.storage.as_ref())
+                    .map_or("-".into(), |st| bytes(st.memtable_bytes)),
+                m.error.clone(),
+            ]);
+        }
+        t.render()
+    });
+    Ok(())
+}
+
+fn members_json(m: &pb::MembersResponse) -> serde_json::Value {
+    json!({
+        "leader_id": m.leader_id,
+        "members": m.members.iter().map(|x| json!({
+            "node_id": x.node_id, "raft_addr": x.raft_addr, "api_addr": x.api_addr, "voter": x.voter
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn print_members(m: &pb::MembersResponse, out: Format) {
+    print(out, &members_json(m), || {
+        let mut t = Table::new(&["ID", "RAFT", "API", "VOTER", "LEADER"]);
+        for x in &m.members {
+            t.row(vec![
+                x.node_id.to_string(),
+                x.raft_addr.clone(),
+                x.api_addr.clone(),
+                if x.voter { "yes" } else { "no" }.into(),
+                if m.leader_id == Some(x.node_id) {
+                    "*"
+                } else {
+                    ""
+                }
+                .into(),
+            ]);
+        }
+        t.render()
+    });
+}
+
+/// `ctl members`.
+pub async fn members(client: &Client, out: Format) -> CtlResult {
+    let (_, addr) = client.find_leader().await.map_err(text)?;
+    let mut admin = client.admin_at(&addr).map_err(text)?;
+    let m = admin
+        .members(client.request(pb::MembersRequest {}))
+        .await
+        .map_err(|s| status_text(&s))?
+        .into_inner();
+    print_members(&m, out);
+    Ok(())
+}
+
+/// Runs an admin call on the leader, following it if it moves.
+async fn on_leader<T, F, Fut>(client: &Client, call: F) -> Result<T, String>
+where
+    F: Fn(qastore_proto::v1::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    client
+        .leader_call(|addr| {
+            let admin = client.admin_at(&addr);
+            let call = &call;
+            async move { Ok(call(admin?).await?.into_inner()) }
+        })
+        .await
+        .map(|(v, _)| v)
+        .map_err(text)
+}
+
+/// `ctl transfer-leader`.
+pub async fn transfer(client: &Client, to: u64, out: Format) -> CtlResult {
+    let r = on_leader(client, |mut a| {
+        let req = client.request(pb::TransferLeadershipRequest {
+            to_node_id: to,
+            wait_ms: 0,
+        });
+        async move { a.transfer_leadership(req).await }
+    })
+    .await?;
+    print(
+        out,
+        &json!({"leader_id": r.leader_id, "elapsed_ms": r.elapsed_ms}),
+        || format!("node {} leads ({} ms)\n", r.leader_id, r.elapsed_ms),
+    );
+    Ok(())
+}
+
+/// `ctl add-learner`.
+pub async fn add_learner(
+    client: &Client,
+    id: u64,
+    raft: String,
+    api: String,
+    wait_ms: u64,
+    out: Format,
+) -> CtlResult {
+    let m = on_leader(client, |mut a| {
+        let mut req = client.request(pb::AddLearnerRequest {
+            node_id: id,
+            raft_addr: raft.clone(),
+            api_addr: api.clone(),
+            wait_caught_up_ms: wait_ms,
+        });
+        req.set_timeout(client.options().call_timeout + Duration::from_millis(wait_ms));
+        async move { a.add_learner(req).await }
+    })
+    .await?;
+    print_members(&m, out);
+    Ok(())
+}
+
+/// `ctl promote`.
+pub async fn promote(client: &Client, id: u64, out: Format) -> CtlResult {
+    let m = on_leader(client, |mut a| {
+        let req = client.request(pb::PromoteRequest { node_id: id });
+        async move { a.promote(req).await }
+    })
+    .await?;
+    print_members(&m, out);
+    Ok(())
+}
+
+/// `ctl remove`.
+pub async fn remove(client: &Client, id: u64, out: Format) -> CtlResult {
+    let m = on_leader(client, |mut a| {
+        let req = client.request(pb::RemoveNodeRequest { node_id: id });
+        async move { a.remove_node(req).await }
+    })
+    .await?;
+    print_members(&m, out);
+    Ok(())
+}
+
+fn node_addr(client: &Client, node: Option<String>) -> String {
+    node.unwrap_or_else(|| client.endpoints()[0].clone())
+}
+
+/// `ctl snapshot`.
+pub async fn snapshot(client: &Client, node: Option<String>, out: Format) -> CtlResult {
+    let addr = node_addr(client, node);
+    let mut a = client.admin_at(&addr).map_err(text)?;
+    let mut req = client.request(pb::TriggerSnapshotRequest {});
+    req.set_timeout(Duration::from_secs(60));
+    let r = a
+        .trigger_snapshot(req)
+        .await
+        .map_err(|s| status_text(&s))?
+        .into_inner();
+    print(
+        out,
+        &json!({"node": addr, "snapshot_index": r.snapshot_index}),
+        || format!("{addr}: snapshot at index {}\n", opt(r.snapshot_index)),
+    );
+    Ok(())
+}
+
+/// `ctl compact`.
+pub async fn compact(client: &Client, node: Option<String>, out: Format) -> CtlResult {
+    let addr = node_addr(client, node);
+    let mut a = client.admin_at(&addr).map_err(text)?;
+    let mut req = client.request(pb::TriggerCompactionRequest {});
+    req.set_timeout(Duration::from_secs(600));
+    let r = a
+        .trigger_compaction(req)
+        .await
+        .map_err(|s| status_text(&s))?
+        .into_inner();
+    let storage = r.storage.unwrap_or_default();
+    print(out, &storage_json(&storage), || {
+        let mut t = Table::new(&["LEVEL", "FILES", "BYTES"]);
+        for l in &storage.levels {
+            t.row(vec![
+                l.level.to_string(),
+                l.files.to_string(),
+                bytes(l.bytes),
+            ]);
+        }
+        format!("{addr}: compacted\n{}", t.render())
+    });
+    Ok(())
+}
+
+/// `ctl backup`.
+pub async fn backup(client: &Client, name: String, node: Option<String>, out: Format) -> CtlResult {
+    let addr = node_addr(client, node);
+    let mut a = client.admin_at(&addr).map_err(text)?;
+    let mut req = client.request(pb::BackupRequest { name });
+    req.set_timeout(Duration::from_secs(600));
+    let r = a
+        .backup(req)
+        .await
+        .map_err(|s| status_text(&s))?
+        .into_inner();
+    print(
+        out,
+        &json!({"node": addr, "path": r.path, "log_index": r.log_index, "bytes": r.bytes, "files": r.files}),
+        || {
+            format!(
+                "{addr}: backup at log index {} in {} ({} files, {})\n",
+                r.log_index,
+                r.path,
+                r.files,
+                bytes(r.bytes)
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `ctl restore`.
+pub async fn restore(backup: PathBuf, config: PathBuf, out: Format) -> CtlResult {
+    let config = NodeConfig::from_file(&config).map_err(text)?;
+    let forced = qastore_cluster::recovery::restore(backup.clone(), &config).await?;
+    print(
+        out,
+        &json!({
+            "data_dir": config.data_dir, "cluster_id": config.cluster_id, "node_id": config.node_id,
+            "membership_index": forced.membership_index, "term": forced.term,
+        }),
+        || {
+            format!(
+                "restored {} into {} as node {} of cluster {:?}; start it with `qastore serve --config <that file>`, then add nodes as learners\n",
+                backup.display(),
+                config.data_dir.display(),
+                config.node_id,
+                config.cluster_id
+            )
+        },
+    );
+    Ok(())
+}
+
+/// `ctl hash`.
+pub async fn hash(client: &Client, index: Option<u64>, out: Format) -> CtlResult {
+    let index = match index {
+        Some(i) => i,
+        None => {
+            on_leader(client, |mut a| {
+                let req = client.request(pb::HashMarkRequest {});
+                async move { a.hash_mark(req).await }
+            })
+            .await?
+            .index
+        }
+    };
+    let status = client.cluster_status().await.map_err(text)?;
+    let mut rows = Vec::new();
+    for m in &status.members {
+        let r = match client.admin_at(&m.api_addr) {
+            Ok(mut a) => {
+                let mut req = client.request(pb::StateHashRequest {
+                    index,
+                    wait_ms: 10_000,
+                });
+                req.set_timeout(Duration::from_secs(15));
+                a.state_hash(req)
+                    .await
+                    .map(|r| r.into_inner().hash)
+                    .map_err(|s| status_text(&s))
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        rows.push((m.node_id, r));
+    }
+    let hashes: std::collections::BTreeSet<u64> = rows
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().copied())
+        .collect();
+    let all = rows.iter().all(|(_, r)| r.is_ok());
+    let same = all && hashes.len() == 1;
+    print(
+        out,
+        &json!({
+            "index": index,
+            "identical": same,
+            "nodes": rows.iter().map(|(id, r)| match r {
+                Ok(h) => json!({"node_id": id, "hash": format!("{h:016x}")}),
+                Err(e) => json!({"node_id": id, "error": e}),
+            }).collect::<Vec<_>>(),
+        }),
+        || {
+            let mut t = Table::new(&["ID", "INDEX", "HASH"]);
+            for (id, r) in &rows {
+                t.row(vec![
+                    id.to_string(),
+                    index.to_string(),
+                    match r {
+                        Ok(h) => format!("{h:016x}"),
+                        Err(e) => e.clone(),
+                    },
+                ]);
+            }
+            format!(
+                "{}{}\n",
+                t.render(),
+                if same {
+                    "identical"
+                } else {
+                    "DIFFERENT or incomplete"
+                }
+            )
+        },
+    );
+    if same {
+        Ok(())
+    } else {
+        Err(format!(
+            "the replicas' state hashes at index {index} differ or are incomplete"
+        ))
+    }
+}
+
+/// `ctl drill`: exits 0 (pass), 1 (objective missed) or 2 (inconclusive).
+pub async fn drill(
+    endpoints: &[String],
+    mode: drill::Mode,
+    max_unavailable_ms: Option<u64>,
+    max_lag: u64,
+    out: Format,
+) -> ExitCode {
+    let client_of = |o: ClientOptions| Client::new(endpoints, o).map_err(|e| e.to_string());
+    let settings = drill::Settings {
+        mode,
+        max_unavailable: max_unavailable_ms.map(Duration::from_millis),
+        max_lag,
+        give_up_after: Duration::from_secs(60),
+    };
+    let report = drill::run(client_of, settings, |leader, api| async move {
+        // The leader's process ends at once, as in a crash; its supervisor restarts it.
+        let c = Client::new(std::slice::from_ref(&api), ClientOptions::default())
+            .map_err(|e| e.to_string())?;
+        let mut a = c.admin_at(&api).map_err(|e| e.to_string())?;
+        a.halt(c.request(pb::HaltRequest { node_id: leader }))
+            .await
+            .map(|_| ())
+            .map_err(|s| status_text(&s))
+    })
+    .await;
+    print(out, &report.json(), || report.text());
+    ExitCode::from(report.verdict.exit_code())
+}

@@ -1,0 +1,390 @@
+//! `qastore ctl`: operate a cluster from the command line.
+
+mod admin;
+mod query;
+mod write;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use qastore_cluster::client::{Client, ClientOptions};
+use qastore_proto::v1 as pb;
+
+use crate::drill;
+use crate::output::Format;
+
+/// Operate a cluster.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  qastore ctl status
+  qastore ctl --endpoints 10.0.0.1:7001,10.0.0.2:7001 members --output json
+  qastore ctl orders --user u0001 --consistency bounded --max-staleness-ms 500 --node 127.0.0.1:7002
+  qastore ctl drill kill --max-unavailable-ms 5000")]
+pub struct CtlArgs {
+    /// Client API addresses of the cluster's nodes (any subset), comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "QASTORE_ENDPOINTS",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+    )]
+    endpoints: Vec<String>,
+    /// How to print answers.
+    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Deadline of each call, in milliseconds.
+    #[arg(long, global = true, default_value_t = 5000)]
+    timeout_ms: u64,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+/// Read consistency, as the CLI names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConsistencyArg {
+    /// Sees every write acknowledged before the read (asks the leader).
+    Linearizable,
+    /// Served locally if at most --max-staleness-ms old, refused otherwise.
+    Bounded,
+    /// Served locally at once.
+    Local,
+}
+
+/// Where and how fresh a read is.
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// The node to read from (client API address); default the first endpoint.
+    #[arg(long)]
+    node: Option<String>,
+    /// Read consistency.
+    #[arg(long, value_enum, default_value_t = ConsistencyArg::Linearizable)]
+    consistency: ConsistencyArg,
+    /// For --consistency bounded: the oldest acceptable state, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    max_staleness_ms: u64,
+    /// Wait until the node has applied this log index (read your own write).
+    #[arg(long, default_value_t = 0)]
+    min_applied_index: u64,
+}
+
+impl ReadArgs {
+    fn options(&self) -> pb::ReadOptions {
+        pb::ReadOptions {
+            consistency: match self.consistency {
+                ConsistencyArg::Linearizable => pb::Consistency::Linearizable,
+                ConsistencyArg::Bounded => pb::Consistency::Bounded,
+                ConsistencyArg::Local => pb::Consistency::Local,
+            } as i32,
+            max_staleness_ms: self.max_staleness_ms,
+            min_applied_index: self.min_applied_index,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlCommand {
+    /// Every member's role, term, log, commit and apply indexes, lag and storage (like
+    /// `etcdctl endpoint status`).
+    Status,
+    /// The members, their addresses and whether they vote.
+    Members,
+    /// Write records read as JSON lines (one record per line, e.g.
+    /// `{"tick": {...}}`) from a file or standard input, in batches.
+    #[command(
+        after_help = "Example:\n  echo '{\"order_update\": {\"user_id\": \"u1\", \"order_id\": \"o1\", \"status\": \"FINISHED\", \"time\": 1}}' | qastore ctl write"
+    )]
+    Write {
+        /// The file (default: standard input).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Records per batch.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Wait until every voter has each batch on disk.
+        #[arg(long)]
+        ack_all: bool,
+    },
+    /// One order, with its history.
+    #[command(after_help = "Example:\n  qastore ctl order --user u0001 --order o42")]
+    Order {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        order: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// A user's orders.
+    #[command(after_help = "Example:\n  qastore ctl orders --user u0001 --alive")]
+    Orders {
+        #[arg(long)]
+        user: String,
+        /// Only orders still alive.
+        #[arg(long)]
+        alive: bool,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// A user's accounts.
+    #[command(after_help = "Example:\n  qastore ctl account --user u0001 --currency CNY")]
+    Account {
+        #[arg(long)]
+        user: String,
+        /// One currency (default all).
+        #[arg(long, default_value = "")]
+        currency: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// A user's positions.
+    #[command(after_help = "Example:\n  qastore ctl positions --user u0001")]
+    Positions {
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// An instrument's ticks in a time range (epoch nanoseconds).
+    #[command(after_help = "Example:\n  qastore ctl ticks --instrument IF2412 --limit 20")]
+    Ticks {
+        #[arg(long)]
+        instrument: String,
+        #[command(flatten)]
+        range: query::RangeArgs,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Trades of an instrument or a user in a time range.
+    #[command(after_help = "Example:\n  qastore ctl trades --user u0001")]
+    Trades {
+        #[arg(long, conflicts_with = "user")]
+        instrument: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        range: query::RangeArgs,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// OHLCV bars of an instrument.
+    #[command(
+        after_help = "Example:\n  qastore ctl bars --instrument IF2412 --period 1m --source ticks"
+    )]
+    Bars {
+        #[arg(long)]
+        instrument: String,
+        /// 1s, 1m, 5m, 15m, 30m, 1h or 1d.
+        #[arg(long, default_value = "1m")]
+        period: String,
+        /// ticks or trades.
+        #[arg(long, default_value = "ticks")]
+        source: String,
+        #[command(flatten)]
+        range: query::RangeArgs,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Hand leadership to a caught-up voter.
+    #[command(after_help = "Example:\n  qastore ctl transfer-leader --to 2")]
+    TransferLeader {
+        #[arg(long)]
+        to: u64,
+    },
+    /// Add a node as a learner (start it first, without --init).
+    #[command(
+        after_help = "Example:\n  qastore ctl add-learner --id 4 --raft 10.0.0.4:7101 --api 10.0.0.4:7001 --wait-ms 60000"
+    )]
+    AddLearner {
+        #[arg(long)]
+        id: u64,
+        #[arg(long)]
+        raft: String,
+        #[arg(long)]
+        api: String,
+        /// Wait until it has caught up, at most this long.
+        #[arg(long, default_value_t = 0)]
+        wait_ms: u64,
+    },
+    /// Make a learner a voter.
+    #[command(after_help = "Example:\n  qastore ctl promote --id 4")]
+    Promote {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Remove a node from the cluster (it may never rejoin under this id).
+    #[command(after_help = "Example:\n  qastore ctl remove --id 3")]
+    Remove {
+        #[arg(long)]
+        id: u64,
+    },
+    /// Take a snapshot on a node now.
+    #[command(after_help = "Example:\n  qastore ctl snapshot --node 127.0.0.1:7002")]
+    Snapshot {
+        /// The node (default the first endpoint).
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Compact a node's storage fully now.
+    #[command(after_help = "Example:\n  qastore ctl compact --node 127.0.0.1:7001")]
+    Compact {
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Write a backup of a node's state into its backup directory.
+    #[command(after_help = "Example:\n  qastore ctl backup --name nightly-20241206")]
+    Backup {
+        /// The backup's name (a plain directory name).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        node: Option<String>,
+    },
+    /// Make a backup the state of a new data directory, from which a new one-node cluster
+    /// starts (`qastore serve --config <config>`); then add more nodes as learners. Offline:
+    /// talks to no cluster.
+    #[command(
+        after_help = "Example:\n  qastore ctl restore --backup /var/lib/qastore/backups/nightly --config restored-node1.toml"
+    )]
+    Restore {
+        /// The backup directory (as `backup` wrote it).
+        #[arg(long)]
+        backup: PathBuf,
+        /// The new node's config file: its cluster id, node id, data dir (must be new) and
+        /// addresses.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Every node's state hash at one applied index (equal hashes: identical replicas).
+    #[command(after_help = "Example:\n  qastore ctl hash")]
+    Hash {
+        /// The index (default: a new hash mark the leader puts in the log).
+        #[arg(long)]
+        index: Option<u64>,
+    },
+    /// A failover drill. Checks health and lag first and refuses with a reason; measures the
+    /// time to a new leader and the write-unavailability window; verifies that acknowledged
+    /// sentinel writes survive. Exit 0: pass, 1: objective missed, 2: inconclusive.
+    #[command(
+        after_help = "Examples:\n  qastore ctl drill planned\n  qastore ctl drill kill --max-unavailable-ms 5000 --output json"
+    )]
+    Drill {
+        /// planned (transfer leadership) or kill (the leader's process ends).
+        #[arg(value_enum)]
+        mode: drill::Mode,
+        /// The objective: the longest acceptable write outage (default: the leader's
+        /// configured drill objective, 10000).
+        #[arg(long)]
+        max_unavailable_ms: Option<u64>,
+        /// Refuse if a member is more entries behind the leader than this.
+        #[arg(long, default_value_t = 1000)]
+        max_lag: u64,
+    },
+}
+
+/// What a command failed with: one line.
+pub type CtlResult = Result<(), String>;
+
+/// Runs a `ctl` command.
+pub async fn run(args: CtlArgs) -> ExitCode {
+    let client = || -> Result<Client, String> {
+        Client::new(
+            &args.endpoints,
+            ClientOptions {
+                client_id: format!("ctl-{}", std::process::id()),
+                call_timeout: Duration::from_millis(args.timeout_ms),
+                retry_for: Duration::from_millis(args.timeout_ms),
+                ..ClientOptions::default()
+            },
+        )
+        .map_err(|e| e.to_string())
+    };
+    let out = args.output;
+    if let CtlCommand::Drill {
+        mode,
+        max_unavailable_ms,
+        max_lag,
+    } = args.command
+    {
+        return admin::drill(&args.endpoints, mode, max_unavailable_ms, max_lag, out).await;
+    }
+    let result: CtlResult = async {
+        match args.command {
+            CtlCommand::Status => admin::status(&client()?, out).await,
+            CtlCommand::Members => admin::members(&client()?, out).await,
+            CtlCommand::Write {
+                file,
+                batch,
+                ack_all,
+            } => write::run(&client()?, file, batch, ack_all, out).await,
+            CtlCommand::Order { user, order, read } => {
+                query::order(&client()?, &user, &order, &read, out).await
+            }
+            CtlCommand::Orders { user, alive, read } => {
+                query::orders(&client()?, &user, alive, &read, out).await
+            }
+            CtlCommand::Account {
+                user,
+                currency,
+                read,
+            } => query::account(&client()?, &user, &currency, &read, out).await,
+            CtlCommand::Positions { user, read } => {
+                query::positions(&client()?, &user, &read, out).await
+            }
+            CtlCommand::Ticks {
+                instrument,
+                range,
+                read,
+            } => query::ticks(&client()?, &instrument, &range, &read, out).await,
+            CtlCommand::Trades {
+                instrument,
+                user,
+                range,
+                read,
+            } => query::trades(&client()?, instrument, user, &range, &read, out).await,
+            CtlCommand::Bars {
+                instrument,
+                period,
+                source,
+                range,
+                read,
+            } => {
+                query::bars(
+                    &client()?,
+                    &instrument,
+                    &period,
+                    &source,
+                    &range,
+                    &read,
+                    out,
+                )
+                .await
+            }
+            CtlCommand::TransferLeader { to } => admin::transfer(&client()?, to, out).await,
+            CtlCommand::AddLearner {
+                id,
+                raft,
+                api,
+                wait_ms,
+            } => admin::add_learner(&client()?, id, raft, api, wait_ms, out).await,
+            CtlCommand::Promote { id } => admin::promote(&client()?, id, out).await,
+            CtlCommand::Remove { id } => admin::remove(&client()?, id, out).await,
+            CtlCommand::Snapshot { node } => admin::snapshot(&client()?, node, out).await,
+            CtlCommand::Compact { node } => admin::compact(&client()?, node, out).await,
+            CtlCommand::Backup { name, node } => admin::backup(&client()?, name, node, out).await,
+            CtlCommand::Restore { backup, config } => admin::restore(backup, config, out).await,
+            CtlCommand::Hash { index } => admin::hash(&client()?, index, out).await,
+            CtlCommand::Drill { .. } => unreachable!("handled above"),
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.lines().next().unwrap_or(""));
+            ExitCode::from(1)
+        }
+    }
+}

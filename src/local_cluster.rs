@@ -1,0 +1,196 @@
+//! A cluster of `qastore serve` child processes on 127.0.0.1, each with its own config file,
+//! data directory and log file under one directory: what `qastore demo` runs.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One node of the local cluster.
+#[derive(Debug)]
+pub struct LocalNode {
+    /// Its node id.
+    pub id: u64,
+    /// Its client API address.
+    pub api: SocketAddr,
+    /// Its peer address.
+    pub raft: SocketAddr,
+    /// Its HTTP address.
+    pub http: SocketAddr,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// The local cluster.
+#[derive(Debug)]
+pub struct LocalCluster {
+    /// Its nodes.
+    pub nodes: Vec<LocalNode>,
+    exe: PathBuf,
+}
+
+/// `count` addresses on 127.0.0.1: from `base` on if all are free, otherwise any free ones.
+fn addresses(base: u16, count: usize) -> Result<Vec<SocketAddr>, String> {
+    let fixed: Vec<SocketAddr> = (0..count as u16)
+        .map(|i| SocketAddr::from(([127, 0, 0, 1], base + i)))
+        .collect();
+    if fixed.iter().all(|a| TcpListener::bind(a).is_ok()) {
+        return Ok(fixed);
+    }
+    // Hold every listener until all are chosen, so no port is picked twice.
+    let held: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("finding free ports: {e}"))?;
+    held.iter()
+        .map(|l| l.local_addr().map_err(|e| e.to_string()))
+        .collect()
+}
+
+impl LocalCluster {
+    /// Writes the configs of a `size`-node cluster under `dir` (API ports from 7001, peer
+    /// ports from 7101, HTTP ports from 7201 when free).
+    pub fn prepare(dir: &Path, size: usize, cluster_id: &str) -> Result<LocalCluster, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let api = addresses(7001, size)?;
+        let raft = addresses(7101, size)?;
+        let http = addresses(7201, size)?;
+        let members: String = (0..size)
+            .map(|i| {
+                format!(
+                    "[[initial_members]]\nid = {}\nraft = \"{}\"\napi = \"{}\"\n\n",
+                    i + 1,
+                    raft[i],
+                    api[i]
+                )
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 0..size {
+            let id = i as u64 + 1;
+            let config = dir.join(format!("node{id}.toml"));
+            let text = format!(
+                "cluster_id = \"{cluster_id}\"\nnode_id = {id}\ndata_dir = \"{}\"\n\
+                 api_listen = \"{}\"\nraft_listen = \"{}\"\nhttp_listen = \"{}\"\n\n{members}",
+                dir.join(format!("node{id}")).display(),
+                api[i],
+                raft[i],
+                http[i],
+            );
+            std::fs::write(&config, text)
+                .map_err(|e| format!("writing {}: {e}", config.display()))?;
+            nodes.push(LocalNode {
+                id,
+                api: api[i],
+                raft: raft[i],
+                http: http[i],
+                config,
+                log: dir.join(format!("node{id}.log")),
+                child: None,
+            });
+        }
+        Ok(LocalCluster { nodes, exe })
+    }
+
+    /// Starts node `id` (`init`: it forms the cluster if new).
+    pub fn start(&mut self, id: u64, init: bool) -> Result<(), String> {
+        let exe = self.exe.clone();
+        let node = self.node_mut(id)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .map_err(|e| format!("opening {}: {e}", node.log.display()))?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&node.config)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
+        if init {
+            cmd.arg("--init");
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting node {id}: {e}"))?;
+        node.child = Some(child);
+        Ok(())
+    }
+
+    fn node_mut(&mut self, id: u64) -> Result<&mut LocalNode, String> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.id == id)
+            .ok_or_else(|| format!("no node {id}"))
+    }
+
+    /// Every node's client API address.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.api.to_string()).collect()
+    }
+
+    /// Kills node `id` at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self, id: u64) -> Result<(), String> {
+        let node = self.node_mut(id)?;
+        if let Some(mut child) = node.child.take() {
+            child
+                .kill()
+                .map_err(|e| format!("killing node {id}: {e}"))?;
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// Stops node `id` gracefully (SIGTERM), waiting up to `grace` before killing it.
+    pub fn stop(&mut self, id: u64, grace: Duration) -> Result<(), String> {
+        let node = self.node_mut(id)?;
+        let Some(mut child) = node.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: sending a signal to a child process we started and have not reaped.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
+    }
+
+    /// Leaves the processes running after this program exits.
+    pub fn detach(&mut self) {
+        for n in &mut self.nodes {
+            n.child.take();
+        }
+    }
+
+    /// Stops every node still running.
+    pub fn stop_all(&mut self, grace: Duration) {
+        let ids: Vec<u64> = self.nodes.iter().map(|n| n.id).collect();
+        for id in ids {
+            let _ = self.stop(id, grace);
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        // Never leave orphans behind by accident (`detach` first to keep them).
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

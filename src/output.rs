@@ -1,0 +1,112 @@
+//! Printing answers: aligned tables for people, JSON for scripts (`--output json`).
+
+use clap::ValueEnum;
+use serde_json::Value;
+
+/// How to print answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Format {
+    /// Aligned tables.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// A table: a header row and rows of cells.
+#[derive(Debug, Default)]
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column names.
+    pub fn new(header: &[&str]) -> Self {
+        Table {
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    /// The table as text, columns padded to their widest cell.
+    pub fn render(&self) -> String {
+        let cols = self.header.len();
+        let mut width = vec![0; cols];
+        for r in std::iter::once(&self.header).chain(&self.rows) {
+            for (i, c) in r.iter().enumerate().take(cols) {
+                width[i] = width[i].max(c.chars().count());
+            }
+        }
+        let line = |r: &Vec<String>| {
+            let cells: Vec<String> = (0..cols)
+                .map(|i| {
+                    let c = r.get(i).map_or("", String::as_str);
+                    format!("{c:<w$}", w = width[i])
+                })
+                .collect();
+            cells.join("  ").trim_end().to_string()
+        };
+        let mut out = String::new();
+        out.push_str(&line(&self.header));
+        out.push('\n');
+        for r in &self.rows {
+            out.push_str(&line(r));
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Prints `json` as JSON, or `table()` as a table.
+pub fn print(format: Format, json: &Value, table: impl FnOnce() -> String) {
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(json)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        ),
+        Format::Table => print!("{}", table()),
+    }
+}
+
+/// An optional number as a cell.
+pub fn opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+/// Bytes in human units.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_bytes_read_well() {
+        let mut t = Table::new(&["ID", "ROLE"]);
+        t.row(vec!["1".into(), "leader".into()]);
+        t.row(vec!["22".into(), "follower".into()]);
+        assert_eq!(t.render(), "ID  ROLE\n1   leader\n22  follower\n");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 << 20), "3.0 MiB");
+    }
+}
