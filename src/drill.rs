@@ -240,7 +240,7 @@ async fn health(client: &Client, max_lag: u64) -> Result<(u64, Vec<pb::MemberSta
 }
 
 /// Runs a drill against the cluster `client` reaches. `kill` ends the leader's process (kill
-/// mode only).
+/// mode only) and returns once it has ended.
 pub async fn run<K, F>(
     client_of: impl Fn(ClientOptions) -> Result<Client, String>,
     settings: Settings,
@@ -314,7 +314,7 @@ where
         );
     }
 
-    let began = Instant::now();
+    let mut began = Instant::now();
     let action = match mode {
         Mode::Planned => {
             let target = members
@@ -337,7 +337,12 @@ where
                 },
             }
         }
-        Mode::Kill => kill(old_leader, leader_api.clone()).await,
+        // Measured from the moment the leader is gone: `kill` returns once it is.
+        Mode::Kill => {
+            let r = kill(old_leader, leader_api.clone()).await;
+            began = Instant::now();
+            r
+        }
     };
     if let Err(e) = action {
         stop.store(true, Ordering::Relaxed);

@@ -24,6 +24,9 @@ pub enum ApiError {
         /// Its client address, if known.
         leader_api: Option<String>,
     },
+    /// This node is not a member of the cluster (removed, or not added yet).
+    #[error("{0}")]
+    NotMember(String),
     /// No leader is known (an election may be under way); retry shortly.
     #[error("{0}; retry in {ELECTION_RETRY_MS} ms")]
     NoLeader(String),
@@ -96,7 +99,7 @@ impl ApiError {
         match self {
             ApiError::InvalidArgument(_) => Code::InvalidArgument,
             ApiError::AlreadyExists(_) => Code::AlreadyExists,
-            ApiError::NotLeader { .. } => Code::FailedPrecondition,
+            ApiError::NotLeader { .. } | ApiError::NotMember(_) => Code::FailedPrecondition,
             ApiError::NoLeader(_) | ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::ResourceExhausted(_) => Code::ResourceExhausted,
             ApiError::NotAllAcked { .. } | ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,

@@ -74,6 +74,18 @@ impl Node {
         }
     }
 
+    /// Refuses calls to a node that is not (or no longer) a member of its cluster.
+    pub fn check_member(&self) -> Result<(), ApiError> {
+        let s = self.raft.status();
+        if s.nodes.contains_key(&s.node_id) {
+            return Ok(());
+        }
+        Err(ApiError::NotMember(format!(
+            "node {} is not a member of cluster {:?} (removed, or not added yet); use another node",
+            s.node_id, self.config.cluster_id
+        )))
+    }
+
     /// How long a write may wait when the client gave no deadline.
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.config.write_timeout_ms)
@@ -89,12 +101,19 @@ impl Node {
         self.started.elapsed()
     }
 
-    /// Whether the node may take traffic: it knows a leader and has applied what it knows is
-    /// committed (within a small margin).
+    /// Whether the node may take traffic: it knows a leader, has heard from it lately (a
+    /// follower) or been confirmed by a quorum lately (the leader), and has applied what it
+    /// knows is committed (within a small margin).
     pub fn ready(&self) -> Result<(), String> {
         let s = self.raft.status();
         if s.leader.is_none() {
             return Err("no leader".into());
+        }
+        let limit = Duration::from_millis(self.config.raft.election_timeout_max_ms);
+        match self.raft.staleness() {
+            Some(age) if age <= limit => {}
+            Some(age) => return Err(format!("no word from a leader for {} ms", age.as_millis())),
+            None => return Err("no word from a leader yet".into()),
         }
         let committed = s.committed.unwrap_or(0);
         let applied = s.applied.unwrap_or(0);

@@ -43,6 +43,7 @@ impl StoreService {
         F: FnOnce(&Engine) -> Result<T, ApiError> + Send + 'static,
     {
         self.node.check_serving()?;
+        self.node.check_member()?;
         let timeout = call_timeout(md, self.node.read_timeout());
         let raft = &self.node.raft;
         read::prepare(raft, options, timeout).await?;
@@ -179,11 +180,26 @@ type Answer<T> = Result<Response<T>, Status>;
 impl Store for StoreService {
     async fn write(&self, request: Request<pb::WriteRequest>) -> Answer<pb::WriteResponse> {
         let started = std::time::Instant::now();
-        let forwarded = request.metadata().get(api_metadata::FORWARDED).is_some();
+        let forwarded_by = request
+            .metadata()
+            .get(api_metadata::FORWARDED)
+            .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+        let forwarded = forwarded_by.is_some();
         let timeout = call_timeout(request.metadata(), self.node.write_timeout());
         let req = request.into_inner();
         let result = async {
             self.node.check_serving()?;
+            self.node.check_member()?;
+            if let Some(from) = forwarded_by {
+                let members = self.node.raft.status().nodes;
+                if !from.is_some_and(|id| members.contains_key(&id)) {
+                    return Err(ApiError::NotMember(format!(
+                        "the write was forwarded by node {}, which is not a member of this cluster; nothing was written",
+                        from.map_or("?".into(), |id| id.to_string())
+                    ))
+                    .into());
+                }
+            }
             self.node.quota.check_write()?;
             let records = req.records.len();
             match self.write_here(req.clone(), timeout).await {

@@ -1,7 +1,9 @@
 //! State hashes taken at hash marks: a [`crate::SystemCommand::HashMark`] entry makes every node
 //! take a point-in-time view of its engine right after applying it, and hash that view on a
 //! thread of its own, so replicas can be compared at one exact log index while writes continue
-//! and without holding up apply.
+//! and without holding up apply. The hash covers the data, not where it sits in the log (see
+//! [`crate::state_machine::replica_hash`]), so a cluster restored from a backup hashes like
+//! the one the backup came from.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -44,7 +46,7 @@ impl HashMarks {
         let spawned = std::thread::Builder::new()
             .name(format!("hash-mark-{index}"))
             .spawn(move || {
-                let result = view.state_hash().map_err(|e| e.to_string());
+                let result = crate::state_machine::replica_hash(view).map_err(|e| e.to_string());
                 marks.finish(index, result);
             });
         if let Err(e) = spawned {

@@ -733,10 +733,14 @@ impl RaftNode {
         match marked {
             Err(Error::InvalidArgument(_)) if self.applied_index() == index => {
                 let engine = self.engine()?;
-                tokio::task::spawn_blocking(move || engine.state_hash())
-                    .await
-                    .map_err(|e| Error::Stopped(e.to_string()))?
-                    .map_err(Error::from)
+                tokio::task::spawn_blocking(move || {
+                    crate::state_machine::replica_hash(
+                        engine.scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+                    )
+                })
+                .await
+                .map_err(|e| Error::Stopped(e.to_string()))?
+                .map_err(Error::from)
             }
             other => other,
         }

@@ -63,6 +63,13 @@ fn membership_key() -> Vec<u8> {
     system_key("membership")
 }
 
+/// The hash replicas are compared by: every key and value except the applied log id and the
+/// membership, which say where the data sits in a log rather than what it is.
+pub fn replica_hash(view: qastore_storage::EngineIter) -> qastore_storage::Result<u64> {
+    let (applied, membership) = (applied_key(), membership_key());
+    view.state_hash_skipping(&[&applied, &membership])
+}
+
 fn calendar_key() -> Vec<u8> {
     system_key("calendar")
 }

@@ -394,8 +394,20 @@ pub async fn drill(
         let mut a = c.admin_at(&api).map_err(|e| e.to_string())?;
         a.halt(c.request(pb::HaltRequest { node_id: leader }))
             .await
-            .map(|_| ())
-            .map_err(|s| status_text(&s))
+            .map_err(|s| status_text(&s))?;
+        // Gone once it no longer answers.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut probe = c.request(pb::NodeStatusRequest {});
+            probe.set_timeout(Duration::from_millis(200));
+            if a.node_status(probe).await.is_err() {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("node {leader} still answers after being halted"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     })
     .await;
     print(out, &report.json(), || report.text());

@@ -257,25 +257,58 @@ impl Client {
         Err(last.unwrap_or_else(|| ClientError::BadEndpoint("no endpoints".into())))
     }
 
-    /// The leader's client address, asking the endpoints until one knows it.
+    /// The leader and its client address. Every endpoint is asked for its own status; the
+    /// node that reports itself leader in the highest term wins (a restarted old leader may
+    /// still believe it leads an older term). Without such a node, the leader named in the
+    /// highest term is taken.
     pub async fn find_leader(&self) -> Result<(u64, String), ClientError> {
-        let mut last = None;
-        for addr in &self.endpoints {
+        let calls = self.endpoints.iter().map(|addr| async move {
             let mut admin = self.admin_at(addr)?;
-            match admin.members(self.request(pb::MembersRequest {})).await {
-                Ok(r) => {
-                    let m = r.into_inner();
-                    if let Some(l) = m.leader_id {
-                        if let Some(member) = m.members.iter().find(|x| x.node_id == l) {
-                            *self.leader.lock() = Some(member.api_addr.clone());
-                            return Ok((l, member.api_addr.clone()));
-                        }
-                    }
-                    last = Some(ClientError::NoLeader(format!("{addr} knows no leader")));
-                }
-                Err(e) => last = Some(ClientError::from(e)),
+            admin
+                .node_status(self.request(pb::NodeStatusRequest {}))
+                .await
+                .map(|r| r.into_inner())
+                .map_err(ClientError::from)
+        });
+        let answers = futures::future::join_all(calls).await;
+        let mut last_error = None;
+        let mut statuses = Vec::new();
+        for a in answers {
+            match a {
+                Ok(s) => statuses.push(s),
+                Err(e) => last_error = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| ClientError::BadEndpoint("no endpoints".into())))
+        let leading = statuses
+            .iter()
+            .filter(|s| s.role == pb::Role::Leader as i32)
+            .max_by_key(|s| s.term);
+        if let Some(l) = leading {
+            *self.leader.lock() = Some(l.api_addr.clone());
+            return Ok((l.node_id, l.api_addr.clone()));
+        }
+        let named = statuses
+            .iter()
+            .filter(|s| s.leader_id.is_some())
+            .max_by_key(|s| s.term)
+            .and_then(|s| s.leader_id);
+        if let Some(id) = named {
+            if let Some(s) = statuses.iter().find(|s| s.node_id == id) {
+                *self.leader.lock() = Some(s.api_addr.clone());
+                return Ok((id, s.api_addr.clone()));
+            }
+            // The named leader is not among the endpoints: ask a member for its address.
+            for s in &statuses {
+                let mut admin = self.admin_at(&s.api_addr)?;
+                if let Ok(m) = admin.members(self.request(pb::MembersRequest {})).await {
+                    if let Some(member) = m.into_inner().members.iter().find(|m| m.node_id == id) {
+                        *self.leader.lock() = Some(member.api_addr.clone());
+                        return Ok((id, member.api_addr.clone()));
+                    }
+                }
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| ClientError::NoLeader("no endpoint knows a leader".into())))
     }
 }

@@ -1,0 +1,248 @@
+//! The node's API over real processes: writes through a follower, reads at every consistency
+//! from followers, read-your-writes, bounded reads refused on a cut-off node, retries across a
+//! leader's death applied once, the ingestor under a full queue, `ctl status`, and the HTTP
+//! health and metrics routes.
+
+mod support;
+
+use std::time::Duration;
+
+use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+use qastore_proto::v1 as pb;
+use support::*;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_consistency() {
+    let _serial = SERIAL.lock().await;
+    let c = ProcCluster::start(3, "").await;
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let f = c.others(leader);
+    // A client that only knows one follower: the follower forwards the write.
+    let via_follower = Client::new(&[c.api(f[0])], ClientOptions::default()).unwrap();
+    let mut store = via_follower.store_at(&c.api(f[0])).unwrap();
+    let w = store
+        .write(pb::WriteRequest {
+            client_id: "gw".into(),
+            request_id: 1,
+            records: vec![order("u1", "o1")],
+            ack: pb::AckLevel::Quorum as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(w.leader_id, leader);
+    assert_eq!(w.results[0].outcome, pb::Outcome::OrderInserted as i32);
+
+    let client = c.client();
+    for (addr, options) in [
+        (c.api(f[1]), read(pb::Consistency::Linearizable, 0, 0)),
+        (c.api(f[0]), None),
+        (
+            c.api(f[1]),
+            read(pb::Consistency::Bounded, 5_000, w.log_index),
+        ),
+        (c.api(f[0]), read(pb::Consistency::Local, 0, w.log_index)),
+    ] {
+        let r = orders_at(&client, &addr, "u1", options).await.unwrap();
+        assert_eq!(r.orders.len(), 1, "{addr} {options:?}");
+        let served = r.served_by.unwrap();
+        assert_ne!(served.node_id, leader, "served by a follower");
+        assert!(served.applied_index >= w.log_index);
+    }
+    // A bounded read without a bound is a bad request.
+    let e = orders_at(
+        &client,
+        &c.api(f[0]),
+        "u1",
+        read(pb::Consistency::Bounded, 0, 0),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("max_staleness_ms"), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_its_leader_refuses_bounded_reads_and_is_not_ready_but_live() {
+    let _serial = SERIAL.lock().await;
+    let c = ProcCluster::start(3, "").await;
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let client = c.client();
+    let w = client
+        .write(vec![order("u2", "o1")], pb::AckLevel::All)
+        .await
+        .unwrap();
+    let lonely = c.others(leader)[0];
+    let addr = c.api(lonely);
+    assert!(orders_at(
+        &client,
+        &addr,
+        "u2",
+        read(pb::Consistency::Bounded, 2_000, w.log_index)
+    )
+    .await
+    .is_ok());
+    let (code, _) = c.http_get(lonely, "/readyz");
+    assert_eq!(code, 200);
+
+    // Freeze the other two: to this node it is a partition.
+    for id in c.others(lonely) {
+        c.freeze(id, true);
+    }
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    let e = orders_at(&client, &addr, "u2", read(pb::Consistency::Bounded, 500, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        e.message().contains("stale") || e.message().contains("cannot tell"),
+        "{}",
+        e.message()
+    );
+    let local = orders_at(&client, &addr, "u2", read(pb::Consistency::Local, 0, 0))
+        .await
+        .unwrap();
+    assert_eq!(local.orders.len(), 1);
+    assert_eq!(c.http_get(lonely, "/livez").0, 200);
+    let (code, body) = c.http_get(lonely, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    for id in c.others(lonely) {
+        c.freeze(id, false);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_retried_after_the_leader_dies_is_applied_once() {
+    let _serial = SERIAL.lock().await;
+    let mut c = ProcCluster::start(3, "").await;
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let client = c.client();
+    let batch = vec![order("u3", "o1"), order("u3", "o2")];
+    let (first, _) = client
+        .write_with_id(77, batch.clone(), pb::AckLevel::All)
+        .await
+        .unwrap();
+    assert!(!first.duplicate);
+    c.kill(leader);
+    // The client finds the new leader and retries under the same request id.
+    let (again, _) = client
+        .write_with_id(77, batch, pb::AckLevel::Quorum)
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.log_index, first.log_index);
+    assert_eq!(again.results, first.results);
+    let (_, new_leader) = c.wait_leader(Duration::from_secs(10)).await;
+    let r = orders_at(&client, &new_leader, "u3", None).await.unwrap();
+    assert_eq!(r.orders.len(), 2);
+    // The same request id with another payload is refused.
+    let e = client
+        .write_with_id(77, vec![order("u3", "o9")], pb::AckLevel::Quorum)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(Code::AlreadyExists), "{e}");
+    assert!(e.to_string().contains("request_id"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_ingest_queue_refuses_at_once_and_everything_accepted_is_written() {
+    let _serial = SERIAL.lock().await;
+    let c = ProcCluster::start(3, "").await;
+    let client = std::sync::Arc::new(c.client());
+    let ingestor = Ingestor::start(
+        client.clone(),
+        IngestorOptions {
+            queue_capacity: 64,
+            max_batch_records: 16,
+            ..IngestorOptions::default()
+        },
+    );
+    let mut accepted = Vec::new();
+    let mut full = 0;
+    // Submitting flat out, without yielding, outruns any cluster: the queue fills.
+    for i in 0..5_000 {
+        match ingestor.submit(order("u4", &format!("o{i}"))) {
+            Ok(done) => accepted.push(done),
+            Err(SubmitError::QueueFull) => full += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(full > 0, "the queue never filled");
+    let n = accepted.len() as u64;
+    for done in accepted {
+        let ack = done.await.unwrap().unwrap();
+        assert_eq!(ack.result.outcome, pb::Outcome::OrderInserted as i32);
+    }
+    let stats = ingestor.close().await;
+    assert_eq!(stats.submitted, n);
+    assert_eq!(stats.written, n);
+    assert_eq!(stats.rejected, full);
+    assert_eq!(stats.in_flight, 0);
+    assert!(stats.batches >= n / 16);
+    let (_, leader) = c.wait_leader(Duration::from_secs(5)).await;
+    let r = orders_at(&client, &leader, "u4", None).await.unwrap();
+    assert_eq!(r.orders.len() as u64, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
+    let _serial = SERIAL.lock().await;
+    let c = ProcCluster::start(3, "").await;
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    c.client()
+        .write(vec![order("u5", "o1")], pb::AckLevel::All)
+        .await
+        .unwrap();
+    let out = c.ctl(&["status"]).await;
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert!(
+        table.contains("leader") && table.contains("follower"),
+        "{table}"
+    );
+    let out = c.ctl(&["status", "--output", "json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["leader_id"], leader);
+    let members = v["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    for m in members {
+        assert!(m["status"]["applied_index"].as_u64().unwrap() > 0, "{m}");
+    }
+    for id in 1..=3 {
+        assert_eq!(c.http_get(id, "/livez").0, 200);
+        assert_eq!(c.http_get(id, "/readyz").0, 200);
+        // The sampler refreshes the gauges every second.
+        let mut metrics = String::new();
+        for _ in 0..30 {
+            let (code, m) = c.http_get(id, "/metrics");
+            assert_eq!(code, 200);
+            metrics = m;
+            if metrics.contains("qastore_raft_has_leader 1") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for name in [
+            "qastore_raft_term",
+            "qastore_raft_has_leader 1",
+            "qastore_raft_apply_index",
+            "qastore_wal_fsync_seconds_bucket",
+            "qastore_memtable_bytes",
+        ] {
+            assert!(metrics.contains(name), "node {id} lacks {name}:\n{metrics}");
+        }
+        let (code, status) = c.http_get(id, "/admin/status");
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(v["node"]["node_id"], id);
+    }
+    let (code, _) = c.http_get(leader, "/metrics");
+    assert_eq!(code, 200);
+    let (code, metrics) = c.http_get(leader, "/metrics");
+    assert_eq!(code, 200);
+    assert!(metrics.contains("qastore_rpc_seconds"), "{metrics}");
+    let (code, body) = support::http(c.nodes[&leader].http, "POST", "/admin/compaction");
+    assert_eq!(code, 200, "{body}");
+}
