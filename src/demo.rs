@@ -16,10 +16,10 @@ use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, 
 use qastore_proto::v1 as pb;
 use qastore_storage::record::Record;
 
-use crate::drill;
 use crate::local_cluster::LocalCluster;
 use crate::output::Table;
 use crate::workload::Workload;
+use qastore_cluster::drill;
 
 /// Marks a directory as the demo's own, so it may be wiped.
 const MARKER: &str = ".qastore-demo";

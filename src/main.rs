@@ -3,7 +3,6 @@
 mod bench;
 mod ctl;
 mod demo;
-mod drill;
 mod local_cluster;
 mod output;
 mod serve;

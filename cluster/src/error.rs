@@ -66,9 +66,14 @@ impl From<qastore_raft::Error> for ApiError {
         use qastore_raft::Error as E;
         match e {
             E::InvalidArgument(m) => ApiError::InvalidArgument(m),
-            E::NotLeader { leader } => ApiError::NotLeader {
-                leader_id: leader.as_ref().map(|(id, _)| *id),
-                leader_api: leader.map(|(_, n)| n.api_addr),
+            E::NotLeader { leader: None } => {
+                ApiError::NoLeader("no leader is known: an election may be under way".into())
+            }
+            E::NotLeader {
+                leader: Some((id, node)),
+            } => ApiError::NotLeader {
+                leader_id: Some(id),
+                leader_api: Some(node.api_addr),
             },
             E::NoLeader(m) => ApiError::NoLeader(m),
             E::Overloaded(m) => ApiError::ResourceExhausted(m),

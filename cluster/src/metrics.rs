@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::node::Node;
@@ -28,14 +28,6 @@ pub fn install() -> Option<PrometheusHandle> {
                 .ok()
         })
         .clone()
-}
-
-/// Records one API call.
-pub fn rpc(method: &'static str, elapsed: Duration, ok: bool) {
-    histogram!("qastore_rpc_seconds", "method" => method).record(elapsed.as_secs_f64());
-    if !ok {
-        counter!("qastore_rpc_errors_total", "method" => method).increment(1);
-    }
 }
 
 /// Records a write this node took as leader.

@@ -257,6 +257,7 @@ fn spawn_grpc(
             })
         });
         let result = tonic::transport::Server::builder()
+            .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))
             .add_service(store)
             .add_service(admin)
             .serve_with_incoming_shutdown(incoming, async move {

@@ -179,7 +179,6 @@ type Answer<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl Store for StoreService {
     async fn write(&self, request: Request<pb::WriteRequest>) -> Answer<pb::WriteResponse> {
-        let started = std::time::Instant::now();
         let forwarded_by = request
             .metadata()
             .get(api_metadata::FORWARDED)
@@ -213,12 +212,13 @@ impl Store for StoreService {
                     metrics::write_done(records);
                     Ok(resp)
                 }
-                Err(e) => Err(Status::from(e)),
+                Err(e) => {
+                    metrics::proposal_failed();
+                    Err(Status::from(e))
+                }
             }
         }
-        .await
-        .map_err(|e: Status| e);
-        metrics::rpc("Write", started.elapsed(), result.is_ok());
+        .await;
         result.map(Response::new)
     }
 

@@ -12,8 +12,8 @@ use qastore_proto::v1 as pb;
 use serde_json::json;
 
 use super::CtlResult;
-use crate::drill;
 use crate::output::{bytes, opt, print, Format, Table};
+use qastore_cluster::drill;
 
 fn role(code: i32) -> String {
     pb::Role::try_from(code)

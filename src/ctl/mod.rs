@@ -12,8 +12,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use qastore_cluster::client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 
-use crate::drill;
 use crate::output::Format;
+use qastore_cluster::drill;
 
 /// Operate a cluster.
 #[derive(Debug, Args)]
@@ -80,6 +80,24 @@ impl ReadArgs {
             } as i32,
             max_staleness_ms: self.max_staleness_ms,
             min_applied_index: self.min_applied_index,
+        }
+    }
+}
+
+/// How a drill takes leadership away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DrillMode {
+    /// Hand leadership to the most caught-up follower.
+    Planned,
+    /// End the leader's process at once.
+    Kill,
+}
+
+impl From<DrillMode> for drill::Mode {
+    fn from(m: DrillMode) -> Self {
+        match m {
+            DrillMode::Planned => drill::Mode::Planned,
+            DrillMode::Kill => drill::Mode::Kill,
         }
     }
 }
@@ -273,7 +291,7 @@ enum CtlCommand {
     Drill {
         /// planned (transfer leadership) or kill (the leader's process ends).
         #[arg(value_enum)]
-        mode: drill::Mode,
+        mode: DrillMode,
         /// The objective: the longest acceptable write outage (default: the leader's
         /// configured drill objective, 10000).
         #[arg(long)]
@@ -308,7 +326,14 @@ pub async fn run(args: CtlArgs) -> ExitCode {
         max_lag,
     } = args.command
     {
-        return admin::drill(&args.endpoints, mode, max_unavailable_ms, max_lag, out).await;
+        return admin::drill(
+            &args.endpoints,
+            mode.into(),
+            max_unavailable_ms,
+            max_lag,
+            out,
+        )
+        .await;
     }
     let result: CtlResult = async {
         match args.command {

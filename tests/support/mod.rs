@@ -110,6 +110,11 @@ impl ProcCluster {
 
     /// Starts node `id`'s process.
     pub fn spawn(&mut self, id: u64, init: bool) {
+        self.spawn_with(id, if init { &["--init"] } else { &[] });
+    }
+
+    /// Starts node `id`'s process with extra `serve` arguments.
+    pub fn spawn_with(&mut self, id: u64, extra: &[&str]) {
         let n = self.nodes.get_mut(&id).unwrap();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -122,10 +127,8 @@ impl ProcCluster {
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        if init {
-            cmd.arg("--init");
-        }
+            .stderr(log)
+            .args(extra);
         n.child = Some(cmd.spawn().unwrap());
     }
 

@@ -9,14 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use clap::ValueEnum;
+use crate::client::{Client, ClientOptions};
 use parking_lot::Mutex;
-use qastore_cluster::client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 use serde_json::{json, Value};
 
 /// How leadership is taken away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Hand leadership to the most caught-up follower.
     Planned,
