@@ -246,3 +246,39 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
     let (code, body) = support::http(c.nodes[&leader].http, "POST", "/admin/compaction");
     assert_eq!(code, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_forwarding_a_follower_names_the_leader_and_the_client_follows() {
+    let _serial = SERIAL.lock().await;
+    let c = ProcCluster::start(3, "forward_writes = false").await;
+    let (leader, leader_api) = c.wait_leader(Duration::from_secs(10)).await;
+    let follower = c.api(c.others(leader)[0]);
+    let client = c.client();
+    let mut store = client.store_at(&follower).unwrap();
+    let e = store
+        .write(pb::WriteRequest {
+            client_id: "gw".into(),
+            request_id: 5,
+            records: vec![order("u6", "o1")],
+            ack: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains(&leader_api), "{}", e.message());
+    assert_eq!(
+        e.metadata()
+            .get(qastore_proto::api_metadata::LEADER)
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        leader_api
+    );
+    // The client library follows the hint.
+    let only_follower = Client::new(&[follower], ClientOptions::default()).unwrap();
+    let w = only_follower
+        .write(vec![order("u6", "o2")], pb::AckLevel::Quorum)
+        .await
+        .unwrap();
+    assert_eq!(w.leader_id, leader);
+}

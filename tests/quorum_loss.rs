@@ -37,6 +37,12 @@ async fn the_survivor_of_a_lost_quorum_recovers_only_with_force_new_cluster() {
     };
     let e = store.write(req(100)).await.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(
+        e.metadata()
+            .get(qastore_proto::api_metadata::RETRY_AFTER_MS)
+            .is_some(),
+        "a retry hint: {e:?}"
+    );
 
     // Restarting it normally changes nothing: still no quorum.
     c.kill(survivor);

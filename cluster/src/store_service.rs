@@ -131,7 +131,17 @@ impl StoreService {
         fwd.metadata_mut()
             .insert(api_metadata::FORWARDED, self.node.raft.id().into());
         match tokio::time::timeout(timeout, client.write(fwd)).await {
-            Ok(r) => r,
+            Ok(Ok(r)) => Ok(r),
+            // The leader this node knows of cannot be reached: most likely it is gone and an
+            // election is due.
+            Ok(Err(s)) if s.code() == tonic::Code::Unavailable && s.metadata().is_empty() => {
+                Err(ApiError::NoLeader(format!(
+                    "the leader this node knows of ({leader_api}) is unreachable ({}): an election may be under way",
+                    s.message()
+                ))
+                .into())
+            }
+            Ok(Err(s)) => Err(s),
             Err(_) => Err(ApiError::DeadlineExceeded(format!(
                 "the leader at {leader_api} did not answer the forwarded write in time; retry with the same request id"
             ))

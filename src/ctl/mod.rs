@@ -106,8 +106,12 @@ impl From<DrillMode> for drill::Mode {
 enum CtlCommand {
     /// Every member's role, term, log, commit and apply indexes, lag and storage (like
     /// `etcdctl endpoint status`).
+    #[command(
+        after_help = "Examples:\n  qastore ctl status\n  qastore ctl --endpoints 10.0.0.1:7001 status --output json"
+    )]
     Status,
     /// The members, their addresses and whether they vote.
+    #[command(after_help = "Example:\n  qastore ctl members")]
     Members,
     /// Write records read as JSON lines (one record per line, e.g.
     /// `{"tick": {...}}`) from a file or standard input, in batches.
