@@ -86,6 +86,9 @@ pub struct NodeConfig {
     pub drill_max_unavailable_ms: u64,
     /// The members when the cluster is first formed (`serve --init` on one of them).
     pub initial_members: Vec<InitialMember>,
+    /// Peer Raft addresses to dial instead of the advertised ones, by node id (`"2" =
+    /// "10.1.0.2:7101"`): for proxies and NAT, and for fault injection in tests.
+    pub dial_overrides: std::collections::BTreeMap<String, String>,
     /// Raft settings.
     pub raft: RaftSettings,
     /// Storage engine settings.
@@ -111,6 +114,7 @@ impl Default for NodeConfig {
             max_request_bytes: 64 << 20,
             drill_max_unavailable_ms: 10_000,
             initial_members: Vec::new(),
+            dial_overrides: Default::default(),
             raft: RaftSettings::default(),
             engine: EngineSection::default(),
         }

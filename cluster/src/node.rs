@@ -155,6 +155,12 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
 /// the cluster of the config's `initial_members` (do it on one node only).
 pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, StartError> {
     config.validate()?;
+    #[cfg(feature = "failpoints")]
+    {
+        // Fault points come from the FAILPOINTS environment variable, for the life of the
+        // process.
+        std::mem::forget(fail::FailScenario::setup());
+    }
     let api_listener = bind(config.api_listen).await?;
     let http_listener = bind(config.http_listen).await?;
     let local = |l: &TcpListener, addr| {
@@ -176,6 +182,11 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         raft: config.raft.clone(),
         engine: engine_options(&config),
         wal: Default::default(),
+        dial_overrides: config
+            .dial_overrides
+            .iter()
+            .filter_map(|(id, addr)| id.parse().ok().map(|id| (id, addr.clone())))
+            .collect(),
     })
     .await?;
     if initialize {

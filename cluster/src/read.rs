@@ -43,6 +43,14 @@ pub async fn prepare(
     };
     match consistency {
         pb::Consistency::Unspecified | pb::Consistency::Linearizable => {
+            // A planted bug for the chaos tests: a follower serving linearizable reads from
+            // its own state, without asking the leader. The checker must catch it.
+            #[cfg(feature = "failpoints")]
+            if !node.is_leader() {
+                fail::fail_point!("follower_linearizable_read_is_local", |_| Ok(
+                    node.applied_index()
+                ));
+            }
             let index = node
                 .linearizable_index(timeout)
                 .await

@@ -47,7 +47,7 @@ impl StoreService {
         let timeout = call_timeout(md, self.node.read_timeout());
         let raft = &self.node.raft;
         read::prepare(raft, options, timeout).await?;
-        let applied = raft.applied_index();
+        let from = raft.applied_index();
         let engine = raft.engine().map_err(ApiError::from)?;
         let out = tokio::task::spawn_blocking(move || query(&engine))
             .await
@@ -56,7 +56,8 @@ impl StoreService {
             out,
             pb::ServedBy {
                 node_id: raft.id(),
-                applied_index: applied,
+                applied_index: raft.applied_index(),
+                from_applied_index: from,
             },
         ))
     }

@@ -60,6 +60,8 @@ pub struct NodeConfig {
     pub engine: EngineOptions,
     /// Write-ahead log settings.
     pub wal: WalOptions,
+    /// Addresses to dial instead of peers' advertised Raft addresses, by node id.
+    pub dial_overrides: std::collections::HashMap<NodeId, String>,
 }
 
 /// A node's role in the cluster.
@@ -207,6 +209,7 @@ impl RaftNode {
                 connect_timeout: config.raft.rpc_timeout(),
                 chunk_timeout: Duration::from_millis(config.raft.snapshot_chunk_timeout_ms),
                 chunk_bytes: config.raft.snapshot_chunk_bytes,
+                dial_overrides: config.dial_overrides.clone(),
             },
         );
         let raft = Raft::new(

@@ -74,6 +74,7 @@ async fn start(root: &std::path::Path, ids: &[NodeId]) -> BTreeMap<NodeId, RaftN
             raft: RaftSettings::default(),
             engine: EngineOptions::default(),
             wal: WalOptions::default(),
+            dial_overrides: Default::default(),
         };
         nodes.insert(id, RaftNode::start(config).await.expect("node starts"));
     }

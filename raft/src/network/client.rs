@@ -70,6 +70,9 @@ pub struct NetworkOptions {
     pub chunk_timeout: Duration,
     /// Bytes per snapshot chunk.
     pub chunk_bytes: usize,
+    /// Addresses this node dials instead of a peer's advertised Raft address (by node id):
+    /// for networks where peers are reached through a proxy or NAT, and for fault injection.
+    pub dial_overrides: HashMap<NodeId, String>,
 }
 
 struct NetInner {
@@ -120,7 +123,13 @@ impl PeerNetwork {
     /// A client for node `target` at `node`.
     pub fn client(&self, target: NodeId, node: &PeerNode) -> PeerClient {
         let ascii = |s: String| MetadataValue::try_from(s).map_err(|e| e.to_string());
-        let client = self.channel(&node.raft_addr).and_then(|channel| {
+        let addr = self
+            .inner
+            .options
+            .dial_overrides
+            .get(&target)
+            .unwrap_or(&node.raft_addr);
+        let client = self.channel(addr).and_then(|channel| {
             let stamp = Stamp {
                 cluster: ascii(self.inner.cluster_id.clone())?,
                 from: ascii(self.inner.node_id.to_string())?,

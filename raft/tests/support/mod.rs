@@ -61,6 +61,7 @@ pub fn config(cluster: &str, id: NodeId, dir: &Path, port: u16) -> NodeConfig {
         raft: settings(),
         engine: engine_options(),
         wal: WalOptions::default(),
+        dial_overrides: Default::default(),
     }
 }
 
