@@ -15,17 +15,24 @@ use qastore_proto::v1 as pb;
 use crate::proxy::{LinkProxy, LinkState};
 use crate::HarnessError;
 
-/// One node process.
+/// One node process, in a slot (fixed addresses and proxies) that a replacement node with a
+/// new id may take over.
 #[derive(Debug)]
 pub struct NodeProc {
-    /// Node id.
+    /// Its slot (the id of the node first started there).
+    pub slot: u64,
+    /// Node id of the node now in the slot.
     pub id: u64,
     /// Client API address.
     pub api: SocketAddr,
     /// Peer address (where the node listens; peers reach it through proxies).
     pub raft: SocketAddr,
+    http: SocketAddr,
+    data: PathBuf,
     config: PathBuf,
     log: PathBuf,
+    /// The `[dial_overrides]` table of its config.
+    overrides: String,
     child: Option<Child>,
     paused: bool,
 }
@@ -37,10 +44,11 @@ pub struct ChaosCluster {
     pub dir: PathBuf,
     exe: PathBuf,
     env: Vec<(String, String)>,
-    /// The nodes by id.
+    /// The nodes by slot.
     pub nodes: BTreeMap<u64, NodeProc>,
-    /// The proxy of each directed link (from, to).
+    /// The proxy of each directed link between slots (from, to).
     pub links: BTreeMap<(u64, u64), LinkProxy>,
+    next_id: u64,
 }
 
 /// The `qastore` binary: `$QASTORE_BIN`, or beside (or one level above) this executable, as
@@ -72,6 +80,22 @@ fn free_addrs(n: usize) -> Result<Vec<SocketAddr>, HarnessError> {
     held.iter()
         .map(|l| l.local_addr().map_err(|e| HarnessError(e.to_string())))
         .collect()
+}
+
+/// Writes a node's config; `members` (the initial members) only for the first nodes.
+fn write_config(n: &NodeProc, members: &str) -> Result<(), HarnessError> {
+    let text = format!(
+        "cluster_id = \"chaos\"\nnode_id = {}\ndata_dir = \"{}\"\napi_listen = \"{}\"\n\
+         raft_listen = \"{}\"\nhttp_listen = \"{}\"\nwrite_timeout_ms = 2000\n\n{members}\
+         [raft]\nlog_entries_kept_behind_snapshot = 2000\n\n[dial_overrides]\n{}",
+        n.id,
+        n.data.display(),
+        n.api,
+        n.raft,
+        n.http,
+        n.overrides,
+    );
+    std::fs::write(&n.config, text).map_err(|e| HarnessError(e.to_string()))
 }
 
 fn signal(c: &Child, sig: i32) {
@@ -129,34 +153,27 @@ impl ChaosCluster {
         let mut nodes = BTreeMap::new();
         for &id in &ids {
             let i = (id as usize - 1) * 3;
+            // Keyed by the peer's advertised address: a node replacing it there is covered.
             let overrides: String = ids
                 .iter()
                 .filter(|p| **p != id)
-                .map(|p| format!("\"{p}\" = \"{}\"\n", links[&(id, *p)].listen))
+                .map(|p| format!("\"{}\" = \"{}\"\n", raft_of(*p), links[&(id, *p)].listen))
                 .collect();
-            let config = dir.join(format!("node{id}.toml"));
-            let text = format!(
-                "cluster_id = \"chaos\"\nnode_id = {id}\ndata_dir = \"{}\"\napi_listen = \"{}\"\n\
-                 raft_listen = \"{}\"\nhttp_listen = \"{}\"\nwrite_timeout_ms = 2000\n\n{members}\
-                 [dial_overrides]\n{overrides}",
-                dir.join(format!("node{id}")).display(),
-                addrs[i],
-                addrs[i + 1],
-                addrs[i + 2],
-            );
-            std::fs::write(&config, text).map_err(|e| HarnessError(e.to_string()))?;
-            nodes.insert(
+            let n = NodeProc {
+                slot: id,
                 id,
-                NodeProc {
-                    id,
-                    api: addrs[i],
-                    raft: addrs[i + 1],
-                    config,
-                    log: dir.join(format!("node{id}.log")),
-                    child: None,
-                    paused: false,
-                },
-            );
+                api: addrs[i],
+                raft: addrs[i + 1],
+                http: addrs[i + 2],
+                data: dir.join(format!("node{id}")),
+                config: dir.join(format!("node{id}.toml")),
+                log: dir.join(format!("node{id}.log")),
+                overrides,
+                child: None,
+                paused: false,
+            };
+            write_config(&n, &members)?;
+            nodes.insert(id, n);
         }
         let mut c = ChaosCluster {
             dir: dir.to_path_buf(),
@@ -164,6 +181,7 @@ impl ChaosCluster {
             env: env.to_vec(),
             nodes,
             links,
+            next_id: size as u64 + 1,
         };
         for &id in &ids {
             c.spawn(id, id == 1)?;
@@ -203,8 +221,19 @@ impl ChaosCluster {
 
     fn node_mut(&mut self, id: u64) -> Result<&mut NodeProc, HarnessError> {
         self.nodes
-            .get_mut(&id)
+            .values_mut()
+            .find(|n| n.id == id)
             .ok_or_else(|| HarnessError(format!("no node {id}")))
+    }
+
+    /// The node with id `id`.
+    pub fn node(&self, id: u64) -> Option<&NodeProc> {
+        self.nodes.values().find(|n| n.id == id)
+    }
+
+    /// Node ids of every slot.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.values().map(|n| n.id).collect()
     }
 
     /// Every node's client address.
@@ -258,8 +287,11 @@ impl ChaosCluster {
 
     /// Cuts `id` off from every other node, both ways.
     pub fn isolate(&self, id: u64) {
+        let Some(slot) = self.node(id).map(|n| n.slot) else {
+            return;
+        };
         for ((from, to), link) in &self.links {
-            if *from == id || *to == id {
+            if *from == slot || *to == slot {
                 link.set(LinkState::Blackhole);
                 link.cut();
             }
@@ -268,7 +300,10 @@ impl ChaosCluster {
 
     /// Blackholes the link `from` -> `to` only.
     pub fn one_way(&self, from: u64, to: u64) {
-        if let Some(l) = self.links.get(&(from, to)) {
+        let (Some(f), Some(t)) = (self.node(from), self.node(to)) else {
+            return;
+        };
+        if let Some(l) = self.links.get(&(f.slot, t.slot)) {
             l.set(LinkState::Blackhole);
             l.cut();
         }
@@ -288,6 +323,153 @@ impl ChaosCluster {
         }
     }
 
+    /// Asks the leader `from` to hand leadership to `to`.
+    pub async fn transfer_leader(
+        &self,
+        client: &Client,
+        from: u64,
+        to: u64,
+    ) -> Result<(), HarnessError> {
+        let addr = self.node_api(from)?;
+        let mut admin = client
+            .admin_at(&addr)
+            .map_err(|e| HarnessError(e.to_string()))?;
+        let mut req = tonic::Request::new(pb::TransferLeadershipRequest {
+            to_node_id: to,
+            wait_ms: 5_000,
+        });
+        req.set_timeout(Duration::from_secs(6));
+        admin
+            .transfer_leadership(req)
+            .await
+            .map(|_| ())
+            .map_err(|s| HarnessError(format!("transfer to {to}: {}", s.message())))
+    }
+
+    fn node_api(&self, id: u64) -> Result<String, HarnessError> {
+        self.node(id)
+            .map(|n| n.api.to_string())
+            .ok_or_else(|| HarnessError(format!("no node {id}")))
+    }
+
+    /// Replaces follower `old`: kills it, wipes its data, removes it from the cluster, starts
+    /// a node with a new id in its slot and adds it (it catches up, through a snapshot if the
+    /// log was purged), then makes it a voter. Returns the new id.
+    pub async fn replace(&mut self, client: &Client, old: u64) -> Result<u64, HarnessError> {
+        let leader = self
+            .leader(client)
+            .await
+            .ok_or_else(|| HarnessError("no leader".into()))?;
+        if leader == old {
+            return Err(HarnessError("the node to replace leads".into()));
+        }
+        self.kill(old)?;
+        let data = self
+            .node(old)
+            .map(|n| n.data.clone())
+            .ok_or_else(|| HarnessError(format!("no node {old}")))?;
+        std::fs::remove_dir_all(&data)
+            .map_err(|e| HarnessError(format!("wiping {}: {e}", data.display())))?;
+        self.admin_on_leader(client, |mut a| async move {
+            a.remove_node(pb::RemoveNodeRequest { node_id: old })
+                .await
+                .map(|_| ())
+        })
+        .await?;
+        // Snapshots let the newcomer catch up without the whole log.
+        for id in self.ids().into_iter().filter(|i| *i != old) {
+            if let Ok(addr) = self.node_api(id) {
+                if let Ok(mut a) = client.admin_at(&addr) {
+                    let _ = a.trigger_snapshot(pb::TriggerSnapshotRequest {}).await;
+                }
+            }
+        }
+        let new = self.next_id;
+        self.next_id += 1;
+        let n = self.node_mut(old)?;
+        n.id = new;
+        write_config(n, "")?;
+        let (raft, api) = (n.raft.to_string(), n.api.to_string());
+        self.spawn(new, false)?;
+        self.admin_on_leader(client, move |mut a| {
+            let (raft, api) = (raft.clone(), api.clone());
+            async move {
+                let mut req = tonic::Request::new(pb::AddLearnerRequest {
+                    node_id: new,
+                    raft_addr: raft,
+                    api_addr: api,
+                    wait_caught_up_ms: 60_000,
+                });
+                req.set_timeout(Duration::from_secs(65));
+                a.add_learner(req).await.map(|_| ())
+            }
+        })
+        .await?;
+        self.admin_on_leader(client, move |mut a| async move {
+            a.promote(pb::PromoteRequest { node_id: new })
+                .await
+                .map(|_| ())
+        })
+        .await?;
+        Ok(new)
+    }
+
+    /// Runs an admin call on the leader, retrying (a new leader may be elected meanwhile)
+    /// for up to 30 seconds.
+    async fn admin_on_leader<F, Fut>(&self, client: &Client, call: F) -> Result<(), HarnessError>
+    where
+        F: Fn(qastore_proto::v1::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+    {
+        let started = Instant::now();
+        let mut last = String::new();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Some(l) = self.leader(client).await {
+                let addr = self.node_api(l)?;
+                let admin = client
+                    .admin_at(&addr)
+                    .map_err(|e| HarnessError(e.to_string()))?;
+                match call(admin).await {
+                    Ok(()) => return Ok(()),
+                    Err(s) => last = s.message().to_string(),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(HarnessError(format!(
+            "admin call on the leader failed: {last}"
+        )))
+    }
+
+    /// Appends `len` bytes of a record that never finished (a torn write) to the newest
+    /// segment of stopped node `id`'s write-ahead log. Shorter than a frame header, so it can
+    /// only be a torn tail: recovery must cut it and go on.
+    pub fn tear_wal_tail(&self, id: u64, len: usize) -> Result<(), HarnessError> {
+        use std::io::Write;
+        let n = self
+            .node(id)
+            .ok_or_else(|| HarnessError(format!("no node {id}")))?;
+        if n.child.is_some() {
+            return Err(HarnessError(format!("node {id} is running")));
+        }
+        let wal = n.data.join("wal");
+        let newest = std::fs::read_dir(&wal)
+            .map_err(|e| HarnessError(format!("{}: {e}", wal.display())))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .max()
+            .ok_or_else(|| HarnessError(format!("no segment in {}", wal.display())))?;
+        // A frame starts with its length; a few bytes of one that claims more than follows.
+        let mut torn = vec![0u8; len.clamp(1, 11)];
+        torn[0] = 0x40;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&newest)
+            .map_err(|e| HarnessError(format!("{}: {e}", newest.display())))?;
+        f.write_all(&torn).map_err(|e| HarnessError(e.to_string()))
+    }
+
     /// Ids of running, unpaused nodes.
     pub fn up(&self) -> Vec<u64> {
         self.nodes
@@ -299,7 +481,7 @@ impl ChaosCluster {
 
     /// A node's own status, if it answers within 500 ms.
     pub async fn status(&self, id: u64, client: &Client) -> Option<pb::NodeStatus> {
-        let addr = self.nodes.get(&id)?.api.to_string();
+        let addr = self.node(id)?.api.to_string();
         let mut admin = client.admin_at(&addr).ok()?;
         let mut req = tonic::Request::new(pb::NodeStatusRequest {});
         req.set_timeout(Duration::from_millis(500));
@@ -340,8 +522,8 @@ impl ChaosCluster {
         let mut why = String::new();
         while started.elapsed() < within {
             let mut ok = true;
-            for id in self.nodes.keys() {
-                match self.status(*id, &client).await {
+            for id in self.ids() {
+                match self.status(id, &client).await {
                     Some(s)
                         if s.committed_index
                             .unwrap_or(0)
@@ -370,7 +552,7 @@ impl ChaosCluster {
 
     /// Stops every node.
     pub fn stop_all(&mut self) {
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        let ids = self.ids();
         for id in ids {
             let _ = self.kill(id);
         }

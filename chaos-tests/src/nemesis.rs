@@ -31,6 +31,14 @@ pub enum Nemesis {
     OneWayLeader,
     /// Every link delayed by 50 ms.
     SlowLinks,
+    /// Hand leadership to a random follower under load.
+    TransferLeader,
+    /// SIGKILL a random follower, append a partial record to its write-ahead log (a write torn
+    /// by the crash, never fsynced, never acknowledged), restart it.
+    TornWrite,
+    /// Wipe a random follower, remove it, and add a node with a new id in its place (it catches
+    /// up through a snapshot), then promote it: a membership change under load.
+    Replace,
 }
 
 impl Nemesis {
@@ -45,6 +53,9 @@ impl Nemesis {
             "partition-random" => Nemesis::PartitionRandom,
             "one-way" | "one-way-leader" => Nemesis::OneWayLeader,
             "slow" | "slow-links" => Nemesis::SlowLinks,
+            "transfer" | "transfer-leader" => Nemesis::TransferLeader,
+            "torn-write" => Nemesis::TornWrite,
+            "replace" => Nemesis::Replace,
             _ => return None,
         })
     }
@@ -57,6 +68,7 @@ impl Nemesis {
                 | Nemesis::PauseLeader
                 | Nemesis::PartitionLeader
                 | Nemesis::OneWayLeader
+                | Nemesis::TransferLeader
         )
     }
 }
@@ -113,15 +125,23 @@ pub async fn inject(
         time_to_new_leader_ms: None,
         status: FaultStatus::Installed,
     };
-    let ids: Vec<u64> = cluster.nodes.keys().copied().collect();
+    let ids: Vec<u64> = cluster.ids();
     let random = ids[rng.random_range(0..ids.len())];
-    let target = match (nemesis.affects_leader(), leader) {
-        (true, None) => {
+    let followers: Vec<u64> = ids.iter().copied().filter(|i| Some(*i) != leader).collect();
+    let target = match (nemesis, leader) {
+        (_, None) if nemesis.affects_leader() => {
             fault.status = FaultStatus::Skipped("no confirmed leader".into());
             return fault;
         }
-        (true, Some(l)) => l,
-        (false, _) => random,
+        (Nemesis::TornWrite | Nemesis::Replace, _) if followers.is_empty() => {
+            fault.status = FaultStatus::Skipped("no follower".into());
+            return fault;
+        }
+        (Nemesis::TornWrite | Nemesis::Replace, _) => {
+            followers[rng.random_range(0..followers.len())]
+        }
+        (_, Some(l)) if nemesis.affects_leader() => l,
+        _ => random,
     };
     fault.target = Some(target);
     let installed = Instant::now();
@@ -143,6 +163,36 @@ pub async fn inject(
             cluster.slow(Duration::from_millis(50));
             Ok(())
         }
+        Nemesis::TransferLeader => {
+            // Leadership may move on its own meanwhile: ask whoever leads now, a few times.
+            let mut result = Err(crate::HarnessError("no leader to transfer from".into()));
+            for _ in 0..3 {
+                let Some(from) = cluster.leader(client).await else {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    continue;
+                };
+                let others: Vec<u64> = ids.iter().copied().filter(|i| *i != from).collect();
+                let to = others[rng.random_range(0..others.len())];
+                fault.target = Some(from);
+                fault.leader_before = Some(from);
+                result = cluster.transfer_leader(client, from, to).await;
+                if result.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            result
+        }
+        Nemesis::TornWrite => cluster
+            .kill(target)
+            .and_then(|()| cluster.tear_wal_tail(target, rng.random_range(1..48))),
+        Nemesis::Replace => match cluster.replace(client, target).await {
+            Ok(new) => {
+                tracing::info!(old = target, new, "node replaced");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
     };
     if let Err(e) = result {
         fault.status = FaultStatus::Indeterminate(format!("installing: {e}"));
@@ -160,7 +210,10 @@ pub async fn inject(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let healed = match nemesis {
-        Nemesis::KillLeader | Nemesis::KillRandom => cluster.spawn(target, false),
+        Nemesis::KillLeader | Nemesis::KillRandom | Nemesis::TornWrite => {
+            cluster.spawn(target, false)
+        }
+        Nemesis::TransferLeader | Nemesis::Replace => Ok(()),
         Nemesis::PauseLeader | Nemesis::PauseRandom => cluster.pause(target, false),
         Nemesis::PartitionLeader
         | Nemesis::PartitionRandom

@@ -135,11 +135,26 @@ pub struct Report {
     pub during: PhaseCounts,
     /// After.
     pub after: PhaseCounts,
-    /// Every operation.
+    /// Every operation (written beside the report as JSON lines: it can be large).
+    #[serde(skip)]
     pub history: Vec<Event>,
 }
 
 impl Report {
+    /// Writes `report.json` (everything but the history) and `history.jsonl` (one operation
+    /// per line) into `dir`.
+    pub fn write(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let report = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("report.json"), report)?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?);
+        for e in &self.history {
+            serde_json::to_writer(&mut out, e).map_err(std::io::Error::other)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+
     /// A few lines for people.
     pub fn summary(&self) -> String {
         let installed = self
@@ -475,7 +490,9 @@ async fn converge(cluster: &ChaosCluster, client: &Client) -> bool {
     let Some(leader) = cluster.leader(client).await else {
         return false;
     };
-    let addr = cluster.nodes[&leader].api.to_string();
+    let Some(addr) = cluster.node(leader).map(|n| n.api.to_string()) else {
+        return false;
+    };
     let Ok(mut admin) = client.admin_at(&addr) else {
         return false;
     };

@@ -1,5 +1,5 @@
 //! The short chaos run of the default test suite: three real nodes behind fault proxies,
-//! kill, pause and partition nemeses for 45 seconds under a concurrent workload, every check
+//! kill, pause, partition and torn-write nemeses for 45 seconds under a concurrent workload, every check
 //! applied. It must be valid; an inconclusive run (the harness could not measure) is retried
 //! once with another seed; an invalid run always fails.
 
@@ -21,6 +21,7 @@ fn settings(seed: u64, dir: &std::path::Path) -> RunSettings {
             Nemesis::PauseRandom,
             Nemesis::PartitionLeader,
             Nemesis::OneWayLeader,
+            Nemesis::TornWrite,
         ],
         seed,
         clients: 6,

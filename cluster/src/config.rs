@@ -86,7 +86,7 @@ pub struct NodeConfig {
     pub drill_max_unavailable_ms: u64,
     /// The members when the cluster is first formed (`serve --init` on one of them).
     pub initial_members: Vec<InitialMember>,
-    /// Peer Raft addresses to dial instead of the advertised ones, by node id (`"2" =
+    /// Peer Raft addresses to dial instead of the advertised ones (`"10.0.0.2:7101" =
     /// "10.1.0.2:7101"`): for proxies and NAT, and for fault injection in tests.
     pub dial_overrides: std::collections::BTreeMap<String, String>,
     /// Raft settings.

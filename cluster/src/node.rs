@@ -182,11 +182,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         raft: config.raft.clone(),
         engine: engine_options(&config),
         wal: Default::default(),
-        dial_overrides: config
-            .dial_overrides
-            .iter()
-            .filter_map(|(id, addr)| id.parse().ok().map(|id| (id, addr.clone())))
-            .collect(),
+        dial_overrides: config.dial_overrides.clone().into_iter().collect(),
     })
     .await?;
     if initialize {

@@ -60,8 +60,8 @@ pub struct NodeConfig {
     pub engine: EngineOptions,
     /// Write-ahead log settings.
     pub wal: WalOptions,
-    /// Addresses to dial instead of peers' advertised Raft addresses, by node id.
-    pub dial_overrides: std::collections::HashMap<NodeId, String>,
+    /// Addresses to dial instead of peers' advertised Raft addresses (advertised -> dialed).
+    pub dial_overrides: std::collections::HashMap<String, String>,
 }
 
 /// A node's role in the cluster.

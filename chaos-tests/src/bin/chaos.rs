@@ -24,7 +24,7 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     duration_secs: u64,
     /// Faults to draw from: kill-leader, kill, pause-leader, pause, partition,
-    /// partition-random, one-way, slow.
+    /// partition-random, one-way, slow, transfer-leader, torn-write, replace.
     #[arg(
         long,
         value_delimiter = ',',
@@ -104,16 +104,13 @@ fn main() -> ExitCode {
     };
     let report = rt.block_on(run(settings));
     print!("{}", report.summary());
-    let path = dir.join("report.json");
-    match serde_json::to_vec_pretty(&report) {
-        Ok(bytes) => {
-            if let Err(e) = std::fs::write(&path, bytes) {
-                eprintln!("error: writing {}: {e}", path.display());
-            } else {
-                println!("report: {}", path.display());
-            }
-        }
-        Err(e) => eprintln!("error: encoding the report: {e}"),
+    match report.write(&dir) {
+        Ok(()) => println!(
+            "report: {} (history: {})",
+            dir.join("report.json").display(),
+            dir.join("history.jsonl").display()
+        ),
+        Err(e) => eprintln!("error: writing the report into {}: {e}", dir.display()),
     }
     ExitCode::from(report.verdict.exit_code())
 }

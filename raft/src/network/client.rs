@@ -70,9 +70,10 @@ pub struct NetworkOptions {
     pub chunk_timeout: Duration,
     /// Bytes per snapshot chunk.
     pub chunk_bytes: usize,
-    /// Addresses this node dials instead of a peer's advertised Raft address (by node id):
-    /// for networks where peers are reached through a proxy or NAT, and for fault injection.
-    pub dial_overrides: HashMap<NodeId, String>,
+    /// Addresses this node dials instead of peers' advertised Raft addresses (advertised ->
+    /// dialed): for networks where peers are reached through a proxy or NAT, and for fault
+    /// injection. Keyed by address, so a node replaced at the same address is covered too.
+    pub dial_overrides: HashMap<String, String>,
 }
 
 struct NetInner {
@@ -127,7 +128,7 @@ impl PeerNetwork {
             .inner
             .options
             .dial_overrides
-            .get(&target)
+            .get(&node.raft_addr)
             .unwrap_or(&node.raft_addr);
         let client = self.channel(addr).and_then(|channel| {
             let stamp = Stamp {
