@@ -72,14 +72,18 @@ pub fn find_qastore() -> Result<PathBuf, HarnessError> {
     ))
 }
 
-fn free_addrs(n: usize) -> Result<Vec<SocketAddr>, HarnessError> {
+/// `n` free loopback addresses, with listeners holding them: keep those until the proxies
+/// have their own ports, or a proxy may be handed one of them.
+fn free_addrs(n: usize) -> Result<(Vec<TcpListener>, Vec<SocketAddr>), HarnessError> {
     let held: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()
         .map_err(|e| HarnessError(format!("free ports: {e}")))?;
-    held.iter()
+    let addrs = held
+        .iter()
         .map(|l| l.local_addr().map_err(|e| HarnessError(e.to_string())))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((held, addrs))
 }
 
 /// Writes a node's config; `members` (the initial members) only for the first nodes.
@@ -125,7 +129,7 @@ impl ChaosCluster {
         std::fs::create_dir_all(dir)
             .map_err(|e| HarnessError(format!("{}: {e}", dir.display())))?;
         std::fs::write(dir.join(MARKER), b"").map_err(|e| HarnessError(e.to_string()))?;
-        let addrs = free_addrs(size * 3)?;
+        let (held, addrs) = free_addrs(size * 3)?;
         let ids: Vec<u64> = (1..=size as u64).collect();
         let raft_of = |id: u64| addrs[(id as usize - 1) * 3 + 1];
         let mut links = BTreeMap::new();
@@ -175,6 +179,7 @@ impl ChaosCluster {
             write_config(&n, &members)?;
             nodes.insert(id, n);
         }
+        drop(held);
         let mut c = ChaosCluster {
             dir: dir.to_path_buf(),
             exe,
