@@ -81,7 +81,8 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-fn role_name(code: i32) -> &'static str {
+/// A role's name as status reports show it (`leader`, `follower`, ...).
+pub fn role_name(code: i32) -> &'static str {
     pb::Role::try_from(code).map_or("UNKNOWN", |r| match r {
         pb::Role::Leader => "leader",
         pb::Role::Follower => "follower",

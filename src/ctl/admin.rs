@@ -6,31 +6,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use qastore_cluster::client::{Client, ClientOptions};
-use qastore_cluster::http::{cluster_json, storage_json};
+use qastore_cluster::http::{cluster_json, role_name, storage_json};
 use qastore_cluster::NodeConfig;
 use qastore_proto::v1 as pb;
 use serde_json::json;
 
-use super::CtlResult;
+use super::{status_text, CtlResult};
 use crate::output::{bytes, opt, print, Format, Table};
 use qastore_cluster::drill;
 
-fn role(code: i32) -> String {
-    pb::Role::try_from(code)
-        .map(|r| r.as_str_name().trim_start_matches("ROLE_").to_lowercase())
-        .unwrap_or_else(|_| code.to_string())
-}
-
 fn text<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
-}
-
-fn status_text(s: &tonic::Status) -> String {
-    format!(
-        "{}: {}",
-        qastore_cluster::client::code_name(s.code()),
-        s.message()
-    )
 }
 
 /// `ctl status`.
@@ -46,7 +32,7 @@ pub async fn status(client: &Client, out: Format) -> CtlResult {
             t.row(vec![
                 m.node_id.to_string(),
                 m.api_addr.clone(),
-                s.map_or("unreachable".into(), |s| role(s.role)),
+                s.map_or("unreachable".into(), |s| role_name(s.role).to_string()),
                 if m.voter { "yes" } else { "no" }.into(),
                 s.map_or("-".into(), |s| s.term.to_string()),
                 opt(s.and_then(|s| s.leader_id)),
@@ -106,7 +92,7 @@ pub async fn members(client: &Client, out: Format) -> CtlResult {
     let m = admin
         .members(client.request(pb::MembersRequest {}))
         .await
-        .map_err(|s| status_text(&s))?
+        .map_err(status_text)?
         .into_inner();
     print_members(&m, out);
     Ok(())
@@ -206,7 +192,7 @@ pub async fn snapshot(client: &Client, node: Option<String>, out: Format) -> Ctl
     let r = a
         .trigger_snapshot(req)
         .await
-        .map_err(|s| status_text(&s))?
+        .map_err(status_text)?
         .into_inner();
     print(
         out,
@@ -225,7 +211,7 @@ pub async fn compact(client: &Client, node: Option<String>, out: Format) -> CtlR
     let r = a
         .trigger_compaction(req)
         .await
-        .map_err(|s| status_text(&s))?
+        .map_err(status_text)?
         .into_inner();
     let storage = r.storage.unwrap_or_default();
     print(out, &storage_json(&storage), || {
@@ -248,11 +234,7 @@ pub async fn backup(client: &Client, name: String, node: Option<String>, out: Fo
     let mut a = client.admin_at(&addr).map_err(text)?;
     let mut req = client.request(pb::BackupRequest { name });
     req.set_timeout(Duration::from_secs(600));
-    let r = a
-        .backup(req)
-        .await
-        .map_err(|s| status_text(&s))?
-        .into_inner();
+    let r = a.backup(req).await.map_err(status_text)?.into_inner();
     print(
         out,
         &json!({"node": addr, "path": r.path, "log_index": r.log_index, "bytes": r.bytes, "files": r.files}),
@@ -318,7 +300,7 @@ pub async fn hash(client: &Client, index: Option<u64>, out: Format) -> CtlResult
                 a.state_hash(req)
                     .await
                     .map(|r| r.into_inner().hash)
-                    .map_err(|s| status_text(&s))
+                    .map_err(status_text)
             }
             Err(e) => Err(e.to_string()),
         };
@@ -394,7 +376,7 @@ pub async fn drill(
         let mut a = c.admin_at(&api).map_err(|e| e.to_string())?;
         a.halt(c.request(pb::HaltRequest { node_id: leader }))
             .await
-            .map_err(|s| status_text(&s))?;
+            .map_err(status_text)?;
         // Gone once it no longer answers.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

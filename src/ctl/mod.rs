@@ -309,6 +309,11 @@ enum CtlCommand {
 /// What a command failed with: one line.
 pub type CtlResult = Result<(), String>;
 
+/// A status as one line: `CODE: message` (the same text the client library's errors show).
+pub fn status_text(s: tonic::Status) -> String {
+    qastore_cluster::client::ClientError::from(s).to_string()
+}
+
 /// Runs a `ctl` command.
 pub async fn run(args: CtlArgs) -> ExitCode {
     let client = || -> Result<Client, String> {

@@ -8,7 +8,7 @@ use qastore_proto::v1::store_client::StoreClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::{CtlResult, ReadArgs};
+use super::{status_text, CtlResult, ReadArgs};
 use crate::output::{print, Format, Table};
 
 /// A time range and page size.
@@ -40,14 +40,6 @@ fn store(client: &Client, read: &ReadArgs) -> Result<StoreClient<Channel>, Strin
         .clone()
         .unwrap_or_else(|| client.endpoints()[0].clone());
     client.store_at(&addr).map_err(|e| e.to_string())
-}
-
-fn failed(s: tonic::Status) -> String {
-    format!(
-        "{}: {}",
-        qastore_cluster::client::code_name(s.code()),
-        s.message()
-    )
 }
 
 fn json_of<T: serde::Serialize>(v: &T) -> Value {
@@ -119,7 +111,7 @@ pub async fn order(
             read: Some(read.options()),
         }))
         .await
-        .map_err(failed)?
+        .map_err(status_text)?
         .into_inner();
     let Some(view) = &r.order else {
         return Err(format!("no order {order:?} of user {user:?}"));
@@ -176,7 +168,7 @@ pub async fn orders(
             read: Some(read.options()),
         }))
         .await
-        .map_err(failed)?
+        .map_err(status_text)?
         .into_inner();
     print(
         out,
@@ -201,7 +193,7 @@ pub async fn account(
             read: Some(read.options()),
         }))
         .await
-        .map_err(failed)?
+        .map_err(status_text)?
         .into_inner();
     print(
         out,
@@ -239,7 +231,7 @@ pub async fn positions(client: &Client, user: &str, read: &ReadArgs, out: Format
             read: Some(read.options()),
         }))
         .await
-        .map_err(failed)?
+        .map_err(status_text)?
         .into_inner();
     print(
         out,
@@ -286,7 +278,7 @@ pub async fn ticks(
             read: Some(read.options()),
         }))
         .await
-        .map_err(failed)?
+        .map_err(status_text)?
         .into_inner();
     let ticks: Vec<Value> = r
         .ticks
@@ -342,7 +334,7 @@ pub async fn trades(
             read: Some(read.options()),
         }))
         .await
-        .map_err(failed)?
+        .map_err(status_text)?
         .into_inner();
     print(
         out,
@@ -417,7 +409,7 @@ pub async fn bars(
             read: Some(read.options()),
         }))
         .await
-        .map_err(failed)?
+        .map_err(status_text)?
         .into_inner();
     print(
         out,
