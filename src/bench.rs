@@ -1,21 +1,21 @@
 //! `qastore bench`: concurrent writers (through the leader) and readers (on the followers, at
 //! each consistency) against a running cluster, with a progress bar; reports throughput and
-//! latency percentiles per operation.
+//! latency percentiles per operation. The load engine is the one the etcd comparison uses.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
+use qastore_benches::load::{closed_loop, LoadResult, Window};
 use qastore_cluster::client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 use serde_json::json;
 
 use crate::output::{print, Format, Table};
-use crate::workload::Workload;
+use qastore_benches::workload::Workload;
 
 /// Load a running cluster.
 #[derive(Debug, Args)]
@@ -40,9 +40,12 @@ pub struct BenchArgs {
     /// Concurrent readers (spread over the followers and the three consistencies).
     #[arg(long, default_value_t = 6)]
     readers: usize,
-    /// How long to run.
+    /// How long to measure.
     #[arg(long, default_value_t = 10)]
     duration_secs: u64,
+    /// Seconds of load before measuring (not counted).
+    #[arg(long, default_value_t = 1)]
+    warmup_secs: u64,
     /// For bounded reads: the staleness bound.
     #[arg(long, default_value_t = 1000)]
     max_staleness_ms: u64,
@@ -51,26 +54,14 @@ pub struct BenchArgs {
     output: Format,
 }
 
-/// Latencies and failures of one kind of operation.
-struct Op {
-    name: String,
-    hist: Histogram<u64>,
-    errors: u64,
-    records: u64,
+/// One kind of operation of the bench and what it measured.
+struct Measured {
+    name: &'static str,
+    result: LoadResult,
 }
 
-impl Op {
-    fn new(name: &str) -> Op {
-        Op {
-            name: name.into(),
-            hist: Histogram::new(3).expect("3 significant figures is a valid histogram"),
-            errors: 0,
-            records: 0,
-        }
-    }
-}
-
-/// Runs the bench.
+/// Runs the bench: writers and readers at once, each group a closed loop of the shared load
+/// engine (`qastore_benches::load`), measured over the same window.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     let client = Arc::new(
         Client::new(
@@ -89,69 +80,53 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         .filter(|e| **e != leader_api)
         .cloned()
         .collect();
-    let followers = if followers.is_empty() {
+    let followers = Arc::new(if followers.is_empty() {
         vec![leader_api.clone()]
     } else {
         followers
+    });
+    let window = Window {
+        warmup: Duration::from_secs(args.warmup_secs),
+        measure: Duration::from_secs(args.duration_secs.max(1)),
     };
-    let workload = Arc::new(Mutex::new(Workload::new(42, 8, 50)));
-    let stop = Arc::new(AtomicBool::new(false));
-    let duration = Duration::from_secs(args.duration_secs.max(1));
-    let bar = ProgressBar::new(duration.as_secs());
+    let bar = ProgressBar::new(args.warmup_secs + window.measure.as_secs());
     bar.set_style(
         ProgressStyle::with_template("  {bar:40} {pos}/{len} s  {msg}")
             .map_err(|e| e.to_string())?,
     );
-    let written = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..args.writers {
-        let (client, workload, stop, written) = (
-            client.clone(),
-            workload.clone(),
-            stop.clone(),
-            written.clone(),
-        );
-        let batch = args.batch.max(1);
-        tasks.push(tokio::spawn(async move {
-            let mut op = Op::new("write");
-            while !stop.load(Ordering::Relaxed) {
+    let written = Arc::new(AtomicU64::new(0));
+    let workload = Arc::new(Mutex::new(Workload::new(42, 8, 50)));
+    let batch = args.batch.max(1);
+    let writes = {
+        let (client, workload, written) = (client.clone(), workload.clone(), written.clone());
+        closed_loop(args.writers, window, move |_, _| {
+            let (client, workload, written) = (client.clone(), workload.clone(), written.clone());
+            async move {
                 let records: Vec<pb::Record> = {
                     let mut w = workload.lock();
                     (0..batch).map(|_| w.next_pb()).collect()
                 };
-                let t0 = Instant::now();
-                match client.write(records, pb::AckLevel::Quorum).await {
-                    Ok(_) => {
-                        let _ = op.hist.record(t0.elapsed().as_micros() as u64);
-                        op.records += batch as u64;
-                        written.fetch_add(batch as u64, Ordering::Relaxed);
-                    }
-                    Err(_) => op.errors += 1,
-                }
+                client
+                    .write(records, pb::AckLevel::Quorum)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                written.fetch_add(batch as u64, Ordering::Relaxed);
+                Ok(batch as u64)
             }
-            op
-        }));
-    }
-    let consistencies = [
-        ("read linearizable", pb::Consistency::Linearizable),
-        ("read bounded", pb::Consistency::Bounded),
-        ("read local", pb::Consistency::Local),
-    ];
-    for i in 0..args.readers {
-        let (client, stop) = (client.clone(), stop.clone());
-        let (name, consistency) = consistencies[i % consistencies.len()];
-        let addr = followers[i % followers.len()].clone();
+        })
+    };
+    // Readers are spread over the three consistencies (and over the followers).
+    let readers_of = |k: usize| (args.readers + 2 - k) / 3;
+    let reads = |consistency: pb::Consistency, readers: usize| {
+        let (client, followers) = (client.clone(), followers.clone());
         let staleness = args.max_staleness_ms;
-        tasks.push(tokio::spawn(async move {
-            let mut op = Op::new(name);
-            let mut n = 0u64;
-            let Ok(mut store) = client.store_at(&addr) else {
-                return op;
-            };
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
+        closed_loop(readers, window, move |worker, seq| {
+            let (client, followers) = (client.clone(), followers.clone());
+            async move {
+                let addr = &followers[worker % followers.len()];
+                let mut store = client.store_at(addr).map_err(|e| e.to_string())?;
                 let req = pb::GetAccountsRequest {
-                    user_id: format!("u{:04}", n % 50 + 1),
+                    user_id: format!("u{:04}", seq % 50 + 1),
                     currency: String::new(),
                     read: Some(pb::ReadOptions {
                         consistency: consistency as i32,
@@ -159,56 +134,65 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                         min_applied_index: 0,
                     }),
                 };
-                let t0 = Instant::now();
-                match store.get_accounts(client.request(req)).await {
-                    Ok(_) => {
-                        let _ = op.hist.record(t0.elapsed().as_micros() as u64);
-                        op.records += 1;
-                    }
-                    Err(_) => op.errors += 1,
-                }
+                store
+                    .get_accounts(client.request(req))
+                    .await
+                    .map(|_| 1)
+                    .map_err(|s| s.message().to_string())
             }
-            op
-        }));
-    }
-    let started = Instant::now();
-    while started.elapsed() < duration {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        bar.inc(1);
-        bar.set_message(format!(
-            "{:.0} records/s written",
-            written.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
-        ));
-    }
-    stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed();
+        })
+    };
+    let ticker = {
+        let (bar, written) = (bar.clone(), written.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                bar.inc(1);
+                bar.set_message(format!(
+                    "{:.0} records/s written",
+                    written.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+                ));
+            }
+        })
+    };
+    let (w, lin, bounded, local) = tokio::join!(
+        writes,
+        reads(pb::Consistency::Linearizable, readers_of(0)),
+        reads(pb::Consistency::Bounded, readers_of(1)),
+        reads(pb::Consistency::Local, readers_of(2)),
+    );
+    ticker.abort();
     bar.finish_and_clear();
-    let mut merged: Vec<Op> = Vec::new();
-    for t in tasks {
-        let op = t.await.map_err(|e| e.to_string())?;
-        match merged.iter_mut().find(|m| m.name == op.name) {
-            Some(m) => {
-                let _ = m.hist.add(&op.hist);
-                m.errors += op.errors;
-                m.records += op.records;
-            }
-            None => merged.push(op),
+    let mut measured = vec![Measured {
+        name: "write",
+        result: w,
+    }];
+    for (name, readers, result) in [
+        ("read linearizable", readers_of(0), lin),
+        ("read bounded", readers_of(1), bounded),
+        ("read local", readers_of(2), local),
+    ] {
+        if readers > 0 {
+            measured.push(Measured { name, result });
         }
     }
-    let secs = elapsed.as_secs_f64();
-    let ms = |v: u64| v as f64 / 1000.0;
-    let rows: Vec<serde_json::Value> = merged
+    let secs = window.measure.as_secs_f64();
+    let rows: Vec<serde_json::Value> = measured
         .iter()
-        .map(|o| {
+        .map(|m| {
+            let r = &m.result;
             json!({
-                "op": o.name,
-                "ops": o.hist.len(),
-                "ops_per_sec": o.hist.len() as f64 / secs,
-                "records_per_sec": o.records as f64 / secs,
-                "p50_ms": ms(o.hist.value_at_quantile(0.5)),
-                "p99_ms": ms(o.hist.value_at_quantile(0.99)),
-                "p999_ms": ms(o.hist.value_at_quantile(0.999)),
-                "errors": o.errors,
+                "op": m.name,
+                "ops": r.ops,
+                "ops_per_sec": r.ops_per_sec(),
+                "records_per_sec": r.records_per_sec(),
+                "p50_ms": r.latency_ms(0.5),
+                "p99_ms": r.latency_ms(0.99),
+                "p999_ms": r.latency_ms(0.999),
+                "errors": r.errors,
+                "cpu_busy": r.cpu.busy,
+                "cpu_steal": r.cpu.steal,
             })
         })
         .collect();
@@ -217,20 +201,29 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         &json!({"leader": leader, "seconds": secs, "writers": args.writers, "batch": args.batch, "readers": args.readers, "results": rows}),
         || {
             let mut t = Table::new(&["OP", "OPS/S", "RECORDS/S", "P50", "P99", "P999", "ERRORS"]);
-            for o in &merged {
+            for m in &measured {
+                let r = &m.result;
                 t.row(vec![
-                    o.name.clone(),
-                    format!("{:.0}", o.hist.len() as f64 / secs),
-                    format!("{:.0}", o.records as f64 / secs),
-                    format!("{:.2} ms", ms(o.hist.value_at_quantile(0.5))),
-                    format!("{:.2} ms", ms(o.hist.value_at_quantile(0.99))),
-                    format!("{:.2} ms", ms(o.hist.value_at_quantile(0.999))),
-                    o.errors.to_string(),
+                    m.name.to_string(),
+                    format!("{:.0}", r.ops_per_sec()),
+                    format!("{:.0}", r.records_per_sec()),
+                    format!("{:.2} ms", r.latency_ms(0.5)),
+                    format!("{:.2} ms", r.latency_ms(0.99)),
+                    format!("{:.2} ms", r.latency_ms(0.999)),
+                    r.errors.to_string(),
                 ]);
             }
+            let cpu = measured[0].result.cpu;
             format!(
-                "{} writers x {} records per write, {} follower readers, {:.1} s (leader: node {leader})\n{}",
-                args.writers, args.batch, args.readers, secs, t.render()
+                "{} writers x {} records per write, {} follower readers, {:.1} s measured after {} s of warm-up (leader: node {leader}; CPU {:.0}% busy, {:.0}% stolen)\n{}",
+                args.writers,
+                args.batch,
+                args.readers,
+                secs,
+                args.warmup_secs,
+                cpu.busy * 100.0,
+                cpu.steal * 100.0,
+                t.render()
             )
         },
     );

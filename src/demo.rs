@@ -16,10 +16,10 @@ use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, 
 use qastore_proto::v1 as pb;
 use qastore_storage::record::Record;
 
-use crate::local_cluster::LocalCluster;
 use crate::output::Table;
-use crate::workload::Workload;
+use qastore_benches::workload::Workload;
 use qastore_cluster::drill;
+use qastore_cluster::local::LocalCluster;
 
 /// Marks a directory as the demo's own, so it may be wiped.
 const MARKER: &str = ".qastore-demo";
@@ -101,7 +101,8 @@ async fn wait_for_leader(client: &Client, within: Duration) -> Result<(u64, Stri
 pub async fn run(args: DemoArgs) -> Result<(), String> {
     clean_dir(&args.dir)?;
     step(1, "starting a three-node cluster on 127.0.0.1");
-    let mut cluster = LocalCluster::prepare(&args.dir, 3, "qastore-demo")?;
+    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+    let mut cluster = LocalCluster::prepare(&exe, &args.dir, 3, "qastore-demo")?;
     for id in 1..=3 {
         cluster.start(id, id == 1)?;
     }

@@ -3,10 +3,8 @@
 mod bench;
 mod ctl;
 mod demo;
-mod local_cluster;
 mod output;
 mod serve;
-mod workload;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,16 @@
-//! Shared pieces of QAStore's benchmarks: key generation and latency summaries.
+//! QAStore's benchmarks and the cluster load generator.
 //!
-//! The benches themselves live in `benches/` (`cargo bench -p qastore-benches`); each prints
-//! its figures beside a peer measured in the same run.
+//! * Key generation and latency summaries for the engine benches in `benches/`
+//!   (`cargo bench -p qastore-benches`); each prints its figures beside a peer measured in the
+//!   same run.
+//! * [`load`]: the closed-loop load engine (`qastore bench` and `cluster_vs_etcd`).
+//! * [`workload`]: realistic exchange records.
+//! * [`versus`]: one QAStore and one etcd cluster driven by the same load, side by side.
+
+pub mod cpu;
+pub mod load;
+pub mod versus;
+pub mod workload;
 
 use std::time::Duration;
 

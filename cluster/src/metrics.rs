@@ -73,6 +73,7 @@ fn sample(node: &Node, last_leader: &mut Option<Option<u64>>) {
         counter!("qastore_raft_leader_changes_total").increment(1);
     }
     *last_leader = Some(s.leader);
+    counter!("qastore_raft_leaders_lost_total").absolute(node.raft.leaders_lost());
     gauge!("qastore_raft_last_log_index").set(s.last_log_index.unwrap_or(0) as f64);
     gauge!("qastore_raft_commit_index").set(s.committed.unwrap_or(0) as f64);
     gauge!("qastore_raft_apply_index").set(s.applied.unwrap_or(0) as f64);

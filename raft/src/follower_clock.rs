@@ -19,6 +19,7 @@ const KEEP: usize = 4096;
 #[derive(Debug, Default)]
 struct State {
     leader: Option<(u64, NodeId)>,
+    last_contact: Option<Instant>,
     told: VecDeque<(Instant, u64)>,
 }
 
@@ -45,6 +46,7 @@ impl FollowerClock {
             st.leader = Some((term, leader));
             st.told.clear();
         }
+        st.last_contact = Some(now);
         let Some(commit) = commit_index else {
             return;
         };
@@ -70,6 +72,11 @@ impl FollowerClock {
             .rev()
             .find(|(_, commit)| *commit <= applied_index)
             .map(|(t, _)| now.saturating_duration_since(*t))
+    }
+
+    /// When the current leader last sent an append.
+    pub fn last_contact(&self) -> Option<Instant> {
+        self.state.lock().last_contact
     }
 
     /// The leader the records are from.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod follower_clock;
 pub mod hash_marks;
 pub mod identity;
+pub mod leader_loss;
 pub mod log_store;
 pub mod maintenance;
 pub mod network;

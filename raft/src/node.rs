@@ -31,6 +31,7 @@ use crate::command::{Ack, Command, Request, Response, SystemCommand, WriteComman
 use crate::error::{Error, Result};
 use crate::follower_clock::FollowerClock;
 use crate::identity;
+use crate::leader_loss::LeaderLossDetector;
 use crate::log_store::LogStore;
 use crate::network::killable::KillableIo;
 use crate::network::{NetworkOptions, PeerGuard, PeerNetwork, PeerService};
@@ -131,6 +132,7 @@ pub struct RaftNode {
     sm: StateMachine,
     wal: Arc<Wal>,
     clock: Arc<FollowerClock>,
+    leader_loss: Option<Arc<LeaderLossDetector>>,
     network: PeerNetwork,
     raft_addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
@@ -223,6 +225,11 @@ impl RaftNode {
         .map_err(|e| Error::Stopped(e.to_string()))?;
         let clock = Arc::new(FollowerClock::new());
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let leader_loss = config.raft.leader_probe_timeout().map(|t| {
+            // Wide enough that two followers rarely run together, short next to a lease.
+            let jitter = Duration::from_millis((config.raft.election_timeout_min_ms / 2).min(250));
+            LeaderLossDetector::new(raft.clone(), network.clone(), clock.clone(), t, jitter)
+        });
         let service = PeerService::new(
             raft.clone(),
             sm.checkpoints().clone(),
@@ -232,11 +239,19 @@ impl RaftNode {
         .into_server(PeerGuard::new(&config.cluster_id, config.node_id));
         let mut server_stop = stopped.clone();
         let conn_stop = stopped.clone();
+        let detector = leader_loss.clone();
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |s| {
                 s.map(|s| {
                     let _ = s.set_nodelay(true);
-                    KillableIo::new(s, conn_stop.clone())
+                    let io = KillableIo::new(s, conn_stop.clone());
+                    match &detector {
+                        Some(detector) => {
+                            let detector = detector.clone();
+                            io.on_close(Box::new(move || detector.connection_closed()))
+                        }
+                        None => io,
+                    }
                 })
             });
             let result = tonic::transport::Server::builder()
@@ -259,6 +274,7 @@ impl RaftNode {
             sm,
             wal,
             clock,
+            leader_loss,
             network,
             raft_addr,
             stop,
@@ -279,6 +295,12 @@ impl RaftNode {
         );
         node.tasks.lock().extend([maintenance, schedule]);
         Ok(node)
+    }
+
+    /// How often this node gave up on a leader that stopped answering (see
+    /// [`crate::leader_loss`]).
+    pub fn leaders_lost(&self) -> u64 {
+        self.leader_loss.as_ref().map_or(0, |d| d.leaders_lost())
     }
 
     /// This node's id.

@@ -15,11 +15,19 @@ use crate::error::{Error, Result};
 pub struct RaftSettings {
     /// How often the leader sends heartbeats, in milliseconds.
     pub heartbeat_ms: u64,
-    /// The shortest election timeout, in milliseconds. Each election draws a fresh timeout in
-    /// `[election_timeout_min_ms, election_timeout_max_ms)`, so candidates rarely tie twice.
+    /// The shortest random part of the election timeout, in milliseconds. A follower that has
+    /// heard nothing from its leader for `election_timeout_max_ms` plus a fresh random draw in
+    /// `[election_timeout_min_ms, election_timeout_max_ms)` starts an election; the draw makes
+    /// candidates rarely tie twice.
     pub election_timeout_min_ms: u64,
-    /// The longest election timeout, in milliseconds.
+    /// The leader's lease, in milliseconds: a follower that heard from its leader within this
+    /// long refuses to vote for anyone else (so a node that was cut off cannot depose a healthy
+    /// leader), and waits this long plus the random draw before it runs itself.
     pub election_timeout_max_ms: u64,
+    /// How long a follower whose append stream from the leader broke waits for the leader to
+    /// answer a probe, in milliseconds, before it gives up its lease on that leader (see
+    /// `leader_loss`); 0 turns the probe off, so only the election timeout notices a lost leader.
+    pub leader_probe_timeout_ms: u64,
     /// Ask for a pre-vote before starting an election, so a node that was cut off does not
     /// disturb a healthy leader when it comes back.
     pub pre_vote: bool,
@@ -49,8 +57,9 @@ impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
             heartbeat_ms: 100,
-            election_timeout_min_ms: 1000,
-            election_timeout_max_ms: 2000,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 1000,
+            leader_probe_timeout_ms: 250,
             pre_vote: true,
             max_payload_entries: 256,
             rpc_timeout_ms: 2000,
@@ -129,6 +138,12 @@ impl RaftSettings {
         })
     }
 
+    /// The leader probe's timeout, `None` if the probe is off.
+    pub fn leader_probe_timeout(&self) -> Option<Duration> {
+        (self.leader_probe_timeout_ms > 0)
+            .then(|| Duration::from_millis(self.leader_probe_timeout_ms))
+    }
+
     /// The peer call timeout.
     pub fn rpc_timeout(&self) -> Duration {
         Duration::from_millis(self.rpc_timeout_ms)
@@ -195,7 +210,7 @@ mod tests {
     #[test]
     fn inconsistent_settings_are_refused_with_the_field_named() {
         let s = RaftSettings {
-            election_timeout_max_ms: 500,
+            election_timeout_max_ms: 250,
             ..RaftSettings::default()
         };
         let e = s.validate().unwrap_err().to_string();

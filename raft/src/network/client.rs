@@ -192,6 +192,22 @@ impl PeerClient {
         }
     }
 
+    /// Whether this peer answers within `timeout`: `Ok((term, is_leader))` if it does.
+    pub async fn probe(&self, timeout: Duration) -> Result<(u64, bool), Status> {
+        let mut client = self
+            .client
+            .clone()
+            .map_err(|e| Status::unavailable(format!("peer address: {e}")))?;
+        let call = client.probe(pb::ProbeRequest {});
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(Status::deadline_exceeded("the peer did not answer in time")),
+            Ok(r) => r.map(|r| {
+                let r = r.into_inner();
+                (r.term, r.leader)
+            }),
+        }
+    }
+
     fn client(&self) -> Result<Client, RpcError> {
         self.client
             .clone()

@@ -5,6 +5,9 @@
 //! node that is gone (in one process, even after a new node took its address). Every accepted
 //! connection is wrapped so that it fails its reads and writes as soon as the stop signal is
 //! raised.
+//!
+//! A connection may also carry a hook run when it closes (unless the node is stopping): a
+//! follower uses it to notice that its leader's connection broke.
 
 use std::future::Future;
 use std::io;
@@ -18,11 +21,15 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 
 type Stopped = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// What to run when a connection closes.
+pub type OnClose = Box<dyn FnOnce() + Send>;
+
 /// An accepted connection that dies when the node stops.
 pub struct KillableIo {
     inner: TcpStream,
     stopped: Stopped,
     dead: bool,
+    on_close: Option<OnClose>,
 }
 
 impl KillableIo {
@@ -34,7 +41,14 @@ impl KillableIo {
                 let _ = stop.wait_for(|s| *s).await;
             }),
             dead: false,
+            on_close: None,
         }
+    }
+
+    /// Runs `hook` when the connection is closed, unless the node is stopping.
+    pub fn on_close(mut self, hook: OnClose) -> Self {
+        self.on_close = Some(hook);
+        self
     }
 
     /// Whether the node stopped (registering to be woken when it does).
@@ -99,6 +113,16 @@ impl AsyncWrite for KillableIo {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+impl Drop for KillableIo {
+    fn drop(&mut self) {
+        if let Some(hook) = self.on_close.take() {
+            if !self.dead {
+                hook();
+            }
+        }
     }
 }
 

@@ -282,6 +282,17 @@ impl RaftPeer for PeerService {
         Ok(Response::new(convert::transfer_response_to_pb(&resp)))
     }
 
+    async fn probe(
+        &self,
+        _request: Request<pb::ProbeRequest>,
+    ) -> Result<Response<pb::ProbeResponse>, Status> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        Ok(Response::new(pb::ProbeResponse {
+            term: m.vote.leader_id.term,
+            leader: m.state == openraft::ServerState::Leader,
+        }))
+    }
+
     async fn read_index(
         &self,
         _request: Request<pb::ReadIndexRequest>,

@@ -90,11 +90,40 @@ impl Cluster {
     }
 
     pub async fn start_node(&mut self, id: NodeId) {
+        self.start_node_with(id, |_| {}).await;
+    }
+
+    /// Starts node `id` with its config changed by `change` first.
+    pub async fn start_node_with(&mut self, id: NodeId, change: impl FnOnce(&mut NodeConfig)) {
         let port = *self.ports.entry(id).or_insert_with(free_port);
         let mut cfg = config(&self.id, id, &self.dir(id), port);
         cfg.raft = self.settings.clone();
+        change(&mut cfg);
         let node = RaftNode::start(cfg).await.unwrap();
         self.nodes.insert(id, node);
+    }
+
+    /// A cluster with no node started yet.
+    pub fn empty(settings: RaftSettings) -> Cluster {
+        init_tracing();
+        Cluster {
+            id: "test-cluster".into(),
+            root: tempfile::tempdir().unwrap(),
+            nodes: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            settings,
+        }
+    }
+
+    /// Makes the started nodes the voters, through node 1, and waits for a leader.
+    pub async fn initialize(&self) {
+        let members: BTreeMap<NodeId, PeerNode> = self
+            .nodes
+            .iter()
+            .map(|(id, n)| (*id, n.peer_node()))
+            .collect();
+        self.nodes[&1].initialize(members).await.unwrap();
+        self.leader().await;
     }
 
     /// Three voters, 1 to 3, initialized through node 1.
@@ -104,21 +133,11 @@ impl Cluster {
 
     /// Three voters with the given Raft settings.
     pub async fn three_with(settings: RaftSettings) -> Cluster {
-        init_tracing();
-        let mut c = Cluster {
-            id: "test-cluster".into(),
-            root: tempfile::tempdir().unwrap(),
-            nodes: BTreeMap::new(),
-            ports: BTreeMap::new(),
-            settings,
-        };
+        let mut c = Cluster::empty(settings);
         for id in 1..=3 {
             c.start_node(id).await;
         }
-        let members: BTreeMap<NodeId, PeerNode> =
-            c.nodes.iter().map(|(id, n)| (*id, n.peer_node())).collect();
-        c.nodes[&1].initialize(members).await.unwrap();
-        c.leader().await;
+        c.initialize().await;
         c
     }
 

@@ -1,5 +1,6 @@
 //! A cluster of `qastore serve` child processes on 127.0.0.1, each with its own config file,
-//! data directory and log file under one directory: what `qastore demo` runs.
+//! data directory and log file under one directory: what `qastore demo` and the cluster
+//! benchmark run.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -50,9 +51,15 @@ fn addresses(base: u16, count: usize) -> Result<Vec<SocketAddr>, String> {
 
 impl LocalCluster {
     /// Writes the configs of a `size`-node cluster under `dir` (API ports from 7001, peer
-    /// ports from 7101, HTTP ports from 7201 when free).
-    pub fn prepare(dir: &Path, size: usize, cluster_id: &str) -> Result<LocalCluster, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+    /// ports from 7101, HTTP ports from 7201 when free), to be run by the `qastore` program at
+    /// `exe`.
+    pub fn prepare(
+        exe: &Path,
+        dir: &Path,
+        size: usize,
+        cluster_id: &str,
+    ) -> Result<LocalCluster, String> {
+        let exe = exe.to_path_buf();
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let api = addresses(7001, size)?;
         let raft = addresses(7101, size)?;

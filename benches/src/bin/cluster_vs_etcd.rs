@@ -1,0 +1,346 @@
+//! QAStore and etcd side by side: three nodes each on loopback, one system at a time, the same
+//! load generator, keys and values; writes, batched writes, follower reads, kill-leader and
+//! planned-transfer trials. Prints one table with the ratio per row and writes it as JSON and
+//! Markdown. `benches/cluster-vs-etcd.sh` installs etcd, builds and runs this.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use qastore_benches::load::Window;
+use qastore_benches::versus::drill::{kill_leader, transfer_leader};
+use qastore_benches::versus::qastore::QaCluster;
+use qastore_benches::versus::report::{LoadFigures, Report, Row, Spread};
+use qastore_benches::versus::rows::{run_row, RowKind};
+use qastore_benches::versus::{wait_healthy, Shape, System};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Compare a QAStore cluster with an etcd cluster under the same load.
+#[derive(Debug, Parser)]
+#[command(after_help = "Examples:
+  benches/cluster-vs-etcd.sh            # installs etcd if missing, builds, runs everything
+  cluster_vs_etcd --systems qastore --clients 16 --measure-secs 5 --trials 3")]
+struct Args {
+    /// Systems to run, comma-separated: qastore, etcd.
+    #[arg(long, value_delimiter = ',', default_value = "qastore,etcd")]
+    systems: Vec<String>,
+    /// Client counts of the load rows, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    clients: Vec<usize>,
+    /// Seconds of warm-up before each load row (not counted).
+    #[arg(long, default_value_t = 2)]
+    warmup_secs: u64,
+    /// Seconds each load row is measured.
+    #[arg(long, default_value_t = 10)]
+    measure_secs: u64,
+    /// Trials of each failover measurement.
+    #[arg(long, default_value_t = 10)]
+    trials: usize,
+    /// Where to write `cluster-vs-etcd.json` and `.md`.
+    #[arg(long, default_value = "target/cluster-vs-etcd")]
+    out: PathBuf,
+    /// The `qastore` program (default: beside this one, else `$QASTORE_BIN`).
+    #[arg(long, env = "QASTORE_BIN")]
+    qastore_bin: Option<PathBuf>,
+}
+
+/// The load rows, in the order they run.
+fn load_rows(clients: &[usize]) -> Vec<(RowKind, usize)> {
+    let mut rows = Vec::new();
+    for kind in [RowKind::Put(Shape::Kv), RowKind::Put(Shape::Exchange)] {
+        rows.extend(clients.iter().map(|c| (kind, *c)));
+    }
+    let most = clients.iter().copied().max().unwrap_or(64);
+    rows.push((RowKind::Batched, most));
+    for linearizable in [true, false] {
+        rows.extend(
+            clients
+                .iter()
+                .map(|c| (RowKind::FollowerRead { linearizable }, *c)),
+        );
+    }
+    rows
+}
+
+const KILL: &str = "kill leader: write unavailable";
+const KILL_LEADER: &str = "kill leader: time to a new leader";
+const TRANSFER: &str = "planned transfer: longest write gap";
+
+/// Everything measured of one system, by row.
+#[derive(Default)]
+struct Measured {
+    load: BTreeMap<(String, usize), LoadFigures>,
+    failover: BTreeMap<&'static str, (Vec<Duration>, Vec<String>)>,
+}
+
+async fn measure<S: System>(sys: Arc<S>, args: &Args) -> Result<Measured, String> {
+    let window = Window {
+        warmup: Duration::from_secs(args.warmup_secs),
+        measure: Duration::from_secs(args.measure_secs.max(1)),
+    };
+    let mut m = Measured::default();
+    for (kind, clients) in load_rows(&args.clients) {
+        wait_healthy(sys.as_ref(), Duration::from_secs(30)).await?;
+        sys.leader().await;
+        let r = run_row(&sys, kind, clients, window).await?;
+        let f = LoadFigures::of(&r, kind.counts_records());
+        eprintln!(
+            "  {:<8} {:<50} {:>3} clients: {:>9.0} {}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  cpu {:.0}% steal {:.0}%",
+            sys.name(),
+            kind.label(),
+            clients,
+            f.per_sec,
+            if kind.counts_records() { "records" } else { "ops" },
+            f.latency_ms[0],
+            f.latency_ms[1],
+            f.errors,
+            f.cpu.0 * 100.0,
+            f.cpu.1 * 100.0,
+        );
+        m.load.insert((kind.label().to_string(), clients), f);
+    }
+    for trial in 0..args.trials {
+        match kill_leader(&sys).await {
+            Ok(t) => {
+                eprintln!(
+                    "  {:<8} kill-leader trial {}: new leader {} ms, writes back {} ms",
+                    sys.name(),
+                    trial + 1,
+                    t.new_leader.as_millis(),
+                    t.unavailable.as_millis()
+                );
+                m.failover.entry(KILL).or_default().0.push(t.unavailable);
+                m.failover
+                    .entry(KILL_LEADER)
+                    .or_default()
+                    .0
+                    .push(t.new_leader);
+            }
+            Err(e) => {
+                eprintln!(
+                    "  {:<8} kill-leader trial {} failed: {e}",
+                    sys.name(),
+                    trial + 1
+                );
+                m.failover.entry(KILL).or_default().1.push(e);
+            }
+        }
+    }
+    for trial in 0..args.trials {
+        match transfer_leader(&sys).await {
+            Ok(t) => {
+                eprintln!(
+                    "  {:<8} transfer trial {}: longest write gap {} ms (call took {} ms)",
+                    sys.name(),
+                    trial + 1,
+                    t.gap.as_millis(),
+                    t.took.as_millis()
+                );
+                m.failover.entry(TRANSFER).or_default().0.push(t.gap);
+            }
+            Err(e) => {
+                eprintln!(
+                    "  {:<8} transfer trial {} failed: {e}",
+                    sys.name(),
+                    trial + 1
+                );
+                m.failover.entry(TRANSFER).or_default().1.push(e);
+            }
+        }
+    }
+    Ok(m)
+}
+
+fn find_qastore(args: &Args) -> Result<PathBuf, String> {
+    if let Some(p) = &args.qastore_bin {
+        return Ok(p.clone());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
+    let beside = exe.with_file_name("qastore");
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    Err(format!(
+        "no qastore program beside {} (build it: cargo build --release -p qastore, or set QASTORE_BIN)",
+        exe.display()
+    ))
+}
+
+fn first_line(cmd: &str, arg: &str) -> String {
+    std::process::Command::new(cmd)
+        .arg(arg)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map_or("?".into(), |kb| format!("{} GiB", kb / (1 << 20)));
+    format!(
+        "{cores} cores ({cpu}), {mem} RAM, {}",
+        first_line("uname", "-sr")
+    )
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let mut results: BTreeMap<&'static str, Measured> = BTreeMap::new();
+    let mut report = Report::default();
+    report.context.insert("machine".into(), machine());
+    report.context.insert(
+        "load".into(),
+        format!(
+            "closed loop, one request in flight per client; {} s warm-up + {} s measured per row; {} trials per failover row; 16 B keys over 100,000 keys, 128 B values",
+            args.warmup_secs, args.measure_secs, args.trials
+        ),
+    );
+    for system in &args.systems {
+        match system.as_str() {
+            "qastore" => {
+                let exe = find_qastore(&args)?;
+                eprintln!("QAStore: starting three nodes ({})", exe.display());
+                report.context.insert(
+                    "qastore".into(),
+                    first_line(&exe.to_string_lossy(), "--version"),
+                );
+                let sys = Arc::new(QaCluster::start(&exe).await?);
+                let m = measure(sys.clone(), &args).await;
+                sys.shutdown();
+                results.insert("QAStore", m?);
+            }
+            "etcd" => run_etcd(&args, &mut report, &mut results).await?,
+            other => {
+                return Err(format!(
+                    "--systems: unknown system {other:?} (qastore, etcd)"
+                ))
+            }
+        }
+    }
+    for (kind, clients) in load_rows(&args.clients) {
+        let label = kind.label().to_string();
+        let systems = results
+            .iter()
+            .filter_map(|(name, m)| {
+                m.load
+                    .get(&(label.clone(), clients))
+                    .map(|f| (name.to_string(), f.clone()))
+            })
+            .collect();
+        report.rows.push(Row::Load {
+            label,
+            clients,
+            unit: if kind.counts_records() {
+                "records/s"
+            } else {
+                "ops/s"
+            },
+            systems,
+        });
+    }
+    for label in [KILL, KILL_LEADER, TRANSFER] {
+        let mut systems = BTreeMap::new();
+        let mut failures = BTreeMap::new();
+        for (name, m) in &results {
+            let (values, failed) = m.failover.get(label).cloned().unwrap_or_default();
+            systems.insert(name.to_string(), Spread::of(&values));
+            failures.insert(name.to_string(), failed);
+        }
+        report.rows.push(Row::Failover {
+            label: label.into(),
+            systems,
+            failures,
+        });
+    }
+    let md = report.markdown();
+    println!("{md}");
+    for (k, v) in &report.context {
+        println!("{k}: {v}");
+    }
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("creating {}: {e}", args.out.display()))?;
+    let json = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
+    let (json_path, md_path) = (
+        args.out.join("cluster-vs-etcd.json"),
+        args.out.join("cluster-vs-etcd.md"),
+    );
+    std::fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    let context: String = report
+        .context
+        .iter()
+        .map(|(k, v)| format!("- {k}: {v}\n"))
+        .collect();
+    std::fs::write(&md_path, format!("{md}\n{context}"))
+        .map_err(|e| format!("{}: {e}", md_path.display()))?;
+    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
+    Ok(())
+}
+
+#[cfg(feature = "etcd")]
+async fn run_etcd(
+    args: &Args,
+    report: &mut Report,
+    results: &mut BTreeMap<&'static str, Measured>,
+) -> Result<(), String> {
+    use qastore_benches::versus::etcd::{find_etcd, EtcdCluster};
+    let exe = find_etcd().ok_or("no etcd program (install etcd-server, or set ETCD_BIN)")?;
+    eprintln!("etcd: starting three members ({})", exe.display());
+    report.context.insert(
+        "etcd".into(),
+        first_line(&exe.to_string_lossy(), "--version"),
+    );
+    let sys = Arc::new(EtcdCluster::start(&exe).await?);
+    let m = measure(sys.clone(), args).await;
+    sys.shutdown();
+    results.insert("etcd", m?);
+    Ok(())
+}
+
+#[cfg(not(feature = "etcd"))]
+async fn run_etcd(
+    _: &Args,
+    _: &mut Report,
+    _: &mut BTreeMap<&'static str, Measured>,
+) -> Result<(), String> {
+    Err("built without etcd support: build with --features etcd (needs protoc)".into())
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(args)) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
