@@ -25,4 +25,4 @@ fi
 
 cargo build --release -p qastore -p qastore-benches --features qastore-benches/etcd \
   --bin qastore --bin cluster_vs_etcd
-exec target/release/cluster_vs_etcd "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/cluster_vs_etcd" "$@"

@@ -415,7 +415,14 @@ impl RaftNode {
 
     fn map_write_error(&self, e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>) -> Error {
         match e {
-            RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => self.not_leader(),
+            // During a leadership transfer openraft names the target: send writes there rather
+            // than back to this node, which still counts itself leader until the target wins.
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => match f.leader_id.zip(f.leader_node) {
+                Some(leader) if leader.0 != self.id => Error::NotLeader {
+                    leader: Some(leader),
+                },
+                _ => self.not_leader(),
+            },
             RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => Error::Raft(format!(
                 "leadership changed before the write committed; it may or may not be applied, retry with the same request id to find out ({f})"
             )),
