@@ -22,6 +22,7 @@ pub mod log_store;
 pub mod maintenance;
 pub mod network;
 pub mod node;
+pub mod read_index_batch;
 pub mod recovery;
 pub mod schedule;
 pub mod settings;

@@ -35,6 +35,7 @@ use crate::leader_loss::LeaderLossDetector;
 use crate::log_store::LogStore;
 use crate::network::killable::KillableIo;
 use crate::network::{NetworkOptions, PeerGuard, PeerNetwork, PeerService};
+use crate::read_index_batch::ReadIndexBatch;
 use crate::settings::RaftSettings;
 use crate::state_machine::StateMachine;
 use crate::types::{NodeId, PeerNode, Raft, TypeConfig};
@@ -133,6 +134,7 @@ pub struct RaftNode {
     wal: Arc<Wal>,
     clock: Arc<FollowerClock>,
     leader_loss: Option<Arc<LeaderLossDetector>>,
+    read_rounds: ReadIndexBatch,
     network: PeerNetwork,
     raft_addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
@@ -275,6 +277,7 @@ impl RaftNode {
             wal,
             clock,
             leader_loss,
+            read_rounds: ReadIndexBatch::new(),
             network,
             raft_addr,
             stop,
@@ -663,28 +666,13 @@ impl RaftNode {
                 .await
                 .map_err(|_| Error::Timeout("leadership was not confirmed in time".into()))?;
         }
-        let status = self.status();
-        let Some((leader, node)) = status
-            .leader
-            .and_then(|l| status.nodes.get(&l).map(|n| (l, n.clone())))
-        else {
-            return Err(Error::NoLeader(
-                "no leader is known: an election may be under way".into(),
-            ));
-        };
-        self.network
-            .client(leader, &node)
-            .read_index(timeout)
-            .await
-            .map_err(|s| match s.code() {
-                tonic::Code::FailedPrecondition => {
-                    Error::NoLeader(format!("node {leader} is no longer the leader"))
-                }
-                _ => Error::NoLeader(format!(
-                    "the leader (node {leader}) did not answer: {}",
-                    s.message()
-                )),
+        let (raft, network) = (self.raft.clone(), self.network.clone());
+        self.read_rounds
+            .read_index(timeout, move || {
+                let (raft, network) = (raft.clone(), network.clone());
+                async move { ask_leader_for_read_index(&raft, &network, timeout).await }
             })
+            .await
     }
 
     /// The last index applied to this node's engine (0 before any).
@@ -824,6 +812,38 @@ impl RaftNode {
         tracing::info!(node = self.id, "node stopped");
         r.map_err(|e| Error::Stopped(e.to_string()))
     }
+}
+
+/// One read-index call to the leader this node knows of.
+async fn ask_leader_for_read_index(
+    raft: &Raft,
+    network: &PeerNetwork,
+    timeout: Duration,
+) -> Result<u64> {
+    let m = raft.metrics().borrow_watched().clone();
+    let Some((leader, node)) = m.current_leader.and_then(|l| {
+        m.membership_config
+            .nodes()
+            .find(|(id, _)| **id == l)
+            .map(|(_, n)| (l, n.clone()))
+    }) else {
+        return Err(Error::NoLeader(
+            "no leader is known: an election may be under way".into(),
+        ));
+    };
+    network
+        .client(leader, &node)
+        .read_index(timeout)
+        .await
+        .map_err(|s| match s.code() {
+            tonic::Code::FailedPrecondition => {
+                Error::NoLeader(format!("node {leader} is no longer the leader"))
+            }
+            _ => Error::NoLeader(format!(
+                "the leader (node {leader}) did not answer: {}",
+                s.message()
+            )),
+        })
 }
 
 #[cfg(test)]

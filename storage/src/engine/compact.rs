@@ -35,9 +35,14 @@ impl Inner {
     }
 
     /// The next compaction the scores ask for, claimed for the caller.
+    ///
+    /// The version is read while the compaction state is locked: a compaction publishes its
+    /// version before it releases its files, so a version read earlier could still hold files
+    /// that were just compacted (and are no longer busy), and the same data would be compacted
+    /// twice into overlapping tables.
     fn next_pick(&self) -> Option<(Pick, Arc<Version>)> {
-        let version = self.versions.lock().current();
         let mut st = self.compaction.lock();
+        let version = self.versions.lock().current();
         let CompactionState { busy, pointers, .. } = &mut *st;
         let pick = picker::pick(&version, &self.opts.level_shape(), busy, pointers);
         let pick = self.claim(pick, &mut st)?;
@@ -88,8 +93,8 @@ impl Inner {
 
     /// Whether compaction has nothing to do and nothing running.
     pub(super) fn compaction_idle(&self) -> bool {
-        let version = self.versions.lock().current();
         let st = self.compaction.lock();
+        let version = self.versions.lock().current();
         let mut pointers = st.pointers.clone();
         st.running == 0
             && picker::pick(&version, &self.opts.level_shape(), &st.busy, &mut pointers).is_none()
@@ -124,15 +129,16 @@ impl Inner {
             if let Some(e) = self.failure() {
                 return Err(e);
             }
-            let version = self.versions.lock().current();
-            if version.levels[level].is_empty() {
-                return Ok(());
-            }
             let listener = self.progress.listen();
-            let pick = {
+            // Version read under the compaction lock, as in `next_pick`.
+            let (pick, version) = {
                 let mut st = self.compaction.lock();
+                let version = self.versions.lock().current();
+                if version.levels[level].is_empty() {
+                    return Ok(());
+                }
                 let pick = picker::pick_whole_level(&version, level, &st.busy);
-                self.claim(pick, &mut st)
+                (self.claim(pick, &mut st), version)
             };
             match pick {
                 Some(pick) => {
