@@ -39,6 +39,11 @@ fn addresses(base: u16, count: usize) -> Result<Vec<SocketAddr>, String> {
     if fixed.iter().all(|a| TcpListener::bind(a).is_ok()) {
         return Ok(fixed);
     }
+    free_addresses(count)
+}
+
+/// `count` distinct free addresses on 127.0.0.1, chosen by the system.
+pub fn free_addresses(count: usize) -> Result<Vec<SocketAddr>, String> {
     // Hold every listener until all are chosen, so no port is picked twice.
     let held: Vec<TcpListener> = (0..count)
         .map(|_| TcpListener::bind("127.0.0.1:0"))
@@ -47,6 +52,21 @@ fn addresses(base: u16, count: usize) -> Result<Vec<SocketAddr>, String> {
     held.iter()
         .map(|l| l.local_addr().map_err(|e| e.to_string()))
         .collect()
+}
+
+/// Starts `cmd` with no input and its output appended to the file `log`.
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child, String> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("opening {}: {e}", log.display()))?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", cmd.get_program().to_string_lossy()))
 }
 
 impl LocalCluster {
@@ -105,25 +125,12 @@ impl LocalCluster {
     pub fn start(&mut self, id: u64, init: bool) -> Result<(), String> {
         let exe = self.exe.clone();
         let node = self.node_mut(id)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&node.log)
-            .map_err(|e| format!("opening {}: {e}", node.log.display()))?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(exe);
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(&node.config)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err);
+        cmd.arg("serve").arg("--config").arg(&node.config);
         if init {
             cmd.arg("--init");
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("starting node {id}: {e}"))?;
+        let child = spawn_logged(&mut cmd, &node.log).map_err(|e| format!("node {id}: {e}"))?;
         node.child = Some(child);
         Ok(())
     }

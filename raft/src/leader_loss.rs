@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 use crate::follower_clock::FollowerClock;
 use crate::network::client::PeerNetwork;
-use crate::types::Raft;
+use crate::types::{leader_of, NodeId, PeerNode, Raft, Vote};
 
 /// Pause before the second probe, so that a connection being re-established is not taken for a
 /// dead leader.
@@ -94,22 +94,28 @@ impl LeaderLossDetector {
         self.lost.load(Ordering::Relaxed)
     }
 
+    /// The leader this node follows, its addresses and the vote it holds for it; `None` unless
+    /// this node is a follower of an elected leader.
+    fn following(&self) -> Option<(NodeId, PeerNode, Vote)> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        let (leader, node) = leader_of(&m)?;
+        let follower = m.state == ServerState::Follower && leader != m.id && m.vote.committed;
+        follower.then_some((leader, node, m.vote))
+    }
+
+    /// Whether this node still follows `leader` under the same `vote`.
+    fn still_following(&self, leader: NodeId, vote: &Vote) -> bool {
+        self.following()
+            .is_some_and(|(l, _, v)| l == leader && v == *vote)
+    }
+
     async fn check(&self) {
         let since = Instant::now();
-        let still_following = || {
-            let m = self.raft.metrics().borrow_watched().clone();
-            let leader = m.current_leader?;
-            let same = m.state == ServerState::Follower && leader != m.id && m.vote.committed;
-            same.then_some((leader, m))
-        };
-        let Some((leader, m)) = still_following() else {
+        let Some((leader, node, vote)) = self.following() else {
             return;
         };
-        let term = m.vote.leader_id.term;
-        let Some((_, node)) = m.membership_config.nodes().find(|(id, _)| **id == leader) else {
-            return;
-        };
-        let client = self.network.client(leader, node);
+        let term = vote.leader_id.term;
+        let client = self.network.client(leader, &node);
         let heard_since = || self.clock.last_contact().is_some_and(|t| t > since);
         let mut last_error = None;
         for attempt in 0..2 {
@@ -124,11 +130,7 @@ impl LeaderLossDetector {
                 return;
             }
         }
-        match still_following() {
-            Some((now_leader, now)) if now_leader == leader && now.vote == m.vote => {}
-            _ => return,
-        }
-        if heard_since() {
+        if !self.still_following(leader, &vote) || heard_since() {
             return;
         }
         tracing::warn!(
@@ -139,7 +141,7 @@ impl LeaderLossDetector {
         );
         // A transfer "from" the current leader to the leader itself only drops this node's
         // lease on it.
-        let req = TransferLeaderRequest::new(m.vote, leader, None);
+        let req = TransferLeaderRequest::new(vote, leader, None);
         if let Err(e) = self.raft.handle_transfer_leader(req).await {
             tracing::warn!(error = %e, "could not drop the lease on the lost leader");
             return;
@@ -147,9 +149,8 @@ impl LeaderLossDetector {
         self.lost.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(self.jitter()).await;
         // Someone else may have started an election meanwhile (our vote changed): let it run.
-        match still_following() {
-            Some((now_leader, now)) if now_leader == leader && now.vote == m.vote => {}
-            _ => return,
+        if !self.still_following(leader, &vote) {
+            return;
         }
         tracing::info!(lost_leader = leader, term, "running for leader");
         if let Err(e) = self.raft.trigger().elect(true).await {

@@ -38,7 +38,7 @@ use crate::network::{NetworkOptions, PeerGuard, PeerNetwork, PeerService};
 use crate::read_index_batch::ReadIndexBatch;
 use crate::settings::RaftSettings;
 use crate::state_machine::StateMachine;
-use crate::types::{NodeId, PeerNode, Raft, TypeConfig};
+use crate::types::{leader_of, NodeId, PeerNode, Raft, TypeConfig};
 use crate::{maintenance, schedule};
 
 /// How to run a node.
@@ -408,11 +408,8 @@ impl RaftNode {
     }
 
     fn not_leader(&self) -> Error {
-        let s = self.status();
         Error::NotLeader {
-            leader: s
-                .leader
-                .and_then(|l| s.nodes.get(&l).map(|n| (l, n.clone()))),
+            leader: self.leader(),
         }
     }
 
@@ -719,9 +716,7 @@ impl RaftNode {
 
     /// The leader as this node knows it, with its addresses.
     pub fn leader(&self) -> Option<(NodeId, PeerNode)> {
-        let s = self.status();
-        s.leader
-            .and_then(|l| s.nodes.get(&l).map(|n| (l, n.clone())))
+        leader_of(&self.raft.metrics().borrow_watched())
     }
 
     /// Whether this node is the leader.
@@ -820,13 +815,7 @@ async fn ask_leader_for_read_index(
     network: &PeerNetwork,
     timeout: Duration,
 ) -> Result<u64> {
-    let m = raft.metrics().borrow_watched().clone();
-    let Some((leader, node)) = m.current_leader.and_then(|l| {
-        m.membership_config
-            .nodes()
-            .find(|(id, _)| **id == l)
-            .map(|(_, n)| (l, n.clone()))
-    }) else {
+    let Some((leader, node)) = leader_of(&raft.metrics().borrow_watched()) else {
         return Err(Error::NoLeader(
             "no leader is known: an election may be under way".into(),
         ));

@@ -65,6 +65,18 @@ pub type Snapshot =
 /// The Raft handle of a node.
 pub type Raft = openraft::Raft<TypeConfig, crate::state_machine::StateMachine>;
 
+/// Raft's view of a node, as its metrics report it.
+pub type Metrics = openraft::RaftMetrics<TypeConfig>;
+
+/// The leader these metrics name, with its addresses, if it is a member.
+pub fn leader_of(m: &Metrics) -> Option<(NodeId, PeerNode)> {
+    let leader = m.current_leader?;
+    m.membership_config
+        .nodes()
+        .find(|(id, _)| **id == leader)
+        .map(|(_, n)| (leader, n.clone()))
+}
+
 /// A log id from its term and index.
 pub fn log_id(term: u64, index: u64) -> LogId {
     LogId::new(

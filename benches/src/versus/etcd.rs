@@ -2,13 +2,14 @@
 //! election 1000 ms, a WAL fsync before every acknowledgement), driven through `etcd-client`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
 use prost::Message;
+use qastore_cluster::local::{free_addresses, spawn_logged};
 
 use super::{batch_keys, key, key_number, Shape, System, WriteFailure, BATCH};
 use crate::load::{closed_loop, LoadResult, Window};
@@ -43,17 +44,6 @@ pub fn kv_value(n: u64) -> Vec<u8> {
     crate::value(n, 128)
 }
 
-fn free_ports(n: usize) -> Result<Vec<u16>, String> {
-    // Hold every listener until all are chosen, so no port is picked twice.
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("finding free ports: {e}"))?;
-    held.iter()
-        .map(|l| l.local_addr().map(|a| a.port()).map_err(|e| e.to_string()))
-        .collect()
-}
-
 impl EtcdCluster {
     /// Starts three members of the `etcd` program at `exe` in a new temporary directory and
     /// waits for a leader.
@@ -62,8 +52,8 @@ impl EtcdCluster {
             .prefix("etcd-bench-")
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
-        let ports = free_ports(6)?;
-        let peer_url = |i: usize| format!("http://127.0.0.1:{}", ports[3 + i]);
+        let addrs = free_addresses(6)?;
+        let peer_url = |i: usize| format!("http://{}", addrs[3 + i]);
         let initial_cluster = (0..3)
             .map(|i| format!("n{}={}", i + 1, peer_url(i)))
             .collect::<Vec<_>>()
@@ -71,7 +61,7 @@ impl EtcdCluster {
         let members: Vec<Member> = (0..3)
             .map(|i| Member {
                 name: format!("n{}", i + 1),
-                client_url: format!("http://127.0.0.1:{}", ports[i]),
+                client_url: format!("http://{}", addrs[i]),
                 data: dir.path().join(format!("n{}", i + 1)),
                 log: dir.path().join(format!("n{}.log", i + 1)),
                 child: None,
@@ -130,14 +120,8 @@ impl EtcdCluster {
         let (exe, initial) = (self.exe.clone(), self.initial_cluster.clone());
         self.with_members(|members| {
             let m = members.get_mut(node).ok_or("no such member")?;
-            let log = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&m.log)
-                .map_err(|e| format!("opening {}: {e}", m.log.display()))?;
-            let err = log.try_clone().map_err(|e| e.to_string())?;
-            let child = Command::new(&exe)
-                .arg("--name")
+            let mut cmd = Command::new(&exe);
+            cmd.arg("--name")
                 .arg(&m.name)
                 .arg("--data-dir")
                 .arg(&m.data)
@@ -154,13 +138,8 @@ impl EtcdCluster {
                 .arg("--initial-cluster-state")
                 .arg("new")
                 .arg("--initial-cluster-token")
-                .arg("qastore-bench")
-                .stdin(Stdio::null())
-                .stdout(log)
-                .stderr(err)
-                .spawn()
-                .map_err(|e| format!("starting {}: {e}", exe.display()))?;
-            m.child = Some(child);
+                .arg("qastore-bench");
+            m.child = Some(spawn_logged(&mut cmd, &m.log)?);
             Ok(())
         })
     }
