@@ -190,6 +190,7 @@ impl RaftNode {
                 )?;
                 let wal = Wal::open(vfs.clone(), config.data_dir.join("wal"), config.wal.clone())?;
                 let sm = StateMachine::open(vfs, &config.data_dir, config.engine.clone())?;
+                crate::recovery::check_engine_against_log(&config.data_dir, &sm, &wal)?;
                 Ok((wal, sm))
             })
             .await

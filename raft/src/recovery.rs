@@ -147,3 +147,47 @@ pub fn restore_backup(
     drop(home);
     force_new_cluster(vfs, data_dir, cluster_id, node_id, me)
 }
+
+/// Checks, before Raft starts, that the engine and the log together still hold every entry:
+/// the log keeps only what follows its purge point, so the engine (or the newest checkpoint,
+/// which Raft installs when it is ahead of the engine) must hold at least up to that point.
+/// Otherwise the entries in between are lost, and the node refuses to start rather than run
+/// with a state that silently lacks them.
+pub fn check_engine_against_log(data_dir: &Path, sm: &StateMachine, wal: &Wal) -> Result<()> {
+    let Some(purged) = wal.meta().last_purged else {
+        return Ok(());
+    };
+    let applied = sm.applied().map_or(0, |a| a.index);
+    if applied >= purged.index {
+        return Ok(());
+    }
+    let checkpoint = match sm.checkpoints().latest()? {
+        Some(info) => decode_blob(&info.meta.blob)?
+            .last_log_id
+            .map(|l| (l.index, info.dir)),
+        None => None,
+    };
+    if let Some((index, dir)) = checkpoint.as_ref().filter(|(i, _)| *i >= purged.index) {
+        tracing::warn!(
+            engine = applied,
+            log_purged = purged.index,
+            checkpoint = index,
+            dir = %dir.display(),
+            "the engine is behind the log's purge point; the newest checkpoint covers it"
+        );
+        return Ok(());
+    }
+    Err(Error::Identity {
+        dir: data_dir.display().to_string(),
+        reason: format!(
+            "the engine holds entries up to index {applied} and the newest checkpoint up to {}, \
+             but the log was purged up to {}: entries {} to {} are lost (engine directory {}); \
+             refusing to start",
+            checkpoint.map_or(0, |(i, _)| i),
+            purged.index,
+            applied + 1,
+            purged.index,
+            sm.engine()?.dir().display(),
+        ),
+    })
+}

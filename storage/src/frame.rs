@@ -56,6 +56,9 @@ pub struct BadFrame {
     pub offset: usize,
     /// True if the damage is a torn write at the tail that may be cut off.
     pub torn: bool,
+    /// Where the frame ends, if its header checked out and its whole payload lies within the
+    /// buffer: such a frame was not cut short, whatever is wrong with its payload.
+    pub complete_end: Option<usize>,
     /// What was wrong.
     pub reason: &'static str,
 }
@@ -87,6 +90,15 @@ impl<'a> FrameIter<'a> {
     }
 
     fn bad(&mut self, reason: &'static str, torn_if_zeros_from: Option<usize>) -> BadFrame {
+        self.bad_frame(reason, torn_if_zeros_from, None)
+    }
+
+    fn bad_frame(
+        &mut self,
+        reason: &'static str,
+        torn_if_zeros_from: Option<usize>,
+        complete_end: Option<usize>,
+    ) -> BadFrame {
         self.done = true;
         let torn = self.tail_may_tear
             && match torn_if_zeros_from {
@@ -96,6 +108,7 @@ impl<'a> FrameIter<'a> {
         BadFrame {
             offset: self.pos,
             torn,
+            complete_end,
             reason,
         }
     }
@@ -132,7 +145,11 @@ impl<'a> Iterator for FrameIter<'a> {
         }
         let payload = &self.buf[start..end];
         if crc32fast::hash(payload) != payload_crc {
-            return Some(Err(self.bad("frame payload checksum mismatch", Some(end))));
+            return Some(Err(self.bad_frame(
+                "frame payload checksum mismatch",
+                Some(end),
+                Some(end),
+            )));
         }
         self.pos = end;
         Some(Ok((pos, payload)))

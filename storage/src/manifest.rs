@@ -13,6 +13,10 @@
 //! edit of a manifest is a snapshot of the whole file set, so a new manifest (written at every
 //! open and whenever the old one grows large) replaces the old one with a single CURRENT swap.
 //! A torn last edit was never acknowledged and is ignored; any other damage fails the open.
+//! Torn means cut short: an incomplete last frame, or a bad one followed only by zeros (a file
+//! extended by a write that never landed). A complete frame failing its checksum was damaged
+//! after it was written, and the first frame (the base, durable before CURRENT named the file)
+//! is never torn: both are corruption, reported with the file and offset.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::codec::{put_len_prefixed, put_varint, u32_at, Reader};
 use crate::error::{Error, Result};
 use crate::filenames::{classify, manifest_name, FileKind, CURRENT};
-use crate::frame::{encode_frame, FrameIter};
+use crate::frame::{encode_frame, BadFrame, FrameIter};
 use crate::vfs::{write_atomic, FileRef, Vfs};
 
 const MAGIC: &[u8; 8] = b"QAMANIFS";
@@ -181,10 +185,11 @@ pub fn replay(vfs: &dyn Vfs, dir: &Path) -> Result<Option<(u64, ManifestState)>>
     check_header(&buf).map_err(|r| Error::corruption(&path, 0, r))?;
     let mut state = ManifestState::default();
     let mut frames = FrameIter::new(&buf, HEADER, true);
+    let mut has_base = false;
     for frame in frames.by_ref() {
         let (offset, payload) = match frame {
             Ok(f) => f,
-            Err(bad) if bad.torn => {
+            Err(bad) if is_torn(&bad, buf.len()) => {
                 tracing::warn!(
                     file = %path.display(),
                     offset = bad.offset,
@@ -193,13 +198,48 @@ pub fn replay(vfs: &dyn Vfs, dir: &Path) -> Result<Option<(u64, ManifestState)>>
                 );
                 break;
             }
-            Err(bad) => return Err(Error::corruption(&path, bad.offset as u64, bad.reason)),
+            Err(bad) => {
+                let reason = if bad.offset == HEADER {
+                    format!(
+                        "{} in the base edit (durable before CURRENT named this manifest, so \
+                         never torn)",
+                        bad.reason
+                    )
+                } else if bad.complete_end == Some(buf.len()) {
+                    format!(
+                        "{} in a complete last edit (damage, not a torn write)",
+                        bad.reason
+                    )
+                } else {
+                    bad.reason.to_string()
+                };
+                return Err(Error::corruption(&path, bad.offset as u64, reason));
+            }
         };
         let edit = VersionEdit::decode(payload)
             .ok_or_else(|| Error::corruption(&path, offset as u64, "malformed version edit"))?;
         state.apply(&edit);
+        has_base = true;
+    }
+    if !has_base {
+        return Err(Error::corruption(
+            &path,
+            HEADER as u64,
+            "the manifest holds no base edit",
+        ));
     }
     Ok(Some((number, state)))
+}
+
+/// Whether a bad frame is a write cut short by a crash (ignored) rather than damage. Edits are
+/// fsynced one at a time, so only the last one can be torn, and the base edit never is.
+fn is_torn(bad: &BadFrame, file_len: usize) -> bool {
+    if !bad.torn || bad.offset == HEADER {
+        return false;
+    }
+    // A complete frame with nothing after it reached the disk whole: a failing checksum there
+    // is a changed byte, not a missing one.
+    bad.complete_end != Some(file_len)
 }
 
 fn header() -> [u8; HEADER] {
