@@ -1,14 +1,13 @@
 //! Converting a closed trading day of ticks or trades to Parquet.
 //!
 //! The conversion runs at a log index (the Raft layer proposes it, so every node runs it at the
-//! same point): for each instrument of the stream not yet converted for that day, the day's rows
-//! are read from the LSM, written as a Parquet file (temporary name, fsync, rename, directory
-//! fsync), and then one engine batch at the log index adds the catalog entries and deletes the
-//! LSM copies (for trades, the by-instrument copies; the by-user index stays). A crash before
-//! the batch is durable is repaired by re-applying the entry: the files are written again, byte
-//! for byte the same. Running it twice changes nothing the second time.
-
-use bytes::Bytes;
+//! same point): for each instrument of the stream, the day's rows still in the LSM (all of them
+//! the first time; afterwards only rows that arrived after that conversion, late rows) are read,
+//! written as the partition's next part file (temporary name, fsync, rename, directory fsync),
+//! and then one engine batch at the log index adds the catalog entries and deletes the LSM
+//! copies (for trades, the by-instrument copies; the by-user index stays). A crash before the
+//! batch is durable is repaired by re-applying the entry: the files are written again, byte for
+//! byte the same. Running it again with no late rows changes nothing.
 
 use super::catalog::{self, CatalogEntry};
 use super::parquet::{encode_ticks, encode_trades};
@@ -18,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Stream};
 use crate::query::decode_at;
 use crate::query::range::scan_keys;
-use crate::record::{encode, Tick, TradeExecuted};
+use crate::record::{Tick, TradeExecuted};
 use crate::vfs::{parent_dir, write_atomic};
 
 const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
@@ -26,13 +25,17 @@ const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
 /// What a conversion did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Conversion {
-    /// The partitions written.
+    /// The part files written (part 0 of a newly converted partition, or a later part with the
+    /// late rows of one converted before).
     pub partitions: Vec<CatalogEntry>,
     /// Rows converted.
     pub rows: u64,
+    /// Of those, rows appended to partitions converted before (late rows).
+    pub late_rows: u64,
     /// Parquet bytes written.
     pub bytes: u64,
-    /// Instruments skipped because the day was already converted for them.
+    /// Instruments skipped because the day was already converted for them and no rows came
+    /// since (or retention removed it).
     pub already_converted: usize,
 }
 
@@ -95,17 +98,18 @@ struct Encoded {
     span: (i64, i64),
 }
 
-/// Writes a partition file crash-safely and returns its catalog entry.
-fn write_partition(
+/// Writes part `part` of a partition crash-safely and returns its catalog entry.
+fn write_part(
     engine: &Engine,
     stream: Stream,
     day: u32,
     instrument: &str,
+    part: u32,
     data: &Encoded,
     log_index: u64,
 ) -> Result<CatalogEntry> {
     let (bytes, rows, (min_time, max_time)) = (&data.bytes, data.keys.len() as u64, data.span);
-    let rel = catalog::partition_file(stream, day, instrument);
+    let rel = catalog::part_file(stream, day, instrument, part);
     let path = engine.dir().join(&rel);
     let vfs = engine.vfs();
     let dir = parent_dir(&path).to_path_buf();
@@ -142,9 +146,56 @@ fn parquet_error(path: String, e: impl std::fmt::Display) -> Error {
     }
 }
 
+/// The rows of one instrument's `day` still in the LSM, encoded as part `part`; `None` when
+/// there are none.
+fn encode_day(
+    engine: &Engine,
+    stream: Stream,
+    day: u32,
+    instrument: &str,
+    part: u32,
+) -> Result<Option<Encoded>> {
+    let file = || catalog::part_file(stream, day, instrument, part);
+    let encoded = match stream {
+        Stream::Ticks => {
+            let rows = day_rows::<Tick>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let records: Vec<Tick> = rows.iter().map(|(_, t)| t.clone()).collect();
+            let span = match (records.first(), records.last()) {
+                (Some(a), Some(b)) => (a.datetime, b.datetime),
+                _ => return Ok(None),
+            };
+            let bytes = encode_ticks(&records).map_err(|e| parquet_error(file(), e))?;
+            Encoded {
+                keys: rows.into_iter().map(|(k, _)| k).collect(),
+                bytes,
+                span,
+            }
+        }
+        Stream::Trades => {
+            let rows =
+                day_rows::<TradeExecuted>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let records: Vec<TradeExecuted> = rows.iter().map(|(_, t)| t.clone()).collect();
+            let span = match (records.first(), records.last()) {
+                (Some(a), Some(b)) => (a.trade_date_time, b.trade_date_time),
+                _ => return Ok(None),
+            };
+            let bytes = encode_trades(&records).map_err(|e| parquet_error(file(), e))?;
+            Encoded {
+                keys: rows.into_iter().map(|(k, _)| k).collect(),
+                bytes,
+                span,
+            }
+        }
+    };
+    Ok(Some(encoded))
+}
+
 /// Converts trading day `day` of `stream` to Parquet at `log_index`, applying the catalog
 /// entries, the removal of the LSM copies and `extra` (the caller's own operations, such as
 /// system keys) as one engine batch.
+///
+/// An instrument whose day was converted before gets its rows that arrived since (late rows)
+/// as the partition's next part file; one whose partition retention removed is left alone.
 pub fn convert_day(
     engine: &Engine,
     stream: Stream,
@@ -155,62 +206,36 @@ pub fn convert_day(
     let _olap = engine.olap_lock();
     let span = tracing::info_span!("olap_convert", stream = stream.name(), day, log_index);
     let _enter = span.enter();
-    let done: Vec<String> = catalog::for_day(engine, stream, day)?
-        .into_iter()
-        .map(|e| e.instrument)
-        .collect();
+    let entries = catalog::for_day(engine, stream, day)?;
     let mut report = Conversion::default();
     let mut batch = WriteBatch::new();
     for instrument in instruments(engine, stream)? {
-        if done.contains(&instrument) {
+        let parts: Vec<&CatalogEntry> = entries
+            .iter()
+            .filter(|e| e.instrument == instrument)
+            .collect();
+        if parts.iter().any(|e| !e.is_live()) {
             report.already_converted += 1;
             continue;
         }
-        let encoded = match stream {
-            Stream::Ticks => {
-                let rows = day_rows::<Tick>(engine, stream, &instrument, day, |t| t.trading_day)?;
-                let records: Vec<Tick> = rows.iter().map(|(_, t)| t.clone()).collect();
-                let span = match (records.first(), records.last()) {
-                    (Some(a), Some(b)) => (a.datetime, b.datetime),
-                    _ => continue,
-                };
-                let bytes = encode_ticks(&records).map_err(|e| {
-                    parquet_error(catalog::partition_file(stream, day, &instrument), e)
-                })?;
-                Encoded {
-                    keys: rows.into_iter().map(|(k, _)| k).collect(),
-                    bytes,
-                    span,
-                }
+        // Parts are numbered from 0 and never deleted alone, so the count is the next number.
+        let part = parts.len() as u32;
+        let Some(encoded) = encode_day(engine, stream, day, &instrument, part)? else {
+            if part > 0 {
+                report.already_converted += 1;
             }
-            Stream::Trades => {
-                let rows =
-                    day_rows::<TradeExecuted>(engine, stream, &instrument, day, |t| t.trading_day)?;
-                let records: Vec<TradeExecuted> = rows.iter().map(|(_, t)| t.clone()).collect();
-                let span = match (records.first(), records.last()) {
-                    (Some(a), Some(b)) => (a.trade_date_time, b.trade_date_time),
-                    _ => continue,
-                };
-                let bytes = encode_trades(&records).map_err(|e| {
-                    parquet_error(catalog::partition_file(stream, day, &instrument), e)
-                })?;
-                Encoded {
-                    keys: rows.into_iter().map(|(k, _)| k).collect(),
-                    bytes,
-                    span,
-                }
-            }
+            continue;
         };
-        let entry = write_partition(engine, stream, day, &instrument, &encoded, log_index)?;
-        let rows = entry.rows;
-        let value: Bytes = encode(&entry);
-        batch.put(catalog::key_by_day(stream, day, &instrument), value.clone());
-        batch.put(catalog::key_by_instrument(stream, &instrument, day), value);
+        let entry = write_part(engine, stream, day, &instrument, part, &encoded, log_index)?;
+        catalog::put(&mut batch, &entry);
         for k in encoded.keys {
             batch.delete(k);
         }
-        report.rows += rows;
+        report.rows += entry.rows;
         report.bytes += entry.bytes;
+        if part > 0 {
+            report.late_rows += entry.rows;
+        }
         report.partitions.push(entry);
     }
     for op in extra.ops() {
@@ -223,6 +248,7 @@ pub fn convert_day(
     tracing::info!(
         partitions = report.partitions.len(),
         rows = report.rows,
+        late_rows = report.late_rows,
         bytes = report.bytes,
         "trading day converted to Parquet"
     );

@@ -10,8 +10,8 @@ use crate::keys::{self, Stream};
 use crate::query::range::scan_keys;
 use crate::record::{inspect, Tick, TradeExecuted};
 
-/// Steps past already-converted days per instrument before giving up on it for this call (late
-/// rows of a converted day stay in the LSM and are read from there).
+/// Steps past removed days per instrument before giving up on it for this call (rows that came
+/// for a day after retention removed its partition stay in the LSM and are read from there).
 const MAX_SKIPS: usize = 64;
 
 /// The trading day and time of the first row of `instrument` at or after `from`.
@@ -51,9 +51,10 @@ fn first_row(
     Ok(Some(found))
 }
 
-/// For each instrument of `stream`, the earliest trading day that has rows in the LSM and is
-/// not converted for it yet. Converting the smallest of these, then asking again, walks
-/// through every pending day in order.
+/// For each instrument of `stream`, the earliest trading day that has rows in the LSM: a day
+/// not converted yet, or a converted day that received rows since (late rows, converted as the
+/// partition's next part). Days whose partition retention removed are passed over. Converting
+/// the smallest of these, then asking again, walks through every pending day in order.
 pub fn pending_days(engine: &Engine, stream: Stream) -> Result<BTreeSet<u32>> {
     let mut days = BTreeSet::new();
     for instrument in instruments(engine, stream)? {
@@ -63,11 +64,13 @@ pub fn pending_days(engine: &Engine, stream: Stream) -> Result<BTreeSet<u32>> {
             let Some((day, time)) = first_row(engine, stream, &instrument, from)? else {
                 break;
             };
-            match converted
+            let removed = converted
                 .iter()
-                .find(|e| e.is_live() && e.trading_day == day)
-            {
-                Some(e) => from = time.max(e.max_time).saturating_add(1),
+                .filter(|e| !e.is_live() && e.trading_day == day)
+                .map(|e| e.max_time)
+                .max();
+            match removed {
+                Some(max_time) => from = time.max(max_time).saturating_add(1),
                 None => {
                     days.insert(day);
                     break;

@@ -7,13 +7,12 @@
 //! directories no catalog entry knows (files of a conversion that never committed here, e.g.
 //! replaced by an installed snapshot).
 
-use super::catalog::{self, CatalogEntry};
+use super::catalog;
 use crate::batch::{BatchOp, WriteBatch};
 use crate::calendar::TradingCalendar;
 use crate::engine::Engine;
 use crate::error::Result;
 use crate::keys::{self, Stream};
-use crate::record::encode;
 
 /// What to drop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -79,6 +78,9 @@ pub struct Retention {
 pub struct Sweep {
     /// Partition directories deleted.
     pub partitions_deleted: usize,
+    /// Files deleted from live partitions that no catalog entry names (a part written by a
+    /// conversion that never committed here).
+    pub stray_files_deleted: usize,
 }
 
 /// Applies `policy` at `log_index`, with `extra` (the caller's own operations) in the same
@@ -97,7 +99,7 @@ pub fn retain(
             for mut entry in catalog::all(engine, stream)? {
                 if entry.is_live() && entry.trading_day < cutoff {
                     entry.removed_at = Some(log_index);
-                    put_entry(&mut batch, &entry);
+                    catalog::put(&mut batch, &entry);
                     report.partitions_removed += 1;
                 }
             }
@@ -191,19 +193,6 @@ fn drop_parked(engine: &Engine, cutoff: u64, batch: &mut WriteBatch) -> Result<u
     Ok(dropped)
 }
 
-fn put_entry(batch: &mut WriteBatch, entry: &CatalogEntry) {
-    let value = encode(entry);
-    let stream = entry.stream();
-    batch.put(
-        catalog::key_by_day(stream, entry.trading_day, &entry.instrument),
-        value.clone(),
-    );
-    batch.put(
-        catalog::key_by_instrument(stream, &entry.instrument, entry.trading_day),
-        value,
-    );
-}
-
 /// Deletes the files of partitions removed at or before the flushed index, and partition
 /// directories the catalog does not know.
 pub fn sweep(engine: &Engine) -> Result<Sweep> {
@@ -225,15 +214,20 @@ fn sweep_locked(engine: &Engine) -> Result<Sweep> {
             let day_path = root.join(&day_dir);
             for inst_dir in vfs.list(&day_path)? {
                 let rel = format!("olap/{}/{day_dir}/{inst_dir}", stream.name());
-                let entry = entries.iter().find(|e| e.dir() == rel);
-                let deletable = match entry {
-                    None => true,
-                    Some(e) => e.removed_at.is_some_and(|at| at <= flushed),
-                };
+                let parts: Vec<&catalog::CatalogEntry> =
+                    entries.iter().filter(|e| e.dir() == rel).collect();
+                // Every part of a partition is removed at once; the files go only when no
+                // part is live and the removal is flushed.
+                let deletable = parts
+                    .iter()
+                    .all(|e| e.removed_at.is_some_and(|at| at <= flushed));
                 if deletable {
                     tracing::info!(partition = %rel, "deleting partition files");
                     vfs.remove_dir_all(&day_path.join(&inst_dir))?;
                     report.partitions_deleted += 1;
+                } else {
+                    report.stray_files_deleted +=
+                        sweep_strays(engine, &day_path.join(&inst_dir), &parts)?;
                 }
             }
             if vfs.list(&day_path)?.is_empty() {
@@ -242,6 +236,28 @@ fn sweep_locked(engine: &Engine) -> Result<Sweep> {
         }
     }
     Ok(report)
+}
+
+/// Deletes the files in a live partition's directory that none of its `parts` names: readers
+/// of the directory (pyarrow, duckdb) must see exactly the committed parts.
+fn sweep_strays(
+    engine: &Engine,
+    dir: &std::path::Path,
+    parts: &[&catalog::CatalogEntry],
+) -> Result<usize> {
+    let vfs = engine.vfs();
+    let mut deleted = 0;
+    for name in vfs.list(dir)? {
+        let known = parts
+            .iter()
+            .any(|e| e.file.rsplit('/').next() == Some(name.as_str()));
+        if !known {
+            tracing::info!(file = %dir.join(&name).display(), "deleting an uncommitted part file");
+            vfs.remove(&dir.join(&name))?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Time-ordered streams of one instrument's ticks or trades over a range, each item with its
 //! key (which page tokens resume from).
 //!
-//! Days converted to Parquet are read from their files (oldest first, loading one partition at
-//! a time); everything else from the LSM; the two are merged by key. After a conversion the LSM
-//! no longer holds the converted rows, so each row comes from exactly one side.
+//! Days converted to Parquet are read from their files (oldest first, loading one day's part
+//! files at a time); everything else from the LSM; the two are merged by key. After a conversion
+//! the LSM no longer holds the converted rows, and rows that arrive later for a converted day
+//! (late rows) sit in the LSM until the next conversion moves them to a new part file. Should a
+//! key be written again after its day was converted, the newest copy (a later part, or the LSM)
+//! is the one read, so no row is counted twice.
 //!
 //! The merge is generic over the key so that readers needing only a few fields (bars) can key
 //! rows by something cheaper than the stored key, as long as it sorts the same way.
@@ -28,17 +31,14 @@ pub(crate) type Groups<'a, K, T> = Box<dyn Iterator<Item = Result<Vec<(K, T)>>> 
 /// Opens one partition as row groups.
 pub(crate) type Loader<'a, K, T> = Box<dyn FnMut(&CatalogEntry) -> Result<Groups<'a, K, T>> + 'a>;
 
-/// Rows of converted partitions, one row group in memory at a time.
-struct Partitions<'a, K, T> {
-    pending: std::vec::IntoIter<CatalogEntry>,
-    groups: Option<Groups<'a, K, T>>,
+/// Rows of one part file, one row group in memory at a time.
+struct PartRows<'a, K, T> {
+    groups: Groups<'a, K, T>,
     current: std::vec::IntoIter<(K, T)>,
-    load: Loader<'a, K, T>,
-    resume: Option<K>,
     failed: bool,
 }
 
-impl<K: Ord, T> Iterator for Partitions<'_, K, T> {
+impl<K, T> Iterator for PartRows<'_, K, T> {
     type Item = Result<(K, T)>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -47,27 +47,10 @@ impl<K: Ord, T> Iterator for Partitions<'_, K, T> {
                 return None;
             }
             if let Some(row) = self.current.next() {
-                if self.resume.as_ref().is_some_and(|r| row.0 <= *r) {
-                    continue;
-                }
                 return Some(Ok(row));
             }
-            if let Some(groups) = self.groups.as_mut() {
-                match groups.next() {
-                    Some(Ok(rows)) => {
-                        self.current = rows.into_iter();
-                        continue;
-                    }
-                    Some(Err(e)) => {
-                        self.failed = true;
-                        return Some(Err(e));
-                    }
-                    None => self.groups = None,
-                }
-            }
-            let entry = self.pending.next()?;
-            match (self.load)(&entry) {
-                Ok(groups) => self.groups = Some(groups),
+            match self.groups.next()? {
+                Ok(rows) => self.current = rows.into_iter(),
                 Err(e) => {
                     self.failed = true;
                     return Some(Err(e));
@@ -77,7 +60,77 @@ impl<K: Ord, T> Iterator for Partitions<'_, K, T> {
     }
 }
 
-/// Merges two key-ordered streams (the second wins a tie, which does not happen in practice).
+/// Rows of converted partitions, a trading day at a time. The part files of one day may
+/// interleave in time (later parts hold late rows), so they are merged; days do not overlap,
+/// so they follow one another.
+struct Partitions<'a, K, T> {
+    days: std::vec::IntoIter<Vec<CatalogEntry>>,
+    current: Option<Keyed<'a, K, T>>,
+    load: Loader<'a, K, T>,
+    resume: Option<K>,
+    failed: bool,
+}
+
+impl<'a, K: Ord + 'a, T: 'a> Partitions<'a, K, T> {
+    /// Opens every part of a day and merges them, a later part winning a tie.
+    fn open_day(&mut self, parts: Vec<CatalogEntry>) -> Result<Keyed<'a, K, T>> {
+        let mut merged: Option<Keyed<'a, K, T>> = None;
+        for entry in &parts {
+            let rows: Keyed<'a, K, T> = Box::new(PartRows {
+                groups: (self.load)(entry)?,
+                current: Vec::new().into_iter(),
+                failed: false,
+            });
+            merged = Some(match merged {
+                None => rows,
+                Some(older) => Box::new(Merge {
+                    a: older.peekable(),
+                    b: rows.peekable(),
+                }),
+            });
+        }
+        Ok(merged.unwrap_or_else(|| Box::new(std::iter::empty())))
+    }
+}
+
+impl<'a, K: Ord + 'a, T: 'a> Iterator for Partitions<'a, K, T> {
+    type Item = Result<(K, T)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(rows) = self.current.as_mut() {
+                match rows.next() {
+                    Some(Ok(row)) => {
+                        if self.resume.as_ref().is_some_and(|r| row.0 <= *r) {
+                            continue;
+                        }
+                        return Some(Ok(row));
+                    }
+                    Some(Err(e)) => {
+                        self.failed = true;
+                        return Some(Err(e));
+                    }
+                    None => self.current = None,
+                }
+            }
+            let parts = self.days.next()?;
+            match self.open_day(parts) {
+                Ok(rows) => self.current = Some(rows),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Merges two key-ordered streams. On equal keys the second (newer) one's row is kept and the
+/// first's dropped: a row written again after its day was converted replaces the converted one,
+/// as a second write of a key does in the LSM.
 struct Merge<'a, K, T> {
     a: std::iter::Peekable<Keyed<'a, K, T>>,
     b: std::iter::Peekable<Keyed<'a, K, T>>,
@@ -93,7 +146,14 @@ impl<K: Ord, T> Iterator for Merge<'_, K, T> {
             (None, Some(_)) => false,
             (Some(Err(_)), _) => true,
             (_, Some(Err(_))) => false,
-            (Some(Ok((ka, _))), Some(Ok((kb, _)))) => ka < kb,
+            (Some(Ok((ka, _))), Some(Ok((kb, _)))) => match ka.cmp(kb) {
+                std::cmp::Ordering::Less => true,
+                std::cmp::Ordering::Greater => false,
+                std::cmp::Ordering::Equal => {
+                    self.a.next();
+                    false
+                }
+            },
         };
         if take_a {
             self.a.next()
@@ -113,17 +173,23 @@ pub(crate) fn with_partitions<'a, K: Ord + 'a, T: 'a>(
     lsm: Keyed<'a, K, T>,
     load: Loader<'a, K, T>,
 ) -> Result<Keyed<'a, K, T>> {
-    let parts: Vec<CatalogEntry> = olap::catalog::for_instrument(engine, stream, instrument)?
-        .into_iter()
-        .filter(|e| e.is_live() && e.max_time >= range.from && e.min_time < range.to)
-        .collect();
-    if parts.is_empty() {
+    // The catalog lists an instrument's parts by day, then part number.
+    let mut days: Vec<Vec<CatalogEntry>> = Vec::new();
+    for e in olap::catalog::for_instrument(engine, stream, instrument)? {
+        if !(e.is_live() && e.max_time >= range.from && e.min_time < range.to) {
+            continue;
+        }
+        match days.last_mut() {
+            Some(day) if day[0].trading_day == e.trading_day => day.push(e),
+            _ => days.push(vec![e]),
+        }
+    }
+    if days.is_empty() {
         return Ok(lsm);
     }
     let olap: Keyed<'a, K, T> = Box::new(Partitions {
-        pending: parts.into_iter(),
-        groups: None,
-        current: Vec::new().into_iter(),
+        days: days.into_iter(),
+        current: None,
         load,
         resume,
         failed: false,
