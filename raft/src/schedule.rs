@@ -1,6 +1,9 @@
 //! System commands on a schedule: the leader proposes the conversion of closed trading days to
 //! Parquet and retention runs; every node carries them out when it applies them.
 //!
+//! A closed day that received rows after its conversion (late rows) is pending again: the same
+//! conversion command, applied, moves just those rows into the partition's next part file.
+//!
 //! Only the decision of *when* uses the leader's clock. What is done is in the log entry (the
 //! trading day to convert, the explicit cut-offs), so every replica does the same thing at the
 //! same point of the log.
@@ -26,8 +29,8 @@ fn now_nanos() -> i64 {
         .map_or(0, |d| d.as_nanos() as i64)
 }
 
-/// What is due now: conversions of closed days not yet converted, and a retention run if the
-/// cut-offs moved since the last one proposed.
+/// What is due now: conversions of closed days not yet converted or with late rows, and a
+/// retention run if the cut-offs moved since the last one proposed.
 pub fn due(
     sm: &StateMachine,
     now: i64,

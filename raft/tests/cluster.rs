@@ -331,6 +331,35 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Ticks that arrive for the converted day later reach its Parquet as a second part file,
+    // written by every node at the same log index.
+    let more = batches(40, 20241202);
+    write_all(&c, &more[20..]).await;
+    let part1 = |n: &qastore_raft::RaftNode| {
+        let e = n.engine().unwrap();
+        let stream = qastore_storage::keys::Stream::Ticks;
+        let late: Vec<_> = qastore_storage::olap::catalog::all(&e, stream)
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.part() == 1)
+            .collect();
+        let pending = qastore_storage::olap::pending_days(&e, stream).unwrap();
+        (late, pending.is_empty())
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let parts: Vec<_> = c.nodes.values().map(part1).collect();
+        if parts.iter().all(|(late, done)| !late.is_empty() && *done)
+            && parts.windows(2).all(|w| w[0] == w[1])
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "late ticks were not converted everywhere: {parts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let last = c.nodes[&leader].status().last_log_index.unwrap();
     let hashes = c.hashes(last).await;
     assert_eq!(
