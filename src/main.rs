@@ -4,6 +4,7 @@ mod bench;
 mod ctl;
 mod demo;
 mod output;
+mod parquet_path;
 mod serve;
 
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ enum Command {
     /// Load a cluster with concurrent writers and follower readers and report throughput
     /// and latency.
     Bench(bench::BenchArgs),
+    /// Print the directory holding a node's Parquet files now (it moves when the node installs
+    /// a snapshot, so scripts should ask each time).
+    ParquetPath(parquet_path::ParquetPathArgs),
 }
 
 fn init_logging(default: &str) {
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::ParquetPath(args) => parquet_path::run(&args),
         Command::Serve(args) => {
             init_logging("info");
             rt.block_on(serve::run(args))

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::meta::CHECKPOINT_FILE;
 use super::CheckpointInfo;
 use crate::error::{Error, Result};
-use crate::vfs::{parent_dir, write_atomic, VfsRef, LOCK_FILE};
+use crate::vfs::{parent_dir, write_atomic, Vfs, VfsRef, LOCK_FILE};
 
 const ACTIVE: &str = "ACTIVE";
 
@@ -84,6 +84,27 @@ impl EngineHome {
             }
         }
         Ok(EngineHome { vfs, root, active })
+    }
+
+    /// The live engine directory of the home in `root`, as ACTIVE names it now, read without
+    /// changing anything (for tools looking at a running node's files); `None` when there is
+    /// no ACTIVE (no engine was ever opened there). The answer changes when a snapshot is
+    /// installed.
+    pub fn current_dir(vfs: &dyn Vfs, root: impl AsRef<Path>) -> Result<Option<PathBuf>> {
+        let root = root.as_ref();
+        let pointer = root.join(ACTIVE);
+        if !vfs.exists(&pointer)? {
+            return Ok(None);
+        }
+        let raw = vfs.read_all(&pointer)?;
+        let name = std::str::from_utf8(&raw)
+            .ok()
+            .and_then(|s| s.strip_suffix('\n'))
+            .filter(|s| parse_db(s).is_some())
+            .ok_or_else(|| {
+                Error::corruption(&pointer, 0, "ACTIVE does not name an engine directory")
+            })?;
+        Ok(Some(root.join(name)))
     }
 
     /// The directory to open the engine in.
