@@ -7,15 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use parking_lot::Mutex;
+use indicatif::ProgressBar;
 use qastore_benches::load::{closed_loop, LoadResult, Window};
 use qastore_cluster::client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 use serde_json::json;
 
-use crate::output::{print, Format, Table};
+use crate::output::{print, whole, Format, Table};
+use crate::record_feed::RecordFeed;
 use qastore_benches::workload::Workload;
+
+/// Records kept ready for the writers: more than they write while the next trading day is
+/// generated.
+const FEED_AHEAD_RECORDS: usize = 50_000;
 
 /// Load a running cluster.
 #[derive(Debug, Args)]
@@ -23,11 +27,13 @@ use qastore_benches::workload::Workload;
   qastore demo --keep && qastore bench --duration-secs 10
   qastore bench --endpoints 10.0.0.1:7001,10.0.0.2:7001,10.0.0.3:7001 --writers 32 --batch 100 --readers 8")]
 pub struct BenchArgs {
-    /// Client API addresses of the cluster's nodes, comma-separated.
+    /// Client API addresses of the cluster's nodes, comma-separated: host:port or
+    /// http://host:port.
     #[arg(
         long,
         env = "QASTORE_ENDPOINTS",
         value_delimiter = ',',
+        value_parser = crate::ctl::endpoint::parse_endpoint,
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     endpoints: Vec<String>,
@@ -90,22 +96,24 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         measure: Duration::from_secs(args.duration_secs.max(1)),
     };
     let bar = ProgressBar::new(args.warmup_secs + window.measure.as_secs());
-    bar.set_style(
-        ProgressStyle::with_template("  {bar:40} {pos}/{len} s  {msg}")
-            .map_err(|e| e.to_string())?,
-    );
+    bar.set_style(crate::output::progress_style(
+        "  {bar:40} {pos}/{len} s  {msg}",
+    )?);
     let written = Arc::new(AtomicU64::new(0));
-    let workload = Arc::new(Mutex::new(Workload::new(42, 8, 50)));
     let batch = args.batch.max(1);
+    // Records are made ahead, off the writers' path (generating them is not writing them).
+    let feed = Arc::new(RecordFeed::start(
+        Workload::new(42, 8, 50),
+        batch,
+        (FEED_AHEAD_RECORDS / batch).max(args.writers * 2),
+    )?);
+    feed.primed().await?;
     let writes = {
-        let (client, workload, written) = (client.clone(), workload.clone(), written.clone());
+        let (client, feed, written) = (client.clone(), feed.clone(), written.clone());
         closed_loop(args.writers, window, move |_, _| {
-            let (client, workload, written) = (client.clone(), workload.clone(), written.clone());
+            let (client, feed, written) = (client.clone(), feed.clone(), written.clone());
             async move {
-                let records: Vec<pb::Record> = {
-                    let mut w = workload.lock();
-                    (0..batch).map(|_| w.next_pb()).collect()
-                };
+                let records = feed.next().await?;
                 client
                     .write(records, pb::AckLevel::Quorum)
                     .await
@@ -150,8 +158,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 bar.inc(1);
                 bar.set_message(format!(
-                    "{:.0} records/s written",
-                    written.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+                    "{} records/s written",
+                    whole(written.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
                 ));
             }
         })

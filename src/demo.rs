@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
 use qastore_proto::v1 as pb;
 use qastore_storage::record::Record;
@@ -266,10 +266,9 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
     );
     let mut workload = Workload::new(args.seed, args.instruments, args.users);
     let bar = ProgressBar::new(args.records);
-    bar.set_style(
-        ProgressStyle::with_template("  {bar:40} {pos}/{len} records  {per_sec}  {msg}")
-            .map_err(|e| e.to_string())?,
-    );
+    bar.set_style(crate::output::progress_style(
+        "  {bar:40} {pos}/{len} records  {rate}  {msg}",
+    )?);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let collector_bar = bar.clone();
     let collector = tokio::spawn(async move {

@@ -5,11 +5,12 @@ mod ctl;
 mod demo;
 mod output;
 mod parquet_path;
+mod record_feed;
 mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 // A storage server allocates and frees many small objects across threads; mimalloc handles
 // that better than the system allocator.
@@ -18,7 +19,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// QAStore: replicated storage and distribution for a futures exchange.
 #[derive(Debug, Parser)]
-#[command(name = "qastore", version, about, long_about = None)]
+#[command(
+    name = "qastore",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:
+  qastore demo --keep                          a local three-node cluster with market data
+  qastore ctl status                           every member's role, log and lag
+  qastore ctl orders --user u0001 -o json      a user's orders, as JSON
+  qastore ctl bars --instrument cu2501 --from 2024-12-02 --limit 10
+  qastore serve --config node1.toml --init     one node of a real cluster
+  qastore bench --duration-secs 10             load the cluster, report throughput
+  qastore completions bash > /etc/bash_completion.d/qastore"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +53,15 @@ enum Command {
     /// Print the directory holding a node's Parquet files now (it moves when the node installs
     /// a snapshot, so scripts should ask each time).
     ParquetPath(parquet_path::ParquetPathArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    #[command(
+        after_help = "Examples:\n  qastore completions bash > ~/.local/share/bash-completion/completions/qastore\n  qastore completions zsh > \"${fpath[1]}/_qastore\""
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn init_logging(default: &str) {
@@ -67,6 +90,12 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "qastore", &mut script);
+            output::emit(&String::from_utf8_lossy(&script));
+            Ok(())
+        }
         Command::ParquetPath(args) => parquet_path::run(&args),
         Command::Serve(args) => {
             init_logging("info");

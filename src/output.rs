@@ -1,5 +1,7 @@
 //! Printing answers: aligned tables for people, JSON for scripts (`--output json`).
 
+use std::io::Write;
+
 use clap::ValueEnum;
 use serde_json::Value;
 
@@ -66,13 +68,59 @@ impl Table {
 /// Prints `json` as JSON, or `table()` as a table.
 pub fn print(format: Format, json: &Value, table: impl FnOnce() -> String) {
     match format {
-        Format::Json => println!(
-            "{}",
+        Format::Json => emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(json)
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-        ),
-        Format::Table => print!("{}", table()),
+        )),
+        Format::Table => emit(&table()),
     }
+}
+
+/// Writes `text` to standard output. When the reader has gone away (`| head -1`), there is
+/// nobody left to tell anything: the process ends at once with status 0, as a command whose
+/// output was cut short on purpose. Any other failure to write is an error (status 1).
+pub fn emit(text: &str) {
+    match write_to(&mut std::io::stdout().lock(), text) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: writing to standard output: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
+fn write_to(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+/// A progress bar style from `template`, which may use `{rate}`: items per second as a whole
+/// number with thousands separators (`16,401/s`; indicatif's own `{per_sec}` prints four
+/// decimals).
+pub fn progress_style(template: &str) -> Result<indicatif::ProgressStyle, String> {
+    Ok(indicatif::ProgressStyle::with_template(template)
+        .map_err(|e| format!("progress bar template: {e}"))?
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", whole(state.per_sec()));
+            },
+        ))
+}
+
+/// A non-negative amount rounded to a whole number, with thousands separators.
+pub fn whole(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// An optional number as a cell.
@@ -108,5 +156,19 @@ mod tests {
         assert_eq!(t.render(), "ID  ROLE\n1   leader\n22  follower\n");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 << 20), "3.0 MiB");
+    }
+
+    #[test]
+    fn rates_print_as_whole_numbers_with_separators() {
+        assert_eq!(whole(16_400.8722), "16,401");
+        assert_eq!(whole(999.4), "999");
+        assert_eq!(whole(1_234_567.0), "1,234,567");
+        assert_eq!(whole(0.0), "0");
+        assert_eq!(whole(-3.0), "0");
+    }
+
+    #[test]
+    fn the_progress_style_knows_the_rate_key() {
+        assert!(progress_style("{bar:10} {pos}/{len} {rate}").is_ok());
     }
 }

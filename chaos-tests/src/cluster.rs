@@ -490,7 +490,7 @@ impl ChaosCluster {
         let mut admin = client.admin_at(&addr).ok()?;
         let mut req = tonic::Request::new(pb::NodeStatusRequest {});
         req.set_timeout(Duration::from_millis(500));
-        tokio::time::timeout(Duration::from_millis(700), admin.node_status(req))
+        tokio::time::timeout(Duration::from_millis(700), admin.get_node_status(req))
             .await
             .ok()?
             .ok()

@@ -169,7 +169,7 @@ async fn remote_status(node: &Node, n: &PeerNode) -> Result<pb::NodeStatus, Stri
     let mut client = node.peers.admin(&n.api_addr).map_err(|e| e.to_string())?;
     let mut req = Request::new(pb::NodeStatusRequest {});
     req.set_timeout(Duration::from_secs(1));
-    match tokio::time::timeout(Duration::from_secs(1), client.node_status(req)).await {
+    match tokio::time::timeout(Duration::from_secs(1), client.get_node_status(req)).await {
         Ok(Ok(r)) => Ok(r.into_inner()),
         Ok(Err(s)) => Err(format!("{:?}: {}", s.code(), s.message())),
         Err(_) => Err("no answer within 1 s".into()),
@@ -199,7 +199,7 @@ type Answer<T> = Result<Response<T>, Status>;
 
 #[tonic::async_trait]
 impl Admin for AdminService {
-    async fn node_status(&self, _: Request<pb::NodeStatusRequest>) -> Answer<pb::NodeStatus> {
+    async fn get_node_status(&self, _: Request<pb::NodeStatusRequest>) -> Answer<pb::NodeStatus> {
         Ok(Response::new(node_status(&self.node)))
     }
 
@@ -442,7 +442,10 @@ impl Admin for AdminService {
         Ok(Response::new(pb::HashMarkResponse { index }))
     }
 
-    async fn storage_stats(&self, _: Request<pb::StorageStatsRequest>) -> Answer<pb::StorageStats> {
+    async fn get_storage_stats(
+        &self,
+        _: Request<pb::StorageStatsRequest>,
+    ) -> Answer<pb::StorageStats> {
         Ok(Response::new(storage_stats(&self.node)))
     }
 

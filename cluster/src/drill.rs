@@ -34,7 +34,26 @@ pub enum Verdict {
     Inconclusive,
 }
 
+impl Mode {
+    /// The mode as the command line names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Planned => "planned",
+            Mode::Kill => "kill",
+        }
+    }
+}
+
 impl Verdict {
+    /// The verdict as reports print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+
     /// The exit code `ctl drill` ends with.
     pub fn exit_code(self) -> u8 {
         match self {
@@ -90,8 +109,8 @@ impl Report {
     pub fn json(&self) -> Value {
         let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
         json!({
-            "mode": format!("{:?}", self.mode).to_lowercase(),
-            "verdict": format!("{:?}", self.verdict).to_lowercase(),
+            "mode": self.mode.name(),
+            "verdict": self.verdict.name(),
             "reason": self.reason,
             "old_leader": self.old_leader,
             "new_leader": self.new_leader,
@@ -108,9 +127,9 @@ impl Report {
         let ms = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{} ms", d.as_millis()));
         let id = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
         format!(
-            "drill {mode:?}: {verdict:?}: {reason}\n  leader {old} -> {new}\n  time to new leader   {t}\n  writes unavailable   {w} (objective {o} ms)\n  sentinels            {v} of {a} acknowledged read back\n",
-            mode = self.mode,
-            verdict = self.verdict,
+            "drill {mode}: {verdict}: {reason}\n  leader {old} -> {new}\n  time to new leader   {t}\n  writes unavailable   {w} (objective {o} ms)\n  sentinels            {v} of {a} acknowledged read back\n",
+            mode = self.mode.name(),
+            verdict = self.verdict.name().to_uppercase(),
             reason = self.reason,
             old = id(self.old_leader),
             new = id(self.new_leader),
@@ -475,4 +494,22 @@ where
         }
     };
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_name_mode_and_verdict_as_the_command_line_does() {
+        let r = Report::inconclusive(Mode::Kill, Duration::from_secs(10), "no leader".into());
+        assert!(
+            r.text()
+                .starts_with("drill kill: INCONCLUSIVE: no leader\n"),
+            "{}",
+            r.text()
+        );
+        assert_eq!(r.json()["mode"], "kill");
+        assert_eq!(r.json()["verdict"], "inconclusive");
+    }
 }

@@ -12,6 +12,7 @@ use qastore_storage::query::{BarSource, Page, PageRequest, Period, Queries, Time
 use qastore_storage::Engine;
 use tonic::{Request, Response, Status};
 
+use crate::convert::bars::{bars_page, BarQuery};
 use crate::convert::records as conv;
 use crate::deadline::call_timeout;
 use crate::error::ApiError;
@@ -163,7 +164,7 @@ fn need(field: &str, value: &str) -> Result<(), ApiError> {
 fn time_range(r: Option<pb::TimeRange>) -> TimeRange {
     match r {
         None => TimeRange::all(),
-        Some(r) => TimeRange::new(r.from, if r.to == 0 { i64::MAX } else { r.to }),
+        Some(r) => TimeRange::new(r.from_ns, if r.to_ns == 0 { i64::MAX } else { r.to_ns }),
     }
 }
 
@@ -435,40 +436,24 @@ impl Store for StoreService {
                 .into())
             }
         };
-        let range = time_range(req.range);
+        let query = BarQuery {
+            instrument: req.instrument_id.clone(),
+            source,
+            period,
+            wire_kind: (req.source, req.period),
+            range: time_range(req.range),
+        };
+        let page = page(req.limit, req.page_token.clone());
         let calendar = self.node.raft.state_machine().calendar();
-        let (bars, served_by) = self
+        let ((bars, next), served_by) = self
             .read(&md, req.read.as_ref(), move |engine| {
-                let bars = qastore_storage::query::bars::bars(
-                    engine,
-                    &calendar,
-                    &req.instrument_id,
-                    source,
-                    period,
-                    range,
-                )?;
-                Ok(bars
-                    .iter()
-                    .map(|b| pb::Bar {
-                        start: b.start,
-                        end: b.end,
-                        trading_day: b.trading_day,
-                        open: b.open,
-                        high: b.high,
-                        low: b.low,
-                        close: b.close,
-                        volume: b.volume,
-                        amount: b.amount,
-                        open_interest_open: b.open_interest_open,
-                        open_interest_close: b.open_interest_close,
-                        count: b.count,
-                    })
-                    .collect())
+                bars_page(engine, &calendar, &query, &page)
             })
             .await?;
         Ok(Response::new(pb::GetBarsResponse {
             bars,
             served_by: Some(served_by),
+            next_page_token: next,
         }))
     }
 }

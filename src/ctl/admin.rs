@@ -11,7 +11,7 @@ use qastore_cluster::NodeConfig;
 use qastore_proto::v1 as pb;
 use serde_json::json;
 
-use super::{status_text, CtlResult};
+use super::{cluster_error, failed_at, status_text, CtlResult};
 use crate::output::{bytes, opt, print, Format, Table};
 use qastore_cluster::drill;
 
@@ -19,9 +19,35 @@ fn text<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// `ctl status`.
+/// The cluster's status as the leader sees it (only the leader knows how far behind each
+/// member is); from the first endpoint that answers when no leader can be found.
+async fn cluster_status(client: &Client) -> Result<pb::ClusterStatusResponse, String> {
+    if let Ok((_, leader)) = client.find_leader().await {
+        let mut admin = client.admin_at(&leader).map_err(text)?;
+        if let Ok(r) = admin
+            .cluster_status(client.request(pb::ClusterStatusRequest {}))
+            .await
+        {
+            return Ok(r.into_inner());
+        }
+    }
+    let mut failures = Vec::new();
+    for addr in client.endpoints() {
+        let mut admin = client.admin_at(addr).map_err(text)?;
+        match admin
+            .cluster_status(client.request(pb::ClusterStatusRequest {}))
+            .await
+        {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(e) => failures.push(failed_at(addr)(e)),
+        }
+    }
+    Err(format!("no endpoint answered: {}", failures.join("; ")))
+}
+
+/// `ctl status`: fails (after printing the table) when a member cannot be reached.
 pub async fn status(client: &Client, out: Format) -> CtlResult {
-    let c = client.cluster_status().await.map_err(text)?;
+    let c = cluster_status(client).await?;
     print(out, &cluster_json(&c), || {
         let mut t = Table::new(&[
             "ID", "API", "ROLE", "VOTER", "TERM", "LEADER", "LAST", "COMMIT", "APPLIED", "SNAP",
@@ -52,7 +78,17 @@ pub async fn status(client: &Client, out: Format) -> CtlResult {
         }
         t.render()
     });
-    Ok(())
+    let unreachable: Vec<String> = c
+        .members
+        .iter()
+        .filter(|m| m.status.is_none())
+        .map(|m| format!("node {} at {} ({})", m.node_id, m.api_addr, m.error))
+        .collect();
+    if unreachable.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("unreachable: {}", unreachable.join("; ")))
+    }
 }
 
 fn members_json(m: &pb::MembersResponse) -> serde_json::Value {
@@ -87,12 +123,15 @@ fn print_members(m: &pb::MembersResponse, out: Format) {
 
 /// `ctl members`.
 pub async fn members(client: &Client, out: Format) -> CtlResult {
-    let (_, addr) = client.find_leader().await.map_err(text)?;
+    let (_, addr) = client
+        .find_leader()
+        .await
+        .map_err(|e| cluster_error(client, e))?;
     let mut admin = client.admin_at(&addr).map_err(text)?;
     let m = admin
         .members(client.request(pb::MembersRequest {}))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     print_members(&m, out);
     Ok(())
@@ -112,11 +151,23 @@ where
         })
         .await
         .map(|(v, _)| v)
-        .map_err(text)
+        .map_err(|e| cluster_error(client, e))
 }
 
-/// `ctl transfer-leader`.
+/// `ctl transfer-leader`: a node that already leads is told so, and nothing is done.
 pub async fn transfer(client: &Client, to: u64, out: Format) -> CtlResult {
+    let (leader, _) = client
+        .find_leader()
+        .await
+        .map_err(|e| cluster_error(client, e))?;
+    if leader == to {
+        print(
+            out,
+            &json!({"leader_id": to, "elapsed_ms": 0, "already_leader": true}),
+            || format!("node {to} already leads: nothing to do\n"),
+        );
+        return Ok(());
+    }
     let r = on_leader(client, |mut a| {
         let req = client.request(pb::TransferLeadershipRequest {
             to_node_id: to,
@@ -192,7 +243,7 @@ pub async fn snapshot(client: &Client, node: Option<String>, out: Format) -> Ctl
     let r = a
         .trigger_snapshot(req)
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     print(
         out,
@@ -211,7 +262,7 @@ pub async fn compact(client: &Client, node: Option<String>, out: Format) -> CtlR
     let r = a
         .trigger_compaction(req)
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     let storage = r.storage.unwrap_or_default();
     print(out, &storage_json(&storage), || {
@@ -234,7 +285,7 @@ pub async fn backup(client: &Client, name: String, node: Option<String>, out: Fo
     let mut a = client.admin_at(&addr).map_err(text)?;
     let mut req = client.request(pb::BackupRequest { name });
     req.set_timeout(Duration::from_secs(600));
-    let r = a.backup(req).await.map_err(status_text)?.into_inner();
+    let r = a.backup(req).await.map_err(failed_at(&addr))?.into_inner();
     print(
         out,
         &json!({"node": addr, "path": r.path, "log_index": r.log_index, "bytes": r.bytes, "files": r.files}),
@@ -287,7 +338,7 @@ pub async fn hash(client: &Client, index: Option<u64>, out: Format) -> CtlResult
             .index
         }
     };
-    let status = client.cluster_status().await.map_err(text)?;
+    let status = cluster_status(client).await?;
     let mut rows = Vec::new();
     for m in &status.members {
         let r = match client.admin_at(&m.api_addr) {
@@ -300,7 +351,7 @@ pub async fn hash(client: &Client, index: Option<u64>, out: Format) -> CtlResult
                 a.state_hash(req)
                     .await
                     .map(|r| r.into_inner().hash)
-                    .map_err(status_text)
+                    .map_err(failed_at(&m.api_addr))
             }
             Err(e) => Err(e.to_string()),
         };
@@ -382,7 +433,7 @@ pub async fn drill(
         loop {
             let mut probe = c.request(pb::NodeStatusRequest {});
             probe.set_timeout(Duration::from_millis(200));
-            if a.node_status(probe).await.is_err() {
+            if a.get_node_status(probe).await.is_err() {
                 return Ok(());
             }
             if std::time::Instant::now() > deadline {

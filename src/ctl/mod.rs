@@ -1,7 +1,9 @@
 //! `qastore ctl`: operate a cluster from the command line.
 
 mod admin;
+pub mod endpoint;
 mod query;
+pub mod time;
 mod write;
 
 use std::path::PathBuf;
@@ -9,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use qastore_cluster::client::{Client, ClientOptions};
+use qastore_cluster::client::{Client, ClientError, ClientOptions};
 use qastore_proto::v1 as pb;
 
 use crate::output::Format;
@@ -19,21 +21,31 @@ use qastore_cluster::drill;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   qastore ctl status
-  qastore ctl --endpoints 10.0.0.1:7001,10.0.0.2:7001 members --output json
+  qastore ctl --endpoints http://10.0.0.1:7001,10.0.0.2:7001 members -w json
   qastore ctl orders --user u0001 --consistency bounded --max-staleness-ms 500 --node 127.0.0.1:7002
+  qastore ctl ticks --instrument cu2501 --from 2024-12-02 --to 2024-12-03T00:00:00+08:00
   qastore ctl drill kill --max-unavailable-ms 5000")]
 pub struct CtlArgs {
-    /// Client API addresses of the cluster's nodes (any subset), comma-separated.
+    /// Client API addresses of the cluster's nodes (any subset), comma-separated: host:port
+    /// or http://host:port.
     #[arg(
         long,
         global = true,
         env = "QASTORE_ENDPOINTS",
         value_delimiter = ',',
+        value_parser = endpoint::parse_endpoint,
         default_value = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
     )]
     endpoints: Vec<String>,
-    /// How to print answers.
-    #[arg(long, short, global = true, value_enum, default_value_t = Format::Table)]
+    /// How to print answers (-w as etcdctl spells it).
+    #[arg(
+        long,
+        short = 'o',
+        visible_short_alias = 'w',
+        global = true,
+        value_enum,
+        default_value_t = Format::Table
+    )]
     output: Format,
     /// Deadline of each call, in milliseconds.
     #[arg(long, global = true, default_value_t = 5000)]
@@ -57,7 +69,7 @@ pub enum ConsistencyArg {
 #[derive(Debug, Clone, Args)]
 pub struct ReadArgs {
     /// The node to read from (client API address); default the first endpoint.
-    #[arg(long)]
+    #[arg(long, value_parser = endpoint::parse_endpoint)]
     node: Option<String>,
     /// Read consistency.
     #[arg(long, value_enum, default_value_t = ConsistencyArg::Linearizable)]
@@ -130,10 +142,12 @@ enum CtlCommand {
         ack_all: bool,
     },
     /// One order, with its history.
-    #[command(after_help = "Example:\n  qastore ctl order --user u0001 --order o42")]
+    #[command(after_help = "Example:\n  qastore ctl order --user u0001 --order o00000001")]
     Order {
+        /// The user id (e.g. u0001).
         #[arg(long)]
         user: String,
+        /// The order id (e.g. o00000001).
         #[arg(long)]
         order: String,
         #[command(flatten)]
@@ -142,6 +156,7 @@ enum CtlCommand {
     /// A user's orders.
     #[command(after_help = "Example:\n  qastore ctl orders --user u0001 --alive")]
     Orders {
+        /// The user id (e.g. u0001).
         #[arg(long)]
         user: String,
         /// Only orders still alive.
@@ -153,6 +168,7 @@ enum CtlCommand {
     /// A user's accounts.
     #[command(after_help = "Example:\n  qastore ctl account --user u0001 --currency CNY")]
     Account {
+        /// The user id (e.g. u0001).
         #[arg(long)]
         user: String,
         /// One currency (default all).
@@ -164,14 +180,18 @@ enum CtlCommand {
     /// A user's positions.
     #[command(after_help = "Example:\n  qastore ctl positions --user u0001")]
     Positions {
+        /// The user id (e.g. u0001).
         #[arg(long)]
         user: String,
         #[command(flatten)]
         read: ReadArgs,
     },
-    /// An instrument's ticks in a time range (epoch nanoseconds).
-    #[command(after_help = "Example:\n  qastore ctl ticks --instrument IF2412 --limit 20")]
+    /// An instrument's ticks in a time range, a page at a time.
+    #[command(
+        after_help = "Examples:\n  qastore ctl ticks --instrument cu2501 --limit 20\n  qastore ctl ticks --instrument cu2501 --from 2024-12-02T09:00:00+08:00 --to 2024-12-02T10:00:00+08:00"
+    )]
     Ticks {
+        /// The instrument id (e.g. cu2501).
         #[arg(long)]
         instrument: String,
         #[command(flatten)]
@@ -182,8 +202,10 @@ enum CtlCommand {
     /// Trades of an instrument or a user in a time range.
     #[command(after_help = "Example:\n  qastore ctl trades --user u0001")]
     Trades {
+        /// Every trade of this instrument (e.g. cu2501).
         #[arg(long, conflicts_with = "user")]
         instrument: Option<String>,
+        /// Every trade of this user (e.g. u0001).
         #[arg(long)]
         user: Option<String>,
         #[command(flatten)]
@@ -191,11 +213,12 @@ enum CtlCommand {
         #[command(flatten)]
         read: ReadArgs,
     },
-    /// OHLCV bars of an instrument.
+    /// OHLCV bars of an instrument, a page at a time.
     #[command(
-        after_help = "Example:\n  qastore ctl bars --instrument IF2412 --period 1m --source ticks"
+        after_help = "Example:\n  qastore ctl bars --instrument cu2501 --period 1m --source ticks --from 2024-12-02"
     )]
     Bars {
+        /// The instrument id (e.g. cu2501).
         #[arg(long)]
         instrument: String,
         /// 1s, 1m, 5m, 15m, 30m, 1h or 1d.
@@ -209,9 +232,10 @@ enum CtlCommand {
         #[command(flatten)]
         read: ReadArgs,
     },
-    /// Hand leadership to a caught-up voter.
+    /// Hand leadership to a caught-up voter (nothing to do if it already leads).
     #[command(after_help = "Example:\n  qastore ctl transfer-leader --to 2")]
     TransferLeader {
+        /// The node id of the voter to lead.
         #[arg(long)]
         to: u64,
     },
@@ -220,39 +244,45 @@ enum CtlCommand {
         after_help = "Example:\n  qastore ctl add-learner --id 4 --raft 10.0.0.4:7101 --api 10.0.0.4:7001 --wait-ms 60000"
     )]
     AddLearner {
+        /// Its node id: never used in this cluster before, not 0.
         #[arg(long)]
         id: u64,
+        /// Where its peer (Raft) service listens, host:port (its `raft_listen`).
         #[arg(long)]
         raft: String,
-        #[arg(long)]
+        /// Where its client API listens, host:port (its `api_listen`).
+        #[arg(long, value_parser = endpoint::parse_endpoint)]
         api: String,
-        /// Wait until it has caught up, at most this long.
+        /// Wait until it has caught up (applied the leader's log), at most this long.
         #[arg(long, default_value_t = 0)]
         wait_ms: u64,
     },
     /// Make a learner a voter.
     #[command(after_help = "Example:\n  qastore ctl promote --id 4")]
     Promote {
+        /// The learner's node id.
         #[arg(long)]
         id: u64,
     },
     /// Remove a node from the cluster (it may never rejoin under this id).
     #[command(after_help = "Example:\n  qastore ctl remove --id 3")]
     Remove {
+        /// The node id of the member to remove.
         #[arg(long)]
         id: u64,
     },
     /// Take a snapshot on a node now.
     #[command(after_help = "Example:\n  qastore ctl snapshot --node 127.0.0.1:7002")]
     Snapshot {
-        /// The node (default the first endpoint).
-        #[arg(long)]
+        /// The node's client API address (default: the first endpoint).
+        #[arg(long, value_parser = endpoint::parse_endpoint)]
         node: Option<String>,
     },
     /// Compact a node's storage fully now.
     #[command(after_help = "Example:\n  qastore ctl compact --node 127.0.0.1:7001")]
     Compact {
-        #[arg(long)]
+        /// The node's client API address (default: the first endpoint).
+        #[arg(long, value_parser = endpoint::parse_endpoint)]
         node: Option<String>,
     },
     /// Write a backup of a node's state into its backup directory.
@@ -261,7 +291,8 @@ enum CtlCommand {
         /// The backup's name (a plain directory name).
         #[arg(long)]
         name: String,
-        #[arg(long)]
+        /// The node's client API address (default: the first endpoint).
+        #[arg(long, value_parser = endpoint::parse_endpoint)]
         node: Option<String>,
     },
     /// Make a backup the state of a new data directory, from which a new one-node cluster
@@ -278,11 +309,20 @@ enum CtlCommand {
         /// addresses.
         #[arg(long)]
         config: PathBuf,
+        // Restore talks to no cluster: these stand in for the global connection options so
+        // that its help does not offer them (given anyway, they are ignored).
+        #[arg(long, hide = true, value_delimiter = ',', value_parser = endpoint::parse_endpoint)]
+        endpoints: Vec<String>,
+        #[arg(long, hide = true)]
+        timeout_ms: Option<u64>,
     },
     /// Every node's state hash at one applied index (equal hashes: identical replicas).
     #[command(after_help = "Example:\n  qastore ctl hash")]
     Hash {
-        /// The index (default: a new hash mark the leader puts in the log).
+        /// The log index to compare at: the index of a hash mark (every node hashes its state
+        /// when it applies the mark; an earlier `ctl hash` prints it), or exactly the nodes'
+        /// applied index on a cluster taking no writes. Default: the leader puts a new hash
+        /// mark in the log and its index is used.
         #[arg(long)]
         index: Option<u64>,
     },
@@ -312,6 +352,26 @@ pub type CtlResult = Result<(), String>;
 /// A status as one line: `CODE: message` (the same text the client library's errors show).
 pub fn status_text(s: tonic::Status) -> String {
     qastore_cluster::client::ClientError::from(s).to_string()
+}
+
+/// A failed call to the node at `addr`, as one line naming the node.
+pub fn failed_at(addr: &str) -> impl Fn(tonic::Status) -> String + '_ {
+    move |s| format!("{addr}: {}", status_text(s))
+}
+
+/// A failed call to the cluster through the client library. Failing to reach a node says
+/// which addresses were tried (the transport's own message names none).
+pub fn cluster_error(client: &Client, e: ClientError) -> String {
+    let unreachable = matches!(e, ClientError::NoLeader(_))
+        || matches!(
+            e.code(),
+            Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded)
+        );
+    if unreachable {
+        format!("{e} (endpoints: {})", client.endpoints().join(","))
+    } else {
+        e.to_string()
+    }
 }
 
 /// Runs a `ctl` command.
@@ -408,7 +468,7 @@ pub async fn run(args: CtlArgs) -> ExitCode {
             CtlCommand::Snapshot { node } => admin::snapshot(&client()?, node, out).await,
             CtlCommand::Compact { node } => admin::compact(&client()?, node, out).await,
             CtlCommand::Backup { name, node } => admin::backup(&client()?, name, node, out).await,
-            CtlCommand::Restore { backup, config } => admin::restore(backup, config, out).await,
+            CtlCommand::Restore { backup, config, .. } => admin::restore(backup, config, out).await,
             CtlCommand::Hash { index } => admin::hash(&client()?, index, out).await,
             CtlCommand::Drill { .. } => unreachable!("handled above"),
         }

@@ -8,38 +8,96 @@ use qastore_proto::v1::store_client::StoreClient;
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
-use super::{status_text, CtlResult, ReadArgs};
+use super::time::{format_time, parse_time, TimeArg};
+use super::{failed_at, CtlResult, ReadArgs};
 use crate::output::{print, Format, Table};
 
-/// A time range and page size.
+/// A time range and a page.
 #[derive(Debug, Clone, Args)]
 pub struct RangeArgs {
-    /// Start, epoch nanoseconds (inclusive).
-    #[arg(long, default_value_t = i64::MIN)]
-    from: i64,
-    /// End, epoch nanoseconds (exclusive; default unbounded).
-    #[arg(long, default_value_t = 0)]
-    to: i64,
-    /// At most this many.
+    /// Start (inclusive): RFC 3339 (2024-12-02T09:30:00+08:00), a date (2024-12-02, midnight
+    /// UTC) or epoch nanoseconds. Default: from the first.
+    #[arg(long, value_parser = parse_time)]
+    from: Option<TimeArg>,
+    /// End (exclusive), in the same forms. Default: up to the last.
+    #[arg(long, value_parser = parse_time)]
+    to: Option<TimeArg>,
+    /// At most this many (1 to 10000); the answer says when there are more.
     #[arg(long, default_value_t = 100)]
     limit: u32,
+    /// Go on where an earlier answer stopped (the token it printed).
+    #[arg(long, value_parser = parse_token)]
+    page_token: Option<PageToken>,
 }
+
+/// A page token given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageToken(Vec<u8>);
 
 impl RangeArgs {
     fn range(&self) -> Option<pb::TimeRange> {
         Some(pb::TimeRange {
-            from: self.from,
-            to: self.to,
+            from_ns: self.from.map_or(i64::MIN, |t| t.0),
+            // 0 is "no end" on the wire.
+            to_ns: self.to.map_or(0, |t| t.0),
         })
+    }
+
+    fn token(&self) -> bytes::Bytes {
+        self.page_token
+            .clone()
+            .map(|t| t.0.into())
+            .unwrap_or_default()
     }
 }
 
-fn store(client: &Client, read: &ReadArgs) -> Result<StoreClient<Channel>, String> {
+/// A page token as printed: lowercase hex.
+fn token_text(t: &[u8]) -> String {
+    t.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn parse_token(s: &str) -> Result<PageToken, String> {
+    let bad = || format!("{s:?} is not a page token (as an earlier answer printed it)");
+    if s.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect::<Result<_, _>>()
+        .map(PageToken)
+}
+
+/// The page's continuation for JSON (`null` when none).
+fn next_json(t: &[u8]) -> Value {
+    if t.is_empty() {
+        Value::Null
+    } else {
+        Value::String(token_text(t))
+    }
+}
+
+/// The line under a table that was cut at the page's end.
+fn more_line(t: &[u8]) -> String {
+    if t.is_empty() {
+        String::new()
+    } else {
+        format!("(more: add --page-token {})\n", token_text(t))
+    }
+}
+
+/// The store API of the node to read from, and its address (for errors).
+fn store(client: &Client, read: &ReadArgs) -> Result<(StoreClient<Channel>, String), String> {
     let addr = read
         .node
         .clone()
         .unwrap_or_else(|| client.endpoints()[0].clone());
-    client.store_at(&addr).map_err(|e| e.to_string())
+    let store = client.store_at(&addr).map_err(|e| e.to_string())?;
+    Ok((store, addr))
 }
 
 fn json_of<T: serde::Serialize>(v: &T) -> Value {
@@ -65,7 +123,7 @@ fn orders_table(orders: &[pb::OrderView]) -> String {
         "VOLUME",
         "LEFT",
         "STATUS",
-        "EVENTS",
+        "UPDATES",
     ]);
     for v in orders {
         let Some(o) = v.state.as_ref().and_then(|s| s.order.as_ref()) else {
@@ -89,7 +147,7 @@ fn orders_table(orders: &[pb::OrderView]) -> String {
                 .as_str_name()
                 .trim_start_matches("ORDER_STATUS_")
                 .into(),
-            v.history.len().to_string(),
+            v.state.as_ref().map_or(0, |s| s.updates).to_string(),
         ]);
     }
     t.render()
@@ -103,7 +161,8 @@ pub async fn order(
     read: &ReadArgs,
     out: Format,
 ) -> CtlResult {
-    let r = store(client, read)?
+    let (mut store, addr) = store(client, read)?;
+    let r = store
         .get_order(client.request(pb::GetOrderRequest {
             user_id: user.into(),
             order_id: order.into(),
@@ -111,7 +170,7 @@ pub async fn order(
             read: Some(read.options()),
         }))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     let Some(view) = &r.order else {
         return Err(format!("no order {order:?} of user {user:?}"));
@@ -160,7 +219,8 @@ pub async fn orders(
     read: &ReadArgs,
     out: Format,
 ) -> CtlResult {
-    let r = store(client, read)?
+    let (mut store, addr) = store(client, read)?;
+    let r = store
         .list_orders(client.request(pb::ListOrdersRequest {
             user_id: user.into(),
             only_alive: alive,
@@ -168,7 +228,7 @@ pub async fn orders(
             read: Some(read.options()),
         }))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     print(
         out,
@@ -186,14 +246,15 @@ pub async fn account(
     read: &ReadArgs,
     out: Format,
 ) -> CtlResult {
-    let r = store(client, read)?
+    let (mut store, addr) = store(client, read)?;
+    let r = store
         .get_accounts(client.request(pb::GetAccountsRequest {
             user_id: user.into(),
             currency: currency.into(),
             read: Some(read.options()),
         }))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     print(
         out,
@@ -225,13 +286,14 @@ pub async fn account(
 
 /// `ctl positions`.
 pub async fn positions(client: &Client, user: &str, read: &ReadArgs, out: Format) -> CtlResult {
-    let r = store(client, read)?
+    let (mut store, addr) = store(client, read)?;
+    let r = store
         .get_positions(client.request(pb::GetPositionsRequest {
             user_id: user.into(),
             read: Some(read.options()),
         }))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     print(
         out,
@@ -269,16 +331,17 @@ pub async fn ticks(
     read: &ReadArgs,
     out: Format,
 ) -> CtlResult {
-    let r = store(client, read)?
+    let (mut store, addr) = store(client, read)?;
+    let r = store
         .list_ticks(client.request(pb::ListTicksRequest {
             instrument_id: instrument.into(),
             range: range.range(),
             limit: range.limit,
-            page_token: Default::default(),
+            page_token: range.token(),
             read: Some(read.options()),
         }))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     let ticks: Vec<Value> = r
         .ticks
@@ -291,12 +354,12 @@ pub async fn ticks(
         .collect();
     print(
         out,
-        &json!({"ticks": ticks, "more": !r.next_page_token.is_empty(), "served_by": json_of(&r.served_by)}),
+        &json!({"ticks": ticks, "more": !r.next_page_token.is_empty(), "next_page_token": next_json(&r.next_page_token), "served_by": json_of(&r.served_by)}),
         || {
             let mut t = Table::new(&["DATETIME", "DAY", "LAST", "VOLUME", "BID1", "ASK1", "OI"]);
             for k in &r.ticks {
                 t.row(vec![
-                    k.datetime.to_string(),
+                    format_time(k.datetime),
                     k.trading_day.to_string(),
                     k.last_price.to_string(),
                     k.volume.to_string(),
@@ -305,7 +368,12 @@ pub async fn ticks(
                     k.open_interest.to_string(),
                 ]);
             }
-            format!("{}{}", t.render(), served(&r.served_by))
+            format!(
+                "{}{}{}",
+                t.render(),
+                more_line(&r.next_page_token),
+                served(&r.served_by)
+            )
         },
     );
     Ok(())
@@ -325,20 +393,21 @@ pub async fn trades(
         (None, Some(u)) => pb::list_trades_request::Of::UserId(u),
         _ => return Err("give --instrument or --user".into()),
     };
-    let r = store(client, read)?
+    let (mut store, addr) = store(client, read)?;
+    let r = store
         .list_trades(client.request(pb::ListTradesRequest {
             of: Some(of),
             range: range.range(),
             limit: range.limit,
-            page_token: Default::default(),
+            page_token: range.token(),
             read: Some(read.options()),
         }))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     print(
         out,
-        &json!({"trades": json_of(&r.trades), "more": !r.next_page_token.is_empty(), "served_by": json_of(&r.served_by)}),
+        &json!({"trades": json_of(&r.trades), "more": !r.next_page_token.is_empty(), "next_page_token": next_json(&r.next_page_token), "served_by": json_of(&r.served_by)}),
         || {
             let mut t = Table::new(&[
                 "TIME",
@@ -352,7 +421,7 @@ pub async fn trades(
             ]);
             for x in &r.trades {
                 t.row(vec![
-                    x.trade_date_time.to_string(),
+                    format_time(x.trade_date_time),
                     x.user_id.clone(),
                     x.trade_id.clone(),
                     x.order_id.clone(),
@@ -365,7 +434,12 @@ pub async fn trades(
                     x.volume.to_string(),
                 ]);
             }
-            format!("{}{}", t.render(), served(&r.served_by))
+            format!(
+                "{}{}{}",
+                t.render(),
+                more_line(&r.next_page_token),
+                served(&r.served_by)
+            )
         },
     );
     Ok(())
@@ -400,27 +474,30 @@ pub async fn bars(
         "trades" => pb::BarSource::Trades,
         other => return Err(format!("--source {other:?}: use ticks or trades")),
     };
-    let r = store(client, read)?
+    let (mut store, addr) = store(client, read)?;
+    let r = store
         .get_bars(client.request(pb::GetBarsRequest {
             instrument_id: instrument.into(),
             source: source as i32,
             period: period as i32,
             range: range.range(),
             read: Some(read.options()),
+            limit: range.limit,
+            page_token: range.token(),
         }))
         .await
-        .map_err(status_text)?
+        .map_err(failed_at(&addr))?
         .into_inner();
     print(
         out,
-        &json!({"bars": json_of(&r.bars), "served_by": json_of(&r.served_by)}),
+        &json!({"bars": json_of(&r.bars), "more": !r.next_page_token.is_empty(), "next_page_token": next_json(&r.next_page_token), "served_by": json_of(&r.served_by)}),
         || {
             let mut t = Table::new(&[
                 "START", "DAY", "OPEN", "HIGH", "LOW", "CLOSE", "VOLUME", "COUNT",
             ]);
-            for b in r.bars.iter().take(range.limit as usize) {
+            for b in &r.bars {
                 t.row(vec![
-                    b.start.to_string(),
+                    format_time(b.start),
                     b.trading_day.to_string(),
                     b.open.to_string(),
                     b.high.to_string(),
@@ -430,8 +507,29 @@ pub async fn bars(
                     b.count.to_string(),
                 ]);
             }
-            format!("{}{}", t.render(), served(&r.served_by))
+            format!(
+                "{}{}{}",
+                t.render(),
+                more_line(&r.next_page_token),
+                served(&r.served_by)
+            )
         },
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_print_and_read_back() {
+        let t = vec![1u8, 0xab, 0, 0x7f];
+        assert_eq!(token_text(&t), "01ab007f");
+        assert_eq!(parse_token("01ab007f").unwrap(), PageToken(t));
+        assert!(parse_token("01a").is_err());
+        assert!(parse_token("zz").is_err());
+        assert_eq!(more_line(&[]), "");
+        assert_eq!(more_line(&[2]), "(more: add --page-token 02)\n");
+    }
 }

@@ -7,7 +7,7 @@ use qastore_cluster::client::Client;
 use qastore_proto::v1 as pb;
 use serde_json::json;
 
-use super::CtlResult;
+use super::{cluster_error, CtlResult};
 use crate::output::{print, Format};
 
 /// Reads every record first (a bad line stops everything before anything is written), then
@@ -48,7 +48,7 @@ pub async fn run(
         let r = client
             .write(chunk.to_vec(), ack)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| cluster_error(client, e))?;
         batches.push(r);
     }
     let last = batches.last().map_or(0, |b| b.log_index);

@@ -177,7 +177,7 @@ impl ProcCluster {
         loop {
             let mut admin = client.admin_at(&self.api(id)).unwrap();
             if admin
-                .node_status(client.request(pb::NodeStatusRequest {}))
+                .get_node_status(client.request(pb::NodeStatusRequest {}))
                 .await
                 .is_ok()
             {

@@ -102,7 +102,11 @@ impl QaCluster {
         let mut admin = self.client.admin_at(self.endpoints.get(node)?).ok()?;
         let mut req = tonic::Request::new(pb::NodeStatusRequest {});
         req.set_timeout(Duration::from_millis(500));
-        admin.node_status(req).await.ok().map(|r| r.into_inner())
+        admin
+            .get_node_status(req)
+            .await
+            .ok()
+            .map(|r| r.into_inner())
     }
 
     fn with_cluster<T>(&self, f: impl FnOnce(&mut LocalCluster) -> T) -> T {

@@ -265,7 +265,7 @@ impl Client {
         let calls = self.endpoints.iter().map(|addr| async move {
             let mut admin = self.admin_at(addr)?;
             admin
-                .node_status(self.request(pb::NodeStatusRequest {}))
+                .get_node_status(self.request(pb::NodeStatusRequest {}))
                 .await
                 .map(|r| r.into_inner())
                 .map_err(ClientError::from)
