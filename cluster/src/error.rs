@@ -81,6 +81,10 @@ impl From<qastore_raft::Error> for ApiError {
             E::Timeout(m) => ApiError::DeadlineExceeded(m),
             E::Raft(m) => ApiError::Unavailable(m),
             E::Stopped(m) => ApiError::Unavailable(format!("the node is stopping: {m}")),
+            // Retryable elsewhere: another member serves the same state.
+            damaged @ E::Damaged(_) => {
+                ApiError::Unavailable(format!("{damaged}; ask another node"))
+            }
             E::Storage(qastore_storage::Error::InvalidArgument(m)) => {
                 ApiError::InvalidArgument(m.to_string())
             }

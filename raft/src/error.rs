@@ -83,6 +83,9 @@ pub enum Error {
         /// The error.
         source: io::Error,
     },
+    /// This node's engine is damaged: it serves nothing from it until it is repaired.
+    #[error("this node's data is damaged and is being replaced from a peer: {0}")]
+    Damaged(String),
     /// The node is shutting down or has stopped.
     #[error("the node has stopped: {0}")]
     Stopped(String),

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod damage;
 pub mod engine_slot;
 pub mod error;
 pub mod follower_clock;
@@ -24,6 +25,7 @@ pub mod network;
 pub mod node;
 pub mod read_index_batch;
 pub mod recovery;
+pub mod repair;
 pub mod schedule;
 pub mod settings;
 pub mod snapshot;

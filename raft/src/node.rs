@@ -191,6 +191,7 @@ impl RaftNode {
                 let wal = Wal::open(vfs.clone(), config.data_dir.join("wal"), config.wal.clone())?;
                 let sm = StateMachine::open(vfs, &config.data_dir, config.engine.clone())?;
                 crate::recovery::check_engine_against_log(&config.data_dir, &sm, &wal)?;
+                sm.verify_engine()?;
                 Ok((wal, sm))
             })
             .await
@@ -217,6 +218,11 @@ impl RaftNode {
                 dial_overrides: config.dial_overrides.clone(),
             },
         );
+        let caller = crate::repair::Caller {
+            cluster_id: config.cluster_id.clone(),
+            node_id: config.node_id,
+        };
+        crate::repair::repair_at_start(&sm, &wal, &caller, &config.dial_overrides).await?;
         let raft = Raft::new(
             config.node_id,
             openraft_config,
@@ -226,6 +232,14 @@ impl RaftNode {
         )
         .await
         .map_err(|e| Error::Stopped(e.to_string()))?;
+        sm.set_repairer(
+            caller,
+            crate::repair::running_peers(
+                raft.clone(),
+                config.node_id,
+                config.dial_overrides.clone(),
+            ),
+        );
         let clock = Arc::new(FollowerClock::new());
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let leader_loss = config.raft.leader_probe_timeout().map(|t| {
@@ -291,13 +305,17 @@ impl RaftNode {
             node.config.raft.clone(),
             stopped.clone(),
         );
+        let stopped_for_repair = stopped.clone();
         let schedule = schedule::spawn(
             node.raft.clone(),
             node.sm.clone(),
             node.config.raft.clone(),
             stopped,
         );
-        node.tasks.lock().extend([maintenance, schedule]);
+        let repair_watch = crate::repair::spawn_watch(node.sm.clone(), stopped_for_repair);
+        node.tasks
+            .lock()
+            .extend([maintenance, schedule, repair_watch]);
         Ok(node)
     }
 
@@ -797,6 +815,7 @@ impl RaftNode {
     /// left as it is; starting again resumes from it.
     pub async fn shutdown(&self) -> Result<()> {
         let _ = self.stop.send(true);
+        self.sm.damage().stop();
         let t0 = Instant::now();
         let r = self.raft.shutdown().await;
         tracing::info!(node = self.id, elapsed = ?t0.elapsed(), "raft stopped");

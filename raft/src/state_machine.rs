@@ -20,6 +20,7 @@ use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -37,9 +38,11 @@ use qastore_storage::{Engine, EngineOptions, WriteBatch};
 
 use crate::codec;
 use crate::command::{Command, Response, SystemCommand, WriteCommand};
+use crate::damage::{is_damage, EngineDamage};
 use crate::engine_slot::EngineSlot;
 use crate::error::{to_io, Error, Result};
 use crate::hash_marks::HashMarks;
+use crate::repair::{self, Caller, PeerList};
 use crate::settings::ClusterSettings;
 use crate::snapshot::{decode_blob, encode_blob, SnapshotFiles};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
@@ -95,6 +98,11 @@ struct Shared {
     calendar: RwLock<Arc<TradingCalendar>>,
     settings: RwLock<Arc<ClusterSettings>>,
     hash_marks: Arc<HashMarks>,
+    damage: Arc<EngineDamage>,
+    /// Held while entries are applied or the engine is repaired: one at a time.
+    apply_turn: tokio::sync::Mutex<()>,
+    /// Where a damaged engine is repaired from, once the node knows its peers.
+    repairer: std::sync::OnceLock<(Caller, PeerList)>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -178,13 +186,112 @@ impl StateMachine {
                 calendar: RwLock::new(Arc::new(calendar)),
                 settings: RwLock::new(Arc::new(settings)),
                 hash_marks: Arc::default(),
+                damage: Arc::default(),
+                apply_turn: tokio::sync::Mutex::new(()),
+                repairer: std::sync::OnceLock::new(),
             }),
         })
     }
 
-    /// The live engine (fails while a snapshot is being installed).
+    /// The live engine (fails while a snapshot is being installed, and while the engine is
+    /// damaged: its state is not served).
     pub fn engine(&self) -> Result<Arc<Engine>> {
+        if let Some(reason) = self.damage_reason() {
+            return Err(Error::Damaged(reason));
+        }
         self.inner.engine.get()
+    }
+
+    /// Why this node's engine cannot be used, if it cannot: damage found while applying or
+    /// verifying, or a background failure that stopped the engine.
+    pub fn damage_reason(&self) -> Option<String> {
+        if let Some(reason) = self.inner.damage.reason() {
+            return Some(reason);
+        }
+        let failure = self.inner.engine.get().ok()?.failure()?;
+        self.inner.damage.report(failure.to_string());
+        self.inner.damage.reason()
+    }
+
+    /// The record of damage found in the engine and repairs made.
+    pub fn damage(&self) -> &Arc<EngineDamage> {
+        &self.inner.damage
+    }
+
+    /// Checks every block of every table against its checksum (blocking: a full read of the
+    /// tables). Damage is recorded, for a repair before the node serves anything.
+    pub fn verify_engine(&self) -> Result<()> {
+        let engine = self.inner.engine.get()?;
+        match engine.verify() {
+            Ok(()) => Ok(()),
+            Err(e) if is_damage(&e) => {
+                self.inner.damage.report(e.to_string());
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lets the state machine repair a damaged engine from the peers `peers` lists, calling
+    /// as `caller`.
+    pub fn set_repairer(&self, caller: Caller, peers: PeerList) {
+        let _ = self.inner.repairer.set((caller, peers));
+    }
+
+    /// Replaces a damaged engine with a checkpoint covering at least `min_index` fetched from
+    /// one of `peers`. Returns the log id the new engine holds.
+    pub async fn repair_from(
+        &self,
+        caller: &Caller,
+        peers: &[repair::Peer],
+        min_index: u64,
+    ) -> Result<Option<LogId>> {
+        let info =
+            repair::fetch_from_any(caller, peers, min_index, &self.inner.checkpoints).await?;
+        let lease = self.inner.checkpoints.lease(&info.name())?;
+        let meta = decode_blob(&info.meta.blob)?;
+        self.install(&meta, SnapshotFiles::new(lease)).await?;
+        self.inner.damage.repaired();
+        Ok(meta.last_log_id)
+    }
+
+    /// Repairs the engine from the peers the node knows, retrying with a growing pause until
+    /// it succeeds or the node stops. Called with the apply turn held.
+    async fn repair_until_done(&self, reason: &str) -> Result<()> {
+        let Some((caller, peers)) = self.inner.repairer.get() else {
+            return Err(Error::Damaged(format!(
+                "{reason}; no peer is known yet to repair it from"
+            )));
+        };
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let min_index = self.applied().map_or(0, |a| a.index);
+            match self.repair_from(caller, &peers(), min_index).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "repairing the engine failed")
+                }
+            }
+            if self.inner.damage.stopping() {
+                return Err(Error::Stopped(format!(
+                    "the node stopped before its damaged engine was repaired ({reason})"
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Repairs a damaged engine now, unless entries are being applied (they repair it
+    /// themselves). For damage found while nothing is applied, e.g. by a background compaction.
+    pub async fn repair_if_damaged(&self) -> Result<()> {
+        let Some(reason) = self.damage_reason() else {
+            return Ok(());
+        };
+        let Ok(_turn) = self.inner.apply_turn.try_lock() else {
+            return Ok(());
+        };
+        self.repair_until_done(&reason).await
     }
 
     /// The trading calendar in force (replicated; the built-in one until replaced).
@@ -202,6 +309,11 @@ impl StateMachine {
         self.inner.applied.lock().log_id
     }
 
+    /// The membership as of the last applied entry.
+    pub fn membership(&self) -> StoredMembership {
+        self.inner.applied.lock().membership.clone()
+    }
+
     /// The state hashes taken at hash marks.
     pub fn hash_marks(&self) -> &HashMarks {
         &self.inner.hash_marks
@@ -213,27 +325,51 @@ impl StateMachine {
     }
 
     /// Applies a chunk of entries on the blocking pool and answers their responders.
+    ///
+    /// Damage to the engine (a failed checksum, a stopped engine) does not stop the node: the
+    /// engine is replaced by a checkpoint from a peer covering at least what was applied, and
+    /// applying goes on, skipping the entries the checkpoint already holds.
     async fn apply_chunk(
         &self,
         chunk: Vec<EntryResponder<TypeConfig>>,
     ) -> std::result::Result<(), io::Error> {
-        let engine = self.inner.engine.get().map_err(to_io)?;
-        // Back-pressure is awaited here, off the blocking pool and without holding anything.
-        engine.write_room().await;
+        let _turn = self.inner.apply_turn.lock().await;
         let (entries, responders): (Vec<Entry>, Vec<_>) = chunk.into_iter().unzip();
-        let sm = self.clone();
-        let responses = tokio::task::spawn_blocking(move || {
-            entries
-                .iter()
-                .map(|e| sm.apply_entry(&engine, e))
-                .collect::<Result<Vec<Response>>>()
-        })
-        .await
-        .map_err(to_io)?
-        .map_err(|e| {
-            tracing::error!(error = %e, "applying a committed entry failed; the node stops");
-            to_io(e)
-        })?;
+        let entries = Arc::new(entries);
+        let mut responses = Vec::with_capacity(entries.len());
+        while responses.len() < entries.len() {
+            if let Some(reason) = self.damage_reason() {
+                self.repair_until_done(&reason).await.map_err(|e| {
+                    tracing::error!(error = %e, "the damaged engine cannot be repaired; the node stops applying");
+                    to_io(e)
+                })?;
+            }
+            let engine = self.inner.engine.get().map_err(to_io)?;
+            // Back-pressure is awaited here, off the blocking pool and without holding anything.
+            engine.write_room().await;
+            let (sm, todo, start) = (self.clone(), entries.clone(), responses.len());
+            let (done, failed) = tokio::task::spawn_blocking(move || {
+                let mut done = Vec::new();
+                for e in &todo[start..] {
+                    match sm.apply_entry(&engine, e) {
+                        Ok(r) => done.push(r),
+                        Err(err) => return (done, Some(err)),
+                    }
+                }
+                (done, None)
+            })
+            .await
+            .map_err(to_io)?;
+            responses.extend(done);
+            match failed {
+                None => {}
+                Some(Error::Storage(e)) if is_damage(&e) => self.inner.damage.report(e.to_string()),
+                Some(e) => {
+                    tracing::error!(error = %e, "applying a committed entry failed; the node stops");
+                    return Err(to_io(e));
+                }
+            }
+        }
         for (response, responder) in responses.into_iter().zip(responders) {
             if let Some(r) = responder {
                 r.send(response);
@@ -258,6 +394,17 @@ impl StateMachine {
                 applied.membership = m;
             }
             return Ok(Response::Nothing);
+        }
+        // A checkpoint installed to repair the engine already holds this entry.
+        if self.applied().is_some_and(|a| a.index >= index) {
+            return Ok(match &entry.payload {
+                EntryPayload::Normal(_) => Response::Refused {
+                    reason: "this node replaced its state with a peer's checkpoint while the \
+                             entry was applied; retry with the same request id for its outcome"
+                        .into(),
+                },
+                _ => Response::Nothing,
+            });
         }
         let mut sys = WriteBatch::new();
         sys.put(applied_key(), codec::encode_log_id(Some(&id)));
@@ -437,7 +584,8 @@ impl StateMachine {
 
     /// Checkpoints the engine (after flushing it) and returns the snapshot it makes.
     fn build(&self) -> Result<Snapshot> {
-        let engine = self.inner.engine.get()?;
+        // A damaged engine's state must not spread to peers as a snapshot.
+        let engine = self.engine()?;
         // Only for a state that never reached the engine (nothing but index 0 applied).
         let before = self.inner.applied.lock().clone();
         engine.flush()?;
@@ -452,7 +600,7 @@ impl StateMachine {
     /// system): a checkpoint exactly like a snapshot, with the applied log id and membership.
     /// Blocks: run it off the async runtime.
     pub fn backup(&self, dir: &Path) -> Result<CheckpointInfo> {
-        let engine = self.inner.engine.get()?;
+        let engine = self.engine()?;
         let before = self.inner.applied.lock().clone();
         engine.flush()?;
         Ok(engine.checkpoint_with(dir, |read| raft_blob(read, &before))?)

@@ -141,6 +141,17 @@ type AppendStream = Pin<Box<dyn Stream<Item = Result<pb::AppendResponse, Status>
 #[tonic::async_trait]
 impl RaftPeer for PeerService {
     type AppendStream = AppendStream;
+    type FetchSnapshotStream = crate::repair::ChunkStream;
+
+    async fn fetch_snapshot(
+        &self,
+        request: Request<pb::FetchSnapshotRequest>,
+    ) -> Result<Response<Self::FetchSnapshotStream>, Status> {
+        let min_index = request.into_inner().min_index;
+        crate::repair::serve(&self.raft, &self.checkpoints, min_index)
+            .await
+            .map(Response::new)
+    }
 
     async fn append(
         &self,
