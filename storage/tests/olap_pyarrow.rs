@@ -1,6 +1,7 @@
 //! Users open our Parquet files in pandas, polars or duckdb. This test converts a generated
 //! trading day and has pyarrow read the files: schema and types, compression, statistics and the
-//! page index, sort order, values, and the hive-partitioned directory as a dataset.
+//! page index, sort order, values, and the hive-partitioned directory as a dataset, with late
+//! rows in a second part file of each partition.
 //!
 //! pyarrow is installed from PyPI into a project-local virtual environment
 //! (`target/pyarrow-venv`) the first time the test runs.
@@ -15,7 +16,7 @@ use qastore_storage::datagen::{ExchangeGen, GenConfig};
 use qastore_storage::keys::Stream;
 use qastore_storage::olap;
 use qastore_storage::query::{PageRequest, Queries, TimeRange};
-use qastore_storage::record::Tick;
+use qastore_storage::record::Record;
 use qastore_storage::vfs::OsVfs;
 use qastore_storage::{Engine, EngineOptions};
 
@@ -93,6 +94,9 @@ assert "trading_day" in d.schema.names and "instrument" in d.schema.names
 days = set(d.column("trading_day").to_pylist())
 assert days == {spec["day"]}, days
 assert pq.read_table(spec["tick_root"]).num_rows == spec["all_tick_rows"]
+import os
+part_dir = os.path.dirname(spec["tick_file"])
+assert sorted(os.listdir(part_dir)) == ["part-0.parquet", "part-1.parquet"], os.listdir(part_dir)
 
 tr = pq.read_table(spec["trade_file"])
 assert tr.schema.field("trade_date_time").type == pa.timestamp("ns", tz="UTC")
@@ -119,16 +123,32 @@ fn pyarrow_reads_our_parquet_files() {
         },
         TradingCalendar::builtin(),
     );
-    let mut index = 0;
-    for b in gen.trading_day(day) {
-        index += 1;
-        apply(&e, &b, index).unwrap();
+    // Every fifth tick arrives only after the day was converted (late rows): the partitions
+    // end up with two part files each, and a reader of the directory must see them all.
+    let (mut on_time, mut late) = (Vec::new(), Vec::new());
+    for (i, r) in gen.trading_day(day).into_iter().flatten().enumerate() {
+        if matches!(r, Record::Tick(_)) && i % 5 == 0 {
+            late.push(r);
+        } else {
+            on_time.push(r);
+        }
     }
+    let mut index = 0;
+    for b in on_time.chunks(500) {
+        index += 1;
+        apply(&e, b, index).unwrap();
+    }
+    let ticks = olap::convert_day(&e, Stream::Ticks, day, index + 1, WriteBatch::new()).unwrap();
+    let trades = olap::convert_day(&e, Stream::Trades, day, index + 2, WriteBatch::new()).unwrap();
+    index += 2;
+    for b in late.chunks(500) {
+        index += 1;
+        apply(&e, b, index).unwrap();
+    }
+    let again = olap::convert_day(&e, Stream::Ticks, day, index + 1, WriteBatch::new()).unwrap();
+    assert!(again.partitions.iter().all(|p| p.part() == 1));
+    assert_eq!(again.late_rows as usize, late.len());
     let q = Queries::new(&e);
-    let if_ticks: Vec<Tick> = q
-        .ticks("IF2412", TimeRange::all(), &PageRequest::first(10_000))
-        .unwrap()
-        .items;
     let all_ticks: usize = gen
         .instrument_ids()
         .iter()
@@ -145,8 +165,6 @@ fn pyarrow_reads_our_parquet_files() {
             }
         })
         .sum();
-    let ticks = olap::convert_day(&e, Stream::Ticks, day, index + 1, WriteBatch::new()).unwrap();
-    let trades = olap::convert_day(&e, Stream::Trades, day, index + 2, WriteBatch::new()).unwrap();
     let tick_part = ticks
         .partitions
         .iter()
@@ -158,7 +176,8 @@ fn pyarrow_reads_our_parquet_files() {
         .iter()
         .map(|t| t.volume)
         .sum();
-    let first = &if_ticks[0];
+    let part0 = olap::read_partition_ticks(&e, tick_part, TimeRange::all()).unwrap();
+    let first = &part0[0];
     let spec = format!(
         r#"{{"tick_file": "{}", "tick_rows": {}, "all_tick_rows": {}, "tick_root": "{}",
             "trade_file": "{}", "trade_volume": {}, "day": {},
