@@ -3,6 +3,7 @@
 mod bench;
 mod ctl;
 mod demo;
+mod logging;
 mod output;
 mod parquet_path;
 mod record_feed;
@@ -64,15 +65,6 @@ enum Command {
     },
 }
 
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -98,19 +90,19 @@ fn main() -> ExitCode {
         }
         Command::ParquetPath(args) => parquet_path::run(&args),
         Command::Serve(args) => {
-            init_logging("info");
+            logging::init(logging::SERVE_FILTER, args.log_format());
             rt.block_on(serve::run(args))
         }
         Command::Demo(args) => {
-            init_logging("warn");
+            logging::init(logging::CLIENT_FILTER, logging::LogFormat::Text);
             rt.block_on(demo::run(args))
         }
         Command::Ctl(args) => {
-            init_logging("warn");
+            logging::init(logging::CLIENT_FILTER, logging::LogFormat::Text);
             return rt.block_on(ctl::run(args));
         }
         Command::Bench(args) => {
-            init_logging("warn");
+            logging::init(logging::CLIENT_FILTER, logging::LogFormat::Text);
             rt.block_on(bench::run(args))
         }
     };

@@ -8,6 +8,8 @@ use clap::Args;
 use qastore_cluster::config::InitialMember;
 use qastore_cluster::NodeConfig;
 
+use crate::logging::LogFormat;
+
 /// Run one node.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
@@ -53,6 +55,17 @@ pub struct ServeArgs {
     /// without this flag; never use it while other members may still be running.
     #[arg(long)]
     force_new_cluster: bool,
+    /// How to write log lines on stderr: text (coloured only on a terminal) or one JSON object
+    /// per line. RUST_LOG sets the filter (default: `info,openraft=warn`).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The log format asked for.
+    pub fn log_format(&self) -> LogFormat {
+        self.log_format
+    }
 }
 
 fn parse_peer(text: &str) -> Result<InitialMember, String> {
