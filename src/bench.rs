@@ -15,11 +15,7 @@ use serde_json::json;
 
 use crate::output::{print, whole, Format, Table};
 use crate::record_feed::RecordFeed;
-use qastore_benches::workload::Workload;
-
-/// Records kept ready for the writers: more than they write while the next trading day is
-/// generated.
-const FEED_AHEAD_RECORDS: usize = 50_000;
+use qastore_benches::workload::{Placement, Workload};
 
 /// Load a running cluster.
 #[derive(Debug, Args)]
@@ -59,6 +55,13 @@ pub struct BenchArgs {
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     output: Format,
 }
+
+/// Users the bench writes and reads.
+const BENCH_USERS: usize = 50;
+
+/// Records kept ready for the writers: more than they write while the next trading day is
+/// generated.
+const FEED_AHEAD_RECORDS: usize = 50_000;
 
 /// One kind of operation of the bench and what it measured.
 struct Measured {
@@ -100,10 +103,13 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         "  {bar:40} {pos}/{len} s  {msg}",
     )?);
     let written = Arc::new(AtomicU64::new(0));
+    // Users and instruments of the bench's own, so that loading the demo's cluster leaves the
+    // demo's data as it was.
+    let placement = Placement::BENCH;
     let batch = args.batch.max(1);
     // Records are made ahead, off the writers' path (generating them is not writing them).
     let feed = Arc::new(RecordFeed::start(
-        Workload::new(42, 8, 50),
+        Workload::placed(42, 8, BENCH_USERS, placement),
         batch,
         (FEED_AHEAD_RECORDS / batch).max(args.writers * 2),
     )?);
@@ -134,7 +140,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 let addr = &followers[worker % followers.len()];
                 let mut store = client.store_at(addr).map_err(|e| e.to_string())?;
                 let req = pb::GetAccountsRequest {
-                    user_id: format!("u{:04}", seq % 50 + 1),
+                    user_id: placement.user(seq as usize % BENCH_USERS + 1),
                     currency: String::new(),
                     read: Some(pb::ReadOptions {
                         consistency: consistency as i32,

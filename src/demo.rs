@@ -2,7 +2,11 @@
 //! (three `qastore serve` processes on 127.0.0.1), streams a realistic exchange workload
 //! through the ingestor, reads it back from followers at each consistency, kills the leader,
 //! shows the new leader and that every acknowledged write is still there, restarts the killed
-//! node and checks that all replicas are identical, and prints a summary.
+//! node and checks that all replicas are identical, and prints a summary. `--stop` stops the
+//! nodes a kept demo left running.
+
+mod check;
+mod dir;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,22 +21,28 @@ use qastore_proto::v1 as pb;
 use qastore_storage::record::Record;
 
 use crate::output::Table;
+use check::{Ack, Promise};
 use qastore_benches::workload::Workload;
 use qastore_cluster::drill;
 use qastore_cluster::local::LocalCluster;
-
-/// Marks a directory as the demo's own, so it may be wiped.
-const MARKER: &str = ".qastore-demo";
 
 /// Run the demo.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   cargo run --release -- demo
-  qastore demo --records 1000000 --keep    # then: qastore ctl status")]
+  qastore demo --records 1000000 --keep    # then: qastore ctl status
+  qastore demo --stop                      # stops the kept cluster's nodes
+  qastore demo --fresh                     # wipes the previous demo's directory first")]
 pub struct DemoArgs {
-    /// Where the nodes keep their data, configs and logs (wiped first if it is the demo's).
+    /// Where the nodes keep their data, configs, logs and pids (created if missing).
     #[arg(long, default_value = "qastore-demo")]
     dir: PathBuf,
+    /// Wipe the directory of an earlier demo first (never one whose nodes still run).
+    #[arg(long)]
+    fresh: bool,
+    /// Stop the nodes a `--keep` demo left running in --dir (exactly those), then exit.
+    #[arg(long, conflicts_with_all = ["fresh", "keep"])]
+    stop: bool,
     /// Records to stream.
     #[arg(long, default_value_t = 200_000)]
     records: u64,
@@ -45,7 +55,7 @@ pub struct DemoArgs {
     /// Seed of the workload.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Leave the cluster running at the end (for `qastore ctl`).
+    /// Leave the cluster running at the end (for `qastore ctl`), also when a check fails.
     #[arg(long)]
     keep: bool,
 }
@@ -71,21 +81,6 @@ fn step(n: u32, text: &str) {
     println!("\n[{n}/6] {text}");
 }
 
-fn clean_dir(dir: &PathBuf) -> Result<(), String> {
-    if dir.exists() {
-        let empty = std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none());
-        if !empty && !dir.join(MARKER).exists() {
-            return Err(format!(
-                "{} exists and is not a demo directory; choose another with --dir",
-                dir.display()
-            ));
-        }
-        std::fs::remove_dir_all(dir).map_err(|e| format!("wiping {}: {e}", dir.display()))?;
-    }
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    std::fs::write(dir.join(MARKER), b"qastore demo\n").map_err(|e| e.to_string())
-}
-
 async fn wait_for_leader(client: &Client, within: Duration) -> Result<(u64, String), String> {
     let started = Instant::now();
     loop {
@@ -97,23 +92,66 @@ async fn wait_for_leader(client: &Client, within: Duration) -> Result<(u64, Stri
     }
 }
 
-/// Runs the demo.
+/// Runs the demo (or, with `--stop`, stops a kept one).
 pub async fn run(args: DemoArgs) -> Result<(), String> {
-    clean_dir(&args.dir)?;
+    if args.stop {
+        println!("{}", dir::stop(&args.dir)?);
+        return Ok(());
+    }
+    dir::prepare(&args.dir, args.fresh)?;
     step(1, "starting a three-node cluster on 127.0.0.1");
     let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
-    let mut cluster = LocalCluster::prepare(&exe, &args.dir, 3, "qastore-demo")?;
-    for id in 1..=3 {
-        cluster.start(id, id == 1)?;
-    }
+    let cluster = LocalCluster::prepare(&exe, &args.dir, 3, "qastore-demo")?;
     let endpoints = cluster.endpoints();
-    for n in &cluster.nodes {
-        println!(
-            "  node {}: api {}  raft {}  http://{}/metrics",
-            n.id, n.api, n.raft, n.http
-        );
-    }
     let cluster = Arc::new(Mutex::new(cluster));
+    let outcome = demo(&args, &cluster).await;
+    let mut cluster = cluster
+        .lock()
+        .map_err(|_| "the cluster handle is poisoned".to_string())?;
+    if args.keep {
+        cluster.detach();
+        let headline = match outcome {
+            Ok(()) => "The cluster keeps running.",
+            Err(_) => "The cluster is left running for inspection (logs in the directory above).",
+        };
+        println!(
+            "{headline} Try:\n  qastore ctl --endpoints {} status\n  qastore ctl --endpoints {} orders --user u0001 --consistency local --node {}\n  qastore bench --endpoints {}\nStop it with: qastore demo --stop --dir {}",
+            endpoints.join(","),
+            endpoints.join(","),
+            endpoints[1],
+            endpoints.join(","),
+            args.dir.display()
+        );
+    } else {
+        cluster.stop_all(Duration::from_secs(10));
+    }
+    outcome
+}
+
+/// The demo's steps on the prepared cluster.
+async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(), String> {
+    let endpoints = {
+        let mut c = cluster
+            .lock()
+            .map_err(|_| "the cluster handle is poisoned".to_string())?;
+        for id in 1..=3 {
+            c.start(id, id == 1)?;
+        }
+        for n in &c.nodes {
+            println!(
+                "  node {}: api {}  raft {}  http://{}/metrics",
+                n.id, n.api, n.raft, n.http
+            );
+        }
+        if !c.on_default_ports() {
+            println!(
+                "  note: the usual ports (7001-7003, 7101-7103, 7201-7203) are taken, so these \
+                 were chosen instead: pass --endpoints {} to ctl and bench",
+                c.endpoints().join(",")
+            );
+        }
+        c.endpoints()
+    };
     let client = Arc::new(
         Client::new(
             &endpoints,
@@ -133,7 +171,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     );
 
     step(2, "streaming an exchange workload through the ingestor");
-    let ingest = ingest(&client, &args).await?;
+    let ingest = ingest(&client, args).await?;
     println!(
         "  {} records in {:.1} s: {:.0} records/s, {} batches, {} retries, {} refused by a full queue (resubmitted)",
         ingest.records,
@@ -216,26 +254,11 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     t.row(vec!["replicas identical".into(), "yes".into()]);
     println!("\nSummary\n{}", indent(&t.render()));
 
-    let mut cluster = cluster
-        .lock()
-        .map_err(|_| "the cluster handle is poisoned")?;
     if report.verdict != drill::Verdict::Pass {
-        cluster.stop_all(Duration::from_secs(10));
         return Err(format!(
             "the failover drill did not pass: {}",
             report.reason
         ));
-    }
-    if args.keep {
-        cluster.detach();
-        println!(
-            "The cluster keeps running. Try:\n  qastore ctl --endpoints {} status\n  qastore ctl orders --user u0001 --consistency local --node {}\nStop it with: pkill -f 'qastore serve --config {}'",
-            endpoints.join(","),
-            endpoints[1],
-            args.dir.display()
-        );
-    } else {
-        cluster.stop_all(Duration::from_secs(10));
     }
     Ok(())
 }
@@ -253,6 +276,8 @@ struct Ingested {
     queue_full: u64,
     last_index: u64,
     expected: Expected,
+    /// Each user's acknowledged orders.
+    acks: BTreeMap<String, Vec<Ack>>,
 }
 
 async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, String> {
@@ -276,19 +301,27 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
             Histogram::<u64>::new(3).expect("3 significant figures is a valid histogram");
         let mut last_index = 0;
         let mut failed = 0u64;
-        while let Some((submitted, done)) = rx.recv().await {
+        let mut acks: BTreeMap<String, Vec<Ack>> = BTreeMap::new();
+        while let Some((submitted, order_of, done)) = rx.recv().await {
             let done: qastore_cluster::client::Completion = done;
+            let order_of: Option<String> = order_of;
             match done.await {
                 Ok(Ok(ack)) => {
-                    let _ =
-                        hist.record(Instant::now().duration_since(submitted).as_micros() as u64);
+                    let now = Instant::now();
+                    let _ = hist.record(now.duration_since(submitted).as_micros() as u64);
                     last_index = last_index.max(ack.log_index);
+                    if let Some(user) = order_of {
+                        acks.entry(user).or_default().push(Ack {
+                            at: now,
+                            index: ack.log_index,
+                        });
+                    }
                 }
                 _ => failed += 1,
             }
             collector_bar.inc(1);
         }
-        (hist, last_index, failed)
+        (hist, last_index, failed, acks)
     });
     let mut expected = Expected::default();
     let mut queue_full = 0;
@@ -296,11 +329,15 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
     for _ in 0..args.records {
         let record = workload.next_record();
         expected.add(&record);
+        let order_of = match &record {
+            Record::OrderInsert(o) => Some(o.user_id.clone()),
+            _ => None,
+        };
         let wire = qastore_cluster::convert::records::record_to_pb(&record);
         loop {
             match ingestor.submit(wire.clone()) {
                 Ok(done) => {
-                    let _ = tx.send((Instant::now(), done));
+                    let _ = tx.send((Instant::now(), order_of.clone(), done));
                     break;
                 }
                 Err(SubmitError::QueueFull) => {
@@ -314,7 +351,7 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
     drop(tx);
     let stats = ingestor.close().await;
     let elapsed = started.elapsed();
-    let (latency, last_index, failed) = collector.await.map_err(|e| e.to_string())?;
+    let (latency, last_index, failed, acks) = collector.await.map_err(|e| e.to_string())?;
     bar.finish_with_message("done");
     if failed > 0 || stats.failed > 0 {
         return Err(format!(
@@ -331,6 +368,7 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
         queue_full,
         last_index,
         expected,
+        acks,
     })
 }
 
@@ -342,7 +380,7 @@ async fn read_back(client: &Client, ingest: &Ingested) -> Result<(), String> {
         .filter(|e| **e != leader_api)
         .cloned()
         .collect();
-    let Some((user, &orders)) = ingest.expected.orders.iter().next() else {
+    let Some((user, acks)) = ingest.acks.iter().next() else {
         return Err("the workload wrote no orders".into());
     };
     let mut t = Table::new(&[
@@ -350,18 +388,28 @@ async fn read_back(client: &Client, ingest: &Ingested) -> Result<(), String> {
         "CONSISTENCY",
         "SERVED AT INDEX",
         "ORDERS",
-        "EXPECTED",
+        "PROMISED",
         "TIME",
     ]);
+    // Each read is checked against what its consistency promises: a bounded or local read
+    // may rightly miss the latest writes.
     let cases = [
         (pb::Consistency::Linearizable, 0, 0),
         (pb::Consistency::Bounded, 1000, 0),
+        (pb::Consistency::Local, 0, 0),
         (pb::Consistency::Local, 0, ingest.last_index),
     ];
     for (i, (consistency, staleness, min_index)) in cases.into_iter().enumerate() {
         let addr = &followers[i % followers.len()];
         let mut store = client.store_at(addr).map_err(|e| e.to_string())?;
         let t0 = Instant::now();
+        let promise = Promise::of(
+            consistency,
+            Duration::from_millis(staleness),
+            min_index,
+            acks,
+            t0,
+        );
         let r = store
             .list_orders(client.request(pb::ListOrdersRequest {
                 user_id: user.clone(),
@@ -377,11 +425,12 @@ async fn read_back(client: &Client, ingest: &Ingested) -> Result<(), String> {
             .map_err(|s| format!("reading from {addr}: {}", s.message()))?
             .into_inner();
         let served = r.served_by.unwrap_or_default();
-        if r.orders.len() as u64 != orders {
+        if !promise.admits(r.orders.len() as u64) {
             return Err(format!(
-                "node {} answered {} orders of {user}, expected {orders}",
+                "node {} answered {} orders of {user} to a {} read, which promises {promise}",
                 served.node_id,
-                r.orders.len()
+                r.orders.len(),
+                consistency.as_str_name()
             ));
         }
         t.row(vec![
@@ -397,7 +446,7 @@ async fn read_back(client: &Client, ingest: &Ingested) -> Result<(), String> {
                 },
             served.applied_index.to_string(),
             r.orders.len().to_string(),
-            orders.to_string(),
+            promise.to_string(),
             format!("{:.1} ms", t0.elapsed().as_secs_f64() * 1000.0),
         ]);
     }

@@ -11,6 +11,34 @@ use qastore_storage::record::Record;
 /// The first trading day generated.
 pub const FIRST_DAY: u32 = 20241202;
 
+/// Where a workload's data goes: its users and instruments. The demo and `qastore bench` use
+/// different ones, so a bench run against the demo's cluster never touches the demo's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    /// User ids are this prefix and a four-digit number.
+    pub user_prefix: &'static str,
+    /// Added to every contract number of the instrument universe.
+    pub contract_shift: u32,
+}
+
+impl Placement {
+    /// The demo's data: users `u0001`..., instruments `IF2412`, `cu2501`, ...
+    pub const DEMO: Placement = Placement {
+        user_prefix: "u",
+        contract_shift: 0,
+    };
+    /// The bench's data: users `b0001`..., instruments `IF3412`, `cu3501`, ...
+    pub const BENCH: Placement = Placement {
+        user_prefix: "b",
+        contract_shift: 1000,
+    };
+
+    /// The id of user `n` (from 1).
+    pub fn user(&self, n: usize) -> String {
+        format!("{}{n:04}", self.user_prefix)
+    }
+}
+
 /// A stream of records, day after day, in the order the exchange would write them.
 pub struct Workload {
     gen: ExchangeGen,
@@ -20,8 +48,14 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// A workload over `instruments` instruments and `users` users, deterministic for `seed`.
+    /// A workload over `instruments` instruments and `users` users, deterministic for `seed`,
+    /// with the demo's users and instruments.
     pub fn new(seed: u64, instruments: usize, users: usize) -> Workload {
+        Workload::placed(seed, instruments, users, Placement::DEMO)
+    }
+
+    /// A workload like [`Workload::new`] whose users and instruments are those of `placement`.
+    pub fn placed(seed: u64, instruments: usize, users: usize, placement: Placement) -> Workload {
         let calendar = TradingCalendar::builtin();
         let gen = ExchangeGen::new(
             GenConfig {
@@ -29,6 +63,8 @@ impl Workload {
                 instruments,
                 users,
                 order_rate: 0.2,
+                user_prefix: placement.user_prefix.into(),
+                contract_shift: placement.contract_shift,
                 ..GenConfig::default()
             },
             calendar.clone(),

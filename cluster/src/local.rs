@@ -1,6 +1,9 @@
 //! A cluster of `qastore serve` child processes on 127.0.0.1, each with its own config file,
 //! data directory and log file under one directory: what `qastore demo` and the cluster
-//! benchmark run.
+//! benchmark run. Each node's pid is recorded beside its config (see [`pids`]).
+
+pub mod locks;
+pub mod pids;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -29,17 +32,20 @@ pub struct LocalCluster {
     /// Its nodes.
     pub nodes: Vec<LocalNode>,
     exe: PathBuf,
+    dir: PathBuf,
+    default_ports: bool,
 }
 
-/// `count` addresses on 127.0.0.1: from `base` on if all are free, otherwise any free ones.
-fn addresses(base: u16, count: usize) -> Result<Vec<SocketAddr>, String> {
+/// `count` addresses on 127.0.0.1: from `base` on if all are free (true), otherwise any free
+/// ones (false).
+fn addresses(base: u16, count: usize) -> Result<(Vec<SocketAddr>, bool), String> {
     let fixed: Vec<SocketAddr> = (0..count as u16)
         .map(|i| SocketAddr::from(([127, 0, 0, 1], base + i)))
         .collect();
     if fixed.iter().all(|a| TcpListener::bind(a).is_ok()) {
-        return Ok(fixed);
+        return Ok((fixed, true));
     }
-    free_addresses(count)
+    Ok((free_addresses(count)?, false))
 }
 
 /// `count` distinct free addresses on 127.0.0.1, chosen by the system.
@@ -81,9 +87,13 @@ impl LocalCluster {
     ) -> Result<LocalCluster, String> {
         let exe = exe.to_path_buf();
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let api = addresses(7001, size)?;
-        let raft = addresses(7101, size)?;
-        let http = addresses(7201, size)?;
+        // Absolute paths, so that the recorded processes can be recognised from anywhere.
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| format!("resolving {}: {e}", dir.display()))?;
+        let (api, api_default) = addresses(7001, size)?;
+        let (raft, raft_default) = addresses(7101, size)?;
+        let (http, http_default) = addresses(7201, size)?;
         let members: String = (0..size)
             .map(|i| {
                 format!(
@@ -97,7 +107,7 @@ impl LocalCluster {
         let mut nodes = Vec::new();
         for i in 0..size {
             let id = i as u64 + 1;
-            let config = dir.join(format!("node{id}.toml"));
+            let config = pids::config_file(&dir, id);
             let text = format!(
                 "cluster_id = \"{cluster_id}\"\nnode_id = {id}\ndata_dir = \"{}\"\n\
                  api_listen = \"{}\"\nraft_listen = \"{}\"\nhttp_listen = \"{}\"\n\n{members}",
@@ -118,21 +128,44 @@ impl LocalCluster {
                 child: None,
             });
         }
-        Ok(LocalCluster { nodes, exe })
+        Ok(LocalCluster {
+            nodes,
+            exe,
+            dir,
+            default_ports: api_default && raft_default && http_default,
+        })
     }
 
     /// Starts node `id` (`init`: it forms the cluster if new).
     pub fn start(&mut self, id: u64, init: bool) -> Result<(), String> {
         let exe = self.exe.clone();
+        let dir = self.dir.clone();
         let node = self.node_mut(id)?;
         let mut cmd = Command::new(exe);
         cmd.arg("serve").arg("--config").arg(&node.config);
         if init {
             cmd.arg("--init");
         }
-        let child = spawn_logged(&mut cmd, &node.log).map_err(|e| format!("node {id}: {e}"))?;
+        let mut child = spawn_logged(&mut cmd, &node.log).map_err(|e| format!("node {id}: {e}"))?;
+        if let Err(e) = pids::record(&dir, id, child.id()) {
+            // A node nobody could find to stop later must not be left running.
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("node {id}: {e}"));
+        }
         node.child = Some(child);
         Ok(())
+    }
+
+    /// The cluster's directory (absolute).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the nodes listen on the fixed ports (API 7001.., peer 7101.., HTTP 7201..);
+    /// false when some were taken and free ports were chosen instead.
+    pub fn on_default_ports(&self) -> bool {
+        self.default_ports
     }
 
     fn node_mut(&mut self, id: u64) -> Result<&mut LocalNode, String> {
@@ -149,22 +182,26 @@ impl LocalCluster {
 
     /// Kills node `id` at once (SIGKILL), as a crash would.
     pub fn kill(&mut self, id: u64) -> Result<(), String> {
+        let dir = self.dir.clone();
         let node = self.node_mut(id)?;
         if let Some(mut child) = node.child.take() {
             child
                 .kill()
                 .map_err(|e| format!("killing node {id}: {e}"))?;
             let _ = child.wait();
+            pids::forget(&dir, id);
         }
         Ok(())
     }
 
     /// Stops node `id` gracefully (SIGTERM), waiting up to `grace` before killing it.
     pub fn stop(&mut self, id: u64, grace: Duration) -> Result<(), String> {
+        let dir = self.dir.clone();
         let node = self.node_mut(id)?;
         let Some(mut child) = node.child.take() else {
             return Ok(());
         };
+        pids::forget(&dir, id);
         // SAFETY: sending a signal to a child process we started and have not reaped.
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -204,6 +241,7 @@ impl Drop for LocalCluster {
             if let Some(mut c) = n.child.take() {
                 let _ = c.kill();
                 let _ = c.wait();
+                pids::forget(&self.dir, n.id);
             }
         }
     }

@@ -61,6 +61,11 @@ pub struct GenConfig {
     pub reorder_rate: f64,
     /// Write a book snapshot every this many ticks of an instrument (0 for none).
     pub book_every: u32,
+    /// User ids are this prefix and a four-digit number (`u0001`).
+    pub user_prefix: String,
+    /// Added to every instrument's contract number (`cu2501` becomes `cu3501` for 1000): a
+    /// second generator with its own shift writes instruments the first never touches.
+    pub contract_shift: u32,
 }
 
 impl Default for GenConfig {
@@ -72,6 +77,8 @@ impl Default for GenConfig {
             order_rate: 0.05,
             reorder_rate: 0.05,
             book_every: 20,
+            user_prefix: "u".into(),
+            contract_shift: 0,
         }
     }
 }
@@ -127,7 +134,7 @@ impl ExchangeGen {
             .map(|i| {
                 let (id, exchange, price, tick) = UNIVERSE[i % UNIVERSE.len()];
                 // Beyond the universe, take later contract months of the same products.
-                let id = match i / UNIVERSE.len() {
+                let id = match i / UNIVERSE.len() + cfg.contract_shift as usize {
                     0 => id.to_string(),
                     k => {
                         let digits = id.trim_start_matches(|c: char| c.is_ascii_alphabetic());
@@ -158,7 +165,7 @@ impl ExchangeGen {
         let users = (0..cfg.users.max(2))
             .map(|u| UserBook {
                 account: AccountUpdate {
-                    user_id: format!("u{:04}", u + 1),
+                    user_id: format!("{}{:04}", cfg.user_prefix, u + 1),
                     currency: "CNY".into(),
                     pre_balance: 10_000_000.0,
                     static_balance: 10_000_000.0,
@@ -515,5 +522,45 @@ mod tests {
             2 * (4 * 3600 + (3 * 3600 + 45 * 60 + 4 * 3600) + (3 * 3600 + 45 * 60 + 2 * 3600));
         assert_eq!(ticks, expected);
         assert!(per_kind.len() == 7, "{per_kind:?}");
+    }
+
+    #[test]
+    fn a_shifted_generator_has_instruments_and_users_of_its_own() {
+        let shifted = GenConfig {
+            instruments: 20,
+            user_prefix: "b".into(),
+            contract_shift: 1000,
+            ..GenConfig::default()
+        };
+        let plain = GenConfig {
+            instruments: 20,
+            ..GenConfig::default()
+        };
+        let cal = TradingCalendar::builtin();
+        let ids = |cfg: &GenConfig| ExchangeGen::new(cfg.clone(), cal.clone()).instrument_ids();
+        let (a, b) = (ids(&plain), ids(&shifted));
+        assert_eq!(&a[..2], ["IF2412", "cu2501"]);
+        assert_eq!(&a[16..18], ["IF2413", "cu2502"]);
+        assert_eq!(&b[..2], ["IF3412", "cu3501"]);
+        assert!(a.iter().all(|i| !b.contains(i)), "{a:?} {b:?}");
+        let mut gen = ExchangeGen::new(shifted, cal.clone());
+        let mut users = std::collections::BTreeSet::new();
+        let mut instruments = std::collections::BTreeSet::new();
+        assert!(b.iter().all(|i| cal.group_of(i).is_some()), "{b:?}");
+        for r in gen.trading_day(20241202).into_iter().flatten() {
+            match r {
+                Record::Tick(t) => {
+                    instruments.insert(t.instrument_id);
+                }
+                Record::OrderInsert(o) => {
+                    users.insert(o.user_id);
+                }
+                _ => {}
+            }
+        }
+        assert!(users.iter().all(|u| u.starts_with('b')), "{users:?}");
+        assert!(!users.is_empty());
+        assert!(instruments.iter().all(|i| b.contains(i)), "{instruments:?}");
+        assert_eq!(instruments.len(), 20);
     }
 }
