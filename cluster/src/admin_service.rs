@@ -102,6 +102,11 @@ pub fn node_status(node: &Node) -> pb::NodeStatus {
         cluster_id: node.config.cluster_id.clone(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         drill_max_unavailable_ms: node.config.drill_max_unavailable_ms,
+        cannot_apply: node
+            .raft
+            .state_machine()
+            .damage_reason()
+            .unwrap_or_default(),
     }
 }
 

@@ -71,7 +71,10 @@ async fn livez(State(s): State<AppState>) -> Json<Value> {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
-    match s.node.ready() {
+    let damaged = s.node.raft.state_machine().damage_reason().map(|reason| {
+        format!("this node cannot apply: its engine is damaged and is being replaced from a peer ({reason})")
+    });
+    match damaged.map_or_else(|| s.node.ready(), Err) {
         Ok(()) => Json(json!({ "ready": true })).into_response(),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -136,6 +139,7 @@ pub fn node_json(s: &pb::NodeStatus) -> Value {
         "purged_index": s.purged_index,
         "apply_lag": s.apply_lag,
         "staleness_ms": s.staleness_ms,
+        "cannot_apply": (!s.cannot_apply.is_empty()).then_some(&s.cannot_apply),
         "version": s.version,
         "storage": s.storage.as_ref().map(storage_json),
     })

@@ -73,7 +73,10 @@ pub async fn status(client: &Client, out: Format) -> CtlResult {
                     .map_or("-".into(), |st| bytes(st.disk_used_bytes)),
                 s.and_then(|s| s.storage.as_ref())
                     .map_or("-".into(), |st| bytes(st.memtable_bytes)),
-                m.error.clone(),
+                match s.filter(|s| !s.cannot_apply.is_empty()) {
+                    Some(s) => format!("cannot apply: {}", s.cannot_apply),
+                    None => m.error.clone(),
+                },
             ]);
         }
         t.render()
@@ -84,10 +87,24 @@ pub async fn status(client: &Client, out: Format) -> CtlResult {
         .filter(|m| m.status.is_none())
         .map(|m| format!("node {} at {} ({})", m.node_id, m.api_addr, m.error))
         .collect();
-    if unreachable.is_empty() {
+    let cannot_apply: Vec<String> = c
+        .members
+        .iter()
+        .filter_map(|m| m.status.as_ref().map(|s| (m, s)))
+        .filter(|(_, s)| !s.cannot_apply.is_empty())
+        .map(|(m, s)| format!("node {} at {} ({})", m.node_id, m.api_addr, s.cannot_apply))
+        .collect();
+    let mut problems = Vec::new();
+    if !unreachable.is_empty() {
+        problems.push(format!("unreachable: {}", unreachable.join("; ")));
+    }
+    if !cannot_apply.is_empty() {
+        problems.push(format!("cannot apply: {}", cannot_apply.join("; ")));
+    }
+    if problems.is_empty() {
         Ok(())
     } else {
-        Err(format!("unreachable: {}", unreachable.join("; ")))
+        Err(problems.join("; "))
     }
 }
 
