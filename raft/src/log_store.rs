@@ -29,12 +29,23 @@ const STREAM_CHUNK: u64 = 1024;
 #[derive(Debug, Clone)]
 pub struct LogStore {
     wal: Arc<Wal>,
+    max_batch_bytes: u64,
 }
 
 impl LogStore {
     /// A log store on `wal`.
     pub fn new(wal: Arc<Wal>) -> Self {
-        LogStore { wal }
+        LogStore {
+            wal,
+            max_batch_bytes: u64::MAX,
+        }
+    }
+
+    /// The same store, handing replication at most `bytes` of entries per batch (an entry
+    /// larger than that alone), so that one append stays small whatever the entries' sizes.
+    pub fn with_max_batch_bytes(mut self, bytes: u64) -> Self {
+        self.max_batch_bytes = bytes.max(1);
+        self
     }
 
     /// The write-ahead log underneath.
@@ -45,6 +56,14 @@ impl LogStore {
     /// The entries with indexes in `range` that the log holds (a prefix missing because it was
     /// purged, or a suffix not yet appended, is left out; a hole is an error).
     fn read(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<Entry>> {
+        self.read_frames(range)?
+            .iter()
+            .map(|e| codec::from_wal(e).map_err(to_io))
+            .collect()
+    }
+
+    /// Like [`LogStore::read`], the entries as the log holds them (not decoded).
+    fn read_frames(&self, range: impl RangeBounds<u64>) -> io::Result<Vec<wal::WalEntry>> {
         let start = match range.start_bound() {
             Bound::Included(&s) => s,
             Bound::Excluded(&s) => s.saturating_add(1),
@@ -63,12 +82,37 @@ impl LogStore {
         if start >= end {
             return Ok(Vec::new());
         }
-        self.wal
-            .read(start..end)
-            .map_err(to_io)?
-            .iter()
-            .map(|e| codec::from_wal(e).map_err(to_io))
-            .collect()
+        self.wal.read(start..end).map_err(to_io)
+    }
+
+    /// The first entries of `[start, end)` that fit in the batch budget, at least one.
+    fn read_batch(&self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        // Windows of 1, 2, 4... entries: a batch of large entries stops at the budget without
+        // reading far past it, one of small entries takes few reads.
+        let mut out = Vec::new();
+        let mut bytes = 0u64;
+        let (mut from, mut window) = (start, 1u64);
+        while from < end {
+            let to = end.min(from.saturating_add(window));
+            let frames = self.read_frames(from..to)?;
+            if frames.is_empty() {
+                break;
+            }
+            for frame in &frames {
+                let size = frame.payload.len() as u64;
+                if !out.is_empty() && bytes.saturating_add(size) > self.max_batch_bytes {
+                    return Ok(out);
+                }
+                bytes = bytes.saturating_add(size);
+                out.push(codec::from_wal(frame).map_err(to_io)?);
+            }
+            if bytes >= self.max_batch_bytes {
+                break;
+            }
+            from = to;
+            window = window.saturating_mul(2);
+        }
+        Ok(out)
     }
 
     async fn durable(
@@ -102,6 +146,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, io::Error> {
         self.read(range)
+    }
+
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> io::Result<Vec<Entry>> {
+        self.read_batch(start, end)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {

@@ -34,7 +34,9 @@ use crate::identity;
 use crate::leader_loss::LeaderLossDetector;
 use crate::log_store::LogStore;
 use crate::network::killable::KillableIo;
-use crate::network::{NetworkOptions, PeerGuard, PeerNetwork, PeerService};
+use crate::network::{
+    AnswerDeadline, NetworkOptions, PeerGuard, PeerNetwork, PeerService, PeerStats,
+};
 use crate::read_index_batch::ReadIndexBatch;
 use crate::settings::RaftSettings;
 use crate::state_machine::StateMachine;
@@ -213,6 +215,10 @@ impl RaftNode {
             config.node_id,
             NetworkOptions {
                 connect_timeout: config.raft.rpc_timeout(),
+                answer_deadline: AnswerDeadline {
+                    base: config.raft.rpc_timeout(),
+                    min_bytes_per_sec: config.raft.min_replication_bytes_per_sec,
+                },
                 chunk_timeout: Duration::from_millis(config.raft.snapshot_chunk_timeout_ms),
                 chunk_bytes: config.raft.snapshot_chunk_bytes,
                 dial_overrides: config.dial_overrides.clone(),
@@ -227,7 +233,7 @@ impl RaftNode {
             config.node_id,
             openraft_config,
             network.clone(),
-            LogStore::new(wal.clone()),
+            LogStore::new(wal.clone()).with_max_batch_bytes(config.raft.max_payload_bytes),
             sm.clone(),
         )
         .await
@@ -323,6 +329,12 @@ impl RaftNode {
     /// [`crate::leader_loss`]).
     pub fn leaders_lost(&self) -> u64 {
         self.leader_loss.as_ref().map_or(0, |d| d.leaders_lost())
+    }
+
+    /// What this node's calls to each peer saw: append streams opened and failed, and log
+    /// entries a peer lost after acknowledging them.
+    pub fn peer_stats(&self) -> BTreeMap<NodeId, PeerStats> {
+        self.network.peer_stats()
     }
 
     /// This node's id.

@@ -33,8 +33,16 @@ pub struct RaftSettings {
     pub pre_vote: bool,
     /// The most entries one append carries.
     pub max_payload_entries: u64,
-    /// A peer call (other than streaming a snapshot) fails after this long, in milliseconds.
+    /// The most bytes of entries one append carries (an entry larger than this travels alone),
+    /// so that a request stays small next to the deadline of its answer.
+    pub max_payload_bytes: u64,
+    /// Connecting to a peer, and each answer a peer owes, fails after this long, in
+    /// milliseconds; an answer to appends in flight may take longer by their bytes at
+    /// `min_replication_bytes_per_sec`.
     pub rpc_timeout_ms: u64,
+    /// The slowest transfer rate a peer is expected to keep up: a stream of appends waits
+    /// `rpc_timeout_ms` plus the bytes in flight at this rate for its next answer.
+    pub min_replication_bytes_per_sec: u64,
     /// Streaming one snapshot chunk fails after this long, in milliseconds.
     pub snapshot_chunk_timeout_ms: u64,
     /// Bytes per snapshot chunk.
@@ -62,7 +70,9 @@ impl Default for RaftSettings {
             leader_probe_timeout_ms: 250,
             pre_vote: true,
             max_payload_entries: 256,
+            max_payload_bytes: 8 << 20,
             rpc_timeout_ms: 2000,
+            min_replication_bytes_per_sec: 4 << 20,
             snapshot_chunk_timeout_ms: 10_000,
             snapshot_chunk_bytes: 1 << 20,
             snapshot_log_bytes: 512 << 20,
@@ -101,6 +111,12 @@ impl RaftSettings {
         if self.max_payload_entries == 0 {
             return bad("max_payload_entries", "must be above 0");
         }
+        if self.max_payload_bytes < 4096 {
+            return bad("max_payload_bytes", "must be at least 4 KiB");
+        }
+        if self.min_replication_bytes_per_sec < 1024 {
+            return bad("min_replication_bytes_per_sec", "must be at least 1 KiB");
+        }
         if self.rpc_timeout_ms == 0 || self.snapshot_chunk_timeout_ms == 0 {
             return bad("rpc_timeout_ms", "timeouts must be above 0");
         }
@@ -130,6 +146,10 @@ impl RaftSettings {
             // Snapshots follow bytes and time (see `snapshot_policy`), not entry counts.
             snapshot_policy: openraft::SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: self.log_entries_kept_behind_snapshot,
+            // A follower whose log lost entries it had acknowledged (a data directory restored
+            // from an older copy) is caught up again from its real log end instead of being
+            // sent the same refused append forever; the peer client reports the loss.
+            allow_log_reversion: Some(true),
             ..Default::default()
         };
         config.validate().map_err(|e| Error::BadSetting {

@@ -4,14 +4,18 @@
 //!   tonic when it breaks (connections are reused, never opened per call).
 //! * Every call carries the cluster id and both node ids; the peer refuses a mismatch.
 //! * Unary calls are bounded by openraft's deadline; a stream of appends by a deadline on each
-//!   answer it is waiting for; a snapshot by a deadline on each chunk. Dropping a call (openraft
-//!   cancelling it) cancels it on the wire.
-//! * A peer that cannot be reached is reported as `Unreachable`, and calls to it back off
-//!   (doubling from 50 ms to 2 s).
+//!   answer it is waiting for (the configured peer call timeout, grown by the bytes in flight:
+//!   [`flight`](super::flight)); a snapshot by a deadline on each chunk. Dropping a call
+//!   (openraft cancelling it) cancels it on the wire.
+//! * A peer that cannot be reached is reported as `Unreachable`, and replication to it backs off
+//!   (doubling from 50 ms to 2 s): openraft waits out the back-off while it makes a stream's
+//!   first request, so that request is taken before the peer is dialed.
+//! * Each peer's streams, failures and lost acknowledged entries are recorded
+//!   ([`peer_book`](super::peer_book)).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,8 +26,8 @@ use openraft::errors::{
 };
 use openraft::network::{Backoff, RPCOption};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
-    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendError,
+    StreamAppendResult, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
 use parking_lot::Mutex;
@@ -36,6 +40,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use super::convert;
+use super::flight::{AnswerDeadline, Flight};
+use super::peer_book::{PeerBook, PeerStats};
 use super::server::MAX_MESSAGE_BYTES;
 use crate::snapshot::SnapshotFiles;
 use crate::types::{NodeId, PeerNode, Snapshot, TypeConfig, Vote};
@@ -66,6 +72,8 @@ impl tonic::service::Interceptor for Stamp {
 pub struct NetworkOptions {
     /// Connecting to a peer fails after this long.
     pub connect_timeout: Duration,
+    /// How long an append stream waits for each answer it is owed.
+    pub answer_deadline: AnswerDeadline,
     /// Sending one snapshot chunk fails after this long.
     pub chunk_timeout: Duration,
     /// Bytes per snapshot chunk.
@@ -81,6 +89,7 @@ struct NetInner {
     node_id: NodeId,
     options: NetworkOptions,
     channels: Mutex<HashMap<String, Channel>>,
+    book: PeerBook,
 }
 
 /// Creates clients to peers (openraft's network factory). Clones share connections.
@@ -98,8 +107,14 @@ impl PeerNetwork {
                 node_id,
                 options,
                 channels: Mutex::new(HashMap::new()),
+                book: PeerBook::default(),
             }),
         }
+    }
+
+    /// What this node's calls to each peer saw.
+    pub fn peer_stats(&self) -> BTreeMap<NodeId, PeerStats> {
+        self.inner.book.stats()
     }
 
     /// The shared connection to `addr`, created on first use.
@@ -173,6 +188,39 @@ fn status_error(status: Status) -> RpcError {
         | Code::Unauthenticated
         | Code::InvalidArgument => RPCError::Unreachable(Unreachable::new(&status)),
         _ => RPCError::Network(NetworkError::new(&status)),
+    }
+}
+
+/// Bytes of entries an append carries.
+fn request_bytes(request: &pb::AppendRequest) -> u64 {
+    request.entries.iter().map(|e| e.len() as u64).sum()
+}
+
+/// Records what an answer of `target` to a leader of `term` says of its log, and reports a
+/// log that lost entries it had acknowledged.
+fn note_answer(
+    book: &PeerBook,
+    target: NodeId,
+    term: u64,
+    result: &StreamAppendResult<TypeConfig>,
+) {
+    match result {
+        Ok(Some(last)) => book.acked(target, term, last.index),
+        Err(StreamAppendError::Conflict(missing)) => {
+            if let Some(lost) = book.lacks(target, term, missing.index) {
+                tracing::error!(
+                    node = target,
+                    acknowledged = lost.acknowledged,
+                    missing = lost.missing,
+                    "node {target} lost log entries it had acknowledged: it held the log up to \
+                     index {}, now it lacks index {} (its data directory went back in time, \
+                     restored from an older copy?); replicating its log again from where it ends",
+                    lost.acknowledged,
+                    lost.missing,
+                );
+            }
+        }
+        _ => {}
     }
 }
 
@@ -306,19 +354,30 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RpcError> {
         let last = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
+        let term = rpc.vote.leader_id.term;
         let mut client = self.client()?;
-        let request = futures::stream::iter([convert::append_to_pb(&rpc)]);
+        let request = convert::append_to_pb(&rpc);
+        let allowance = self
+            .net
+            .options
+            .answer_deadline
+            .allowance(request_bytes(&request));
         let call = async {
-            let mut answers = client.append(request).await?.into_inner();
+            let mut answers = client
+                .append(futures::stream::iter([request]))
+                .await?
+                .into_inner();
             answers
                 .next()
                 .await
                 .unwrap_or_else(|| Err(Status::unavailable("the peer closed the append stream")))
                 .map(tonic::Response::new)
         };
-        let answer = self.unary(RPCTypes::AppendEntries, &option, call).await?;
+        let wait = RPCOption::new(option.hard_ttl().max(allowance));
+        let answer = self.unary(RPCTypes::AppendEntries, &wait, call).await?;
         let result = convert::append_result_from_pb(answer)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        note_answer(&self.net.book, self.target, term, &result);
         Ok(match result {
             Ok(flushed) if flushed == last => AppendEntriesResponse::Success,
             Ok(flushed) => AppendEntriesResponse::PartialSuccess(flushed),
@@ -329,7 +388,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
     fn stream_append<'s, S>(
         &'s mut self,
         input: S,
-        option: RPCOption,
+        _option: RPCOption,
     ) -> BoxFuture<
         's,
         Result<BoxStream<'s, Result<StreamAppendResult<TypeConfig>, RpcError>>, RpcError>,
@@ -338,47 +397,78 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
     {
         Box::pin(async move {
-            let mut client = self.client()?;
-            // Answers owed: only while one is owed does silence count against the deadline.
-            let owed = Arc::new(AtomicI64::new(0));
-            let sent = owed.clone();
-            let requests = input.map(move |r| {
-                sent.fetch_add(1, Ordering::Relaxed);
-                convert::append_to_pb(&r)
-            });
-            let wait = option.soft_ttl();
-            let inbound = match tokio::time::timeout(wait, client.append(requests)).await {
+            let mut input = input;
+            // Openraft waits out its back-off while it makes a request, and a peer that refuses
+            // connections fails the call before the transport asks for one: without this, every
+            // retry would dial at once, tens of thousands of times a second.
+            let Some(first) = input.next().await else {
+                return Ok(Box::pin(futures::stream::empty()) as BoxStream<'s, _>);
+            };
+            let (target, net) = (self.target, self.net.clone());
+            net.book.opened(target);
+            let term = first.vote.leader_id.term;
+            let deadline = net.options.answer_deadline;
+            let mut client = self.client().inspect_err(|_| net.book.failed(target))?;
+            let flight = Arc::new(Flight::new(deadline));
+            let sent = flight.clone();
+            let requests = futures::stream::once(futures::future::ready(first))
+                .chain(input)
+                .map(move |r| {
+                    let request = convert::append_to_pb(&r);
+                    sent.sent(request_bytes(&request));
+                    request
+                });
+            let timeout = self.timeout(RPCTypes::AppendEntries, deadline.base);
+            let inbound = match tokio::time::timeout(deadline.base, client.append(requests)).await {
                 Err(_) => {
-                    return Err(RPCError::Timeout(
-                        self.timeout(RPCTypes::AppendEntries, wait),
-                    ))
+                    net.book.failed(target);
+                    return Err(RPCError::Timeout(timeout));
                 }
-                Ok(Err(status)) => return Err(status_error(status)),
+                Ok(Err(status)) => {
+                    net.book.failed(target);
+                    return Err(status_error(status));
+                }
                 Ok(Ok(resp)) => resp.into_inner(),
             };
-            let timeout = self.timeout(RPCTypes::AppendEntries, wait);
             let answers = futures::stream::unfold(Some(inbound), move |state| {
-                let owed = owed.clone();
-                let timeout = timeout.clone();
+                let (flight, net, timeout) = (flight.clone(), net.clone(), timeout.clone());
                 async move {
                     let mut inbound = state?;
                     loop {
-                        match tokio::time::timeout(wait, inbound.next()).await {
+                        // With nothing owed silence is fine: only look again later.
+                        let until = flight
+                            .deadline()
+                            .unwrap_or_else(|| Instant::now() + deadline.base);
+                        let next = tokio::time::timeout_at(
+                            tokio::time::Instant::from_std(until),
+                            inbound.next(),
+                        )
+                        .await;
+                        match next {
                             Ok(Some(Ok(answer))) => {
-                                owed.fetch_sub(1, Ordering::Relaxed);
+                                flight.answered();
                                 let r = convert::append_result_from_pb(answer)
                                     .map_err(|e| RPCError::Network(NetworkError::new(&e)));
+                                match &r {
+                                    Ok(result) => note_answer(&net.book, target, term, result),
+                                    Err(_) => net.book.failed(target),
+                                }
                                 let next = r.is_ok().then_some(inbound);
                                 return Some((r, next));
                             }
                             Ok(Some(Err(status))) => {
-                                return Some((Err(status_error(status)), None))
+                                net.book.failed(target);
+                                return Some((Err(status_error(status)), None));
                             }
                             Ok(None) => return None,
-                            Err(_) if owed.load(Ordering::Relaxed) > 0 => {
-                                return Some((Err(RPCError::Timeout(timeout)), None))
-                            }
-                            Err(_) => continue,
+                            // More sent while waiting moves the deadline: look again.
+                            Err(_) => match flight.deadline() {
+                                Some(d) if Instant::now() >= d => {
+                                    net.book.failed(target);
+                                    return Some((Err(RPCError::Timeout(timeout)), None));
+                                }
+                                _ => continue,
+                            },
                         }
                     }
                 }

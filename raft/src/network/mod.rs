@@ -1,11 +1,16 @@
 //! The peer network: the gRPC service nodes serve each other ([`server`]) and openraft's
 //! network on top of its client ([`client`]), with the message conversions between them
-//! ([`convert`]).
+//! ([`convert`]), the deadlines of appends in flight ([`flight`]) and what was seen of each peer
+//! ([`peer_book`]).
 
 pub mod client;
 pub mod convert;
+pub mod flight;
 pub mod killable;
+pub mod peer_book;
 pub mod server;
 
 pub use client::{NetworkOptions, PeerClient, PeerNetwork};
+pub use flight::AnswerDeadline;
+pub use peer_book::PeerStats;
 pub use server::{PeerGuard, PeerService};
