@@ -115,7 +115,7 @@ pub fn whole(v: f64) -> String {
     let digits = format!("{:.0}", v.max(0.0));
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn rates_print_as_whole_numbers_with_separators() {
-        assert_eq!(whole(16_400.8722), "16,401");
+        assert_eq!(whole(16_400.872_2), "16,401");
         assert_eq!(whole(999.4), "999");
         assert_eq!(whole(1_234_567.0), "1,234,567");
         assert_eq!(whole(0.0), "0");

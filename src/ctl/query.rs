@@ -58,7 +58,7 @@ fn token_text(t: &[u8]) -> String {
 
 fn parse_token(s: &str) -> Result<PageToken, String> {
     let bad = || format!("{s:?} is not a page token (as an earlier answer printed it)");
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..s.len())
