@@ -51,7 +51,7 @@ fn feed() -> Feed {
         for r in batch {
             let market = matches!(r, Record::Tick(_) | Record::TradeExecuted(_));
             n += u64::from(market);
-            if market && n % 3 == 0 {
+            if market && n.is_multiple_of(3) {
                 hold.push(r);
             } else {
                 keep.push(r);

@@ -127,7 +127,7 @@ fn pyarrow_reads_our_parquet_files() {
     // end up with two part files each, and a reader of the directory must see them all.
     let (mut on_time, mut late) = (Vec::new(), Vec::new());
     for (i, r) in gen.trading_day(day).into_iter().flatten().enumerate() {
-        if matches!(r, Record::Tick(_)) && i % 5 == 0 {
+        if matches!(r, Record::Tick(_)) && i.is_multiple_of(5) {
             late.push(r);
         } else {
             on_time.push(r);

@@ -65,7 +65,7 @@ impl RetentionSettings {
 /// What a retention run dropped.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Retention {
-    /// Partitions marked removed.
+    /// Part files marked removed (every part of each dropped partition).
     pub partitions_removed: usize,
     /// Journal entries deleted.
     pub journal_entries_removed: u64,
