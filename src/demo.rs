@@ -77,6 +77,9 @@ impl Expected {
     }
 }
 
+/// How long the read-back waits for a follower too stale for a bounded read to catch up.
+const BOUNDED_PATIENCE: Duration = Duration::from_secs(10);
+
 fn step(n: u32, text: &str) {
     println!("\n[{n}/6] {text}");
 }
@@ -402,28 +405,42 @@ async fn read_back(client: &Client, ingest: &Ingested) -> Result<(), String> {
     for (i, (consistency, staleness, min_index)) in cases.into_iter().enumerate() {
         let addr = &followers[i % followers.len()];
         let mut store = client.store_at(addr).map_err(|e| e.to_string())?;
-        let t0 = Instant::now();
-        let promise = Promise::of(
-            consistency,
-            Duration::from_millis(staleness),
-            min_index,
-            acks,
-            t0,
-        );
-        let r = store
-            .list_orders(client.request(pb::ListOrdersRequest {
-                user_id: user.clone(),
-                only_alive: false,
-                with_history: false,
-                read: Some(pb::ReadOptions {
-                    consistency: consistency as i32,
-                    max_staleness_ms: staleness,
-                    min_applied_index: min_index,
-                }),
-            }))
-            .await
-            .map_err(|s| format!("reading from {addr}: {}", s.message()))?
-            .into_inner();
+        let first_try = Instant::now();
+        let (t0, promise, r) = loop {
+            let t0 = Instant::now();
+            let promise = Promise::of(
+                consistency,
+                Duration::from_millis(staleness),
+                min_index,
+                acks,
+                t0,
+            );
+            let answer = store
+                .list_orders(client.request(pb::ListOrdersRequest {
+                    user_id: user.clone(),
+                    only_alive: false,
+                    with_history: false,
+                    read: Some(pb::ReadOptions {
+                        consistency: consistency as i32,
+                        max_staleness_ms: staleness,
+                        min_applied_index: min_index,
+                    }),
+                }))
+                .await;
+            match answer {
+                Ok(r) => break (t0, promise, r.into_inner()),
+                // A follower still catching up after the burst rightly refuses a bounded read
+                // for a moment; it must be able to serve one soon.
+                Err(s)
+                    if consistency == pb::Consistency::Bounded
+                        && s.code() == tonic::Code::Unavailable
+                        && first_try.elapsed() < BOUNDED_PATIENCE =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(s) => return Err(format!("reading from {addr}: {}", s.message())),
+            }
+        };
         let served = r.served_by.unwrap_or_default();
         if !promise.admits(r.orders.len() as u64) {
             return Err(format!(
