@@ -19,18 +19,37 @@ fn text<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// The cluster's status as the leader sees it (only the leader knows how far behind each
-/// member is); from the first endpoint that answers when no leader can be found.
+/// The cluster's status from the first endpoint that answers. Only the leader tracks how far
+/// behind each member is: when another node answered, the lag figures come from the leader.
 async fn cluster_status(client: &Client) -> Result<pb::ClusterStatusResponse, String> {
-    if let Ok((_, leader)) = client.find_leader().await {
-        let mut admin = client.admin_at(&leader).map_err(text)?;
-        if let Ok(r) = admin
-            .cluster_status(client.request(pb::ClusterStatusRequest {}))
-            .await
-        {
-            return Ok(r.into_inner());
+    let mut c = first_answer(client).await?;
+    if c.leader_id.is_some() && c.leader_id != Some(c.answered_by) {
+        let leader = c
+            .members
+            .iter()
+            .find(|m| Some(m.node_id) == c.leader_id)
+            .map(|m| m.api_addr.clone());
+        if let Some(addr) = leader {
+            let mut admin = client.admin_at(&addr).map_err(text)?;
+            if let Ok(l) = admin
+                .cluster_status(client.request(pb::ClusterStatusRequest {}))
+                .await
+            {
+                let l = l.into_inner();
+                for m in c.members.iter_mut().filter(|m| m.replication_lag.is_none()) {
+                    m.replication_lag = l
+                        .members
+                        .iter()
+                        .find(|x| x.node_id == m.node_id)
+                        .and_then(|x| x.replication_lag);
+                }
+            }
         }
     }
+    Ok(c)
+}
+
+async fn first_answer(client: &Client) -> Result<pb::ClusterStatusResponse, String> {
     let mut failures = Vec::new();
     for addr in client.endpoints() {
         let mut admin = client.admin_at(addr).map_err(text)?;
