@@ -85,6 +85,17 @@ pub fn is_damage(e: &qastore_storage::Error) -> bool {
     )
 }
 
+/// Whether a storage error says stored bytes failed a check (not merely that an operation
+/// failed, as on a full disk).
+pub fn is_corruption(e: &qastore_storage::Error) -> bool {
+    use qastore_storage::Error as E;
+    match e {
+        E::Corruption { .. } | E::BadValue { .. } => true,
+        E::EngineFailed(inner) => is_corruption(inner),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -786,7 +786,7 @@ impl RaftNode {
                 })
                 .await
                 .map_err(|e| Error::Stopped(e.to_string()))?
-                .map_err(Error::from)
+                .map_err(|e| self.sm.storage_error(e))
             }
             other => other,
         }
@@ -820,7 +820,7 @@ impl RaftNode {
         tokio::task::spawn_blocking(move || engine.flush())
             .await
             .map_err(|e| Error::Stopped(e.to_string()))?
-            .map_err(Error::from)
+            .map_err(|e| self.sm.storage_error(e))
     }
 
     /// Stops the node: Raft, the peer server and the background tasks. The data directory is

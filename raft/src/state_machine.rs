@@ -213,6 +213,15 @@ impl StateMachine {
         self.inner.damage.reason()
     }
 
+    /// Converts an error met reading the engine, recording it as damage when the engine's
+    /// bytes failed a check: the node then stops serving the engine and repairs it.
+    pub fn storage_error(&self, e: qastore_storage::Error) -> Error {
+        if crate::damage::is_corruption(&e) {
+            self.inner.damage.report(e.to_string());
+        }
+        e.into()
+    }
+
     /// The record of damage found in the engine and repairs made.
     pub fn damage(&self) -> &Arc<EngineDamage> {
         &self.inner.damage
