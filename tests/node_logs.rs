@@ -1,6 +1,7 @@
 //! A node's log file as `qastore serve` writes it with no RUST_LOG set: no colour codes when
-//! the output is not a terminal, no INFO dumps from the Raft library, and one JSON object per
-//! line with `--log-format json`.
+//! the output is not a terminal, no INFO dumps from the Raft library, one JSON object per
+//! line with `--log-format json`, and a peer's outage logged as one line per warning and a
+//! count, not a line per retry.
 
 mod support;
 
@@ -9,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
+use std::collections::BTreeMap;
+
 use support::{order, ProcCluster, EXE, SERIAL};
 
 /// A node process started by the test, killed when dropped (also when the test fails).
@@ -99,4 +102,31 @@ async fn json_log_lines_are_json_objects() {
         assert!(v["level"].is_string(), "{line}");
         assert!(v["fields"].is_object(), "{line}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_outage_does_not_repeat_identical_warnings() {
+    let _serial = SERIAL.lock().await;
+    let mut c = ProcCluster::start(3, "").await;
+    let (leader, _) = c.wait_leader(Duration::from_secs(30)).await;
+    let follower = c.others(leader)[0];
+    let log = c.nodes[&leader].log.clone();
+    let before = std::fs::read_to_string(&log).unwrap().len();
+    c.kill(follower);
+    // Heartbeats and replication to the dead follower are retried many times a second; all
+    // within one summary window.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for line in text[before..].lines().filter(|l| l.contains(" WARN ")) {
+        // Without the timestamp, identical warnings are identical lines.
+        let rest = line.split_once(' ').map_or(line, |(_, r)| r);
+        *seen.entry(rest).or_default() += 1;
+    }
+    assert!(!seen.is_empty(), "no warning about the dead follower");
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        repeated.is_empty(),
+        "identical warnings repeated: {repeated:#?}"
+    );
 }
