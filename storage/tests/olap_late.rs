@@ -316,3 +316,38 @@ fn retention_removes_every_part_and_sweeps_uncommitted_ones() {
         .iter()
         .all(|c| !c.is_live()));
 }
+
+#[test]
+fn a_feed_sent_again_after_conversion_is_not_written_twice() {
+    let vfs = SimVfs::new(8);
+    let f = feed();
+    let e = Engine::open(vfs.shared(), "/db", options()).unwrap();
+    let mut index = 0;
+    apply_all(&e, &f.on_time, &mut index);
+    convert_day1(&e, &mut index);
+    let expected = answers(&e, &f.ids);
+    // The whole day again, unchanged, plus one tick that is new.
+    apply_all(&e, &f.on_time, &mut index);
+    let mut new = expected.ticks[0][10].clone();
+    new.sequence += 1_000_000;
+    index += 1;
+    apply(&e, &[Record::Tick(new.clone())], index).unwrap();
+    let (ticks, trades) = convert_day1(&e, &mut index);
+    assert_eq!(ticks.late_rows, 1, "only the new tick is written");
+    assert!(ticks.duplicates_dropped > 1_000);
+    assert_eq!(trades.partitions.len(), 0, "no trade was new");
+    assert!(trades.duplicates_dropped > 0);
+    assert!(olap::pending_days(&e, Stream::Ticks)
+        .unwrap()
+        .iter()
+        .all(|d| *d != DAY1));
+    let mut want = day1(&expected.ticks[0]);
+    want.push(new);
+    want.sort_by_key(|t| (t.datetime, t.sequence));
+    let (parts, in_files) = ticks_in_files(&e, &f.ids[0]);
+    assert_eq!(parts, 2);
+    assert_eq!(in_files, want, "the files hold each tick once");
+    let now = answers(&e, &f.ids);
+    assert_eq!(now.trades, expected.trades);
+    assert_eq!(now.ticks[1], expected.ticks[1]);
+}

@@ -7,16 +7,20 @@
 //! and then one engine batch at the log index adds the catalog entries and deletes the LSM
 //! copies (for trades, the by-instrument copies; the by-user index stays). A crash before the
 //! batch is durable is repaired by re-applying the entry: the files are written again, byte for
-//! byte the same. Running it again with no late rows changes nothing.
+//! byte the same. Running it again with no late rows changes nothing. A late row identical to
+//! the copy a part already holds (a feed sent again) leaves the LSM without being written twice.
+
+use std::collections::HashMap;
 
 use super::catalog::{self, CatalogEntry};
 use super::parquet::{encode_ticks, encode_trades};
+use super::read::{read_partition_ticks, read_partition_trades};
 use crate::batch::WriteBatch;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::keys::{self, Stream};
 use crate::query::decode_at;
-use crate::query::range::scan_keys;
+use crate::query::range::{scan_keys, TimeRange};
 use crate::record::{Tick, TradeExecuted};
 use crate::vfs::{parent_dir, write_atomic};
 
@@ -32,6 +36,9 @@ pub struct Conversion {
     pub rows: u64,
     /// Of those, rows appended to partitions converted before (late rows).
     pub late_rows: u64,
+    /// Late rows not written because an earlier part holds the same row already (removed from
+    /// the LSM all the same).
+    pub duplicates_dropped: u64,
     /// Parquet bytes written.
     pub bytes: u64,
     /// Instruments skipped because the day was already converted for them and no rows came
@@ -146,48 +153,106 @@ fn parquet_error(path: String, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// The rows of one instrument's `day` still in the LSM, encoded as part `part`; `None` when
-/// there are none.
+/// Takes out of `rows` (late rows of a partition) those identical to the newest copy already
+/// in one of its `earlier` parts (a feed sent again): they would add nothing to what the API
+/// answers, but a second copy in the files. Returns their keys, to delete from the LSM.
+fn drop_known<T: PartialEq>(
+    rows: &mut Vec<(Vec<u8>, T)>,
+    earlier: &[&CatalogEntry],
+    time: fn(&T) -> i64,
+    read: impl Fn(&CatalogEntry, TimeRange) -> Result<Vec<(Vec<u8>, T)>>,
+) -> Result<Vec<Vec<u8>>> {
+    let span = match (rows.first(), rows.last()) {
+        (Some(a), Some(b)) if !earlier.is_empty() => {
+            TimeRange::new(time(&a.1), time(&b.1).saturating_add(1))
+        }
+        _ => return Ok(Vec::new()),
+    };
+    // Later parts overwrite earlier ones: the map holds each key's newest copy.
+    let mut known: HashMap<Vec<u8>, T> = HashMap::new();
+    for entry in earlier {
+        known.extend(read(entry, span)?);
+    }
+    let mut dropped = Vec::new();
+    rows.retain(|(k, r)| {
+        let same = known.get(k) == Some(r);
+        if same {
+            dropped.push(k.clone());
+        }
+        !same
+    });
+    Ok(dropped)
+}
+
+/// The rows of one instrument's `day` still in the LSM, encoded as part `part` (`None` when
+/// there are none to write), and the keys of late rows left out because `earlier` parts hold
+/// them already.
 fn encode_day(
     engine: &Engine,
     stream: Stream,
     day: u32,
     instrument: &str,
     part: u32,
-) -> Result<Option<Encoded>> {
+    earlier: &[&CatalogEntry],
+) -> Result<(Option<Encoded>, Vec<Vec<u8>>)> {
     let file = || catalog::part_file(stream, day, instrument, part);
-    let encoded = match stream {
+    match stream {
         Stream::Ticks => {
-            let rows = day_rows::<Tick>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let mut rows = day_rows::<Tick>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let dropped = drop_known(
+                &mut rows,
+                earlier,
+                |t| t.datetime,
+                |e, range| {
+                    let ticks = read_partition_ticks(engine, e, range)?;
+                    Ok(ticks
+                        .into_iter()
+                        .map(|t| (keys::tick(&t.instrument_id, t.datetime, t.sequence), t))
+                        .collect())
+                },
+            )?;
             let records: Vec<Tick> = rows.iter().map(|(_, t)| t.clone()).collect();
             let span = match (records.first(), records.last()) {
                 (Some(a), Some(b)) => (a.datetime, b.datetime),
-                _ => return Ok(None),
+                _ => return Ok((None, dropped)),
             };
             let bytes = encode_ticks(&records).map_err(|e| parquet_error(file(), e))?;
-            Encoded {
-                keys: rows.into_iter().map(|(k, _)| k).collect(),
-                bytes,
-                span,
-            }
+            let keys = rows.into_iter().map(|(k, _)| k).collect();
+            Ok((Some(Encoded { keys, bytes, span }), dropped))
         }
         Stream::Trades => {
-            let rows =
+            let mut rows =
                 day_rows::<TradeExecuted>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let dropped = drop_known(
+                &mut rows,
+                earlier,
+                |t| t.trade_date_time,
+                |e, range| {
+                    let trades = read_partition_trades(engine, e, range)?;
+                    Ok(trades
+                        .into_iter()
+                        .map(|t| {
+                            let key = keys::trade_by_instrument(
+                                &t.instrument_id,
+                                t.trade_date_time,
+                                &t.user_id,
+                                &t.trade_id,
+                            );
+                            (key, t)
+                        })
+                        .collect())
+                },
+            )?;
             let records: Vec<TradeExecuted> = rows.iter().map(|(_, t)| t.clone()).collect();
             let span = match (records.first(), records.last()) {
                 (Some(a), Some(b)) => (a.trade_date_time, b.trade_date_time),
-                _ => return Ok(None),
+                _ => return Ok((None, dropped)),
             };
             let bytes = encode_trades(&records).map_err(|e| parquet_error(file(), e))?;
-            Encoded {
-                keys: rows.into_iter().map(|(k, _)| k).collect(),
-                bytes,
-                span,
-            }
+            let keys = rows.into_iter().map(|(k, _)| k).collect();
+            Ok((Some(Encoded { keys, bytes, span }), dropped))
         }
-    };
-    Ok(Some(encoded))
+    }
 }
 
 /// Converts trading day `day` of `stream` to Parquet at `log_index`, applying the catalog
@@ -220,7 +285,12 @@ pub fn convert_day(
         }
         // Parts are numbered from 0 and never deleted alone, so the count is the next number.
         let part = parts.len() as u32;
-        let Some(encoded) = encode_day(engine, stream, day, &instrument, part)? else {
+        let (encoded, known) = encode_day(engine, stream, day, &instrument, part, &parts)?;
+        report.duplicates_dropped += known.len() as u64;
+        for k in known {
+            batch.delete(k);
+        }
+        let Some(encoded) = encoded else {
             if part > 0 {
                 report.already_converted += 1;
             }
@@ -249,6 +319,7 @@ pub fn convert_day(
         partitions = report.partitions.len(),
         rows = report.rows,
         late_rows = report.late_rows,
+        duplicates_dropped = report.duplicates_dropped,
         bytes = report.bytes,
         "trading day converted to Parquet"
     );
