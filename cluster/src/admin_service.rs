@@ -12,6 +12,7 @@ use tonic::{Request, Response, Status};
 
 use crate::deadline::call_timeout;
 use crate::error::ApiError;
+use crate::membership::Membership;
 use crate::node::Node;
 
 /// The `Admin` service of one node.
@@ -81,13 +82,20 @@ fn role_to_pb(r: Role) -> pb::Role {
 pub fn node_status(node: &Node) -> pb::NodeStatus {
     let s = node.raft.status();
     let me = node.raft.peer_node();
+    let removed = matches!(node.membership(), Membership::Removed(_));
+    let role = if removed {
+        pb::Role::Removed
+    } else {
+        role_to_pb(s.role)
+    };
     pb::NodeStatus {
         node_id: s.node_id,
         raft_addr: me.raft_addr,
         api_addr: me.api_addr,
-        role: role_to_pb(s.role) as i32,
+        role: role as i32,
         term: s.term,
-        leader_id: s.leader,
+        // A removed node follows no leader, whatever its log last said.
+        leader_id: s.leader.filter(|_| !removed),
         last_log_index: s.last_log_index,
         committed_index: s.committed,
         applied_index: s.applied,
@@ -133,39 +141,46 @@ pub async fn cluster_status(node: &Node) -> pb::ClusterStatusResponse {
     let me = node.raft.id();
     let is_leader = s.leader == Some(me);
     let last = s.last_log_index.unwrap_or(0);
+    let removed = match node.membership() {
+        Membership::Removed(why) => Some(format!("removed from the cluster: {why}")),
+        Membership::Member | Membership::NotAdded => None,
+    };
+    // A removed node lists itself too, even when the membership it holds does not.
+    let mut nodes = s.nodes.clone();
+    if removed.is_some() {
+        nodes.entry(me).or_insert_with(|| node.raft.peer_node());
+    }
     let s = &s;
-    let calls = s.nodes.iter().map(|(id, n)| {
-        let (id, n) = (*id, n.clone());
-        async move {
-            let (status, error) = if id == me {
-                (Some(node_status(node)), String::new())
-            } else {
-                match remote_status(node, &n).await {
-                    Ok(st) => (Some(st), String::new()),
-                    Err(e) => (None, e),
-                }
-            };
-            let replication_lag = if is_leader {
-                s.replication
-                    .get(&id)
-                    .map(|m| last.saturating_sub(m.unwrap_or(0)))
-            } else {
-                None
-            };
-            pb::MemberStatus {
-                node_id: id,
-                voter: s.voters.contains(&id),
-                raft_addr: n.raft_addr,
-                api_addr: n.api_addr,
-                status,
-                error,
-                replication_lag,
+    let removed = &removed;
+    let calls = nodes.into_iter().map(|(id, n)| async move {
+        let (status, error) = if id == me {
+            (Some(node_status(node)), removed.clone().unwrap_or_default())
+        } else {
+            match remote_status(node, &n).await {
+                Ok(st) => (Some(st), String::new()),
+                Err(e) => (None, e),
             }
+        };
+        let replication_lag = if is_leader {
+            s.replication
+                .get(&id)
+                .map(|m| last.saturating_sub(m.unwrap_or(0)))
+        } else {
+            None
+        };
+        pb::MemberStatus {
+            node_id: id,
+            voter: s.voters.contains(&id),
+            raft_addr: n.raft_addr,
+            api_addr: n.api_addr,
+            status,
+            error,
+            replication_lag,
         }
     });
     pb::ClusterStatusResponse {
         answered_by: me,
-        leader_id: s.leader,
+        leader_id: s.leader.filter(|_| removed.is_none()),
         members: futures::future::join_all(calls).await,
     }
 }
@@ -247,17 +262,33 @@ impl Admin for AdminService {
             ))
             .into());
         }
+        let started = Instant::now();
         let wait =
             (req.wait_caught_up_ms > 0).then(|| Duration::from_millis(req.wait_caught_up_ms));
-        self.node
+        // The learner has caught up once it applied the entry that added it, which comes
+        // after everything the leader had committed when the call was made.
+        let added_at = self
+            .node
             .raft
             .add_learner(
                 req.node_id,
-                PeerNode::new(req.raft_addr, req.api_addr),
+                PeerNode::new(req.raft_addr, req.api_addr.clone()),
                 wait,
             )
             .await
             .map_err(ApiError::from)?;
+        if let Some(wait) = wait {
+            let deadline = started + wait;
+            crate::catch_up::wait_applied(
+                &self.node,
+                req.node_id,
+                &req.api_addr,
+                added_at,
+                started,
+                deadline,
+            )
+            .await?;
+        }
         Ok(Response::new(members_of(&self.node.raft.status())))
     }
 

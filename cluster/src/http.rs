@@ -55,7 +55,12 @@ pub fn spawn(
 
 async fn metrics(State(s): State<AppState>) -> Response {
     match &s.prometheus {
-        Some(h) => ([("content-type", "text/plain; version=0.0.4")], h.render()).into_response(),
+        Some(h) => {
+            // The leader and membership gauges as of this scrape, as `/readyz` would answer.
+            crate::metrics::refresh_health(&s.node);
+            let page = crate::metrics::render(h);
+            ([("content-type", "text/plain; version=0.0.4")], page).into_response()
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "metrics are recorded by another recorder in this process\n",
@@ -92,6 +97,7 @@ pub fn role_name(code: i32) -> &'static str {
         pb::Role::Candidate => "candidate",
         pb::Role::Learner => "learner",
         pb::Role::Shutdown => "shutdown",
+        pb::Role::Removed => "removed",
         pb::Role::Unspecified => "unspecified",
     })
 }

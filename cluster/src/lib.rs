@@ -10,6 +10,7 @@
 //! * [`local`]: a cluster of `qastore serve` processes on this machine (demo, benchmarks).
 
 pub mod admin_service;
+pub mod catch_up;
 pub mod client;
 pub mod config;
 pub mod convert;
@@ -18,6 +19,7 @@ pub mod drill;
 pub mod error;
 pub mod http;
 pub mod local;
+pub mod membership;
 pub mod metrics;
 pub mod node;
 pub mod peers;

@@ -1,18 +1,217 @@
 //! Prometheus metrics: a process-wide recorder, the per-call figures services record, and a
 //! task that samples the node's Raft and storage state every second.
+//!
+//! Every metric is described (a HELP line) and registered with a value when the recorder is
+//! installed, so a scrape lists each one from the start, on every node. Running totals are
+//! counters: the storage layer's own totals restart from zero when its engine is replaced (a
+//! snapshot installed), so the sampler adds their growth instead of copying them.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use parking_lot::Mutex;
 
+use crate::membership::Membership;
 use crate::node::Node;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Installs the process's metrics recorder (once) and returns the handle that renders the
-/// `/metrics` page; `None` if another recorder was installed first.
+/// What kind of metric a name is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+    /// A histogram with labels: described, registered per label set when first recorded.
+    LabeledHistogram,
+}
+
+/// Every metric the recorder exports: name, kind, HELP text.
+const METRICS: &[(&str, Kind, &str)] = &[
+    (
+        "qastore_raft_term",
+        Kind::Gauge,
+        "The Raft term this node is in.",
+    ),
+    (
+        "qastore_raft_has_leader",
+        Kind::Gauge,
+        "1 while this node is a member, knows a leader and heard from it (as leader: from a \
+         quorum) within the longest election timeout; the same test /readyz makes first.",
+    ),
+    (
+        "qastore_raft_is_leader",
+        Kind::Gauge,
+        "1 while this node is the leader.",
+    ),
+    (
+        "qastore_raft_is_member",
+        Kind::Gauge,
+        "1 while this node is a member of its cluster; 0 once removed or before it is added.",
+    ),
+    (
+        "qastore_raft_leader_changes_total",
+        Kind::Counter,
+        "Changes of the leader this node knows of.",
+    ),
+    (
+        "qastore_raft_leaders_lost_total",
+        Kind::Counter,
+        "Leaders this node gave up on after they stopped answering its probes.",
+    ),
+    (
+        "qastore_raft_append_failures_total",
+        Kind::Counter,
+        "Append streams to peers that failed (peer unreachable, answer overdue, stream broken).",
+    ),
+    (
+        "qastore_raft_peer_lost_entries_total",
+        Kind::Counter,
+        "Times a follower was found lacking log entries it had acknowledged (its disk went \
+         back in time); the leader then replicates its log again.",
+    ),
+    (
+        "qastore_raft_replication_lag_max",
+        Kind::Gauge,
+        "On the leader, the most entries any member's log is behind its own; 0 elsewhere.",
+    ),
+    (
+        "qastore_engine_damaged",
+        Kind::Gauge,
+        "1 while this node's engine is damaged (a failed checksum, a stopped engine): it \
+         cannot apply, refuses reads, and is replacing its engine from a peer.",
+    ),
+    (
+        "qastore_engine_repairs_total",
+        Kind::Counter,
+        "Damaged engines this node replaced with a checkpoint from a peer.",
+    ),
+    (
+        "qastore_raft_last_log_index",
+        Kind::Gauge,
+        "The last index in this node's log.",
+    ),
+    (
+        "qastore_raft_commit_index",
+        Kind::Gauge,
+        "The last index this node knows is committed.",
+    ),
+    (
+        "qastore_raft_apply_index",
+        Kind::Gauge,
+        "The last index applied to this node's engine.",
+    ),
+    (
+        "qastore_raft_snapshot_index",
+        Kind::Gauge,
+        "The last index this node's snapshot covers.",
+    ),
+    (
+        "qastore_writes_total",
+        Kind::Counter,
+        "Writes this node committed as leader.",
+    ),
+    (
+        "qastore_records_written_total",
+        Kind::Counter,
+        "Records in the writes this node committed as leader.",
+    ),
+    (
+        "qastore_proposals_failed_total",
+        Kind::Counter,
+        "Writes that failed before or during their proposal on this node.",
+    ),
+    (
+        "qastore_writes_forwarded_total",
+        Kind::Counter,
+        "Writes this node forwarded to the leader.",
+    ),
+    (
+        "qastore_wal_fsync_seconds",
+        Kind::Histogram,
+        "Time of each group fsync of the write-ahead log.",
+    ),
+    (
+        "qastore_wal_bytes_total",
+        Kind::Counter,
+        "Bytes written to the write-ahead log.",
+    ),
+    (
+        "qastore_wal_entries_total",
+        Kind::Counter,
+        "Entries appended to the write-ahead log.",
+    ),
+    (
+        "qastore_wal_fsyncs_total",
+        Kind::Counter,
+        "fsyncs of write-ahead log segments.",
+    ),
+    (
+        "qastore_wal_segments",
+        Kind::Gauge,
+        "Segment files in the write-ahead log.",
+    ),
+    (
+        "qastore_memtable_bytes",
+        Kind::Gauge,
+        "Bytes in the engine's memtables.",
+    ),
+    (
+        "qastore_flushes_total",
+        Kind::Counter,
+        "Memtable flushes to tables.",
+    ),
+    (
+        "qastore_compactions_total",
+        Kind::Counter,
+        "Compactions the engine ran.",
+    ),
+    (
+        "qastore_pending_compaction_bytes",
+        Kind::Gauge,
+        "Bytes the engine estimates compaction still has to rewrite.",
+    ),
+    (
+        "qastore_write_stalls_total",
+        Kind::Counter,
+        "Writes the engine slowed down or stopped to let flushes and compactions catch up.",
+    ),
+    (
+        "qastore_disk_used_bytes",
+        Kind::Gauge,
+        "Bytes the node's data directory uses.",
+    ),
+    (
+        "qastore_disk_quota_bytes",
+        Kind::Gauge,
+        "The disk quota of the data directory.",
+    ),
+    (
+        "qastore_disk_alarm",
+        Kind::Gauge,
+        "1 while the disk use is over the alarm ratio of the quota (writes refused).",
+    ),
+    (
+        "qastore_rpc_seconds",
+        Kind::LabeledHistogram,
+        "Latency of the node's gRPC calls, by method.",
+    ),
+];
+
+/// A running total with a fractional value, which the recorder's integer counters cannot
+/// hold; rendered after the recorder's page.
+const STALL_SECONDS: &str = "qastore_write_stall_seconds_total";
+const STALL_SECONDS_HELP: &str = "Time writes spent slowed down or stopped by the engine.";
+
+static STALL_SECONDS_TOTAL: Mutex<f64> = Mutex::new(0.0);
+
+/// Installs the process's metrics recorder (once), describes and registers every metric, and
+/// returns the handle that renders the `/metrics` page; `None` if another recorder was
+/// installed first.
 pub fn install() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
@@ -20,14 +219,49 @@ pub fn install() -> Option<PrometheusHandle> {
                 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets(&buckets)
                 .ok()?
                 .install_recorder()
                 .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
-                .ok()
+                .ok()?;
+            register_all();
+            Some(handle)
         })
         .clone()
+}
+
+fn register_all() {
+    for &(name, kind, help) in METRICS {
+        match kind {
+            Kind::Counter => {
+                describe_counter!(name, help);
+                counter!(name).increment(0);
+            }
+            Kind::Gauge => {
+                describe_gauge!(name, help);
+                gauge!(name).set(0.0);
+            }
+            Kind::Histogram => {
+                describe_histogram!(name, help);
+                // A registered histogram is listed (all buckets at zero) before its first value.
+                let _ = histogram!(name);
+            }
+            Kind::LabeledHistogram => describe_histogram!(name, help),
+        }
+    }
+}
+
+/// The `/metrics` page: the recorder's metrics, then the fractional totals.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let mut page = handle.render();
+    let stall = *STALL_SECONDS_TOTAL.lock();
+    let _ = write!(
+        page,
+        "# HELP {STALL_SECONDS} {STALL_SECONDS_HELP}\n# TYPE {STALL_SECONDS} counter\n\
+         {STALL_SECONDS} {stall}\n"
+    );
+    page
 }
 
 /// Records a write this node took as leader.
@@ -46,12 +280,25 @@ pub fn forwarded_write() {
     counter!("qastore_writes_forwarded_total").increment(1);
 }
 
-/// Samples the node's state into gauges every second until `stop`.
+/// Sets the gauges about the node's leader and membership from the same tests `/readyz`
+/// makes; the `/metrics` handler calls it too, so a scrape never shows an older answer.
+pub fn refresh_health(node: &Node) {
+    let s = node.raft.status();
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    gauge!("qastore_raft_has_leader").set(flag(node.leader_contact().is_ok()));
+    gauge!("qastore_raft_is_leader").set(flag(s.leader == Some(s.node_id)));
+    gauge!("qastore_raft_is_member").set(flag(node.membership() == Membership::Member));
+    let sm = node.raft.state_machine();
+    gauge!("qastore_engine_damaged").set(flag(sm.damage_reason().is_some()));
+    counter!("qastore_engine_repairs_total").absolute(sm.damage().repairs_total());
+}
+
+/// Samples the node's state into the metrics every second until `stop`.
 pub fn spawn_sampler(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(async move {
-        let mut last_leader = None;
+        let mut state = Sampler::default();
         loop {
-            sample(&node, &mut last_leader);
+            state.sample(&node);
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = stop.wait_for(|s| *s) => return,
@@ -60,39 +307,77 @@ pub fn spawn_sampler(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<boo
     });
 }
 
-fn sample(node: &Node, last_leader: &mut Option<Option<u64>>) {
-    let s = node.raft.status();
-    gauge!("qastore_raft_term").set(s.term as f64);
-    gauge!("qastore_raft_has_leader").set(if s.leader.is_some() { 1.0 } else { 0.0 });
-    gauge!("qastore_raft_is_leader").set(if s.leader == Some(s.node_id) {
-        1.0
-    } else {
-        0.0
-    });
-    if last_leader.is_some_and(|l| l != s.leader) {
-        counter!("qastore_raft_leader_changes_total").increment(1);
+/// What the sampler remembers between samples.
+#[derive(Default)]
+struct Sampler {
+    last_leader: Option<Option<u64>>,
+    /// The last value read of each source total.
+    seen: HashMap<&'static str, u64>,
+}
+
+impl Sampler {
+    /// How much the source total `name` grew since the last sample; a total that went down
+    /// was restarted (a new engine), and all of its value is new.
+    fn growth(&mut self, name: &'static str, value: u64) -> u64 {
+        let last = self.seen.insert(name, value).unwrap_or(0);
+        if value >= last {
+            value - last
+        } else {
+            value
+        }
     }
-    *last_leader = Some(s.leader);
-    counter!("qastore_raft_leaders_lost_total").absolute(node.raft.leaders_lost());
-    gauge!("qastore_raft_last_log_index").set(s.last_log_index.unwrap_or(0) as f64);
-    gauge!("qastore_raft_commit_index").set(s.committed.unwrap_or(0) as f64);
-    gauge!("qastore_raft_apply_index").set(s.applied.unwrap_or(0) as f64);
-    gauge!("qastore_raft_snapshot_index").set(s.snapshot.unwrap_or(0) as f64);
-    let w = node.raft.wal_stats();
-    gauge!("qastore_wal_bytes").set(w.bytes as f64);
-    gauge!("qastore_wal_entries").set(w.entries as f64);
-    gauge!("qastore_wal_fsyncs").set(w.segment_syncs as f64);
-    gauge!("qastore_wal_segments").set(w.segments as f64);
-    if let Ok(engine) = node.raft.engine() {
-        let e = engine.stats();
-        gauge!("qastore_memtable_bytes").set((e.memtable_bytes + e.immutable_bytes) as f64);
-        gauge!("qastore_compactions").set(e.compactions as f64);
-        gauge!("qastore_flushes").set(e.flushes as f64);
-        gauge!("qastore_pending_compaction_bytes").set(e.pending_compaction_bytes as f64);
-        gauge!("qastore_write_stalls").set((e.slowdowns + e.stops) as f64);
-        gauge!("qastore_write_stall_seconds").set((e.slowdown_micros + e.stop_micros) as f64 / 1e6);
+
+    /// Adds the growth of the source total to the counter of the same name.
+    fn add(&mut self, name: &'static str, value: u64) {
+        let grew = self.growth(name, value);
+        counter!(name).increment(grew);
     }
-    gauge!("qastore_disk_used_bytes").set(node.quota.used_bytes() as f64);
-    gauge!("qastore_disk_quota_bytes").set(node.quota.quota_bytes() as f64);
-    gauge!("qastore_disk_alarm").set(if node.quota.alarm() { 1.0 } else { 0.0 });
+
+    fn sample(&mut self, node: &Node) {
+        refresh_health(node);
+        let s = node.raft.status();
+        gauge!("qastore_raft_term").set(s.term as f64);
+        if self.last_leader.is_some_and(|l| l != s.leader) {
+            counter!("qastore_raft_leader_changes_total").increment(1);
+        }
+        self.last_leader = Some(s.leader);
+        counter!("qastore_raft_leaders_lost_total").absolute(node.raft.leaders_lost());
+        let peers = node.raft.peer_stats();
+        counter!("qastore_raft_append_failures_total")
+            .absolute(peers.values().map(|p| p.append_failures).sum());
+        counter!("qastore_raft_peer_lost_entries_total")
+            .absolute(peers.values().map(|p| p.lost_entries).sum());
+        let last = s.last_log_index.unwrap_or(0);
+        let lag = if s.leader == Some(s.node_id) {
+            s.replication
+                .values()
+                .map(|m| last.saturating_sub(m.unwrap_or(0)))
+                .max()
+        } else {
+            None
+        };
+        gauge!("qastore_raft_replication_lag_max").set(lag.unwrap_or(0) as f64);
+        gauge!("qastore_raft_last_log_index").set(s.last_log_index.unwrap_or(0) as f64);
+        gauge!("qastore_raft_commit_index").set(s.committed.unwrap_or(0) as f64);
+        gauge!("qastore_raft_apply_index").set(s.applied.unwrap_or(0) as f64);
+        gauge!("qastore_raft_snapshot_index").set(s.snapshot.unwrap_or(0) as f64);
+        let w = node.raft.wal_stats();
+        self.add("qastore_wal_bytes_total", w.bytes);
+        self.add("qastore_wal_entries_total", w.entries);
+        self.add("qastore_wal_fsyncs_total", w.segment_syncs);
+        gauge!("qastore_wal_segments").set(w.segments as f64);
+        if let Ok(engine) = node.raft.engine() {
+            let e = engine.stats();
+            gauge!("qastore_memtable_bytes").set((e.memtable_bytes + e.immutable_bytes) as f64);
+            self.add("qastore_compactions_total", e.compactions);
+            self.add("qastore_flushes_total", e.flushes);
+            gauge!("qastore_pending_compaction_bytes").set(e.pending_compaction_bytes as f64);
+            self.add("qastore_write_stalls_total", e.slowdowns + e.stops);
+            let micros = self.growth(STALL_SECONDS, e.slowdown_micros + e.stop_micros);
+            *STALL_SECONDS_TOTAL.lock() += micros as f64 / 1e6;
+        }
+        gauge!("qastore_disk_used_bytes").set(node.quota.used_bytes() as f64);
+        gauge!("qastore_disk_quota_bytes").set(node.quota.quota_bytes() as f64);
+        gauge!("qastore_disk_alarm").set(if node.quota.alarm() { 1.0 } else { 0.0 });
+    }
 }

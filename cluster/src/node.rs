@@ -18,6 +18,7 @@ use tokio_stream::StreamExt;
 use crate::admin_service::AdminService;
 use crate::config::NodeConfig;
 use crate::error::ApiError;
+use crate::membership::{self, Membership, RemovalNotice};
 use crate::peers::ApiPeers;
 use crate::quota::DiskQuota;
 use crate::store_service::StoreService;
@@ -57,6 +58,8 @@ pub struct Node {
     pub api_addr: SocketAddr,
     /// Where the HTTP port listens.
     pub http_addr: SocketAddr,
+    /// A leader's word that this node was removed, when its own log has not heard.
+    pub removal: RemovalNotice,
     accepting: AtomicBool,
     started: Instant,
 }
@@ -74,16 +77,26 @@ impl Node {
         }
     }
 
+    /// What this node is to its cluster (see [`membership`]).
+    pub fn membership(&self) -> Membership {
+        membership::membership(self)
+    }
+
     /// Refuses calls to a node that is not (or no longer) a member of its cluster.
     pub fn check_member(&self) -> Result<(), ApiError> {
-        let s = self.raft.status();
-        if s.nodes.contains_key(&s.node_id) {
-            return Ok(());
+        let id = self.raft.id();
+        let cluster = &self.config.cluster_id;
+        match self.membership() {
+            Membership::Member => Ok(()),
+            Membership::Removed(why) => Err(ApiError::NotMember(format!(
+                "node {id} is not a member of cluster {cluster:?}: it was removed ({why}); \
+                 use another node"
+            ))),
+            Membership::NotAdded => Err(ApiError::NotMember(format!(
+                "node {id} is not a member of cluster {cluster:?}: it has not been added yet; \
+                 use another node"
+            ))),
         }
-        Err(ApiError::NotMember(format!(
-            "node {} is not a member of cluster {:?} (removed, or not added yet); use another node",
-            s.node_id, self.config.cluster_id
-        )))
     }
 
     /// How long a write may wait when the client gave no deadline.
@@ -101,19 +114,54 @@ impl Node {
         self.started.elapsed()
     }
 
-    /// Whether the node may take traffic: it knows a leader, has heard from it lately (a
-    /// follower) or been confirmed by a quorum lately (the leader), and has applied what it
-    /// knows is committed (within a small margin).
-    pub fn ready(&self) -> Result<(), String> {
-        let s = self.raft.status();
-        if s.leader.is_none() {
-            return Err("no leader".into());
+    /// Whether this node has a leader it can count on: it is a member, knows a leader, and
+    /// has heard from it within the longest election timeout (as the leader: been confirmed by
+    /// a quorum that lately). The `qastore_raft_has_leader` gauge and `/readyz` both come from
+    /// here, so they always agree; the error says why not.
+    pub fn leader_contact(&self) -> Result<(), String> {
+        match self.membership() {
+            Membership::Member => {}
+            Membership::Removed(why) => return Err(format!("removed from the cluster: {why}")),
+            Membership::NotAdded => return Err("not a member yet: waiting to be added".into()),
         }
+        let s = self.raft.status();
+        let Some(leader) = s.leader else {
+            return Err("no leader".into());
+        };
+        let limit = Duration::from_millis(self.config.raft.election_timeout_max_ms);
+        let age = self.raft.leader_contact_age();
+        match age {
+            Some(age) if age <= limit => Ok(()),
+            Some(age) if leader == s.node_id => Err(format!(
+                "no quorum has confirmed this leader for {} ms",
+                age.as_millis()
+            )),
+            Some(age) => Err(format!("no word from a leader for {} ms", age.as_millis())),
+            None if leader == s.node_id => Err("no quorum has confirmed this leader yet".into()),
+            None => Err("no word from a leader yet".into()),
+        }
+    }
+
+    /// Whether the node may take traffic: it has a leader it can count on (see
+    /// [`Node::leader_contact`]), its state is no older than the longest election timeout, and
+    /// it has applied what it knows is committed (within a small margin).
+    pub fn ready(&self) -> Result<(), String> {
+        self.leader_contact()?;
+        let s = self.raft.status();
         let limit = Duration::from_millis(self.config.raft.election_timeout_max_ms);
         match self.raft.staleness() {
             Some(age) if age <= limit => {}
-            Some(age) => return Err(format!("no word from a leader for {} ms", age.as_millis())),
-            None => return Err("no word from a leader yet".into()),
+            Some(age) => {
+                return Err(format!(
+                    "catching up: its state is {} ms behind the leader's",
+                    age.as_millis()
+                ))
+            }
+            None => {
+                return Err(
+                    "catching up: nothing the leader reported committed is applied here yet".into(),
+                )
+            }
         }
         let committed = s.committed.unwrap_or(0);
         let applied = s.applied.unwrap_or(0);
@@ -201,12 +249,14 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         quota,
         api_addr,
         http_addr,
+        removal: RemovalNotice::default(),
         accepting: AtomicBool::new(true),
         started: Instant::now(),
         config,
     });
     let prometheus = metrics::install();
     metrics::spawn_sampler(node.clone(), stopped.clone());
+    membership::spawn_watch(node.clone(), stopped.clone());
     let grpc = spawn_grpc(node.clone(), api_listener, stopped.clone());
     let web = http::spawn(node.clone(), http_listener, prometheus, stopped);
     tracing::info!(

@@ -422,6 +422,26 @@ impl RaftNode {
         }
     }
 
+    /// The log index of the membership this node goes by; `None` before it has any (a new
+    /// node not yet added to a cluster).
+    pub fn membership_index(&self) -> Option<u64> {
+        let m = self.raft.metrics().borrow_watched().clone();
+        m.membership_config.log_id().as_ref().map(|l| l.index)
+    }
+
+    /// How long since this node last heard that its leadership or its leader is current: on
+    /// the leader, since a quorum last acknowledged it; on any other node, since the last
+    /// append from the leader it follows. `None` when it never has.
+    pub fn leader_contact_age(&self) -> Option<Duration> {
+        if self.raft.is_leader() {
+            let m = self.raft.metrics().borrow_watched().clone();
+            return m
+                .last_quorum_acked
+                .map(|t| openraft::async_runtime::Instant::elapsed(&*t));
+        }
+        self.clock.last_contact().map(|t| t.elapsed())
+    }
+
     /// Waits until some node is leader (as this node sees it) and returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId> {
         let deadline = Instant::now() + timeout;
@@ -570,24 +590,26 @@ impl RaftNode {
         Ok((resp.log_id.index, resp.data))
     }
 
-    /// Adds `id` as a learner (it receives the log but does not vote). With `catch_up`, waits
-    /// until it holds every entry the leader had when the call was made (through a snapshot if
-    /// the log was purged), or fails with a timeout after that long (it stays a learner).
+    /// Adds `id` as a learner (it receives the log but does not vote) and returns the log index
+    /// of the membership entry that added it. With `catch_up`, waits until it holds every entry
+    /// up to that one (through a snapshot if the log was purged), or fails with a timeout after
+    /// that long (it stays a learner). Holding is not applying: the learner's own applied index
+    /// tells when it has caught up.
     pub async fn add_learner(
         &self,
         id: NodeId,
         node: PeerNode,
         catch_up: Option<Duration>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let resp = self
             .raft
             .add_learner(id, node, false)
             .await
             .map_err(|e| self.map_write_error(e))?;
-        let Some(timeout) = catch_up else {
-            return Ok(());
-        };
         let target = resp.log_id.index;
+        let Some(timeout) = catch_up else {
+            return Ok(target);
+        };
         let deadline = Instant::now() + timeout;
         let mut rx = self.raft.metrics();
         loop {
@@ -598,7 +620,7 @@ impl RaftNode {
                 .and_then(|r| r.get(&id).copied().flatten())
                 .map(|l| l.index);
             if matched.is_some_and(|m| m >= target) {
-                return Ok(());
+                return Ok(target);
             }
             if !self.raft.is_leader() {
                 return Err(self.not_leader());

@@ -259,6 +259,39 @@ impl ProcCluster {
         .unwrap()
     }
 
+    /// Writes the config of a node `id` that is not among the initial members (to be added
+    /// with `add-learner`), with `extra` TOML; start it with `spawn(id, false)`.
+    pub fn prepare_joiner(&mut self, id: u64, extra: &str) {
+        let addrs = free_addrs(3);
+        let (api, raft, http) = (addrs[0], addrs[1], addrs[2]);
+        let data = self.dir.path().join(format!("node{id}"));
+        let config = self.dir.path().join(format!("node{id}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "cluster_id = \"{}\"\nnode_id = {id}\ndata_dir = \"{}\"\n\
+                 api_listen = \"{api}\"\nraft_listen = \"{raft}\"\nhttp_listen = \"{http}\"\n{extra}\n",
+                self.cluster_id,
+                data.display()
+            ),
+        )
+        .unwrap();
+        let log = self.dir.path().join(format!("node{id}.log"));
+        self.nodes.insert(
+            id,
+            Proc {
+                id,
+                api,
+                raft,
+                http,
+                config,
+                data,
+                log,
+                child: None,
+            },
+        );
+    }
+
     /// A plain HTTP GET on node `id`'s HTTP port: (status code, body).
     pub fn http_get(&self, id: u64, path: &str) -> (u16, String) {
         http(self.nodes[&id].http, "GET", path)
