@@ -205,3 +205,19 @@ async fn ask<T>(
         Err(_) => Err(format!("no answer within {} ms", ASK_TIMEOUT.as_millis())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Removal, RemovalNotice};
+
+    #[test]
+    fn a_leaders_word_holds_until_the_membership_changes() {
+        let notice = RemovalNotice::default();
+        assert_eq!(notice.current(Some(7)), None);
+        let told = Removal::ToldBy { leader: 1, term: 3 };
+        notice.record(Some(7), told.clone());
+        assert_eq!(notice.current(Some(7)), Some(told));
+        // Added back: a newer membership lists the node again.
+        assert_eq!(notice.current(Some(9)), None);
+    }
+}

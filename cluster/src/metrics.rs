@@ -381,3 +381,19 @@ impl Sampler {
         gauge!("qastore_disk_alarm").set(if node.quota.alarm() { 1.0 } else { 0.0 });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Sampler;
+
+    #[test]
+    fn a_restarted_source_total_only_adds() {
+        let mut s = Sampler::default();
+        assert_eq!(s.growth("x", 5), 5);
+        assert_eq!(s.growth("x", 8), 3);
+        assert_eq!(s.growth("x", 8), 0);
+        // A new engine counts from zero again.
+        assert_eq!(s.growth("x", 2), 2);
+        assert_eq!(s.growth("x", 4), 2);
+    }
+}
