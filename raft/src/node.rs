@@ -832,7 +832,7 @@ impl RaftNode {
         tokio::task::spawn_blocking(move || engine.compact_all())
             .await
             .map_err(|e| Error::Stopped(e.to_string()))?
-            .map_err(Error::from)
+            .map_err(|e| self.sm.storage_error(e))
     }
 
     /// Flushes the engine's memtables to tables (blocking work, done off the runtime), so a
@@ -842,7 +842,7 @@ impl RaftNode {
         tokio::task::spawn_blocking(move || engine.flush())
             .await
             .map_err(|e| Error::Stopped(e.to_string()))?
-            .map_err(|e| self.sm.storage_error(e))
+            .map_err(Error::from)
     }
 
     /// Stops the node: Raft, the peer server and the background tasks. The data directory is
