@@ -96,6 +96,22 @@ async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
 
     let out = c.ctl(&["remove", "--id", "4"]).await;
     assert!(out.status.success(), "{out:?}");
+    // A linearizable read sent at once waits for entries that never reach node 4: it must end
+    // with the removal, not with its deadline.
+    let in_flight = {
+        let (reader, four) = (c.client(), four.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = orders_at(
+                &reader,
+                &four,
+                "u1",
+                read(pb::Consistency::Linearizable, 0, 0),
+            )
+            .await;
+            (r, started.elapsed())
+        })
+    };
     // The rest of the cluster moves on without it.
     client
         .write(vec![order("u1", "o3")], pb::AckLevel::All)
@@ -115,6 +131,9 @@ async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let (r, took) = in_flight.await.unwrap();
+    expect_not_member("a linearizable read in flight", r);
+    assert!(took < Duration::from_secs(5), "it took {took:?}");
     for (what, options) in [
         ("local read", read(pb::Consistency::Local, 0, 0)),
         ("bounded read", read(pb::Consistency::Bounded, 60_000, 0)),

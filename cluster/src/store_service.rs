@@ -20,6 +20,9 @@ use crate::metrics;
 use crate::node::Node;
 use crate::read;
 
+/// How often a read that waits checks that this node is still a member.
+const MEMBERSHIP_RECHECK: Duration = Duration::from_millis(100);
+
 /// The `Store` service of one node.
 #[derive(Debug, Clone)]
 pub struct StoreService {
@@ -47,7 +50,19 @@ impl StoreService {
         self.node.check_member()?;
         let timeout = call_timeout(md, self.node.read_timeout());
         let raft = &self.node.raft;
-        read::prepare(raft, options, timeout).await?;
+        // A read waiting on the leader or on its own apply ends as soon as the node learns it
+        // was removed: the index it waits for would never come.
+        let prepared = read::prepare(raft, options, timeout);
+        tokio::pin!(prepared);
+        loop {
+            tokio::select! {
+                r = &mut prepared => {
+                    r?;
+                    break;
+                }
+                _ = tokio::time::sleep(MEMBERSHIP_RECHECK) => self.node.check_member()?,
+            }
+        }
         let from = raft.applied_index();
         let engine = raft.engine().map_err(ApiError::from)?;
         let out = tokio::task::spawn_blocking(move || query(&engine))
