@@ -261,6 +261,13 @@ impl StateMachine {
         let meta = decode_blob(&info.meta.blob)?;
         self.install(&meta, SnapshotFiles::new(lease)).await?;
         self.inner.damage.repaired();
+        // Older checkpoints hard-link the damaged tables: never serve them to a peer.
+        let store = self.inner.checkpoints.clone();
+        match tokio::task::spawn_blocking(move || store.remove_damaged()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "checking the older checkpoints failed"),
+            Err(e) => tracing::warn!(error = %e, "checking the older checkpoints failed"),
+        }
         Ok(meta.last_log_id)
     }
 

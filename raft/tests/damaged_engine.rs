@@ -79,7 +79,13 @@ async fn a_follower_starting_with_a_flipped_table_byte_repairs_from_a_peer() {
     let mut c = cluster_with_sim_node(&vfs, port).await;
     let last = write_some(&c, 6, 20241202).await;
     c.wait_applied(last).await;
-    c.nodes[&3].flush().await.unwrap();
+    // A checkpoint of its own, which shares its tables through hard links.
+    c.nodes[&3].trigger_snapshot().await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    while c.nodes[&3].status().snapshot.unwrap_or(0) < last {
+        assert!(Instant::now() < deadline, "node 3 took no snapshot");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let old_dir = Path::new(SIM_DIR).join("engine/db-000001");
     let vote_before = c.nodes[&3].status().term;
     c.stop(3).await;
@@ -101,6 +107,12 @@ async fn a_follower_starting_with_a_flipped_table_byte_repairs_from_a_peer() {
         n3.status().term >= vote_before,
         "the node kept its log and vote"
     );
+    let kept = n3.state_machine().checkpoints().list().unwrap();
+    assert!(!kept.is_empty());
+    for info in kept {
+        qastore_storage::checkpoint::verify(&vfs, &info.dir)
+            .unwrap_or_else(|e| panic!("a damaged checkpoint was kept: {e}"));
+    }
     c.nodes.insert(3, n3);
     assert_same_state(&c).await;
     c.stop_all().await;

@@ -95,6 +95,12 @@ impl CheckpointStore {
         &self.inner.root
     }
 
+    /// Deletes the checkpoints (other than those being read or written) whose files fail their
+    /// recorded sizes or CRCs, and returns their names. Blocking: it reads every file.
+    pub fn remove_damaged(&self) -> Result<Vec<String>> {
+        self.inner.remove_damaged()
+    }
+
     /// Reserves the name of a new checkpoint at `log_index`.
     fn reserve(&self, log_index: u64) -> String {
         let mut st = self.inner.state.lock();
@@ -197,6 +203,32 @@ impl StoreInner {
         }
         found.sort_by_key(|(order, _)| *order);
         Ok(found.into_iter().map(|(_, info)| info).collect())
+    }
+
+    /// Deletes every checkpoint no lease holds whose files no longer match their recorded
+    /// sizes and CRCs (checkpoints share their tables with the engine through hard links, so
+    /// damage to an engine's table damages them too). Returns the names removed. Blocking: it
+    /// reads every file.
+    fn remove_damaged(&self) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
+        for info in self.list()? {
+            let name = info.name();
+            {
+                let st = self.state.lock();
+                if st.leases.get(&name).copied().unwrap_or(0) > 0 || st.in_progress.contains(&name)
+                {
+                    continue;
+                }
+            }
+            if let Err(e) = super::verify::verify_files(self.vfs.as_ref(), &info.dir, &info.meta) {
+                tracing::warn!(checkpoint = %name, error = %e, "removing a damaged checkpoint");
+                self.vfs.remove(&info.dir.join(CHECKPOINT_FILE))?;
+                self.vfs.sync_dir(&info.dir)?;
+                self.vfs.remove_dir_all(&info.dir)?;
+                removed.push(name);
+            }
+        }
+        Ok(removed)
     }
 
     /// Deletes complete checkpoints beyond the newest `keep` that no lease holds. The metadata
