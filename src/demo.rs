@@ -20,7 +20,7 @@ use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, 
 use qastore_proto::v1 as pb;
 use qastore_storage::record::Record;
 
-use crate::output::Table;
+use crate::output::{out, outln, Table};
 use check::{Ack, Promise};
 use qastore_benches::workload::Workload;
 use qastore_cluster::drill;
@@ -81,7 +81,7 @@ impl Expected {
 const BOUNDED_PATIENCE: Duration = Duration::from_secs(10);
 
 fn step(n: u32, text: &str) {
-    println!("\n[{n}/6] {text}");
+    outln!("\n[{n}/6] {text}");
 }
 
 async fn wait_for_leader(client: &Client, within: Duration) -> Result<(u64, String), String> {
@@ -98,7 +98,7 @@ async fn wait_for_leader(client: &Client, within: Duration) -> Result<(u64, Stri
 /// Runs the demo (or, with `--stop`, stops a kept one).
 pub async fn run(args: DemoArgs) -> Result<(), String> {
     if args.stop {
-        println!("{}", dir::stop(&args.dir)?);
+        outln!("{}", dir::stop(&args.dir)?);
         return Ok(());
     }
     dir::prepare(&args.dir, args.fresh)?;
@@ -117,7 +117,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             Ok(()) => "The cluster keeps running.",
             Err(_) => "The cluster is left running for inspection (logs in the directory above).",
         };
-        println!(
+        outln!(
             "{headline} Try:\n  qastore ctl --endpoints {} status\n  qastore ctl --endpoints {} orders --user u0001 --consistency local --node {}\n  qastore bench --endpoints {}\nStop it with: qastore demo --stop --dir {}",
             endpoints.join(","),
             endpoints.join(","),
@@ -141,13 +141,16 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
             c.start(id, id == 1)?;
         }
         for n in &c.nodes {
-            println!(
+            outln!(
                 "  node {}: api {}  raft {}  http://{}/metrics",
-                n.id, n.api, n.raft, n.http
+                n.id,
+                n.api,
+                n.raft,
+                n.http
             );
         }
         if !c.on_default_ports() {
-            println!(
+            outln!(
                 "  note: the usual ports (7001-7003, 7101-7103, 7201-7203) are taken, so these \
                  were chosen instead: pass --endpoints {} to ctl and bench",
                 c.endpoints().join(",")
@@ -167,7 +170,7 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
     );
     let started = Instant::now();
     let (leader, _) = wait_for_leader(&client, Duration::from_secs(30)).await?;
-    println!(
+    outln!(
         "  data, configs and logs in {}; node {leader} leads after {} ms",
         args.dir.display(),
         started.elapsed().as_millis()
@@ -175,7 +178,7 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
 
     step(2, "streaming an exchange workload through the ingestor");
     let ingest = ingest(&client, args).await?;
-    println!(
+    outln!(
         "  {} records in {:.1} s: {:.0} records/s, {} batches, {} retries, {} refused by a full queue (resubmitted)",
         ingest.records,
         ingest.elapsed.as_secs_f64(),
@@ -206,12 +209,12 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
         },
     )
     .await;
-    print!("{}", indent(&report.text()));
+    out!("{}", indent(&report.text()));
     let old_leader = report.old_leader.ok_or("the drill found no leader")?;
 
     step(5, "checking that every acknowledged write is still there");
     let checked = verify_all(&client, &ingest.expected).await?;
-    println!("  {checked}");
+    outln!("  {checked}");
 
     step(6, "restarting the killed node and comparing the replicas");
     cluster
@@ -219,7 +222,7 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
         .map_err(|_| "the cluster handle is poisoned")?
         .start(old_leader, false)?;
     let hashes = compare_replicas(&client).await?;
-    println!("  {hashes}");
+    outln!("  {hashes}");
 
     let lat = &ingest.latency;
     let mut t = Table::new(&["MEASURE", "VALUE"]);
@@ -255,7 +258,7 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
     ]);
     t.row(vec!["acknowledged writes lost".into(), "0".into()]);
     t.row(vec!["replicas identical".into(), "yes".into()]);
-    println!("\nSummary\n{}", indent(&t.render()));
+    outln!("\nSummary\n{}", indent(&t.render()));
 
     if report.verdict != drill::Verdict::Pass {
         return Err(format!(
@@ -467,8 +470,8 @@ async fn read_back(client: &Client, ingest: &Ingested) -> Result<(), String> {
             format!("{:.1} ms", t0.elapsed().as_secs_f64() * 1000.0),
         ]);
     }
-    println!("  orders of user {user} (leader is node {leader}):");
-    print!("{}", indent(&t.render()));
+    outln!("  orders of user {user} (leader is node {leader}):");
+    out!("{}", indent(&t.render()));
     Ok(())
 }
 

@@ -91,6 +91,18 @@ pub fn emit(text: &str) {
     }
 }
 
+/// `print!` through [`emit`], so a closed pipe ends the command quietly instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::output::emit(&format!($($arg)*)) };
+}
+pub(crate) use out;
+
+/// `println!` through [`emit`].
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::output::emit(&format!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use outln;
+
 fn write_to(out: &mut impl Write, text: &str) -> std::io::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()

@@ -342,11 +342,18 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let to = req.to_node_id;
         let s = self.node.raft.status();
-        if to == self.node.raft.id() || !s.voters.contains(&to) {
+        if !s.voters.contains(&to) {
             return Err(ApiError::InvalidArgument(format!(
-                "field to_node_id: node {to} is not a voter other than the leader"
+                "field to_node_id: node {to} is not a voter"
             ))
             .into());
+        }
+        if to == self.node.raft.id() {
+            // Asking the leader to hand over to itself has nothing to do: say who leads.
+            return Ok(Response::new(pb::TransferLeadershipResponse {
+                leader_id: to,
+                elapsed_ms: 0,
+            }));
         }
         let started = Instant::now();
         self.node
