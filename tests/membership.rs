@@ -175,6 +175,15 @@ async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
     let (_, metrics) = c.http_get(4, "/metrics");
     assert!(metrics.contains("qastore_raft_is_member 0"), "{metrics}");
 
+    // Restarted, it remembers: its first read is refused, before it could ask anyone again.
+    c.kill(4);
+    c.spawn(4, false);
+    c.wait_up(4).await;
+    expect_not_member(
+        "a local read right after a restart",
+        orders_at(&client, &four, "u1", read(pb::Consistency::Local, 0, 0)).await,
+    );
+
     // The members left serve everything, node 4's last write included.
     let rest = c.api(c.wait_leader(Duration::from_secs(10)).await.0);
     let r = orders_at(&client, &rest, "u1", None).await.unwrap();
