@@ -79,7 +79,7 @@ impl From<qastore_raft::Error> for ApiError {
             E::Overloaded(m) => ApiError::ResourceExhausted(m),
             E::NotAllAcked { log_index } => ApiError::NotAllAcked { log_index },
             E::Timeout(m) => ApiError::DeadlineExceeded(m),
-            E::Raft(m) => ApiError::Unavailable(m),
+            E::Raft { source } => ApiError::Unavailable(source.to_string()),
             E::Stopped(m) => ApiError::Unavailable(format!("the node is stopping: {m}")),
             // Retryable elsewhere: another member serves the same state.
             damaged @ E::Damaged(_) => {

@@ -69,9 +69,13 @@ pub enum Error {
         /// The write's log index.
         log_index: u64,
     },
-    /// Raft refused or failed the operation.
-    #[error("raft: {0}")]
-    Raft(String),
+    /// Raft refused or failed the operation; the error openraft gave is kept as the source.
+    #[error("raft: {source}")]
+    Raft {
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
     /// An operation did not finish in time.
     #[error("timed out: {0}")]
     Timeout(String),
@@ -101,7 +105,20 @@ fn leader_hint(leader: &Option<(NodeId, PeerNode)>) -> String {
 /// Results of the Raft layer.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Wraps an error for openraft's storage traits, which speak `io::Error`.
-pub(crate) fn to_io(e: impl std::fmt::Display) -> io::Error {
-    io::Error::other(e.to_string())
+/// Any error, boxed, so an error from openraft keeps its type and chain across our boundary.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Error {
+    /// Raft refused or failed an operation for `reason` (an error, or a message).
+    pub fn raft(reason: impl Into<BoxError>) -> Error {
+        Error::Raft {
+            source: reason.into(),
+        }
+    }
+}
+
+/// Wraps an error for openraft's storage traits, which speak `io::Error`; the original error
+/// stays reachable as the `io::Error`'s inner error.
+pub(crate) fn to_io(e: impl Into<BoxError>) -> io::Error {
+    io::Error::other(e)
 }

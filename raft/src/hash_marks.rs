@@ -81,7 +81,7 @@ impl HashMarks {
             match self.marks.lock().get(&index) {
                 Some(Mark::Done(Ok(h))) => return Ok(*h),
                 Some(Mark::Done(Err(e))) => {
-                    return Err(Error::Raft(format!("hashing the state at {index}: {e}")))
+                    return Err(Error::raft(format!("hashing the state at {index}: {e}")))
                 }
                 Some(Mark::Hashing) => {}
                 None if seen_applied >= index => {

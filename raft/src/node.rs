@@ -152,10 +152,10 @@ impl std::fmt::Debug for RaftNode {
     }
 }
 
-fn raft_error<E: std::fmt::Display>(e: RaftError<TypeConfig, E>) -> Error {
+fn raft_error<E: std::error::Error + Send + Sync + 'static>(e: RaftError<TypeConfig, E>) -> Error {
     match e {
         RaftError::Fatal(f) => Error::Stopped(f.to_string()),
-        RaftError::APIError(e) => Error::Raft(e.to_string()),
+        RaftError::APIError(e) => Error::raft(e),
     }
 }
 
@@ -474,7 +474,7 @@ impl RaftNode {
                 },
                 _ => self.not_leader(),
             },
-            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => Error::Raft(format!(
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)) => Error::raft(format!(
                 "leadership changed before the write committed; it may or may not be applied, retry with the same request id to find out ({f})"
             )),
             other => raft_error(other),

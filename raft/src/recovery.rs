@@ -75,7 +75,7 @@ pub fn force_new_cluster(
         vec![BTreeSet::from([node_id])],
         BTreeMap::from([(node_id, me)]),
     )
-    .map_err(|e| Error::Raft(e.to_string()))?;
+    .map_err(Error::raft)?;
     let entry =
         <Entry as openraft::entry::RaftEntry>::new_membership(log_id(term, index), membership);
     wal.append_sync(&[codec::to_wal(&entry)])?;
