@@ -122,3 +122,24 @@ impl Error {
 pub(crate) fn to_io(e: impl Into<BoxError>) -> io::Error {
     io::Error::other(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_handed_to_openraft_keeps_its_type() {
+        let original = CodecError::new("vote", "too short");
+        let io = to_io(original.clone());
+        let inner = io.get_ref().and_then(|e| e.downcast_ref::<CodecError>());
+        assert_eq!(inner, Some(&original));
+    }
+
+    #[test]
+    fn a_raft_error_keeps_its_source() {
+        let e = Error::raft(CodecError::new("membership", "bad"));
+        let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<CodecError>());
+        assert!(source.is_some());
+        assert_eq!(e.to_string(), "raft: malformed membership: bad");
+    }
+}
