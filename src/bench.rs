@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use indicatif::ProgressBar;
 use qastore_benches::load::{closed_loop, LoadResult, Window};
-use qastore_cluster::client::{Client, ClientOptions};
+use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 use serde_json::json;
 

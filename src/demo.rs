@@ -16,14 +16,14 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
-use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
 use qastore_proto::v1 as pb;
 use qastore_storage::record::Record;
 
 use crate::output::{out, outln, Table};
 use check::{Ack, Promise};
 use qastore_benches::workload::Workload;
-use qastore_cluster::drill;
+use qastore_client::drill;
 use qastore_cluster::local::LocalCluster;
 
 /// Run the demo.
@@ -309,7 +309,7 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
         let mut failed = 0u64;
         let mut acks: BTreeMap<String, Vec<Ack>> = BTreeMap::new();
         while let Some((submitted, order_of, done)) = rx.recv().await {
-            let done: qastore_cluster::client::Completion = done;
+            let done: qastore_client::Completion = done;
             let order_of: Option<String> = order_of;
             match done.await {
                 Ok(Ok(ack)) => {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use qastore_cluster::client::{Client, ClientOptions};
+use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 use support::{EXE, SERIAL};
 

@@ -7,7 +7,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use qastore_cluster::client::Client;
+use qastore_client::Client;
 use qastore_proto::v1 as pb;
 use support::{order, orders_at, read, ProcCluster, EXE, SERIAL};
 use tonic::Code;

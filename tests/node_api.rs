@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
 use qastore_proto::v1 as pb;
 use support::*;
 use tonic::Code;

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use qastore_benches::workload::Workload;
-use qastore_cluster::client::Client;
+use qastore_client::Client;
 use qastore_proto::v1 as pb;
 use qastore_storage::olap::parquet::decode_ticks;
 use qastore_storage::query::TimeRange;

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use qastore_cluster::client::{Client, ClientOptions};
+use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 use support::*;
 use tonic::Code;

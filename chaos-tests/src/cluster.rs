@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use qastore_cluster::client::{Client, ClientOptions};
+use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 
 use crate::proxy::{LinkProxy, LinkState};

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use qastore_cluster::client::Client;
+use qastore_client::Client;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use serde::Serialize;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qastore_cluster::client::Client;
+use qastore_client::Client;
 use qastore_proto::v1 as pb;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -257,7 +257,7 @@ async fn run_inner(s: &RunSettings) -> Result<Report, HarnessError> {
         move |p| {
             Client::new(
                 &endpoints,
-                qastore_cluster::client::ClientOptions {
+                qastore_client::ClientOptions {
                     client_id: format!("chaos-{p}"),
                     call_timeout: Duration::from_millis(1000),
                     retry_for: Duration::from_millis(2500),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use qastore_cluster::client::{Client, ClientError};
+use qastore_client::{Client, ClientError};
 use qastore_proto::v1 as pb;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

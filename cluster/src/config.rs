@@ -79,6 +79,9 @@ pub struct NodeConfig {
     pub disk_alarm_ratio: f64,
     /// How long a write may wait to commit, in milliseconds, when the client sets no deadline.
     pub write_timeout_ms: u64,
+    /// How long a read may wait, in milliseconds, for the leader or for this node to catch up,
+    /// when the client sets no deadline.
+    pub read_timeout_ms: u64,
     /// The largest request the API accepts, in bytes.
     pub max_request_bytes: usize,
     /// The default objective of failover drills: the longest acceptable write outage, in
@@ -111,6 +114,7 @@ impl Default for NodeConfig {
             disk_quota_bytes: 0,
             disk_alarm_ratio: 0.85,
             write_timeout_ms: 5_000,
+            read_timeout_ms: 5_000,
             max_request_bytes: 64 << 20,
             drill_max_unavailable_ms: 10_000,
             initial_members: Vec::new(),
@@ -204,6 +208,9 @@ impl NodeConfig {
         }
         if self.write_timeout_ms == 0 {
             return invalid("write_timeout_ms", "must be positive");
+        }
+        if self.read_timeout_ms == 0 {
+            return invalid("read_timeout_ms", "must be positive");
         }
         if self.max_request_bytes < 1024 {
             return invalid("max_request_bytes", "must be at least 1024");

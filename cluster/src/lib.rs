@@ -1,25 +1,25 @@
-//! A QAStore node and its client library.
+//! A QAStore node.
 //!
-//! * [`node::start`]: runs a node from its [`config::NodeConfig`]: Raft and the engine, the
-//!   gRPC API (`Store` for writes and reads at a chosen consistency, `Admin` for operators),
-//!   write forwarding from followers to the leader, the disk quota, and the HTTP port with
-//!   metrics, health and JSON admin routes.
-//! * [`drill`]: failover drills (planned and kill) with their measurements and verdict.
-//! * [`client`]: the client library: leader discovery, retries with the same request id, and
-//!   the trading path's non-blocking [`client::Ingestor`].
+//! * [`start`] (in [`server`]): runs a node from its [`config::NodeConfig`]: Raft and the
+//!   engine, the gRPC API (`Store` for writes and reads at a chosen consistency, `Admin` for
+//!   operators), write forwarding from followers to the leader, the disk quota, and the HTTP
+//!   port with metrics, health and JSON admin routes.
+//! * [`node`]: the state the services share ([`Node`]): Raft, the engine, the configuration,
+//!   membership, readiness and default timeouts.
 //! * [`local`]: a cluster of `qastore serve` processes on this machine (demo, benchmarks).
+//!
+//! The client library is the `qastore-client` crate.
 
 pub mod admin_service;
 pub mod catch_up;
-pub mod client;
 pub mod config;
 pub mod convert;
 pub mod deadline;
-pub mod drill;
 pub mod error;
 pub mod http;
 pub mod local;
 pub mod membership;
+pub mod membership_watch;
 pub mod metrics;
 pub mod node;
 pub mod peers;
@@ -27,8 +27,10 @@ pub mod quota;
 pub mod read;
 pub mod recovery;
 pub mod rpc_timing;
+pub mod server;
 pub mod store_service;
 
 pub use config::NodeConfig;
 pub use error::ApiError;
-pub use node::{start, Node, RunningNode, StartError};
+pub use node::Node;
+pub use server::{start, RunningNode, StartError};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use qastore_cluster::client::{Client, ClientOptions};
+use qastore_client::{Client, ClientOptions};
 use qastore_cluster::http::{cluster_json, role_name, storage_json};
 use qastore_cluster::NodeConfig;
 use qastore_proto::v1 as pb;
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{cluster_error, failed_at, status_text, CtlResult};
 use crate::output::{bytes, opt, print, Format, Table};
-use qastore_cluster::drill;
+use qastore_client::drill;
 
 fn text<E: std::fmt::Display>(e: E) -> String {
     e.to_string()

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use qastore_cluster::client::{Client, ClientError, ClientOptions};
+use qastore_client::{Client, ClientError, ClientOptions};
 use qastore_proto::v1 as pb;
 
 use crate::output::Format;
-use qastore_cluster::drill;
+use qastore_client::drill;
 
 /// Operate a cluster.
 #[derive(Debug, Args)]
@@ -351,7 +351,7 @@ pub type CtlResult = Result<(), String>;
 
 /// A status as one line: `CODE: message` (the same text the client library's errors show).
 pub fn status_text(s: tonic::Status) -> String {
-    qastore_cluster::client::ClientError::from(s).to_string()
+    qastore_client::ClientError::from(s).to_string()
 }
 
 /// A failed call to the node at `addr`, as one line naming the node.

@@ -2,7 +2,7 @@
 //! consistency asked for.
 
 use clap::Args;
-use qastore_cluster::client::Client;
+use qastore_client::Client;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::store_client::StoreClient;
 use serde_json::{json, Value};

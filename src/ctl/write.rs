@@ -3,7 +3,7 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 
-use qastore_cluster::client::Client;
+use qastore_client::Client;
 use qastore_proto::v1 as pb;
 use serde_json::json;
 

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use qastore_cluster::client::{Client, ClientOptions};
+use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
 
 /// Cluster tests run one at a time.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions};
+use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions};
 use qastore_cluster::convert::records::record_to_pb;
 use qastore_proto::v1 as pb;
 use qastore_storage::record::samples;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions};
+use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions};
 use qastore_cluster::local::LocalCluster;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;

@@ -1,13 +1,6 @@
-//! The client library: talks to any nodes of a cluster, finds the leader, and retries writes
-//! after a leader change with the same request id and the same batch (so a write is applied
-//! once however often it is retried). Every call has a deadline.
-//!
-//! [`Ingestor`] is what the exchange's trading path uses: a non-blocking `submit` into a
-//! bounded queue, batched into writes in the background.
-
-mod error;
-mod ingestor;
-mod retry;
+//! [`Client`]: talks to any nodes of a cluster, finds the leader, and retries writes after a
+//! leader change with the same request id and the same batch (so a write is applied once
+//! however often it is retried). Every call has a deadline.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -21,9 +14,8 @@ use qastore_proto::v1::store_client::StoreClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
-pub use error::{code_name, ClientError};
-pub use ingestor::{Completion, IngestStats, Ingestor, IngestorOptions, RecordAck, SubmitError};
-use retry::Backoff;
+use crate::error::ClientError;
+use crate::retry::Backoff;
 
 /// How a client behaves.
 #[derive(Debug, Clone)]

@@ -12,7 +12,8 @@ use qastore_proto::v1 as pb;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
-use super::{Client, ClientError};
+use crate::client::Client;
+use crate::error::ClientError;
 
 /// How an ingestor batches.
 #[derive(Debug, Clone)]

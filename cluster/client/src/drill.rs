@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::client::{Client, ClientOptions};
 use parking_lot::Mutex;
 use qastore_proto::v1 as pb;
 use serde_json::{json, Value};
+
+use crate::client::{Client, ClientOptions};
 
 /// How leadership is taken away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,49 @@
+//! The QAStore client library. It depends only on the public gRPC API (`qastore-proto`), so
+//! an application that writes to or reads from a cluster links no Raft and no storage engine.
+//!
+//! * [`Client`]: talks to any nodes of a cluster, finds the leader, and retries writes through
+//!   leader changes with the same request id and the same batch, so a write is applied once
+//!   however often it is retried. Every call has a deadline.
+//! * [`Ingestor`]: the trading path's non-blocking `submit` into a bounded queue, batched into
+//!   writes in the background.
+//! * [`drill`]: failover drills (planned and kill), their measurements and verdict.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+//! use qastore_proto::v1 as pb;
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let endpoints = vec!["10.0.0.1:7001".to_string(), "10.0.0.2:7001".to_string()];
+//!     let client = Arc::new(Client::new(&endpoints, ClientOptions::default())?);
+//!     let ingestor = Ingestor::start(client.clone(), IngestorOptions::default());
+//!     let tick = pb::Record {
+//!         kind: Some(pb::record::Kind::Tick(pb::Tick {
+//!             instrument_id: "rb2501".into(),
+//!             last_price: 3500.0,
+//!             ..Default::default()
+//!         })),
+//!     };
+//!     // `submit` never waits on the network: a full queue is refused at once.
+//!     match ingestor.submit(tick) {
+//!         Ok(done) => println!("written at log index {}", done.await??.log_index),
+//!         Err(SubmitError::QueueFull) => eprintln!("the cluster is not keeping up"),
+//!         Err(SubmitError::Closed) => {}
+//!     }
+//!     let (leader, addr) = client.find_leader().await?;
+//!     println!("node {leader} at {addr} leads; {:?}", ingestor.close().await);
+//!     Ok(())
+//! }
+//! ```
+
+mod client;
+pub mod drill;
+mod error;
+mod ingestor;
+mod retry;
+
+pub use client::{Client, ClientOptions};
+pub use error::{code_name, ClientError};
+pub use ingestor::{Completion, IngestStats, Ingestor, IngestorOptions, RecordAck, SubmitError};

@@ -1,0 +1,209 @@
+//! Starting and stopping a node: binds its addresses, starts Raft and the engine, builds the
+//! gRPC services (`Store` and `Admin`) and the HTTP port, and runs the disk quota, the metrics
+//! sampler and the membership watch beside them, until [`RunningNode::shutdown`].
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use qastore_proto::v1::admin_server::AdminServer;
+use qastore_proto::v1::store_server::StoreServer;
+use qastore_raft::{PeerNode, RaftNode};
+use qastore_storage::EngineOptions;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt;
+
+use crate::admin_service::AdminService;
+use crate::config::NodeConfig;
+use crate::node::Node;
+use crate::quota::DiskQuota;
+use crate::store_service::StoreService;
+use crate::{http, membership_watch, metrics};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// An address could not be bound.
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Raft or the storage engine failed to start.
+    #[error(transparent)]
+    Raft(#[from] qastore_raft::Error),
+}
+
+/// A node started by [`start`]: stop it with [`RunningNode::shutdown`].
+#[derive(Debug)]
+pub struct RunningNode {
+    node: Arc<Node>,
+    stop: tokio::sync::watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+/// The engine options a config asks for.
+fn engine_options(config: &NodeConfig) -> EngineOptions {
+    let mut o = EngineOptions::default();
+    if let Some(b) = config.engine.memtable_bytes {
+        o.memtable_bytes = b;
+    }
+    o
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })
+}
+
+/// Starts a node from its configuration: binds its three addresses, opens its data directory
+/// and starts Raft, then serves. With `initialize`, a node whose data directory is new forms
+/// the cluster of the config's `initial_members` (do it on one node only).
+pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, StartError> {
+    config.validate()?;
+    #[cfg(feature = "failpoints")]
+    {
+        // Fault points come from the FAILPOINTS environment variable, for the life of the
+        // process.
+        std::mem::forget(fail::FailScenario::setup());
+    }
+    let api_listener = bind(config.api_listen).await?;
+    let http_listener = bind(config.http_listen).await?;
+    let local = |l: &TcpListener, addr| {
+        l.local_addr()
+            .map_err(|source| StartError::Listen { addr, source })
+    };
+    let api_addr = local(&api_listener, config.api_listen)?;
+    let http_addr = local(&http_listener, config.http_listen)?;
+    let raft = RaftNode::start(qastore_raft::NodeConfig {
+        cluster_id: config.cluster_id.clone(),
+        node_id: config.node_id,
+        data_dir: config.data_dir.clone(),
+        raft_listen: config.raft_listen,
+        raft_advertise: config.raft_advertise.clone(),
+        api_advertise: config
+            .api_advertise
+            .clone()
+            .unwrap_or_else(|| api_addr.to_string()),
+        raft: config.raft.clone(),
+        engine: engine_options(&config),
+        wal: Default::default(),
+        dial_overrides: config.dial_overrides.clone().into_iter().collect(),
+    })
+    .await?;
+    if initialize {
+        initialize_cluster(&raft, &config).await?;
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let quota = DiskQuota::new(
+        config.data_dir.clone(),
+        config.disk_quota_bytes,
+        config.disk_alarm_ratio,
+    );
+    quota.spawn(stopped.clone());
+    let node = Arc::new(Node::new(raft, config, quota, api_addr, http_addr));
+    let prometheus = metrics::install();
+    metrics::spawn_sampler(node.clone(), stopped.clone());
+    membership_watch::spawn(node.clone(), stopped.clone());
+    let grpc = spawn_grpc(node.clone(), api_listener, stopped.clone());
+    let web = http::spawn(node.clone(), http_listener, prometheus, stopped);
+    tracing::info!(
+        node = node.raft.id(),
+        api = %api_addr,
+        raft = %node.raft.raft_addr(),
+        http = %http_addr,
+        "node serving"
+    );
+    Ok(RunningNode {
+        node,
+        stop,
+        servers: vec![grpc, web],
+    })
+}
+
+/// Forms the cluster of the config's initial members, if this node's state is new.
+async fn initialize_cluster(raft: &RaftNode, config: &NodeConfig) -> Result<(), StartError> {
+    let s = raft.status();
+    if s.last_log_index.is_some() || !s.voters.is_empty() {
+        tracing::info!("the cluster is already formed; nothing to initialize");
+        return Ok(());
+    }
+    let members: BTreeMap<u64, PeerNode> = if config.initial_members.is_empty() {
+        BTreeMap::from([(config.node_id, raft.peer_node())])
+    } else {
+        config
+            .initial_members
+            .iter()
+            .map(|m| (m.id, PeerNode::new(m.raft.clone(), m.api.clone())))
+            .collect()
+    };
+    raft.initialize(members).await?;
+    Ok(())
+}
+
+fn spawn_grpc(
+    node: Arc<Node>,
+    listener: TcpListener,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let max = node.config.max_request_bytes;
+    let store = StoreServer::new(StoreService::new(node.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    let admin = AdminServer::new(AdminService::new(node.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
+    tokio::spawn(async move {
+        // The builder's TCP options do not reach sockets we accept ourselves: without
+        // TCP_NODELAY, a response's frames wait on the client's delayed ACK (~40 ms).
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|s| {
+            s.inspect(|s| {
+                let _ = s.set_nodelay(true);
+            })
+        });
+        let result = tonic::transport::Server::builder()
+            .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))
+            .add_service(store)
+            .add_service(admin)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "the API server stopped");
+        }
+    })
+}
+
+impl RunningNode {
+    /// The node.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Stops gracefully: refuses new calls, lets calls in flight finish (up to `grace`),
+    /// stops Raft, and flushes the engine so a restart has little log to re-apply.
+    pub async fn shutdown(self, grace: Duration) -> Result<(), qastore_raft::Error> {
+        let id = self.node.raft.id();
+        tracing::info!(node = id, "shutting down");
+        self.node.stop_accepting();
+        let _ = self.stop.send(true);
+        for s in self.servers {
+            if tokio::time::timeout(grace, s).await.is_err() {
+                tracing::warn!(node = id, "calls still in flight after the grace period");
+            }
+        }
+        let raft = self.node.raft.shutdown().await;
+        let flushed = self.node.raft.flush().await;
+        tracing::info!(node = id, "node stopped");
+        raft.and(flushed)
+    }
+}
