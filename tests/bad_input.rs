@@ -229,3 +229,39 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let after = hashes(&client, &rest).await;
     assert_eq!(after[0], before[0]);
 }
+
+/// A config with a bad storage setting or an unknown key stops `serve` before it touches the data
+/// directory, with one line naming the key.
+#[test]
+fn a_bad_storage_config_is_refused_in_one_line_before_touching_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (section, key) in [
+        (
+            "[engine]\nl0_slowdown_trigger = 20\nl0_stop_trigger = 10",
+            "engine.l0_stop_trigger",
+        ),
+        ("[wal]\nsegment_bytes = 0", "wal.segment_bytes"),
+        ("[engine]\nmemtable_size = 1", "memtable_size"),
+    ] {
+        let config = dir.path().join("node.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "node_id = 1\ndata_dir = {:?}\n{section}\n",
+                data.display().to_string()
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new(EXE)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(key), "{err}");
+        assert!(!data.exists(), "{section}");
+    }
+}

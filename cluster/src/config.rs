@@ -20,13 +20,42 @@
 //!
 //! [raft]                           # see qastore_raft::RaftSettings
 //! heartbeat_ms = 100
+//!
+//! [engine]                         # storage engine; every key shown with its default
+//! memtable_bytes = 67108864        # 64 MiB: a memtable is frozen and flushed at this size
+//! max_immutable_memtables = 4      # frozen memtables waiting for their flush before writes wait
+//! level1_bytes = 268435456         # 256 MiB: target size of level 1
+//! level_multiplier = 10            # each deeper level is this many times larger
+//! target_file_bytes = 67108864     # 64 MiB: size of the tables compaction writes
+//! l0_compaction_trigger = 4        # level-0 tables that start a compaction into level 1
+//! l0_slowdown_trigger = 20         # level-0 tables at which writes are delayed
+//! l0_stop_trigger = 36             # level-0 tables at which writes wait for compaction
+//! pending_compaction_slowdown_bytes = 17179869184  # 16 GiB: writes are delayed
+//! pending_compaction_stop_bytes = 68719476736      # 64 GiB: writes wait
+//! max_write_delay_ms = 10          # the longest delay of one write while slowing down
+//! compaction_threads = 1
+//! block_bytes = 4096               # table data block size
+//! bloom_bits_per_key = 10          # bloom filter bits per key
+//!
+//! [wal]                            # write-ahead log (the Raft log); defaults shown
+//! segment_bytes = 67108864         # 64 MiB: a new segment file starts past this size
+//! max_entry_bytes = 67108864       # 64 MiB: the largest log entry; at least max_request_bytes
 //! ```
+//!
+//! Unknown keys are refused. The engine and WAL values are checked together when the config is
+//! read (level-0 triggers must satisfy compaction <= slowdown <= stop, the pending-compaction
+//! slowdown must not exceed the stop, sizes must be above zero, `level_multiplier` at least 2),
+//! and a bad one is refused with its key, e.g. `setting engine.l0_stop_trigger: ...`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use qastore_raft::RaftSettings;
 use serde::Deserialize;
+
+mod storage;
+
+pub use storage::{EngineSection, WalSection};
 
 /// A member of the cluster when it is first formed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -38,14 +67,6 @@ pub struct InitialMember {
     pub raft: String,
     /// Its client API address (host:port).
     pub api: String,
-}
-
-/// Storage engine settings a node's config may override.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct EngineSection {
-    /// Bytes a memtable holds before it is flushed (default: the engine's).
-    pub memtable_bytes: Option<usize>,
 }
 
 /// A node's configuration.
@@ -96,6 +117,8 @@ pub struct NodeConfig {
     pub raft: RaftSettings,
     /// Storage engine settings.
     pub engine: EngineSection,
+    /// Write-ahead log settings.
+    pub wal: WalSection,
 }
 
 impl Default for NodeConfig {
@@ -121,6 +144,7 @@ impl Default for NodeConfig {
             dial_overrides: Default::default(),
             raft: RaftSettings::default(),
             engine: EngineSection::default(),
+            wal: WalSection::default(),
         }
     }
 }
@@ -174,7 +198,7 @@ impl NodeConfig {
     pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
         let config: NodeConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: "config".into(),
-            reason: e.to_string(),
+            reason: parse_reason(text, &e),
         })?;
         config.validate()?;
         Ok(config)
@@ -228,7 +252,29 @@ impl NodeConfig {
             field: "raft",
             reason: e.to_string(),
         })?;
+        self.engine.validate()?;
+        self.wal.validate(self.max_request_bytes)?;
         Ok(())
+    }
+
+    /// The Raft node's settings; `api_addr` is the bound client address, told to others when
+    /// `api_advertise` is not set.
+    pub fn raft_node_config(&self, api_addr: SocketAddr) -> qastore_raft::NodeConfig {
+        qastore_raft::NodeConfig {
+            cluster_id: self.cluster_id.clone(),
+            node_id: self.node_id,
+            data_dir: self.data_dir.clone(),
+            raft_listen: self.raft_listen,
+            raft_advertise: self.raft_advertise.clone(),
+            api_advertise: self
+                .api_advertise
+                .clone()
+                .unwrap_or_else(|| api_addr.to_string()),
+            raft: self.raft.clone(),
+            engine: self.engine.options(),
+            wal: self.wal.options(),
+            dial_overrides: self.dial_overrides.clone().into_iter().collect(),
+        }
     }
 
     /// Where backups go.
@@ -236,6 +282,24 @@ impl NodeConfig {
         self.backup_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("backups"))
+    }
+}
+
+/// A parse error on one line (its line number and what is wrong), without the source excerpt
+/// toml adds, so that a node refusing its config says why in one line.
+fn parse_reason(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let line = text
+                .bytes()
+                .take(span.start)
+                .filter(|&b| b == b'\n')
+                .count()
+                + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
     }
 }
 
@@ -275,5 +339,64 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cluster_id"), "{e}");
+    }
+
+    #[test]
+    fn every_engine_and_wal_key_reaches_the_raft_node_config() {
+        let c = NodeConfig::from_toml(
+            r#"
+            node_id = 1
+            max_request_bytes = 1048576
+            [engine]
+            memtable_bytes = 1000001
+            max_immutable_memtables = 3
+            level1_bytes = 1000003
+            level_multiplier = 7
+            target_file_bytes = 1000005
+            l0_compaction_trigger = 2
+            l0_slowdown_trigger = 9
+            l0_stop_trigger = 11
+            pending_compaction_slowdown_bytes = 1000007
+            pending_compaction_stop_bytes = 1000009
+            max_write_delay_ms = 13
+            compaction_threads = 2
+            block_bytes = 8192
+            bloom_bits_per_key = 14
+            [wal]
+            segment_bytes = 1000011
+            max_entry_bytes = 2000000
+            "#,
+        )
+        .unwrap();
+        let api: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let r = c.raft_node_config(api);
+        assert_eq!(r.node_id, 1);
+        assert_eq!(r.api_advertise, "127.0.0.1:9001");
+        let e = &r.engine;
+        assert_eq!(e.memtable_bytes, 1_000_001);
+        assert_eq!(e.max_immutable_memtables, 3);
+        assert_eq!(e.level1_bytes, 1_000_003);
+        assert_eq!(e.level_multiplier, 7);
+        assert_eq!(e.target_file_bytes, 1_000_005);
+        assert_eq!(e.l0_compaction_trigger, 2);
+        assert_eq!(e.l0_slowdown_trigger, 9);
+        assert_eq!(e.l0_stop_trigger, 11);
+        assert_eq!(e.pending_compaction_slowdown_bytes, 1_000_007);
+        assert_eq!(e.pending_compaction_stop_bytes, 1_000_009);
+        assert_eq!(e.max_write_delay, std::time::Duration::from_millis(13));
+        assert_eq!(e.compaction_threads, 2);
+        assert_eq!(e.table.block_bytes, 8192);
+        assert_eq!(e.table.bloom_bits_per_key, 14);
+        assert_eq!(r.wal.segment_bytes, 1_000_011);
+        assert_eq!(r.wal.max_entry_bytes, 2_000_000);
+    }
+
+    #[test]
+    fn a_parse_error_is_one_line_with_its_line_number() {
+        let e = NodeConfig::from_toml("node_id = 1\n[engine]\nbogus = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("line 3") && e.contains("bogus"), "{e}");
     }
 }

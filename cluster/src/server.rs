@@ -10,7 +10,6 @@ use std::time::Duration;
 use qastore_proto::v1::admin_server::AdminServer;
 use qastore_proto::v1::store_server::StoreServer;
 use qastore_raft::{PeerNode, RaftNode};
-use qastore_storage::EngineOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -49,15 +48,6 @@ pub struct RunningNode {
     servers: Vec<JoinHandle<()>>,
 }
 
-/// The engine options a config asks for.
-fn engine_options(config: &NodeConfig) -> EngineOptions {
-    let mut o = EngineOptions::default();
-    if let Some(b) = config.engine.memtable_bytes {
-        o.memtable_bytes = b;
-    }
-    o
-}
-
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -83,22 +73,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     };
     let api_addr = local(&api_listener, config.api_listen)?;
     let http_addr = local(&http_listener, config.http_listen)?;
-    let raft = RaftNode::start(qastore_raft::NodeConfig {
-        cluster_id: config.cluster_id.clone(),
-        node_id: config.node_id,
-        data_dir: config.data_dir.clone(),
-        raft_listen: config.raft_listen,
-        raft_advertise: config.raft_advertise.clone(),
-        api_advertise: config
-            .api_advertise
-            .clone()
-            .unwrap_or_else(|| api_addr.to_string()),
-        raft: config.raft.clone(),
-        engine: engine_options(&config),
-        wal: Default::default(),
-        dial_overrides: config.dial_overrides.clone().into_iter().collect(),
-    })
-    .await?;
+    let raft = RaftNode::start(config.raft_node_config(api_addr)).await?;
     if initialize {
         initialize_cluster(&raft, &config).await?;
     }

@@ -61,6 +61,27 @@ impl Default for WalOptions {
     }
 }
 
+impl WalOptions {
+    /// Checks that the options can work: a zero segment size would start a segment file for
+    /// every append, and a zero entry limit would refuse every entry.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &'static str| -> Result<()> {
+            Err(InvalidArgument::BadOption {
+                name,
+                reason: "must be above zero".into(),
+            }
+            .into())
+        };
+        if self.segment_bytes == 0 {
+            return bad("segment_bytes");
+        }
+        if self.max_entry_bytes == 0 {
+            return bad("max_entry_bytes");
+        }
+        Ok(())
+    }
+}
+
 struct State {
     segments: VecDeque<Segment>,
     meta: WalMeta,
