@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use qastore_lsm::EngineOptions;
 use qastore_proto::v1::admin_server::AdminServer;
 use qastore_proto::v1::store_server::StoreServer;
 use qastore_raft::{PeerNode, RaftNode};
-use qastore_storage::EngineOptions;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
