@@ -17,8 +17,8 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+use qastore_exchange::record::Record;
 use qastore_proto::v1 as pb;
-use qastore_storage::record::Record;
 
 use crate::output::{out, outln, Table};
 use check::{Ack, Promise};

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use qastore_storage::checkpoint::EngineHome;
-use qastore_storage::vfs::OsVfs;
+use qastore_lsm::checkpoint::EngineHome;
+use qastore_lsm::vfs::OsVfs;
 
 /// Which stream's directory to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

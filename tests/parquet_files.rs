@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use qastore_benches::workload::Workload;
 use qastore_client::Client;
+use qastore_exchange::olap::parquet::decode_ticks;
+use qastore_exchange::query::TimeRange;
 use qastore_proto::v1 as pb;
-use qastore_storage::olap::parquet::decode_ticks;
-use qastore_storage::query::TimeRange;
 use support::*;
 
 const DAY: u32 = 20241202;

@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use qastore_benches::{absent_key16, key16, value};
-use qastore_storage::vfs::OsVfs;
-use qastore_storage::wal::{LogId, Wal, WalEntry, WalOptions};
-use qastore_storage::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::wal::{LogId, Wal, WalEntry, WalOptions};
+use qastore_lsm::{Engine, EngineOptions, WriteBatch};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]

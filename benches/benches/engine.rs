@@ -18,10 +18,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use crossbeam_skiplist::SkipMap;
 use fjall::{Database, KeyspaceCreateOptions};
 use qastore_benches::{absent_key16, key16, value, Latencies};
-use qastore_storage::ikey::{seq_of, ValueKind};
-use qastore_storage::memtable::Memtable;
-use qastore_storage::vfs::OsVfs;
-use qastore_storage::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::ikey::{seq_of, ValueKind};
+use qastore_lsm::memtable::Memtable;
+use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::{Engine, EngineOptions, WriteBatch};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]

@@ -15,17 +15,17 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fjall::{Database, KeyspaceCreateOptions};
-use qastore_storage::apply::apply;
-use qastore_storage::batch::WriteBatch;
-use qastore_storage::calendar::TradingCalendar;
-use qastore_storage::datagen::{ExchangeGen, GenConfig};
-use qastore_storage::keys::{self, Stream};
-use qastore_storage::olap;
-use qastore_storage::query::bars::{bars, BarSource, Period};
-use qastore_storage::query::TimeRange;
-use qastore_storage::record::{encode, Record};
-use qastore_storage::vfs::OsVfs;
-use qastore_storage::{Engine, EngineOptions};
+use qastore_exchange::apply::apply;
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::datagen::{ExchangeGen, GenConfig};
+use qastore_exchange::keys::{self, Stream};
+use qastore_exchange::olap;
+use qastore_exchange::query::bars::{bars, BarSource, Period};
+use qastore_exchange::query::TimeRange;
+use qastore_exchange::record::{encode, Record};
+use qastore_lsm::batch::WriteBatch;
+use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::{Engine, EngineOptions};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]

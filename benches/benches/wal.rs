@@ -18,9 +18,9 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 use parking_lot::Mutex;
 use qastore_benches::{key16, Latencies};
-use qastore_storage::vfs::OsVfs;
-use qastore_storage::wal::{Wal, WalEntry, WalOptions};
-use qastore_storage::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::wal::{Wal, WalEntry, WalOptions};
+use qastore_lsm::{Engine, EngineOptions, WriteBatch};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]

@@ -3,10 +3,10 @@
 //! records.
 
 use qastore_cluster::convert::records::record_to_pb;
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::datagen::{ExchangeGen, GenConfig};
+use qastore_exchange::record::Record;
 use qastore_proto::v1 as pb;
-use qastore_storage::calendar::TradingCalendar;
-use qastore_storage::datagen::{ExchangeGen, GenConfig};
-use qastore_storage::record::Record;
 
 /// The first trading day generated.
 pub const FIRST_DAY: u32 = 20241202;

@@ -85,7 +85,10 @@ impl From<qastore_raft::Error> for ApiError {
             damaged @ E::Damaged(_) => {
                 ApiError::Unavailable(format!("{damaged}; ask another node"))
             }
-            E::Storage(qastore_storage::Error::InvalidArgument(m)) => {
+            E::Storage(qastore_lsm::Error::InvalidArgument(m)) => {
+                ApiError::InvalidArgument(m.to_string())
+            }
+            E::Exchange(qastore_exchange::Error::InvalidArgument(m)) => {
                 ApiError::InvalidArgument(m.to_string())
             }
             other => ApiError::Internal(other.to_string()),
@@ -93,10 +96,20 @@ impl From<qastore_raft::Error> for ApiError {
     }
 }
 
-impl From<qastore_storage::Error> for ApiError {
-    fn from(e: qastore_storage::Error) -> Self {
+impl From<qastore_lsm::Error> for ApiError {
+    fn from(e: qastore_lsm::Error) -> Self {
         match e {
-            qastore_storage::Error::InvalidArgument(m) => ApiError::InvalidArgument(m.to_string()),
+            qastore_lsm::Error::InvalidArgument(m) => ApiError::InvalidArgument(m.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<qastore_exchange::Error> for ApiError {
+    fn from(e: qastore_exchange::Error) -> Self {
+        match e {
+            qastore_exchange::Error::Engine(e) => e.into(),
+            qastore_exchange::Error::InvalidArgument(m) => ApiError::InvalidArgument(m.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

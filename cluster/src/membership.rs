@@ -91,9 +91,9 @@ impl RemovalNotice {
             return;
         };
         let text = encode(membership_index, &removal);
-        let vfs = qastore_storage::vfs::OsVfs::shared();
+        let vfs = qastore_lsm::vfs::OsVfs::shared();
         let written = tokio::task::spawn_blocking(move || {
-            qastore_storage::vfs::write_atomic(vfs.as_ref(), &file, text.as_bytes())
+            qastore_lsm::vfs::write_atomic(vfs.as_ref(), &file, text.as_bytes())
         })
         .await;
         match written {

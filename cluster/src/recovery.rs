@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
+use qastore_lsm::vfs::OsVfs;
 use qastore_raft::recovery::{self, ForcedCluster};
 use qastore_raft::PeerNode;
-use qastore_storage::vfs::OsVfs;
 
 use crate::config::NodeConfig;
 

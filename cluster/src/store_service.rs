@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use qastore_exchange::query::{BarSource, Page, PageRequest, Period, Queries, TimeRange};
+use qastore_lsm::Engine;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::store_server::Store;
 use qastore_raft::{Ack, Response as Applied, WriteCommand};
-use qastore_storage::query::{BarSource, Page, PageRequest, Period, Queries, TimeRange};
-use qastore_storage::Engine;
 use tonic::{Request, Response, Status};
 
 use crate::convert::bars::{bars_page, BarQuery};
@@ -194,7 +194,7 @@ fn next_token<T>(p: &Page<T>) -> bytes::Bytes {
     p.next.clone().unwrap_or_default()
 }
 
-fn order_view(v: &qastore_storage::query::OrderView) -> pb::OrderView {
+fn order_view(v: &qastore_exchange::query::OrderView) -> pb::OrderView {
     pb::OrderView {
         state: Some(conv::order_state_to_pb(&v.state)),
         history: v.history.iter().map(conv::journal_to_pb).collect(),
@@ -267,7 +267,7 @@ impl Store for StoreService {
                 } else {
                     Vec::new()
                 };
-                Ok(Some(order_view(&qastore_storage::query::OrderView {
+                Ok(Some(order_view(&qastore_exchange::query::OrderView {
                     state,
                     history,
                 })))

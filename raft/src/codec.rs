@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use openraft::entry::RaftEntry;
 use openraft::EntryPayload;
-use qastore_storage::codec::{put_len_prefixed, put_varint, Reader};
-use qastore_storage::wal::WalEntry;
+use qastore_lsm::codec::{put_len_prefixed, put_varint, Reader};
+use qastore_lsm::wal::WalEntry;
 
 use crate::command::Request;
 use crate::error::CodecError;
@@ -93,8 +93,8 @@ pub fn encode_entry(entry: &Entry) -> Bytes {
 /// Decodes [`encode_entry`].
 pub fn decode_entry_bytes(bytes: &Bytes) -> Result<Entry, CodecError> {
     let (Some(index), Some(term)) = (
-        qastore_storage::codec::u64_at(bytes, 0),
-        qastore_storage::codec::u64_at(bytes, 8),
+        qastore_lsm::codec::u64_at(bytes, 0),
+        qastore_lsm::codec::u64_at(bytes, 8),
     ) else {
         return Err(CodecError::new("entry", "truncated header"));
     };

@@ -7,8 +7,8 @@
 use std::fmt;
 
 use bytes::Bytes;
-use qastore_storage::apply::Outcome;
-use qastore_storage::record::{decode, encode, DecodeError, Record};
+use qastore_exchange::apply::Outcome;
+use qastore_exchange::record::{decode, encode, DecodeError, Record};
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// How many nodes must hold a write before it is answered.
@@ -77,11 +77,11 @@ pub enum StreamKind {
     Trades,
 }
 
-impl From<StreamKind> for qastore_storage::keys::Stream {
+impl From<StreamKind> for qastore_exchange::keys::Stream {
     fn from(s: StreamKind) -> Self {
         match s {
-            StreamKind::Ticks => qastore_storage::keys::Stream::Ticks,
-            StreamKind::Trades => qastore_storage::keys::Stream::Trades,
+            StreamKind::Ticks => qastore_exchange::keys::Stream::Ticks,
+            StreamKind::Trades => qastore_exchange::keys::Stream::Trades,
         }
     }
 }
@@ -222,7 +222,7 @@ pub enum Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qastore_storage::record::samples;
+    use qastore_exchange::record::samples;
 
     #[test]
     fn a_request_round_trips_and_truncation_is_caught() {

@@ -77,8 +77,8 @@ impl EngineDamage {
 
 /// Whether a storage error means the engine's data or files cannot be trusted (as opposed to
 /// bad input, or a component that is merely closing).
-pub fn is_damage(e: &qastore_storage::Error) -> bool {
-    use qastore_storage::Error as E;
+pub fn is_damage(e: &qastore_lsm::Error) -> bool {
+    use qastore_lsm::Error as E;
     matches!(
         e,
         E::Corruption { .. } | E::BadValue { .. } | E::EngineFailed(_) | E::Io { .. }
@@ -87,8 +87,8 @@ pub fn is_damage(e: &qastore_storage::Error) -> bool {
 
 /// Whether a storage error says stored bytes failed a check (not merely that an operation
 /// failed, as on a full disk).
-pub fn is_corruption(e: &qastore_storage::Error) -> bool {
-    use qastore_storage::Error as E;
+pub fn is_corruption(e: &qastore_lsm::Error) -> bool {
+    use qastore_lsm::Error as E;
     match e {
         E::Corruption { .. } | E::BadValue { .. } => true,
         E::EngineFailed(inner) => is_corruption(inner),

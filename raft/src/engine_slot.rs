@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use qastore_storage::Engine;
+use qastore_lsm::Engine;
 
 use crate::error::{Error, Result};
 

@@ -27,7 +27,11 @@ impl CodecError {
 pub enum Error {
     /// The storage engine or write-ahead log failed.
     #[error(transparent)]
-    Storage(#[from] qastore_storage::error::Error),
+    Storage(#[from] qastore_lsm::error::Error),
+    /// The exchange layer refused or failed an operation (its engine errors arrive as
+    /// [`Error::Storage`]).
+    #[error(transparent)]
+    Exchange(qastore_exchange::Error),
     /// Stored or received bytes do not decode.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -121,6 +125,17 @@ impl Error {
 /// stays reachable as the `io::Error`'s inner error.
 pub(crate) fn to_io(e: impl Into<BoxError>) -> io::Error {
     io::Error::other(e)
+}
+
+impl From<qastore_exchange::Error> for Error {
+    /// Engine errors met in the exchange layer become [`Error::Storage`], so that damage is
+    /// recognised wherever it came from.
+    fn from(e: qastore_exchange::Error) -> Self {
+        match e {
+            qastore_exchange::Error::Engine(e) => Error::Storage(e),
+            other => Error::Exchange(other),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use qastore_storage::EngineIter;
+use qastore_lsm::EngineIter;
 
 use crate::error::{Error, Result};
 

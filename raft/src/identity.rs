@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use qastore_storage::vfs::{write_atomic, Vfs};
+use qastore_lsm::vfs::{write_atomic, Vfs};
 
 use crate::error::{Error, Result};
 use crate::types::NodeId;
@@ -116,7 +116,7 @@ pub fn claim(vfs: &dyn Vfs, dir: &Path, cluster_id: &str, node_id: NodeId) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qastore_storage::vfs::SimVfs;
+    use qastore_lsm::vfs::SimVfs;
 
     #[test]
     fn a_directory_belongs_to_one_node_of_one_cluster() {

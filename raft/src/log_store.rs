@@ -16,7 +16,7 @@ use std::sync::Arc;
 use futures::Stream;
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogReader};
-use qastore_storage::wal::{self, Wal};
+use qastore_lsm::wal::{self, Wal};
 
 use crate::codec;
 use crate::error::to_io;
@@ -118,8 +118,8 @@ impl LogStore {
     async fn durable(
         &self,
         start: impl FnOnce(
-            Box<dyn FnOnce(qastore_storage::error::Result<()>) + Send>,
-        ) -> qastore_storage::error::Result<()>,
+            Box<dyn FnOnce(qastore_lsm::error::Result<()>) + Send>,
+        ) -> qastore_lsm::error::Result<()>,
     ) -> io::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         start(Box::new(move |r| {

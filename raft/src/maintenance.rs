@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
-use qastore_storage::olap;
-use qastore_storage::wal::Wal;
+use qastore_exchange::olap;
+use qastore_lsm::wal::Wal;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

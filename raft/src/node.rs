@@ -18,11 +18,11 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use parking_lot::Mutex;
-use qastore_storage::apply::MAX_BATCH_RECORDS;
-use qastore_storage::record::validate_batch;
-use qastore_storage::vfs::{OsVfs, VfsRef};
-use qastore_storage::wal::{Wal, WalOptions};
-use qastore_storage::{Engine, EngineOptions};
+use qastore_exchange::apply::MAX_BATCH_RECORDS;
+use qastore_exchange::record::validate_batch;
+use qastore_lsm::vfs::{OsVfs, VfsRef};
+use qastore_lsm::wal::{Wal, WalOptions};
+use qastore_lsm::{Engine, EngineOptions};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -374,7 +374,7 @@ impl RaftNode {
     }
 
     /// The write-ahead log's counters.
-    pub fn wal_stats(&self) -> qastore_storage::wal::WalStats {
+    pub fn wal_stats(&self) -> qastore_lsm::wal::WalStats {
         self.wal.stats()
     }
 
@@ -816,10 +816,7 @@ impl RaftNode {
 
     /// Writes a backup of this node's state into `dir` (which must not exist yet): the same
     /// checkpoint a snapshot is, holding the applied log id and membership.
-    pub async fn backup(
-        &self,
-        dir: PathBuf,
-    ) -> Result<qastore_storage::checkpoint::CheckpointInfo> {
+    pub async fn backup(&self, dir: PathBuf) -> Result<qastore_lsm::checkpoint::CheckpointInfo> {
         let sm = self.sm.clone();
         tokio::task::spawn_blocking(move || sm.backup(&dir))
             .await

@@ -12,10 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use qastore_storage::checkpoint::{self, CheckpointStore, EngineHome};
-use qastore_storage::vfs::VfsRef;
-use qastore_storage::wal::{Wal, WalOptions};
-use qastore_storage::EngineOptions;
+use qastore_lsm::checkpoint::{self, CheckpointStore, EngineHome};
+use qastore_lsm::vfs::VfsRef;
+use qastore_lsm::wal::{Wal, WalOptions};
+use qastore_lsm::EngineOptions;
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -63,7 +63,7 @@ pub fn force_new_cluster(
     }
     if let (Some(a), true) = (applied, wal.last_log_id().is_none()) {
         // No log: record the applied entry as purged, so the log continues right after it.
-        wal.purge_up_to(qastore_storage::wal::LogId {
+        wal.purge_up_to(qastore_lsm::wal::LogId {
             term: a.leader_id.term,
             index: a.index,
         })?;

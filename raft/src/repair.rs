@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
+use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointMeta, CheckpointStore};
 use qastore_proto::peer_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::raft_peer_client::RaftPeerClient;
-use qastore_storage::checkpoint::{CheckpointInfo, CheckpointMeta, CheckpointStore};
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
@@ -295,7 +295,7 @@ const START_REPAIR_WAIT: Duration = Duration::from_secs(60);
 /// Refuses to start (naming the damage, with its file and offset) when no peer can repair it.
 pub async fn repair_at_start(
     sm: &crate::state_machine::StateMachine,
-    wal: &qastore_storage::wal::Wal,
+    wal: &qastore_lsm::wal::Wal,
     caller: &Caller,
     dial_overrides: &std::collections::HashMap<String, String>,
 ) -> Result<()> {

@@ -10,8 +10,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use qastore_storage::keys::Stream;
-use qastore_storage::olap::{self, RetentionPolicy};
+use qastore_exchange::keys::Stream;
+use qastore_exchange::olap::{self, RetentionPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -35,7 +35,7 @@ pub fn due(
     sm: &StateMachine,
     now: i64,
     last_retention: &Option<RetentionPolicy>,
-) -> qastore_storage::Result<Vec<SystemCommand>> {
+) -> qastore_exchange::Result<Vec<SystemCommand>> {
     let engine = match sm.engine() {
         Ok(e) => e,
         Err(_) => return Ok(Vec::new()),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use qastore_storage::olap::RetentionSettings;
+use qastore_exchange::olap::RetentionSettings;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use qastore_storage::checkpoint::{CheckpointInfo, CheckpointLease};
+use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointLease};
 
 use crate::codec;
 use crate::error::CodecError;

@@ -13,7 +13,7 @@
 //! Applying runs on the blocking pool, after awaiting the engine's write room: flushes and
 //! compactions run on the engine's own threads, never inside `apply`.
 //!
-//! Writes are idempotent (see `qastore_storage::dedup`): a retry gets the original answer and
+//! Writes are idempotent (see `qastore_exchange::dedup`): a retry gets the original answer and
 //! changes nothing; a request id reused with another payload is refused.
 
 use std::io;
@@ -27,14 +27,14 @@ use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::{Mutex, RwLock};
-use qastore_storage::apply::stage;
-use qastore_storage::calendar::TradingCalendar;
-use qastore_storage::checkpoint::{CheckpointInfo, CheckpointStore, EngineHome};
-use qastore_storage::dedup::{self, Check, DedupRecord};
-use qastore_storage::keys::{KeyBuf, SYSTEM};
-use qastore_storage::olap::{self, RetentionPolicy};
-use qastore_storage::vfs::VfsRef;
-use qastore_storage::{Engine, EngineOptions, WriteBatch};
+use qastore_exchange::apply::stage;
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::dedup::{self, Check, DedupRecord};
+use qastore_exchange::keys::{KeyBuf, SYSTEM};
+use qastore_exchange::olap::{self, RetentionPolicy};
+use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore, EngineHome};
+use qastore_lsm::vfs::VfsRef;
+use qastore_lsm::{Engine, EngineOptions, WriteBatch};
 
 use crate::codec;
 use crate::command::{Command, Response, SystemCommand, WriteCommand};
@@ -68,7 +68,7 @@ fn membership_key() -> Vec<u8> {
 
 /// The hash replicas are compared by: every key and value except the applied log id and the
 /// membership, which say where the data sits in a log rather than what it is.
-pub fn replica_hash(view: qastore_storage::EngineIter) -> qastore_storage::Result<u64> {
+pub fn replica_hash(view: qastore_lsm::EngineIter) -> qastore_lsm::Result<u64> {
     let (applied, membership) = (applied_key(), membership_key());
     view.state_hash_skipping(&[&applied, &membership])
 }
@@ -171,7 +171,7 @@ impl StateMachine {
         let checkpoints = CheckpointStore::open(
             vfs.clone(),
             checkpoints_dir(data_dir),
-            qastore_storage::checkpoint::DEFAULT_KEEP,
+            qastore_lsm::checkpoint::DEFAULT_KEEP,
         )?;
         let (applied, calendar, settings) = load_state(&engine)?;
         tracing::info!(applied = ?applied.log_id, "state machine opened");
@@ -215,9 +215,12 @@ impl StateMachine {
 
     /// Converts an error met reading the engine, recording it as damage when the engine's
     /// bytes failed a check: the node then stops serving the engine and repairs it.
-    pub fn storage_error(&self, e: qastore_storage::Error) -> Error {
-        if crate::damage::is_corruption(&e) {
-            self.inner.damage.report(e.to_string());
+    pub fn storage_error(&self, e: impl Into<qastore_exchange::Error>) -> Error {
+        let e = e.into();
+        if let qastore_exchange::Error::Engine(engine) = &e {
+            if crate::damage::is_corruption(engine) {
+                self.inner.damage.report(engine.to_string());
+            }
         }
         e.into()
     }
@@ -491,7 +494,9 @@ impl StateMachine {
             Check::New => {
                 let staged = match stage(engine, &w.records, index) {
                     Ok(s) => s,
-                    Err(qastore_storage::Error::InvalidArgument(e)) => {
+                    Err(qastore_exchange::Error::Engine(qastore_lsm::Error::InvalidArgument(
+                        e,
+                    ))) => {
                         engine.apply(&sys, index)?;
                         return Ok(Response::Refused {
                             reason: e.to_string(),
@@ -515,7 +520,7 @@ impl StateMachine {
                     Ok(()) => Ok(Response::Written {
                         outcomes: staged.outcomes,
                     }),
-                    Err(qastore_storage::Error::InvalidArgument(e)) => {
+                    Err(qastore_lsm::Error::InvalidArgument(e)) => {
                         engine.apply(&sys, index)?;
                         Ok(Response::Refused {
                             reason: e.to_string(),
@@ -605,10 +610,9 @@ impl StateMachine {
         // Only for a state that never reached the engine (nothing but index 0 applied).
         let before = self.inner.applied.lock().clone();
         engine.flush()?;
-        let info = self
-            .inner
-            .checkpoints
-            .create_with(&engine, |read| raft_blob(read, &before))?;
+        let info = olap::create_checkpoint(&self.inner.checkpoints, &engine, |read| {
+            raft_blob(read, &before)
+        })?;
         self.snapshot_of(&info)
     }
 
@@ -619,7 +623,9 @@ impl StateMachine {
         let engine = self.engine()?;
         let before = self.inner.applied.lock().clone();
         engine.flush()?;
-        Ok(engine.checkpoint_with(dir, |read| raft_blob(read, &before))?)
+        Ok(olap::write_checkpoint(&engine, dir, |read| {
+            raft_blob(read, &before)
+        })?)
     }
 
     fn snapshot_of(&self, info: &CheckpointInfo) -> Result<Snapshot> {
@@ -678,9 +684,9 @@ impl StateMachine {
 /// The Raft state a checkpoint records, read from the checkpoint itself (`before` covers a
 /// state that never reached the engine: nothing but index 0 applied).
 fn raft_blob(
-    read: &dyn Fn(&[u8]) -> qastore_storage::Result<Option<Bytes>>,
+    read: &dyn Fn(&[u8]) -> qastore_lsm::Result<Option<Bytes>>,
     before: &Applied,
-) -> qastore_storage::Result<Bytes> {
+) -> qastore_lsm::Result<Bytes> {
     let applied = match read(&applied_key())? {
         Some(b) => codec::decode_log_id(&b).map_err(corrupt_state)?,
         None => before.log_id,
@@ -692,8 +698,8 @@ fn raft_blob(
     Ok(Bytes::from(encode_blob(applied.as_ref(), &membership)))
 }
 
-fn corrupt_state(e: crate::error::CodecError) -> qastore_storage::Error {
-    qastore_storage::Error::BadValue {
+fn corrupt_state(e: crate::error::CodecError) -> qastore_lsm::Error {
+    qastore_lsm::Error::BadValue {
         key: "raft state".into(),
         reason: e.to_string(),
     }
@@ -702,8 +708,8 @@ fn corrupt_state(e: crate::error::CodecError) -> qastore_storage::Error {
 fn append_ops(batch: &mut WriteBatch, extra: &WriteBatch) {
     for op in extra.ops() {
         match op {
-            qastore_storage::BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
-            qastore_storage::BatchOp::Delete { key } => batch.delete(key.clone()),
+            qastore_lsm::BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
+            qastore_lsm::BatchOp::Delete { key } => batch.delete(key.clone()),
         };
     }
 }

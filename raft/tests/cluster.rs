@@ -7,13 +7,13 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use qastore_exchange::query::Queries;
 use qastore_raft::node::Role;
 use qastore_raft::{Error, NodeId, Response};
-use qastore_storage::query::Queries;
 use support::{batches, write, Cluster, SERIAL, WAIT};
 
 /// Writes `batches` through the current leader; returns the log index of each acknowledged one.
-async fn write_all(c: &Cluster, batches: &[Vec<qastore_storage::record::Record>]) -> Vec<u64> {
+async fn write_all(c: &Cluster, batches: &[Vec<qastore_exchange::record::Record>]) -> Vec<u64> {
     let mut acked = Vec::new();
     for b in batches {
         let leader = c.leader().await;
@@ -310,10 +310,10 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
     loop {
         let done = c.nodes.values().all(|n| {
             let e = n.engine().unwrap();
-            qastore_storage::olap::pending_days(&e, qastore_storage::keys::Stream::Ticks)
+            qastore_exchange::olap::pending_days(&e, qastore_exchange::keys::Stream::Ticks)
                 .unwrap()
                 .is_empty()
-                && qastore_storage::olap::pending_days(&e, qastore_storage::keys::Stream::Trades)
+                && qastore_exchange::olap::pending_days(&e, qastore_exchange::keys::Stream::Trades)
                     .unwrap()
                     .is_empty()
                 && Queries::new(&e)
@@ -337,13 +337,13 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
     write_all(&c, &more[20..]).await;
     let part1 = |n: &qastore_raft::RaftNode| {
         let e = n.engine().unwrap();
-        let stream = qastore_storage::keys::Stream::Ticks;
-        let late: Vec<_> = qastore_storage::olap::catalog::all(&e, stream)
+        let stream = qastore_exchange::keys::Stream::Ticks;
+        let late: Vec<_> = qastore_exchange::olap::catalog::all(&e, stream)
             .unwrap()
             .into_iter()
             .filter(|p| p.part() == 1)
             .collect();
-        let pending = qastore_storage::olap::pending_days(&e, stream).unwrap();
+        let pending = qastore_exchange::olap::pending_days(&e, stream).unwrap();
         (late, pending.is_empty())
     };
     let deadline = std::time::Instant::now() + WAIT;

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use qastore_lsm::vfs::{Fault, FaultOp, SimVfs, Vfs};
 use qastore_raft::{Error, RaftNode};
-use qastore_storage::vfs::{Fault, FaultOp, SimVfs, Vfs};
 use support::{batches, config, free_port, init_tracing, write, Cluster, SERIAL, WAIT};
 
 const SIM_DIR: &str = "/n3";
@@ -112,7 +112,7 @@ async fn a_follower_starting_with_a_flipped_table_byte_repairs_from_a_peer() {
     let kept = n3.state_machine().checkpoints().list().unwrap();
     assert!(!kept.is_empty());
     for info in kept {
-        qastore_storage::checkpoint::verify(&vfs, &info.dir)
+        qastore_lsm::checkpoint::verify(&vfs, &info.dir)
             .unwrap_or_else(|e| panic!("a damaged checkpoint was kept: {e}"));
     }
     c.nodes.insert(3, n3);

@@ -5,9 +5,9 @@ mod support;
 
 use std::collections::BTreeMap;
 
+use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::wal::{LogId, Wal, WalOptions};
 use qastore_raft::{Ack, RaftNode, WriteCommand};
-use qastore_storage::vfs::OsVfs;
-use qastore_storage::wal::{LogId, Wal, WalOptions};
 use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

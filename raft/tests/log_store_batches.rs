@@ -8,14 +8,14 @@ use std::sync::Arc;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::RaftLogReader;
+use qastore_exchange::record::{Record, Tick};
+use qastore_lsm::vfs::SimVfs;
+use qastore_lsm::wal::{Wal, WalOptions};
 use qastore_raft::codec;
 use qastore_raft::command::{Command, Request};
 use qastore_raft::log_store::LogStore;
 use qastore_raft::types::{log_id, Entry};
 use qastore_raft::{Ack, WriteCommand};
-use qastore_storage::record::{Record, Tick};
-use qastore_storage::vfs::SimVfs;
-use qastore_storage::wal::{Wal, WalOptions};
 
 /// An entry at `index` whose payload is a write of `records` ticks.
 fn entry(index: u64, records: usize) -> Entry {

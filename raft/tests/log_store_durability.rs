@@ -10,11 +10,11 @@ use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::type_config::TypeConfigExt;
 use openraft::RaftLogReader;
+use qastore_lsm::vfs::{Fault, FaultOp, PowerCut, SimVfs};
+use qastore_lsm::wal::{Wal, WalOptions};
 use qastore_raft::log_store::LogStore;
 use qastore_raft::types::{log_id, Entry, Vote};
 use qastore_raft::TypeConfig;
-use qastore_storage::vfs::{Fault, FaultOp, PowerCut, SimVfs};
-use qastore_storage::wal::{Wal, WalOptions};
 
 fn open(vfs: &SimVfs) -> LogStore {
     let wal = Wal::open(vfs.shared(), Path::new("/node/wal"), WalOptions::default()).unwrap();

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::StorageError;
+use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::wal::{Wal, WalOptions};
+use qastore_lsm::EngineOptions;
 use qastore_raft::log_store::LogStore;
 use qastore_raft::state_machine::StateMachine;
 use qastore_raft::TypeConfig;
-use qastore_storage::vfs::OsVfs;
-use qastore_storage::wal::{Wal, WalOptions};
-use qastore_storage::EngineOptions;
 use tempfile::TempDir;
 
 struct Builder;

@@ -8,9 +8,9 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use qastore_exchange::record::{Level, OrderBookSnapshot, Record};
 use qastore_raft::network::PeerStats;
 use qastore_raft::{Error, NodeId, Response};
-use qastore_storage::record::{Level, OrderBookSnapshot, Record};
 use support::slow_link::SlowLink;
 use support::{batches, write, Cluster, SERIAL, WAIT};
 

@@ -6,15 +6,15 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use qastore_exchange::apply::Outcome;
+use qastore_exchange::keys::Stream;
+use qastore_exchange::olap;
+use qastore_exchange::query::Queries;
+use qastore_exchange::record::Record;
+use qastore_lsm::vfs::{PowerCut, SimVfs};
 use qastore_raft::command::StreamKind;
 use qastore_raft::node::NodeConfig;
 use qastore_raft::{Ack, Error, RaftNode, Response, SystemCommand, WriteCommand};
-use qastore_storage::apply::Outcome;
-use qastore_storage::keys::Stream;
-use qastore_storage::olap;
-use qastore_storage::query::Queries;
-use qastore_storage::record::Record;
-use qastore_storage::vfs::{PowerCut, SimVfs};
 use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
 
 async fn single(cfg: NodeConfig, vfs: Option<&SimVfs>) -> RaftNode {

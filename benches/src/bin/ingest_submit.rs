@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions};
 use qastore_cluster::convert::records::record_to_pb;
+use qastore_exchange::record::samples;
 use qastore_proto::v1 as pb;
-use qastore_storage::record::samples;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use qastore_benches::Latencies;
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::datagen::{ExchangeGen, GenConfig};
+use qastore_exchange::record::Record;
+use qastore_lsm::wal::WalOptions;
+use qastore_lsm::EngineOptions;
 use qastore_raft::{Ack, NodeConfig, NodeId, RaftNode, RaftSettings, Role, WriteCommand};
-use qastore_storage::calendar::TradingCalendar;
-use qastore_storage::datagen::{ExchangeGen, GenConfig};
-use qastore_storage::record::Record;
-use qastore_storage::wal::WalOptions;
-use qastore_storage::EngineOptions;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use qastore_storage::wal::WalOptions;
-use qastore_storage::{EngineOptions, Error as StorageError, InvalidArgument};
+use qastore_lsm::wal::WalOptions;
+use qastore_lsm::{EngineOptions, Error as StorageError, InvalidArgument};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -182,8 +182,8 @@ fn set<T>(target: &mut T, value: Option<T>) {
 
 #[cfg(test)]
 mod tests {
-    use qastore_storage::wal::WalOptions;
-    use qastore_storage::EngineOptions;
+    use qastore_lsm::wal::WalOptions;
+    use qastore_lsm::EngineOptions;
 
     use crate::config::NodeConfig;
 

@@ -5,13 +5,13 @@
 //! page's last bar end builds exactly the bars the whole range would have had from there on
 //! (volume deltas still start from the tick before the resumed range).
 
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::query::bars::{bars, Bar, BarSource, Period};
+use qastore_exchange::query::page::token_after;
+use qastore_exchange::query::{PageRequest, Queries, TimeRange};
+use qastore_exchange::InvalidArgument;
+use qastore_lsm::Engine;
 use qastore_proto::v1 as pb;
-use qastore_storage::calendar::TradingCalendar;
-use qastore_storage::error::InvalidArgument;
-use qastore_storage::query::bars::{bars, Bar, BarSource, Period};
-use qastore_storage::query::page::token_after;
-use qastore_storage::query::{PageRequest, Queries, TimeRange};
-use qastore_storage::Engine;
 
 use crate::error::ApiError;
 
@@ -103,9 +103,9 @@ fn token_prefix(q: &BarQuery) -> Vec<u8> {
 }
 
 fn resume_time(rest: &[u8]) -> Result<i64, ApiError> {
-    let bytes: [u8; 8] = rest
-        .try_into()
-        .map_err(|_| ApiError::from(qastore_storage::Error::from(InvalidArgument::BadPageToken)))?;
+    let bytes: [u8; 8] = rest.try_into().map_err(|_| {
+        ApiError::from(qastore_exchange::Error::from(InvalidArgument::BadPageToken))
+    })?;
     Ok(i64::from_be_bytes(bytes))
 }
 

@@ -4,13 +4,13 @@
 //! index and field) and a tick's levels must number exactly five; everything else is checked
 //! by the storage crate's validation, which the node runs before proposing.
 
-use qastore_proto::v1 as pb;
-use qastore_storage::apply::{JournalEntry, Outcome};
-use qastore_storage::record::{
+use qastore_exchange::apply::{JournalEntry, Outcome};
+use qastore_exchange::record::{
     AccountUpdate, Direction, Level, Offset, OrderBookSnapshot, OrderInsert, OrderState,
     OrderStatus, OrderUpdate, PositionUpdate, PriceType, Record, Tick, TimeCondition,
     TradeExecuted, VolumeCondition, TICK_LEVELS,
 };
+use qastore_proto::v1 as pb;
 
 use crate::error::ApiError;
 
@@ -379,7 +379,7 @@ pub fn order_state_to_pb(s: &OrderState) -> pb::OrderState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qastore_storage::record::samples;
+    use qastore_exchange::record::samples;
 
     #[test]
     fn every_sample_record_round_trips() {

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use futures::{Stream, StreamExt};
 use openraft::async_runtime::WatchReceiver;
 use parking_lot::Mutex;
+use qastore_lsm::checkpoint::{CheckpointMeta, CheckpointStore, Installer};
 use qastore_proto::peer_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::raft_peer_server::{RaftPeer, RaftPeerServer};
-use qastore_storage::checkpoint::{CheckpointMeta, CheckpointStore, Installer};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 

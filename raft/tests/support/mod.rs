@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::datagen::{ExchangeGen, GenConfig};
+use qastore_exchange::record::Record;
+use qastore_lsm::wal::WalOptions;
+use qastore_lsm::EngineOptions;
 use qastore_raft::node::Role;
 use qastore_raft::{Ack, NodeConfig, NodeId, PeerNode, RaftNode, RaftSettings, WriteCommand};
-use qastore_storage::calendar::TradingCalendar;
-use qastore_storage::datagen::{ExchangeGen, GenConfig};
-use qastore_storage::record::Record;
-use qastore_storage::wal::WalOptions;
-use qastore_storage::EngineOptions;
 
 /// Cluster tests share loopback ports and two cores: they run one at a time.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());

@@ -1,0 +1,305 @@
+//! Applying a batch of exchange records: one atomic engine batch, the same on every node.
+//!
+//! Outcomes that depend on stored state are decided here, record by record, each one seeing
+//! the records before it in the same batch:
+//!
+//! * an `OrderInsert` stores the order, unless it exists (then it is a duplicate and changes
+//!   nothing); updates parked for it are merged in order and removed;
+//! * an `OrderUpdate` changes the stored order's status, volume left and last message; if the
+//!   order has not arrived yet (services may deliver out of order) the update is parked under
+//!   the order's id until its insert comes;
+//! * account and position updates replace the latest state; trades (indexed by instrument and
+//!   by user), ticks and book snapshots are added.
+//!
+//! Every record is also written to the event journal under (log index, position in batch),
+//! with its outcome: the audit trail and what subscriptions replay from. Order-related events
+//! get a pointer from the order's history range, so an order's history is one range scan.
+//!
+//! Nothing here reads a clock or anything but the engine and the batch, so every replica makes
+//! the same decisions.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::keys::{self, Stream};
+use crate::record::{
+    decode, encode, AccountUpdate, OrderBookSnapshot, OrderInsert, OrderState, OrderUpdate,
+    PositionUpdate, Record, Tick, TradeExecuted,
+};
+use qastore_lsm::batch::WriteBatch;
+use qastore_lsm::engine::Engine;
+use qastore_lsm::InvalidArgument;
+
+/// The most records one batch may hold (each record becomes up to five engine operations).
+pub const MAX_BATCH_RECORDS: usize = 10_000;
+
+/// What applying one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug, PartialEq, Eq))]
+pub enum Outcome {
+    /// The order was stored; `merged_updates` parked updates were applied to it.
+    OrderInserted {
+        /// Parked updates merged into the new order.
+        merged_updates: u32,
+    },
+    /// An order with this id already exists; nothing changed.
+    DuplicateOrder,
+    /// The stored order was updated.
+    OrderUpdated,
+    /// The order is not there yet; the update waits for it.
+    UpdateParked,
+    /// The trade was recorded (in both indexes).
+    TradeRecorded,
+    /// The account's state was replaced.
+    AccountReplaced,
+    /// The position was replaced.
+    PositionReplaced,
+    /// The tick was recorded.
+    TickRecorded,
+    /// The book snapshot was recorded.
+    BookRecorded,
+}
+
+/// One event of the journal: a record as applied, and what it did.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The log index of its batch.
+    pub log_index: u64,
+    /// Its position in the batch.
+    pub ordinal: u32,
+    /// The record.
+    pub record: Record,
+    /// What applying it did.
+    pub outcome: Outcome,
+}
+
+/// A batch ready to be applied: the engine operations and each record's outcome.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// The engine batch (callers may add their own operations, e.g. system keys).
+    pub batch: WriteBatch,
+    /// One outcome per record, in order.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Reads through the writes staged so far, then the engine.
+struct Overlay<'a> {
+    engine: &'a Engine,
+    pending: BTreeMap<Vec<u8>, Option<Bytes>>,
+    batch: WriteBatch,
+}
+
+impl<'a> Overlay<'a> {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        match self.pending.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.engine.get(key)?),
+        }
+    }
+
+    fn put(&mut self, key: Vec<u8>, value: Bytes) {
+        self.batch.put(key.clone(), value.clone());
+        self.pending.insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: Vec<u8>) {
+        self.batch.delete(key.clone());
+        self.pending.insert(key, None);
+    }
+
+    /// Every live (key, value) under `prefix`, staged writes included, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Bytes)>> {
+        let mut found: BTreeMap<Vec<u8>, Bytes> = BTreeMap::new();
+        for row in self.engine.scan_prefix(prefix) {
+            let (k, v) = row?;
+            found.insert(k.to_vec(), v);
+        }
+        for (k, v) in self.pending.range(prefix.to_vec()..) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            match v {
+                Some(v) => found.insert(k.clone(), v.clone()),
+                None => found.remove(k),
+            };
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    fn note_instrument(&mut self, stream: Stream, instrument: &str) -> Result<()> {
+        let key = keys::instrument(stream, instrument);
+        if self.get(&key)?.is_none() {
+            self.put(key, Bytes::new());
+        }
+        Ok(())
+    }
+}
+
+fn bad_value(key: &[u8], e: impl std::fmt::Display) -> Error {
+    Error::bad_value(String::from_utf8_lossy(key).into_owned(), e.to_string())
+}
+
+/// Reads the stored order under `key`, if any.
+fn stored_order(overlay: &Overlay<'_>, key: &[u8]) -> Result<Option<OrderState>> {
+    match overlay.get(key)? {
+        Some(v) => decode::<OrderState>(&v)
+            .map(Some)
+            .map_err(|e| bad_value(key, e)),
+        None => Ok(None),
+    }
+}
+
+fn insert_order(overlay: &mut Overlay<'_>, o: &OrderInsert) -> Result<Outcome> {
+    let key = keys::order(&o.user_id, &o.order_id);
+    if overlay.get(&key)?.is_some() {
+        return Ok(Outcome::DuplicateOrder);
+    }
+    let mut state = OrderState::new(o.clone());
+    let marker = keys::parked_marker(&o.user_id, &o.order_id);
+    let parked = if overlay.get(&marker)?.is_some() {
+        overlay.delete(marker);
+        overlay.scan_prefix(&keys::parked_for(&o.user_id, &o.order_id))?
+    } else {
+        Vec::new()
+    };
+    for (pkey, value) in &parked {
+        let update = decode::<OrderUpdate>(value).map_err(|e| bad_value(pkey, e))?;
+        state.apply(&update);
+        overlay.delete(pkey.clone());
+    }
+    overlay.put(key, encode(&state));
+    Ok(Outcome::OrderInserted {
+        merged_updates: parked.len() as u32,
+    })
+}
+
+fn update_order(
+    overlay: &mut Overlay<'_>,
+    u: &OrderUpdate,
+    index: u64,
+    ordinal: u32,
+) -> Result<Outcome> {
+    let key = keys::order(&u.user_id, &u.order_id);
+    match stored_order(overlay, &key)? {
+        Some(mut state) => {
+            state.apply(u);
+            overlay.put(key, encode(&state));
+            Ok(Outcome::OrderUpdated)
+        }
+        None => {
+            let pkey = keys::parked(&u.user_id, &u.order_id, index, ordinal);
+            overlay.put(pkey, encode(u));
+            overlay.put(keys::parked_marker(&u.user_id, &u.order_id), Bytes::new());
+            Ok(Outcome::UpdateParked)
+        }
+    }
+}
+
+fn record_trade(overlay: &mut Overlay<'_>, t: &TradeExecuted) -> Result<Outcome> {
+    let value = encode(t);
+    overlay.put(
+        keys::trade_by_instrument(&t.instrument_id, t.trade_date_time, &t.user_id, &t.trade_id),
+        value.clone(),
+    );
+    overlay.put(
+        keys::trade_by_user(&t.user_id, t.trade_date_time, &t.trade_id),
+        value,
+    );
+    overlay.note_instrument(Stream::Trades, &t.instrument_id)?;
+    Ok(Outcome::TradeRecorded)
+}
+
+fn replace_account(overlay: &mut Overlay<'_>, a: &AccountUpdate) -> Outcome {
+    overlay.put(keys::account(&a.user_id, &a.currency), encode(a));
+    Outcome::AccountReplaced
+}
+
+fn replace_position(overlay: &mut Overlay<'_>, p: &PositionUpdate) -> Outcome {
+    overlay.put(
+        keys::position(&p.user_id, &p.exchange_id, &p.instrument_id),
+        encode(p),
+    );
+    Outcome::PositionReplaced
+}
+
+fn record_tick(overlay: &mut Overlay<'_>, t: &Tick) -> Result<Outcome> {
+    overlay.put(
+        keys::tick(&t.instrument_id, t.datetime, t.sequence),
+        encode(t),
+    );
+    overlay.note_instrument(Stream::Ticks, &t.instrument_id)?;
+    Ok(Outcome::TickRecorded)
+}
+
+fn record_book(overlay: &mut Overlay<'_>, b: &OrderBookSnapshot) -> Outcome {
+    overlay.put(keys::book(&b.instrument_id, b.datetime), encode(b));
+    Outcome::BookRecorded
+}
+
+/// The order an event belongs to, if any.
+fn order_of(record: &Record) -> Option<(&str, &str)> {
+    match record {
+        Record::OrderInsert(o) => Some((&o.user_id, &o.order_id)),
+        Record::OrderUpdate(u) => Some((&u.user_id, &u.order_id)),
+        Record::TradeExecuted(t) => Some((&t.user_id, &t.order_id)),
+        _ => None,
+    }
+}
+
+/// Decides every record's outcome and builds the engine batch for the batch at `log_index`,
+/// without applying it.
+pub fn stage(engine: &Engine, records: &[Record], log_index: u64) -> Result<Staged> {
+    if records.len() > MAX_BATCH_RECORDS {
+        return Err(InvalidArgument::BatchTooLarge {
+            len: records.len(),
+            max: MAX_BATCH_RECORDS,
+        }
+        .into());
+    }
+    let mut overlay = Overlay {
+        engine,
+        pending: BTreeMap::new(),
+        batch: WriteBatch::new(),
+    };
+    let mut outcomes = Vec::with_capacity(records.len());
+    for (ordinal, record) in records.iter().enumerate() {
+        let ordinal = ordinal as u32;
+        let outcome = match record {
+            Record::OrderInsert(o) => insert_order(&mut overlay, o)?,
+            Record::OrderUpdate(u) => update_order(&mut overlay, u, log_index, ordinal)?,
+            Record::TradeExecuted(t) => record_trade(&mut overlay, t)?,
+            Record::AccountUpdate(a) => replace_account(&mut overlay, a),
+            Record::PositionUpdate(p) => replace_position(&mut overlay, p),
+            Record::Tick(t) => record_tick(&mut overlay, t)?,
+            Record::OrderBookSnapshot(b) => record_book(&mut overlay, b),
+        };
+        let entry = JournalEntry {
+            log_index,
+            ordinal,
+            record: record.clone(),
+            outcome,
+        };
+        overlay.put(keys::journal(log_index, ordinal), encode(&entry));
+        if let Some((user, order_id)) = order_of(record) {
+            overlay.put(
+                keys::history(user, order_id, log_index, ordinal),
+                Bytes::new(),
+            );
+        }
+        outcomes.push(outcome);
+    }
+    Ok(Staged {
+        batch: overlay.batch,
+        outcomes,
+    })
+}
+
+/// Applies `records` as the entry at `log_index` and returns each record's outcome.
+pub fn apply(engine: &Engine, records: &[Record], log_index: u64) -> Result<Vec<Outcome>> {
+    let staged = stage(engine, records, log_index)?;
+    engine.apply(&staged.batch, log_index)?;
+    Ok(staged.outcomes)
+}

@@ -1,0 +1,329 @@
+//! Converting a closed trading day of ticks or trades to Parquet.
+//!
+//! The conversion runs at a log index (the Raft layer proposes it, so every node runs it at the
+//! same point): for each instrument of the stream, the day's rows still in the LSM (all of them
+//! the first time; afterwards only rows that arrived after that conversion, late rows) are read,
+//! written as the partition's next part file (temporary name, fsync, rename, directory fsync),
+//! and then one engine batch at the log index adds the catalog entries and deletes the LSM
+//! copies (for trades, the by-instrument copies; the by-user index stays). A crash before the
+//! batch is durable is repaired by re-applying the entry: the files are written again, byte for
+//! byte the same. Running it again with no late rows changes nothing. A late row identical to
+//! the copy a part already holds (a feed sent again) leaves the LSM without being written twice.
+
+use std::collections::HashMap;
+
+use super::catalog::{self, CatalogEntry};
+use super::parquet::{encode_ticks, encode_trades};
+use super::read::{read_partition_ticks, read_partition_trades};
+use crate::error::{Error, Result};
+use crate::keys::{self, Stream};
+use crate::query::decode_at;
+use crate::query::range::{scan_keys, TimeRange};
+use crate::record::{Tick, TradeExecuted};
+use qastore_lsm::batch::WriteBatch;
+use qastore_lsm::engine::Engine;
+use qastore_lsm::vfs::{parent_dir, write_atomic};
+
+const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
+
+/// What a conversion did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversion {
+    /// The part files written (part 0 of a newly converted partition, or a later part with the
+    /// late rows of one converted before).
+    pub partitions: Vec<CatalogEntry>,
+    /// Rows converted.
+    pub rows: u64,
+    /// Of those, rows appended to partitions converted before (late rows).
+    pub late_rows: u64,
+    /// Late rows not written because an earlier part holds the same row already (removed from
+    /// the LSM all the same).
+    pub duplicates_dropped: u64,
+    /// Parquet bytes written.
+    pub bytes: u64,
+    /// Instruments skipped because the day was already converted for them and no rows came
+    /// since (or retention removed it).
+    pub already_converted: usize,
+}
+
+/// Instruments that have rows of `stream`.
+pub(super) fn instruments(engine: &Engine, stream: Stream) -> Result<Vec<String>> {
+    let prefix = keys::instruments(stream);
+    engine
+        .scan_prefix(&prefix)
+        .map(|row| {
+            let (k, _) = row?;
+            Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+        })
+        .collect()
+}
+
+/// Keys and records of one instrument's `day`, in time order. A trading day's rows lie within
+/// a few calendar days before it (night sessions, weekends, holidays) and never after it.
+fn day_rows<T>(
+    engine: &Engine,
+    stream: Stream,
+    instrument: &str,
+    day: u32,
+    trading_day: fn(&T) -> u32,
+) -> Result<Vec<(Vec<u8>, T)>>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let midnight = crate::calendar::day_number(day) * DAY_NANOS;
+    let (from, to) = (midnight - 12 * DAY_NANOS, midnight + 2 * DAY_NANOS);
+    let (lower, upper) = match stream {
+        Stream::Ticks => (
+            keys::instrument_ticks_at(instrument, from),
+            keys::instrument_ticks_at(instrument, to),
+        ),
+        Stream::Trades => (
+            keys::instrument_trades_at(instrument, from),
+            keys::instrument_trades_at(instrument, to),
+        ),
+    };
+    let mut out = Vec::new();
+    for row in scan_keys(engine, lower, upper, None) {
+        let (k, v) = row?;
+        let record: T = decode_at(&k, &v)?;
+        if trading_day(&record) == day {
+            out.push((k.to_vec(), record));
+        }
+    }
+    Ok(out)
+}
+
+/// One instrument's day, encoded.
+struct Encoded {
+    /// The LSM keys of the rows (deleted once the file is in the catalog).
+    keys: Vec<Vec<u8>>,
+    /// The Parquet file.
+    bytes: Vec<u8>,
+    /// First and last event time.
+    span: (i64, i64),
+}
+
+/// Writes part `part` of a partition crash-safely and returns its catalog entry.
+fn write_part(
+    engine: &Engine,
+    stream: Stream,
+    day: u32,
+    instrument: &str,
+    part: u32,
+    data: &Encoded,
+    log_index: u64,
+) -> Result<CatalogEntry> {
+    let (bytes, rows, (min_time, max_time)) = (&data.bytes, data.keys.len() as u64, data.span);
+    let rel = catalog::part_file(stream, day, instrument, part);
+    let path = engine.dir().join(&rel);
+    let vfs = engine.vfs();
+    let dir = parent_dir(&path).to_path_buf();
+    if !vfs.exists(&dir)? {
+        vfs.create_dir_all(&dir)?;
+        // Make every new directory's entry durable, up to the engine directory.
+        let mut d = dir.as_path();
+        while d != engine.dir() {
+            let parent = parent_dir(d);
+            vfs.sync_dir(parent)?;
+            d = parent;
+        }
+    }
+    write_atomic(vfs.as_ref(), &path, bytes)?;
+    Ok(CatalogEntry {
+        stream: stream.byte(),
+        trading_day: day,
+        instrument: instrument.to_string(),
+        file: rel,
+        rows,
+        min_time,
+        max_time,
+        bytes: bytes.len() as u64,
+        crc32: crc32fast::hash(bytes),
+        converted_at: log_index,
+        removed_at: None,
+    })
+}
+
+fn parquet_error(path: String, e: impl std::fmt::Display) -> Error {
+    Error::Olap {
+        path,
+        reason: e.to_string(),
+    }
+}
+
+/// Takes out of `rows` (late rows of a partition) those identical to the newest copy already
+/// in one of its `earlier` parts (a feed sent again): they would add nothing to what the API
+/// answers, but a second copy in the files. Returns their keys, to delete from the LSM.
+fn drop_known<T: PartialEq>(
+    rows: &mut Vec<(Vec<u8>, T)>,
+    earlier: &[&CatalogEntry],
+    time: fn(&T) -> i64,
+    read: impl Fn(&CatalogEntry, TimeRange) -> Result<Vec<(Vec<u8>, T)>>,
+) -> Result<Vec<Vec<u8>>> {
+    let span = match (rows.first(), rows.last()) {
+        (Some(a), Some(b)) if !earlier.is_empty() => {
+            TimeRange::new(time(&a.1), time(&b.1).saturating_add(1))
+        }
+        _ => return Ok(Vec::new()),
+    };
+    // Later parts overwrite earlier ones: the map holds each key's newest copy.
+    let mut known: HashMap<Vec<u8>, T> = HashMap::new();
+    for entry in earlier {
+        known.extend(read(entry, span)?);
+    }
+    let mut dropped = Vec::new();
+    rows.retain(|(k, r)| {
+        let same = known.get(k) == Some(r);
+        if same {
+            dropped.push(k.clone());
+        }
+        !same
+    });
+    Ok(dropped)
+}
+
+/// The rows of one instrument's `day` still in the LSM, encoded as part `part` (`None` when
+/// there are none to write), and the keys of late rows left out because `earlier` parts hold
+/// them already.
+fn encode_day(
+    engine: &Engine,
+    stream: Stream,
+    day: u32,
+    instrument: &str,
+    part: u32,
+    earlier: &[&CatalogEntry],
+) -> Result<(Option<Encoded>, Vec<Vec<u8>>)> {
+    let file = || catalog::part_file(stream, day, instrument, part);
+    match stream {
+        Stream::Ticks => {
+            let mut rows = day_rows::<Tick>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let dropped = drop_known(
+                &mut rows,
+                earlier,
+                |t| t.datetime,
+                |e, range| {
+                    let ticks = read_partition_ticks(engine, e, range)?;
+                    Ok(ticks
+                        .into_iter()
+                        .map(|t| (keys::tick(&t.instrument_id, t.datetime, t.sequence), t))
+                        .collect())
+                },
+            )?;
+            let records: Vec<Tick> = rows.iter().map(|(_, t)| t.clone()).collect();
+            let span = match (records.first(), records.last()) {
+                (Some(a), Some(b)) => (a.datetime, b.datetime),
+                _ => return Ok((None, dropped)),
+            };
+            let bytes = encode_ticks(&records).map_err(|e| parquet_error(file(), e))?;
+            let keys = rows.into_iter().map(|(k, _)| k).collect();
+            Ok((Some(Encoded { keys, bytes, span }), dropped))
+        }
+        Stream::Trades => {
+            let mut rows =
+                day_rows::<TradeExecuted>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let dropped = drop_known(
+                &mut rows,
+                earlier,
+                |t| t.trade_date_time,
+                |e, range| {
+                    let trades = read_partition_trades(engine, e, range)?;
+                    Ok(trades
+                        .into_iter()
+                        .map(|t| {
+                            let key = keys::trade_by_instrument(
+                                &t.instrument_id,
+                                t.trade_date_time,
+                                &t.user_id,
+                                &t.trade_id,
+                            );
+                            (key, t)
+                        })
+                        .collect())
+                },
+            )?;
+            let records: Vec<TradeExecuted> = rows.iter().map(|(_, t)| t.clone()).collect();
+            let span = match (records.first(), records.last()) {
+                (Some(a), Some(b)) => (a.trade_date_time, b.trade_date_time),
+                _ => return Ok((None, dropped)),
+            };
+            let bytes = encode_trades(&records).map_err(|e| parquet_error(file(), e))?;
+            let keys = rows.into_iter().map(|(k, _)| k).collect();
+            Ok((Some(Encoded { keys, bytes, span }), dropped))
+        }
+    }
+}
+
+/// Converts trading day `day` of `stream` to Parquet at `log_index`, applying the catalog
+/// entries, the removal of the LSM copies and `extra` (the caller's own operations, such as
+/// system keys) as one engine batch.
+///
+/// An instrument whose day was converted before gets its rows that arrived since (late rows)
+/// as the partition's next part file; one whose partition retention removed is left alone.
+pub fn convert_day(
+    engine: &Engine,
+    stream: Stream,
+    day: u32,
+    log_index: u64,
+    extra: WriteBatch,
+) -> Result<Conversion> {
+    let _olap = super::lock(engine);
+    let span = tracing::info_span!("olap_convert", stream = stream.name(), day, log_index);
+    let _enter = span.enter();
+    let entries = catalog::for_day(engine, stream, day)?;
+    let mut report = Conversion::default();
+    let mut batch = WriteBatch::new();
+    for instrument in instruments(engine, stream)? {
+        let parts: Vec<&CatalogEntry> = entries
+            .iter()
+            .filter(|e| e.instrument == instrument)
+            .collect();
+        if parts.iter().any(|e| !e.is_live()) {
+            report.already_converted += 1;
+            continue;
+        }
+        // Parts are numbered from 0 and never deleted alone, so the count is the next number.
+        let part = parts.len() as u32;
+        let (encoded, known) = encode_day(engine, stream, day, &instrument, part, &parts)?;
+        report.duplicates_dropped += known.len() as u64;
+        for k in known {
+            batch.delete(k);
+        }
+        let Some(encoded) = encoded else {
+            if part > 0 {
+                report.already_converted += 1;
+            }
+            continue;
+        };
+        let entry = write_part(engine, stream, day, &instrument, part, &encoded, log_index)?;
+        catalog::put(&mut batch, &entry);
+        for k in encoded.keys {
+            batch.delete(k);
+        }
+        report.rows += entry.rows;
+        report.bytes += entry.bytes;
+        if part > 0 {
+            report.late_rows += entry.rows;
+        }
+        report.partitions.push(entry);
+    }
+    for op in extra.ops() {
+        match op {
+            qastore_lsm::batch::BatchOp::Put { key, value } => {
+                batch.put(key.clone(), value.clone())
+            }
+            qastore_lsm::batch::BatchOp::Delete { key } => batch.delete(key.clone()),
+        };
+    }
+    engine.apply(&batch, log_index)?;
+    tracing::info!(
+        partitions = report.partitions.len(),
+        rows = report.rows,
+        late_rows = report.late_rows,
+        duplicates_dropped = report.duplicates_dropped,
+        bytes = report.bytes,
+        "trading day converted to Parquet"
+    );
+    Ok(report)
+}
