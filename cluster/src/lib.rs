@@ -7,7 +7,6 @@
 //! * [`drill`]: failover drills (planned and kill) with their measurements and verdict.
 //! * [`client`]: the client library: leader discovery, retries with the same request id, and
 //!   the trading path's non-blocking [`client::Ingestor`].
-//! * [`local`]: a cluster of `qastore serve` processes on this machine (demo, benchmarks).
 
 pub mod admin_service;
 pub mod catch_up;
@@ -18,7 +17,6 @@ pub mod deadline;
 pub mod drill;
 pub mod error;
 pub mod http;
-pub mod local;
 pub mod membership;
 pub mod metrics;
 pub mod node;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use qastore_benches::load::Window;
+use qastore_testkit::load::Window;
 use qastore_benches::versus::drill::{kill_leader, transfer_leader};
 use qastore_benches::versus::qastore::QaCluster;
 use qastore_benches::versus::report::{LoadFigures, Report, Row, Spread};
