@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::ProgressBar;
-use qastore_testkit::load::{closed_loop, LoadResult, Window};
 use qastore_cluster::client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
+use qastore_testkit::load::{closed_loop, LoadResult, Window};
 use serde_json::json;
 
 use crate::output::{print, whole, Format, Table};

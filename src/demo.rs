@@ -22,8 +22,8 @@ use qastore_storage::record::Record;
 
 use crate::output::{out, outln, Table};
 use check::{Ack, Promise};
-use qastore_testkit::workload::Workload;
 use qastore_cluster::drill;
+use qastore_testkit::workload::Workload;
 use qastore_testkit::{ClusterSpec, ProcCluster};
 
 /// Run the demo.

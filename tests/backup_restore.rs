@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::requests::{hashes, orders_at};
 use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restored_backup_starts_a_new_cluster_with_the_same_state_hash() {
@@ -30,7 +30,8 @@ async fn a_restored_backup_starts_a_new_cluster_with_the_same_state_hash() {
         .ctl(&[
             "backup", "--name", "b1", "--node", &leader, "--output", "json",
         ])
-        .await.unwrap();
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let path = b["path"].as_str().unwrap().to_string();
@@ -47,7 +48,8 @@ async fn a_restored_backup_starts_a_new_cluster_with_the_same_state_hash() {
             "--config",
             config.to_str().unwrap(),
         ])
-        .await.unwrap();
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     // Restoring twice into the same directory is refused.
     let again = restored
@@ -58,7 +60,8 @@ async fn a_restored_backup_starts_a_new_cluster_with_the_same_state_hash() {
             "--config",
             config.to_str().unwrap(),
         ])
-        .await.unwrap();
+        .await
+        .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
@@ -88,7 +91,8 @@ async fn a_restored_backup_starts_a_new_cluster_with_the_same_state_hash() {
             "--wait-ms",
             "20000",
         ])
-        .await.unwrap();
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     let out = restored.ctl(&["promote", "--id", "2"]).await.unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;
-use tonic::Code;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::requests::{hashes, orders_at};
 use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
+use tonic::Code;
 
 /// A message with the wire shape of nothing the API accepts: field 1 as a number where
 /// `WriteRequest.client_id` is a string.
@@ -39,7 +39,9 @@ fn expect(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, needle: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "max_request_bytes = 1048576").await.unwrap();
+    let c = ProcCluster::start(3, "max_request_bytes = 1048576")
+        .await
+        .unwrap();
     let client = c.client().unwrap();
     let (leader, leader_api) = client.find_leader().await.unwrap();
     let mut store = client.store_at(&leader_api).unwrap();
@@ -203,7 +205,8 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert!(err.contains("to_node_id"), "{err}");
     let out = c
         .ctl(&["backup", "--name", "/tmp/x", "--node", &leader_api])
-        .await.unwrap();
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("field name"));
 
@@ -214,7 +217,10 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
 
     // A write to a removed node.
     let removed = c.others(leader)[0];
-    let out = c.ctl(&["remove", "--id", &removed.to_string()]).await.unwrap();
+    let out = c
+        .ctl(&["remove", "--id", &removed.to_string()])
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut gone = client.store_at(&c.api(removed)).unwrap();

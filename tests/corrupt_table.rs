@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::requests::hashes;
 use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 
 /// The tables of the node's live engine directory (`engine/db-NNNNNN`).
 fn tables(data: &Path) -> Vec<PathBuf> {
@@ -127,7 +127,8 @@ async fn a_lone_node_started_with_a_flipped_table_byte_refuses_to_start() {
 
     c.spawn(1, false).unwrap();
     let status = c
-        .reap(1, Duration::from_secs(30)).unwrap()
+        .reap(1, Duration::from_secs(30))
+        .unwrap()
         .expect("the node refuses to start");
     assert!(!status.success());
     let log = std::fs::read_to_string(&c.nodes[&1].log).unwrap();

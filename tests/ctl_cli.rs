@@ -9,11 +9,11 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use qastore_benches::workload::Workload;
 use qastore_proto::v1 as pb;
-use serde_json::Value;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::samples::order;
+use qastore_testkit::workload::Workload;
+use qastore_testkit::{ProcCluster, SERIAL};
+use serde_json::Value;
 
 /// The `qastore` program cargo built for these tests.
 const EXE: &str = env!("CARGO_BIN_EXE_qastore");
@@ -185,13 +185,15 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     let bars = ["bars", "--instrument", "cu2501", "--min-applied-index", &at];
     let all = json(
         &c.ctl(&[&bars[..], &["-o", "json", "--limit", "1000"]].concat())
-            .await.unwrap(),
+            .await
+            .unwrap(),
     );
     let all = all["bars"].as_array().unwrap().clone();
     assert!(all.len() >= 3, "{} bars", all.len());
     let first = json(
         &c.ctl(&[&bars[..], &["-o", "json", "--limit", "1"]].concat())
-            .await.unwrap(),
+            .await
+            .unwrap(),
     );
     assert_eq!(first["bars"].as_array().unwrap().len(), 1, "{first}");
     assert_eq!(first["bars"][0], all[0]);
@@ -204,12 +206,17 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
             ]
             .concat(),
         )
-        .await.unwrap(),
+        .await
+        .unwrap(),
     );
     assert_eq!(second["bars"][0], all[1], "{second}");
     assert_eq!(second["bars"][1], all[2], "{second}");
     // The table says that it stopped short, and prints times as RFC 3339.
-    let table = stdout(&c.ctl(&[&bars[..], &["--limit", "1"]].concat()).await.unwrap());
+    let table = stdout(
+        &c.ctl(&[&bars[..], &["--limit", "1"]].concat())
+            .await
+            .unwrap(),
+    );
     let rows: Vec<&str> = table.lines().collect();
     assert!(rows[0].starts_with("START"), "{table}");
     assert!(
@@ -234,10 +241,15 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     let third = head["ticks"][2]["datetime"].as_i64().unwrap();
     let rfc3339 = chrono::DateTime::from_timestamp_nanos(third)
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-    let by_time = json(&c.ctl(&[&ticks[..], &["--from", &rfc3339]].concat()).await.unwrap());
+    let by_time = json(
+        &c.ctl(&[&ticks[..], &["--from", &rfc3339]].concat())
+            .await
+            .unwrap(),
+    );
     let by_ns = json(
         &c.ctl(&[&ticks[..], &["--from", &third.to_string()]].concat())
-            .await.unwrap(),
+            .await
+            .unwrap(),
     );
     assert_eq!(by_time["ticks"], by_ns["ticks"]);
     assert_eq!(
@@ -246,14 +258,19 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
         "{by_time}"
     );
     let day = &rfc3339[..10];
-    let by_day = json(&c.ctl(&[&ticks[..], &["--from", day]].concat()).await.unwrap());
+    let by_day = json(
+        &c.ctl(&[&ticks[..], &["--from", day]].concat())
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         by_day["ticks"], head["ticks"],
         "all of them are later on {day}"
     );
     let table = stdout(
         &c.ctl(&["ticks", "--instrument", "cu2501", "--limit", "3"])
-            .await.unwrap(),
+            .await
+            .unwrap(),
     );
     assert!(
         table.lines().nth(3).unwrap().starts_with(&rfc3339),
@@ -262,7 +279,11 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
 
     // An instrument with no data: nothing, from ticks and from bars alike.
     for what in ["ticks", "bars"] {
-        let o = json(&c.ctl(&[what, "--instrument", "zz9999", "-o", "json"]).await.unwrap());
+        let o = json(
+            &c.ctl(&[what, "--instrument", "zz9999", "-o", "json"])
+                .await
+                .unwrap(),
+        );
         assert_eq!(o[what], Value::Array(vec![]), "{what}: {o}");
     }
 
@@ -279,7 +300,11 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
             .unwrap_or("")
             .to_string()
     };
-    let one = stdout(&c.ctl(&["order", "--user", "k1", "--order", "o1"]).await.unwrap());
+    let one = stdout(
+        &c.ctl(&["order", "--user", "k1", "--order", "o1"])
+            .await
+            .unwrap(),
+    );
     let many = stdout(&c.ctl(&["orders", "--user", "k1"]).await.unwrap());
     assert_eq!(updates(&one), "2", "{one}");
     assert_eq!(updates(&many), "2", "{many}");
@@ -345,7 +370,8 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     // Transferring to the node that leads: nothing to do, said plainly.
     let o = c
         .ctl(&["transfer-leader", "--to", &leader.to_string()])
-        .await.unwrap();
+        .await
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("already leads"), "{}", stdout(&o));
 

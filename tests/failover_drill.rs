@@ -1,9 +1,8 @@
 //! `qastore ctl drill` against real processes: a kill drill passes and reports what happened;
 //! a planned drill moves leadership; a drill on an unhealthy cluster refuses (exit 2).
 
-use std::time::Duration;
 use qastore_testkit::{ProcCluster, SERIAL};
-
+use std::time::Duration;
 
 fn report(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -18,7 +17,9 @@ fn report(out: &std::process::Output) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_drill_passes_and_its_report_is_right() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "drill_max_unavailable_ms = 20000").await.unwrap();
+    let mut c = ProcCluster::start(3, "drill_max_unavailable_ms = 20000")
+        .await
+        .unwrap();
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let out = c.ctl(&["drill", "kill", "--output", "json"]).await.unwrap();
     let r = report(&out);
@@ -38,7 +39,8 @@ async fn a_kill_drill_passes_and_its_report_is_right() {
     assert!(to_leader > 0 && outage > 0 && outage <= 20_000, "{r}");
     // The old leader's process really ended, as in a crash.
     let status = c
-        .reap(leader, Duration::from_secs(5)).unwrap()
+        .reap(leader, Duration::from_secs(5))
+        .unwrap()
         .expect("the leader still runs");
     assert!(!status.success());
     // It comes back as a follower of the new leader.
@@ -48,7 +50,10 @@ async fn a_kill_drill_passes_and_its_report_is_right() {
     assert_eq!(now, new_leader);
 
     // A planned drill hands leadership over.
-    let out = c.ctl(&["drill", "planned", "--output", "json"]).await.unwrap();
+    let out = c
+        .ctl(&["drill", "planned", "--output", "json"])
+        .await
+        .unwrap();
     let r = report(&out);
     assert_eq!(out.status.code(), Some(0), "{r}");
     assert_eq!(r["old_leader"], new_leader);

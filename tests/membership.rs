@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use qastore_cluster::client::Client;
 use qastore_proto::v1 as pb;
-use tonic::Code;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::requests::{orders_at, read};
 use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
+use tonic::Code;
 
 /// The `qastore` program cargo built for these tests.
 const EXE: &str = env!("CARGO_BIN_EXE_qastore");
@@ -29,7 +29,8 @@ async fn add_learner(c: &ProcCluster, id: u64, wait_ms: u64) -> std::process::Ou
         "--wait-ms",
         &wait_ms.to_string(),
     ])
-    .await.unwrap()
+    .await
+    .unwrap()
 }
 
 async fn node_status(client: &Client, addr: &str) -> pb::NodeStatus {

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 
 /// Runs `promtool check metrics` on `page`; `None` when promtool is not installed.
 fn promtool_check(page: &str) -> Option<std::process::Output> {
@@ -215,9 +215,10 @@ fn health(c: &ProcCluster, id: u64) -> (bool, Option<bool>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn has_leader_and_readyz_agree_on_a_node_cut_off_from_its_leader() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await.unwrap();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
-    c.client().unwrap()
+    c.client()
+        .unwrap()
         .write(vec![order("u1", "o1")], pb::AckLevel::All)
         .await
         .unwrap();

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use qastore_cluster::client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
 use qastore_proto::v1 as pb;
-use tonic::Code;
-use qastore_testkit::{ProcCluster, SERIAL};
+use qastore_testkit::http::http;
 use qastore_testkit::requests::{orders_at, read};
 use qastore_testkit::samples::order;
-use qastore_testkit::http::http;
+use qastore_testkit::{ProcCluster, SERIAL};
+use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_consistency() {
@@ -67,7 +67,7 @@ async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_con
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_its_leader_refuses_bounded_reads_and_is_not_ready_but_live() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await.unwrap();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let client = c.client().unwrap();
     let w = client
@@ -191,7 +191,8 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
     let _serial = SERIAL.lock().await;
     let c = ProcCluster::start(3, "").await.unwrap();
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
-    c.client().unwrap()
+    c.client()
+        .unwrap()
         .write(vec![order("u5", "o1")], pb::AckLevel::All)
         .await
         .unwrap();
@@ -251,7 +252,9 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_forwarding_a_follower_names_the_leader_and_the_client_follows() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "forward_writes = false").await.unwrap();
+    let c = ProcCluster::start(3, "forward_writes = false")
+        .await
+        .unwrap();
     let (leader, leader_api) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let follower = c.api(c.others(leader)[0]);
     let client = c.client().unwrap();

@@ -8,14 +8,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
-use std::collections::BTreeMap;
+use qastore_testkit::samples::order;
 use qastore_testkit::signal::{self, Signal};
 use qastore_testkit::{ProcCluster, SERIAL};
-use qastore_testkit::samples::order;
+use std::collections::BTreeMap;
 
 /// The `qastore` program cargo built for these tests.
 const EXE: &str = env!("CARGO_BIN_EXE_qastore");
-
 
 /// A node process started by the test, killed when dropped (also when the test fails).
 struct Node(Child);
@@ -63,7 +62,8 @@ async fn run_node(extra: &[&str]) -> String {
     let n = &c.nodes[&1];
     let node = Node::start(&n.config, &n.log, extra);
     c.wait_leader(Duration::from_secs(30)).await.unwrap();
-    c.client().unwrap()
+    c.client()
+        .unwrap()
         .write(vec![order("u1", "o1")], pb::AckLevel::All)
         .await
         .unwrap();

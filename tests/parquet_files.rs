@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use qastore_benches::workload::Workload;
 use qastore_cluster::client::Client;
 use qastore_proto::v1 as pb;
 use qastore_storage::olap::parquet::decode_ticks;
 use qastore_storage::query::TimeRange;
+use qastore_testkit::workload::Workload;
 use qastore_testkit::{ProcCluster, SERIAL};
 
 /// The `qastore` program cargo built for these tests.
@@ -136,7 +136,9 @@ fn parquet_path_follows_the_live_engine_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_ticks_reach_the_days_parquet_files() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(1, "[raft]\nschedule_interval_secs = 1\n").await.unwrap();
+    let c = ProcCluster::start(1, "[raft]\nschedule_interval_secs = 1\n")
+        .await
+        .unwrap();
     let client = c.client().unwrap();
     let data = c.nodes[&1].data.display().to_string();
     let day_dir = printed_dir(&parquet_path(&[

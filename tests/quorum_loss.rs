@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use qastore_cluster::client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
-use tonic::Code;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::requests::orders_at;
 use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
+use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_survivor_of_a_lost_quorum_recovers_only_with_force_new_cluster() {

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;
-use tonic::Code;
-use qastore_testkit::{ProcCluster, SERIAL};
 use qastore_testkit::requests::{orders_at, read};
 use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
+use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_node_cleanly_and_it_restarts_with_its_data() {
@@ -50,7 +50,9 @@ async fn sigterm_stops_a_node_cleanly_and_it_restarts_with_its_data() {
 async fn a_node_over_its_disk_quota_refuses_writes() {
     let _serial = SERIAL.lock().await;
     // The data directory holds more than 4 KiB as soon as it exists.
-    let c = ProcCluster::start(1, "disk_quota_bytes = 4096").await.unwrap();
+    let c = ProcCluster::start(1, "disk_quota_bytes = 4096")
+        .await
+        .unwrap();
     let client = c.client().unwrap();
     let mut store = client.store_at(&c.api(1)).unwrap();
     let e = store

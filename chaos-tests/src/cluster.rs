@@ -259,7 +259,9 @@ impl ChaosCluster {
         if let Some(slot) = self.slots.remove(&old) {
             self.slots.insert(new, slot);
         }
-        let n = self.node(new).ok_or_else(|| HarnessError(format!("no node {new}")))?;
+        let n = self
+            .node(new)
+            .ok_or_else(|| HarnessError(format!("no node {new}")))?;
         let (raft, api) = (n.raft.to_string(), n.api.to_string());
         self.spawn(new, false)?;
         self.admin_on_leader(client, move |mut a| {

@@ -55,7 +55,8 @@ impl QaCluster {
             .prefix("qastore-bench-")
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
-        let mut cluster = ProcCluster::create(ClusterSpec::local(exe, dir.path(), 3, "qastore-bench"))?;
+        let mut cluster =
+            ProcCluster::create(ClusterSpec::local(exe, dir.path(), 3, "qastore-bench"))?;
         for id in 1..=3 {
             cluster.spawn(id, id == 1)?;
         }

@@ -175,7 +175,10 @@ impl ProcCluster {
                 let (a, a_fixed) = ports::reserve_from(api, size)?;
                 let (r, r_fixed) = ports::reserve_from(raft, size)?;
                 let (h, h_fixed) = ports::reserve_from(http, size)?;
-                (Reserved::interleave([a, r, h]), a_fixed && r_fixed && h_fixed)
+                (
+                    Reserved::interleave([a, r, h]),
+                    a_fixed && r_fixed && h_fixed,
+                )
             }
         };
         let mut nodes = BTreeMap::new();
@@ -327,7 +330,11 @@ impl ProcCluster {
 
     /// The ids of every node but `leader`.
     pub fn others(&self, leader: u64) -> Vec<u64> {
-        self.nodes.keys().copied().filter(|i| *i != leader).collect()
+        self.nodes
+            .keys()
+            .copied()
+            .filter(|i| *i != leader)
+            .collect()
     }
 
     /// The ids of the nodes running and not frozen.
@@ -465,7 +472,14 @@ impl ProcCluster {
     pub fn logs(&self) -> String {
         self.nodes
             .values()
-            .map(|n| format!("--- node {} ({})\n{}\n", n.id, n.log.display(), n.read_log()))
+            .map(|n| {
+                format!(
+                    "--- node {} ({})\n{}\n",
+                    n.id,
+                    n.log.display(),
+                    n.read_log()
+                )
+            })
             .collect()
     }
 
@@ -499,10 +513,14 @@ pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child, KitError> {
     let err = out
         .try_clone()
         .map_err(|e| KitError::at("opening", log, e))?;
-    cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().map_err(|e| {
-        let program = cmd.get_program().to_string_lossy().into_owned();
-        KitError::io(format!("starting {program}"), e)
-    })
+    cmd.stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| {
+            let program = cmd.get_program().to_string_lossy().into_owned();
+            KitError::io(format!("starting {program}"), e)
+        })
 }
 
 impl Drop for ProcCluster {

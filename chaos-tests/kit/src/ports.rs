@@ -54,13 +54,7 @@ pub fn reserve_from(base: u16, count: usize) -> Result<(Reserved, bool), KitErro
         .collect();
     let held: Result<Vec<TcpListener>, _> = fixed.iter().map(TcpListener::bind).collect();
     match held {
-        Ok(held) => Ok((
-            Reserved {
-                addrs: fixed,
-                held,
-            },
-            true,
-        )),
+        Ok(held) => Ok((Reserved { addrs: fixed, held }, true)),
         Err(_) => Ok((reserve_free(count)?, false)),
     }
 }
