@@ -131,22 +131,32 @@ impl ProcCluster {
     }
 
     /// Writes the configs of a test cluster of `size` nodes from id `first_id` (see
-    /// [`ClusterSpec::test`]), starting none.
+    /// [`ClusterSpec::test`]), starting none. Its ports are free at once, for a test that
+    /// starts a node its own way.
     pub fn prepare(
         size: usize,
         cluster_id: &str,
         settings: &str,
         first_id: u64,
     ) -> Result<ProcCluster, KitError> {
-        Self::create(ClusterSpec {
+        let mut c = Self::create(ClusterSpec {
             first_id,
             cluster_id: cluster_id.into(),
             settings: settings.into(),
             ..ClusterSpec::test(size)
-        })
+        })?;
+        c.release_ports();
+        Ok(c)
     }
 
-    /// Writes the configs of the cluster `spec` describes, starting none.
+    /// Frees the nodes' ports, held since [`ProcCluster::create`] so that nothing else takes
+    /// them (starting a node frees them too): for nodes started outside the kit.
+    pub fn release_ports(&mut self) {
+        self.reserved.release();
+    }
+
+    /// Writes the configs of the cluster `spec` describes, starting none. The nodes' ports
+    /// stay held until the first node starts (or [`ProcCluster::release_ports`]).
     pub fn create(spec: ClusterSpec) -> Result<ProcCluster, KitError> {
         let exe = match spec.exe {
             Some(exe) => exe,
@@ -276,7 +286,7 @@ impl ProcCluster {
 
     /// Starts node `id` with extra `serve` arguments.
     pub fn spawn_with(&mut self, id: u64, args: &[&str]) -> Result<(), KitError> {
-        self.reserved.release();
+        self.release_ports();
         let dir = self.dir.clone();
         let mut cmd = Command::new(&self.exe);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
