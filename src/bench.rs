@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::ProgressBar;
-use qastore_benches::load::{closed_loop, LoadResult, Window};
 use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
+use qastore_testkit::load::{closed_loop, LoadResult, Window};
 use serde_json::json;
 
 use crate::output::{print, whole, Format, Table};
 use crate::record_feed::RecordFeed;
-use qastore_benches::workload::{Placement, Workload};
+use qastore_testkit::workload::{Placement, Workload};
 
 /// Load a running cluster.
 #[derive(Debug, Args)]
@@ -70,7 +70,7 @@ struct Measured {
 }
 
 /// Runs the bench: writers and readers at once, each group a closed loop of the shared load
-/// engine (`qastore_benches::load`), measured over the same window.
+/// engine (`qastore_testkit::load`), measured over the same window.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     let client = Arc::new(
         Client::new(

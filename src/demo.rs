@@ -22,9 +22,9 @@ use qastore_proto::v1 as pb;
 
 use crate::output::{out, outln, Table};
 use check::{Ack, Promise};
-use qastore_benches::workload::Workload;
 use qastore_client::drill;
-use qastore_cluster::local::LocalCluster;
+use qastore_testkit::workload::Workload;
+use qastore_testkit::{ClusterSpec, ProcCluster};
 
 /// Run the demo.
 #[derive(Debug, Args)]
@@ -104,7 +104,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     dir::prepare(&args.dir, args.fresh)?;
     step(1, "starting a three-node cluster on 127.0.0.1");
     let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
-    let cluster = LocalCluster::prepare(&exe, &args.dir, 3, "qastore-demo")?;
+    let cluster = ProcCluster::create(ClusterSpec::local(&exe, &args.dir, 3, "qastore-demo"))?;
     let endpoints = cluster.endpoints();
     let cluster = Arc::new(Mutex::new(cluster));
     let outcome = demo(&args, &cluster).await;
@@ -132,15 +132,15 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 }
 
 /// The demo's steps on the prepared cluster.
-async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(), String> {
+async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), String> {
     let endpoints = {
         let mut c = cluster
             .lock()
             .map_err(|_| "the cluster handle is poisoned".to_string())?;
         for id in 1..=3 {
-            c.start(id, id == 1)?;
+            c.spawn(id, id == 1)?;
         }
-        for n in &c.nodes {
+        for n in c.nodes.values() {
             outln!(
                 "  node {}: api {}  raft {}  http://{}/metrics",
                 n.id,
@@ -206,6 +206,7 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
                 .lock()
                 .map_err(|_| "the cluster handle is poisoned".to_string())?
                 .kill(leader)
+                .map_err(String::from)
         },
     )
     .await;
@@ -220,7 +221,7 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<LocalCluster>>) -> Result<(),
     cluster
         .lock()
         .map_err(|_| "the cluster handle is poisoned")?
-        .start(old_leader, false)?;
+        .spawn(old_leader, false)?;
     let hashes = compare_replicas(&client).await?;
     outln!("  {hashes}");
 

@@ -6,8 +6,8 @@
 //! reported 0 operations per second. Made here, the first day is ready before measuring starts
 //! and later days are made while the writers drain what is queued.
 
-use qastore_benches::workload::Workload;
 use qastore_proto::v1 as pb;
+use qastore_testkit::workload::Workload;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Ready batches, refilled by a generator thread.

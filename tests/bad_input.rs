@@ -1,12 +1,12 @@
 //! Bad input over the wire: each request gets the right status code and a message naming the
 //! field, and the cluster keeps serving with its data unchanged (the same state hash).
 
-mod support;
-
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;
-use support::*;
+use qastore_testkit::requests::{hashes, orders_at};
+use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::Code;
 
 /// A message with the wire shape of nothing the API accepts: field 1 as a number where
@@ -39,8 +39,10 @@ fn expect(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, needle: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_clear_errors_and_change_nothing() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "max_request_bytes = 1048576").await;
-    let client = c.client();
+    let c = ProcCluster::start(3, "max_request_bytes = 1048576")
+        .await
+        .unwrap();
+    let client = c.client().unwrap();
     let (leader, leader_api) = client.find_leader().await.unwrap();
     let mut store = client.store_at(&leader_api).unwrap();
     let first = store
@@ -48,7 +50,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         .await
         .unwrap()
         .into_inner();
-    let before = hashes(&client, &c.endpoints()).await;
+    let before = hashes(&client, &c.endpoints()).await.unwrap();
 
     // Malformed protobuf: gRPC's code for a request that does not parse.
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{leader_api}"))
@@ -196,25 +198,29 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
         Code::InvalidArgument,
         "field name",
     );
-    let out = c.ctl(&["transfer-leader", "--to", "99"]).await;
+    let out = c.ctl(&["transfer-leader", "--to", "99"]).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("to_node_id"), "{err}");
     let out = c
         .ctl(&["backup", "--name", "/tmp/x", "--node", &leader_api])
-        .await;
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("field name"));
 
     // Nothing changed, and every node still serves.
-    let after = hashes(&client, &c.endpoints()).await;
+    let after = hashes(&client, &c.endpoints()).await.unwrap();
     assert_eq!(before, after);
     assert!(after.windows(2).all(|w| w[0] == w[1]));
 
     // A write to a removed node.
     let removed = c.others(leader)[0];
-    let out = c.ctl(&["remove", "--id", &removed.to_string()]).await;
+    let out = c
+        .ctl(&["remove", "--id", &removed.to_string()])
+        .await
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut gone = client.store_at(&c.api(removed)).unwrap();
@@ -226,7 +232,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let rest: Vec<String> = c.others(removed).iter().map(|id| c.api(*id)).collect();
     let r = orders_at(&client, &rest[0], "u1", None).await.unwrap();
     assert_eq!(r.orders.len(), 1, "only the first good write is there");
-    let after = hashes(&client, &rest).await;
+    let after = hashes(&client, &rest).await.unwrap();
     assert_eq!(after[0], before[0]);
 }
 
@@ -253,7 +259,7 @@ fn a_bad_storage_config_is_refused_in_one_line_before_touching_data() {
             ),
         )
         .unwrap();
-        let out = std::process::Command::new(EXE)
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qastore"))
             .args(["serve", "--config"])
             .arg(&config)
             .output()

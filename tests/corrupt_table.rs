@@ -3,13 +3,13 @@
 //! ends up ready with the leader's state hash; a lone node with the same damage refuses to
 //! start, naming the file and offset.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
-use support::*;
+use qastore_testkit::requests::hashes;
+use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 
 /// The tables of the node's live engine directory (`engine/db-NNNNNN`).
 fn tables(data: &Path) -> Vec<PathBuf> {
@@ -34,7 +34,7 @@ fn flip_a_data_byte(table: &Path) -> usize {
 }
 
 async fn write_orders(c: &ProcCluster, tag: &str, n: usize) {
-    let client = c.client();
+    let client = c.client().unwrap();
     for i in 0..n {
         client
             .write(
@@ -51,7 +51,7 @@ async fn write_orders(c: &ProcCluster, tag: &str, n: usize) {
 
 /// Puts everything the node applied into tables.
 async fn compact(c: &ProcCluster, id: u64) {
-    let client = c.client();
+    let client = c.client().unwrap();
     client
         .admin_at(&c.api(id))
         .unwrap()
@@ -63,24 +63,24 @@ async fn compact(c: &ProcCluster, id: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_started_with_a_flipped_table_byte_repairs_itself_from_the_leader() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await;
+    let mut c = ProcCluster::start(3, "").await.unwrap();
     write_orders(&c, "a", 30).await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let follower = c.others(leader)[0];
     compact(&c, follower).await;
-    assert!(c.terminate(follower).success());
+    assert!(c.terminate(follower).unwrap().success());
 
     let data = c.nodes[&follower].data.clone();
     let damaged = tables(&data);
     assert!(!damaged.is_empty(), "the follower has tables");
     flip_a_data_byte(&damaged[0]);
 
-    c.spawn(follower, false);
-    c.wait_up(follower).await;
+    c.spawn(follower, false).unwrap();
+    c.wait_up(follower).await.unwrap();
     // Ready again once repaired, with a new engine directory and none of the damaged files.
     let started = Instant::now();
     loop {
-        let (code, body) = c.http_get(follower, "/readyz");
+        let (code, body) = c.http_get(follower, "/readyz").unwrap();
         if code == 200 {
             break;
         }
@@ -98,7 +98,7 @@ async fn a_follower_started_with_a_flipped_table_byte_repairs_itself_from_the_le
         log.contains("replaced by a snapshot from a peer"),
         "and the repair"
     );
-    let (_, metrics) = c.http_get(follower, "/metrics");
+    let (_, metrics) = c.http_get(follower, "/metrics").unwrap();
     assert!(
         metrics
             .lines()
@@ -108,26 +108,27 @@ async fn a_follower_started_with_a_flipped_table_byte_repairs_itself_from_the_le
 
     // It applies again, and holds what the leader holds.
     write_orders(&c, "b", 10).await;
-    let client = c.client();
-    let h = hashes(&client, &c.endpoints()).await;
+    let client = c.client().unwrap();
+    let h = hashes(&client, &c.endpoints()).await.unwrap();
     assert!(h.windows(2).all(|w| w[0] == w[1]), "{h:?}");
-    let out = c.ctl(&["status"]).await;
+    let out = c.ctl(&["status"]).await.unwrap();
     assert!(out.status.success(), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_node_started_with_a_flipped_table_byte_refuses_to_start() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(1, "").await;
+    let mut c = ProcCluster::start(1, "").await.unwrap();
     write_orders(&c, "a", 20).await;
     compact(&c, 1).await;
-    assert!(c.terminate(1).success());
+    assert!(c.terminate(1).unwrap().success());
     let table = tables(&c.nodes[&1].data)[0].clone();
     flip_a_data_byte(&table);
 
-    c.spawn(1, false);
+    c.spawn(1, false).unwrap();
     let status = c
         .reap(1, Duration::from_secs(30))
+        .unwrap()
         .expect("the node refuses to start");
     assert!(!status.success());
     let log = std::fs::read_to_string(&c.nodes[&1].log).unwrap();

@@ -4,17 +4,19 @@
 //! transfer to the node that already leads, a short bench, and errors that name the address.
 //! Without a cluster: the help texts and shell completions.
 
-mod support;
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use qastore_benches::workload::Workload;
 use qastore_proto::v1 as pb;
+use qastore_testkit::samples::order;
+use qastore_testkit::workload::Workload;
+use qastore_testkit::{ProcCluster, SERIAL};
 use serde_json::Value;
-use support::*;
+
+/// The `qastore` program cargo built for these tests.
+const EXE: &str = env!("CARGO_BIN_EXE_qastore");
 
 fn run(args: &[&str]) -> Output {
     Command::new(EXE).args(args).output().unwrap()
@@ -156,9 +158,9 @@ fn errors_reaching_a_node_name_its_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
-    let client = c.client();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
+    let client = c.client().unwrap();
     // Market data: cu2501's night session, about half an hour of ticks.
     let mut w = Workload::new(7, 2, 3);
     for _ in 0..8 {
@@ -183,13 +185,15 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     let bars = ["bars", "--instrument", "cu2501", "--min-applied-index", &at];
     let all = json(
         &c.ctl(&[&bars[..], &["-o", "json", "--limit", "1000"]].concat())
-            .await,
+            .await
+            .unwrap(),
     );
     let all = all["bars"].as_array().unwrap().clone();
     assert!(all.len() >= 3, "{} bars", all.len());
     let first = json(
         &c.ctl(&[&bars[..], &["-o", "json", "--limit", "1"]].concat())
-            .await,
+            .await
+            .unwrap(),
     );
     assert_eq!(first["bars"].as_array().unwrap().len(), 1, "{first}");
     assert_eq!(first["bars"][0], all[0]);
@@ -202,12 +206,17 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
             ]
             .concat(),
         )
-        .await,
+        .await
+        .unwrap(),
     );
     assert_eq!(second["bars"][0], all[1], "{second}");
     assert_eq!(second["bars"][1], all[2], "{second}");
     // The table says that it stopped short, and prints times as RFC 3339.
-    let table = stdout(&c.ctl(&[&bars[..], &["--limit", "1"]].concat()).await);
+    let table = stdout(
+        &c.ctl(&[&bars[..], &["--limit", "1"]].concat())
+            .await
+            .unwrap(),
+    );
     let rows: Vec<&str> = table.lines().collect();
     assert!(rows[0].starts_with("START"), "{table}");
     assert!(
@@ -228,14 +237,19 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
         "--limit",
         "5",
     ];
-    let head = json(&c.ctl(&ticks).await);
+    let head = json(&c.ctl(&ticks).await.unwrap());
     let third = head["ticks"][2]["datetime"].as_i64().unwrap();
     let rfc3339 = chrono::DateTime::from_timestamp_nanos(third)
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
-    let by_time = json(&c.ctl(&[&ticks[..], &["--from", &rfc3339]].concat()).await);
+    let by_time = json(
+        &c.ctl(&[&ticks[..], &["--from", &rfc3339]].concat())
+            .await
+            .unwrap(),
+    );
     let by_ns = json(
         &c.ctl(&[&ticks[..], &["--from", &third.to_string()]].concat())
-            .await,
+            .await
+            .unwrap(),
     );
     assert_eq!(by_time["ticks"], by_ns["ticks"]);
     assert_eq!(
@@ -244,14 +258,19 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
         "{by_time}"
     );
     let day = &rfc3339[..10];
-    let by_day = json(&c.ctl(&[&ticks[..], &["--from", day]].concat()).await);
+    let by_day = json(
+        &c.ctl(&[&ticks[..], &["--from", day]].concat())
+            .await
+            .unwrap(),
+    );
     assert_eq!(
         by_day["ticks"], head["ticks"],
         "all of them are later on {day}"
     );
     let table = stdout(
         &c.ctl(&["ticks", "--instrument", "cu2501", "--limit", "3"])
-            .await,
+            .await
+            .unwrap(),
     );
     assert!(
         table.lines().nth(3).unwrap().starts_with(&rfc3339),
@@ -260,7 +279,11 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
 
     // An instrument with no data: nothing, from ticks and from bars alike.
     for what in ["ticks", "bars"] {
-        let o = json(&c.ctl(&[what, "--instrument", "zz9999", "-o", "json"]).await);
+        let o = json(
+            &c.ctl(&[what, "--instrument", "zz9999", "-o", "json"])
+                .await
+                .unwrap(),
+        );
         assert_eq!(o[what], Value::Array(vec![]), "{what}: {o}");
     }
 
@@ -277,8 +300,12 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
             .unwrap_or("")
             .to_string()
     };
-    let one = stdout(&c.ctl(&["order", "--user", "k1", "--order", "o1"]).await);
-    let many = stdout(&c.ctl(&["orders", "--user", "k1"]).await);
+    let one = stdout(
+        &c.ctl(&["order", "--user", "k1", "--order", "o1"])
+            .await
+            .unwrap(),
+    );
+    let many = stdout(&c.ctl(&["orders", "--user", "k1"]).await.unwrap());
     assert_eq!(updates(&one), "2", "{one}");
     assert_eq!(updates(&many), "2", "{many}");
 
@@ -343,7 +370,8 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     // Transferring to the node that leads: nothing to do, said plainly.
     let o = c
         .ctl(&["transfer-leader", "--to", &leader.to_string()])
-        .await;
+        .await
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("already leads"), "{}", stdout(&o));
 
@@ -368,8 +396,8 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
 
     // A member down: status still prints the table, then fails naming it.
     let down = c.others(leader)[1];
-    c.kill(down);
-    let o = c.ctl(&["status"]).await;
+    c.kill(down).unwrap();
+    let o = c.ctl(&["status"]).await.unwrap();
     assert!(!o.status.success(), "{}", stdout(&o));
     let e = stderr(&o);
     assert!(

@@ -3,8 +3,6 @@
 //! demo's nodes, a failed `--keep` run leaves its cluster up, and `qastore bench` against a
 //! kept demo leaves the demo's data as it was.
 
-mod support;
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,7 +10,11 @@ use std::time::{Duration, Instant};
 
 use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
-use support::{EXE, SERIAL};
+use qastore_testkit::signal::{self, Signal};
+use qastore_testkit::SERIAL;
+
+/// The `qastore` program cargo built for these tests.
+const EXE: &str = env!("CARGO_BIN_EXE_qastore");
 
 /// The demo's instruments (its default eight).
 const DEMO_INSTRUMENTS: [&str; 8] = [
@@ -63,10 +65,7 @@ impl Drop for DemoGuard {
             let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&dir));
             if ours {
-                // SAFETY: kill(2) on a process of this test's demo.
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                }
+                let _ = signal::kill(pid, Signal::Kill);
             }
         }
     }

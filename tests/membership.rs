@@ -2,15 +2,18 @@
 //! once it has applied what the leader had, and a removed node refuses every read and write
 //! and says it was removed.
 
-mod support;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qastore_client::Client;
 use qastore_proto::v1 as pb;
-use support::{order, orders_at, read, ProcCluster, EXE, SERIAL};
+use qastore_testkit::requests::{orders_at, read};
+use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::Code;
+
+/// The `qastore` program cargo built for these tests.
+const EXE: &str = env!("CARGO_BIN_EXE_qastore");
 
 /// Adds node `id` (already started) as a learner, waiting up to `wait_ms` for it to catch up.
 async fn add_learner(c: &ProcCluster, id: u64, wait_ms: u64) -> std::process::Output {
@@ -27,6 +30,7 @@ async fn add_learner(c: &ProcCluster, id: u64, wait_ms: u64) -> std::process::Ou
         &wait_ms.to_string(),
     ])
     .await
+    .unwrap()
 }
 
 async fn node_status(client: &Client, addr: &str) -> pb::NodeStatus {
@@ -66,18 +70,18 @@ fn expect_not_member<T: std::fmt::Debug>(what: &str, r: Result<T, tonic::Status>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await;
-    let client = c.client();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let client = c.client().unwrap();
     client
         .write(vec![order("u1", "o1")], pb::AckLevel::All)
         .await
         .unwrap();
-    c.prepare_joiner(4, "");
-    c.spawn(4, false);
-    c.wait_up(4).await;
+    c.prepare_joiner(4, "").unwrap();
+    c.spawn(4, false).unwrap();
+    c.wait_up(4).await.unwrap();
     let out = add_learner(&c, 4, 20_000).await;
     assert!(out.status.success(), "{out:?}");
-    let out = c.ctl(&["promote", "--id", "4"]).await;
+    let out = c.ctl(&["promote", "--id", "4"]).await.unwrap();
     assert!(out.status.success(), "{out:?}");
     let w = client
         .write(vec![order("u1", "o2")], pb::AckLevel::All)
@@ -94,12 +98,12 @@ async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
     .unwrap();
     assert_eq!(served.orders.len(), 2, "node 4 serves while it is a member");
 
-    let out = c.ctl(&["remove", "--id", "4"]).await;
+    let out = c.ctl(&["remove", "--id", "4"]).await.unwrap();
     assert!(out.status.success(), "{out:?}");
     // A linearizable read sent at once waits for entries that never reach node 4: it must end
     // with the removal, not with its deadline.
     let in_flight = {
-        let (reader, four) = (c.client(), four.clone());
+        let (reader, four) = (c.client().unwrap(), four.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let r = orders_at(
@@ -169,23 +173,23 @@ async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
         .cloned()
         .unwrap_or_default();
     assert_eq!(me["status"]["role"], "removed", "{v}");
-    let (code, body) = c.http_get(4, "/readyz");
+    let (code, body) = c.http_get(4, "/readyz").unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("removed"), "{body}");
-    let (_, metrics) = c.http_get(4, "/metrics");
+    let (_, metrics) = c.http_get(4, "/metrics").unwrap();
     assert!(metrics.contains("qastore_raft_is_member 0"), "{metrics}");
 
     // Restarted, it remembers: its first read is refused, before it could ask anyone again.
-    c.kill(4);
-    c.spawn(4, false);
-    c.wait_up(4).await;
+    c.kill(4).unwrap();
+    c.spawn(4, false).unwrap();
+    c.wait_up(4).await.unwrap();
     expect_not_member(
         "a local read right after a restart",
         orders_at(&client, &four, "u1", read(pb::Consistency::Local, 0, 0)).await,
     );
 
     // The members left serve everything, node 4's last write included.
-    let rest = c.api(c.wait_leader(Duration::from_secs(10)).await.0);
+    let rest = c.api(c.wait_leader(Duration::from_secs(10)).await.unwrap().0);
     let r = orders_at(&client, &rest, "u1", None).await.unwrap();
     assert_eq!(r.orders.len(), 3);
 }
@@ -193,8 +197,8 @@ async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn add_learner_returns_once_the_learner_has_applied_what_the_leader_had() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await;
-    let client = std::sync::Arc::new(c.client());
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let client = std::sync::Arc::new(c.client().unwrap());
     // Enough entries that a learner holds the log well before it has applied it.
     let mut writes = Vec::new();
     for w in 0..8 {
@@ -211,11 +215,11 @@ async fn add_learner_returns_once_the_learner_has_applied_what_the_leader_had() 
     for w in writes {
         w.await.unwrap();
     }
-    let (_, leader) = c.wait_leader(Duration::from_secs(10)).await;
+    let (_, leader) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let committed = node_status(&client, &leader).await.committed_index.unwrap();
-    c.prepare_joiner(4, "");
-    c.spawn(4, false);
-    c.wait_up(4).await;
+    c.prepare_joiner(4, "").unwrap();
+    c.spawn(4, false).unwrap();
+    c.wait_up(4).await.unwrap();
     let out = add_learner(&c, 4, 120_000).await;
     assert!(out.status.success(), "{out:?}");
     let st = node_status(&client, &c.api(4)).await;

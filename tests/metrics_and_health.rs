@@ -3,15 +3,14 @@
 //! types running totals as counters and keeps each family's lines together; and the
 //! `qastore_raft_has_leader` gauge says what `/readyz` says on a node cut off from its leader.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
-use support::{order, ProcCluster, SERIAL};
+use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 
 /// Runs `promtool check metrics` on `page`; `None` when promtool is not installed.
 fn promtool_check(page: &str) -> Option<std::process::Output> {
@@ -101,12 +100,12 @@ fn families(page: &str) -> BTreeMap<String, String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let follower = c.others(leader)[0];
 
     // Every metric is there from the start, also on a node that never took a write.
-    let (code, page) = c.http_get(follower, "/metrics");
+    let (code, page) = c.http_get(follower, "/metrics").unwrap();
     assert_eq!(code, 200);
     for line in [
         "qastore_writes_total 0",
@@ -122,7 +121,7 @@ async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
     }
 
     // Some traffic: writes through the leader and one forwarded by the follower.
-    let client = c.client();
+    let client = c.client().unwrap();
     for i in 0..5 {
         client
             .write(vec![order("u1", &format!("o{i}"))], pb::AckLevel::All)
@@ -143,7 +142,7 @@ async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
     tokio::time::sleep(Duration::from_millis(1_200)).await;
 
     for id in [leader, follower] {
-        let (code, page) = c.http_get(id, "/metrics");
+        let (code, page) = c.http_get(id, "/metrics").unwrap();
         assert_eq!(code, 200);
         let types = families(&page);
         for (name, kind) in [
@@ -193,9 +192,9 @@ async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {name}:\n{page}"))
     };
-    let (_, page) = c.http_get(leader, "/metrics");
+    let (_, page) = c.http_get(leader, "/metrics").unwrap();
     assert_eq!(value(&page, "qastore_writes_total"), 6.0, "{page}");
-    let (_, page) = c.http_get(follower, "/metrics");
+    let (_, page) = c.http_get(follower, "/metrics").unwrap();
     assert!(
         value(&page, "qastore_writes_forwarded_total") >= 1.0,
         "{page}"
@@ -204,8 +203,8 @@ async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
 
 /// `/readyz` and the `qastore_raft_has_leader` gauge of node `id`, read together.
 fn health(c: &ProcCluster, id: u64) -> (bool, Option<bool>, String) {
-    let (code, body) = c.http_get(id, "/readyz");
-    let (_, page) = c.http_get(id, "/metrics");
+    let (code, body) = c.http_get(id, "/readyz").unwrap();
+    let (_, page) = c.http_get(id, "/metrics").unwrap();
     let gauge = page
         .lines()
         .find_map(|l| l.strip_prefix("qastore_raft_has_leader "))
@@ -216,9 +215,10 @@ fn health(c: &ProcCluster, id: u64) -> (bool, Option<bool>, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn has_leader_and_readyz_agree_on_a_node_cut_off_from_its_leader() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     c.client()
+        .unwrap()
         .write(vec![order("u1", "o1")], pb::AckLevel::All)
         .await
         .unwrap();
@@ -238,8 +238,8 @@ async fn has_leader_and_readyz_agree_on_a_node_cut_off_from_its_leader() {
     }
 
     // The leader and the other follower stop: this node hears from no leader.
-    c.freeze(leader, true);
-    c.freeze(frozen, true);
+    c.pause(leader, true).unwrap();
+    c.pause(frozen, true).unwrap();
     let started = Instant::now();
     let body = loop {
         let (ready, gauge, body) = health(&c, lonely);
@@ -264,8 +264,8 @@ async fn has_leader_and_readyz_agree_on_a_node_cut_off_from_its_leader() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    c.freeze(leader, false);
-    c.freeze(frozen, false);
+    c.pause(leader, false).unwrap();
+    c.pause(frozen, false).unwrap();
     let started = Instant::now();
     loop {
         let (ready, gauge, body) = health(&c, lonely);

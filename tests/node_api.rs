@@ -3,20 +3,21 @@
 //! leader's death applied once, the ingestor under a full queue, `ctl status`, and the HTTP
 //! health and metrics routes.
 
-mod support;
-
 use std::time::Duration;
 
 use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
 use qastore_proto::v1 as pb;
-use support::*;
+use qastore_testkit::http::http;
+use qastore_testkit::requests::{orders_at, read};
+use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_consistency() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let f = c.others(leader);
     // A client that only knows one follower: the follower forwards the write.
     let via_follower = Client::new(&[c.api(f[0])], ClientOptions::default()).unwrap();
@@ -34,7 +35,7 @@ async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_con
     assert_eq!(w.leader_id, leader);
     assert_eq!(w.results[0].outcome, pb::Outcome::OrderInserted as i32);
 
-    let client = c.client();
+    let client = c.client().unwrap();
     for (addr, options) in [
         (c.api(f[1]), read(pb::Consistency::Linearizable, 0, 0)),
         (c.api(f[0]), None),
@@ -66,9 +67,9 @@ async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_con
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_its_leader_refuses_bounded_reads_and_is_not_ready_but_live() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
-    let client = c.client();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
+    let client = c.client().unwrap();
     let w = client
         .write(vec![order("u2", "o1")], pb::AckLevel::All)
         .await
@@ -83,12 +84,12 @@ async fn a_node_cut_off_from_its_leader_refuses_bounded_reads_and_is_not_ready_b
     )
     .await
     .is_ok());
-    let (code, _) = c.http_get(lonely, "/readyz");
+    let (code, _) = c.http_get(lonely, "/readyz").unwrap();
     assert_eq!(code, 200);
 
     // Freeze the other two: to this node it is a partition.
     for id in c.others(lonely) {
-        c.freeze(id, true);
+        c.pause(id, true).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(3_000)).await;
     let e = orders_at(&client, &addr, "u2", read(pb::Consistency::Bounded, 500, 0))
@@ -104,27 +105,27 @@ async fn a_node_cut_off_from_its_leader_refuses_bounded_reads_and_is_not_ready_b
         .await
         .unwrap();
     assert_eq!(local.orders.len(), 1);
-    assert_eq!(c.http_get(lonely, "/livez").0, 200);
-    let (code, body) = c.http_get(lonely, "/readyz");
+    assert_eq!(c.http_get(lonely, "/livez").unwrap().0, 200);
+    let (code, body) = c.http_get(lonely, "/readyz").unwrap();
     assert_eq!(code, 503, "{body}");
     for id in c.others(lonely) {
-        c.freeze(id, false);
+        c.pause(id, false).unwrap();
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_retried_after_the_leader_dies_is_applied_once() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
-    let client = c.client();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
+    let client = c.client().unwrap();
     let batch = vec![order("u3", "o1"), order("u3", "o2")];
     let (first, _) = client
         .write_with_id(77, batch.clone(), pb::AckLevel::All)
         .await
         .unwrap();
     assert!(!first.duplicate);
-    c.kill(leader);
+    c.kill(leader).unwrap();
     // The client finds the new leader and retries under the same request id.
     let (again, _) = client
         .write_with_id(77, batch, pb::AckLevel::Quorum)
@@ -133,7 +134,7 @@ async fn a_write_retried_after_the_leader_dies_is_applied_once() {
     assert!(again.duplicate);
     assert_eq!(again.log_index, first.log_index);
     assert_eq!(again.results, first.results);
-    let (_, new_leader) = c.wait_leader(Duration::from_secs(10)).await;
+    let (_, new_leader) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let r = orders_at(&client, &new_leader, "u3", None).await.unwrap();
     assert_eq!(r.orders.len(), 2);
     // The same request id with another payload is refused.
@@ -148,8 +149,8 @@ async fn a_write_retried_after_the_leader_dies_is_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_ingest_queue_refuses_at_once_and_everything_accepted_is_written() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await;
-    let client = std::sync::Arc::new(c.client());
+    let c = ProcCluster::start(3, "").await.unwrap();
+    let client = std::sync::Arc::new(c.client().unwrap());
     let ingestor = Ingestor::start(
         client.clone(),
         IngestorOptions {
@@ -180,7 +181,7 @@ async fn a_full_ingest_queue_refuses_at_once_and_everything_accepted_is_written(
     assert_eq!(stats.rejected, full);
     assert_eq!(stats.in_flight, 0);
     assert!(stats.batches >= n / 16);
-    let (_, leader) = c.wait_leader(Duration::from_secs(5)).await;
+    let (_, leader) = c.wait_leader(Duration::from_secs(5)).await.unwrap();
     let r = orders_at(&client, &leader, "u4", None).await.unwrap();
     assert_eq!(r.orders.len() as u64, n);
 }
@@ -188,13 +189,14 @@ async fn a_full_ingest_queue_refuses_at_once_and_everything_accepted_is_written(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await;
+    let c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     c.client()
+        .unwrap()
         .write(vec![order("u5", "o1")], pb::AckLevel::All)
         .await
         .unwrap();
-    let out = c.ctl(&["status"]).await;
+    let out = c.ctl(&["status"]).await.unwrap();
     assert!(out.status.success(), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
     assert_eq!(table.lines().count(), 4, "{table}");
@@ -202,7 +204,7 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
         table.contains("leader") && table.contains("follower"),
         "{table}"
     );
-    let out = c.ctl(&["status", "--output", "json"]).await;
+    let out = c.ctl(&["status", "--output", "json"]).await.unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["leader_id"], leader);
     let members = v["members"].as_array().unwrap();
@@ -211,12 +213,12 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
         assert!(m["status"]["applied_index"].as_u64().unwrap() > 0, "{m}");
     }
     for id in 1..=3 {
-        assert_eq!(c.http_get(id, "/livez").0, 200);
-        assert_eq!(c.http_get(id, "/readyz").0, 200);
+        assert_eq!(c.http_get(id, "/livez").unwrap().0, 200);
+        assert_eq!(c.http_get(id, "/readyz").unwrap().0, 200);
         // The sampler refreshes the gauges every second.
         let mut metrics = String::new();
         for _ in 0..30 {
-            let (code, m) = c.http_get(id, "/metrics");
+            let (code, m) = c.http_get(id, "/metrics").unwrap();
             assert_eq!(code, 200);
             metrics = m;
             if metrics.contains("qastore_raft_has_leader 1") {
@@ -233,27 +235,29 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
         ] {
             assert!(metrics.contains(name), "node {id} lacks {name}:\n{metrics}");
         }
-        let (code, status) = c.http_get(id, "/admin/status");
+        let (code, status) = c.http_get(id, "/admin/status").unwrap();
         assert_eq!(code, 200);
         let v: serde_json::Value = serde_json::from_str(&status).unwrap();
         assert_eq!(v["node"]["node_id"], id);
     }
-    let (code, _) = c.http_get(leader, "/metrics");
+    let (code, _) = c.http_get(leader, "/metrics").unwrap();
     assert_eq!(code, 200);
-    let (code, metrics) = c.http_get(leader, "/metrics");
+    let (code, metrics) = c.http_get(leader, "/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("qastore_rpc_seconds"), "{metrics}");
-    let (code, body) = support::http(c.nodes[&leader].http, "POST", "/admin/compaction");
+    let (code, body) = http(c.nodes[&leader].http, "POST", "/admin/compaction").unwrap();
     assert_eq!(code, 200, "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_forwarding_a_follower_names_the_leader_and_the_client_follows() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "forward_writes = false").await;
-    let (leader, leader_api) = c.wait_leader(Duration::from_secs(10)).await;
+    let c = ProcCluster::start(3, "forward_writes = false")
+        .await
+        .unwrap();
+    let (leader, leader_api) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let follower = c.api(c.others(leader)[0]);
-    let client = c.client();
+    let client = c.client().unwrap();
     let mut store = client.store_at(&follower).unwrap();
     let e = store
         .write(pb::WriteRequest {

@@ -3,16 +3,18 @@
 //! line with `--log-format json`, and a peer's outage logged as one line per warning and a
 //! count, not a line per retry.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
+use qastore_testkit::samples::order;
+use qastore_testkit::signal::{self, Signal};
+use qastore_testkit::{ProcCluster, SERIAL};
 use std::collections::BTreeMap;
 
-use support::{order, ProcCluster, EXE, SERIAL};
+/// The `qastore` program cargo built for these tests.
+const EXE: &str = env!("CARGO_BIN_EXE_qastore");
 
 /// A node process started by the test, killed when dropped (also when the test fails).
 struct Node(Child);
@@ -37,10 +39,7 @@ impl Node {
 
     /// SIGTERM, then waits for the process to end.
     fn stop(mut self) {
-        // SAFETY: kill(2) on our own child process, not yet reaped.
-        unsafe {
-            libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM);
-        }
+        signal::kill(self.0.id(), Signal::Term).unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.0.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "the node ignored SIGTERM");
@@ -59,11 +58,12 @@ impl Drop for Node {
 /// Runs a one-node cluster until it has a leader and applied a write, then stops it; returns
 /// its log.
 async fn run_node(extra: &[&str]) -> String {
-    let c = ProcCluster::prepare(1, "logs", "", 1);
+    let c = ProcCluster::prepare(1, "logs", "", 1).unwrap();
     let n = &c.nodes[&1];
     let node = Node::start(&n.config, &n.log, extra);
-    c.wait_leader(Duration::from_secs(30)).await;
+    c.wait_leader(Duration::from_secs(30)).await.unwrap();
     c.client()
+        .unwrap()
         .write(vec![order("u1", "o1")], pb::AckLevel::All)
         .await
         .unwrap();
@@ -107,12 +107,12 @@ async fn json_log_lines_are_json_objects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_outage_does_not_repeat_identical_warnings() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await;
-    let (leader, _) = c.wait_leader(Duration::from_secs(30)).await;
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, _) = c.wait_leader(Duration::from_secs(30)).await.unwrap();
     let follower = c.others(leader)[0];
     let log = c.nodes[&leader].log.clone();
     let before = std::fs::read_to_string(&log).unwrap().len();
-    c.kill(follower);
+    c.kill(follower).unwrap();
     // Heartbeats and replication to the dead follower are retried many times a second; all
     // within one summary window.
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -3,18 +3,19 @@
 //! reach the day's partition as another part file, so the files together hold exactly the
 //! ticks the API answers.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use qastore_benches::workload::Workload;
 use qastore_client::Client;
 use qastore_exchange::olap::parquet::decode_ticks;
 use qastore_exchange::query::TimeRange;
 use qastore_proto::v1 as pb;
-use support::*;
+use qastore_testkit::workload::Workload;
+use qastore_testkit::{ProcCluster, SERIAL};
+
+/// The `qastore` program cargo built for these tests.
+const EXE: &str = env!("CARGO_BIN_EXE_qastore");
 
 const DAY: u32 = 20241202;
 const INSTRUMENT: &str = "cu2501";
@@ -135,8 +136,10 @@ fn parquet_path_follows_the_live_engine_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_ticks_reach_the_days_parquet_files() {
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(1, "[raft]\nschedule_interval_secs = 1\n").await;
-    let client = c.client();
+    let c = ProcCluster::start(1, "[raft]\nschedule_interval_secs = 1\n")
+        .await
+        .unwrap();
+    let client = c.client().unwrap();
     let data = c.nodes[&1].data.display().to_string();
     let day_dir = printed_dir(&parquet_path(&[
         "--data-dir",

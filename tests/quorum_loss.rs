@@ -2,30 +2,30 @@
 //! it with `--force-new-cluster`, after which it alone forms the cluster with all its data
 //! and takes writes again.
 
-mod support;
-
 use std::time::Duration;
 
 use qastore_client::{Client, ClientOptions};
 use qastore_proto::v1 as pb;
-use support::*;
+use qastore_testkit::requests::orders_at;
+use qastore_testkit::samples::order;
+use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_survivor_of_a_lost_quorum_recovers_only_with_force_new_cluster() {
     let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await;
-    let client = c.client();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let client = c.client().unwrap();
     for i in 0..10 {
         client
             .write(vec![order("u1", &format!("o{i}"))], pb::AckLevel::All)
             .await
             .unwrap();
     }
-    let (leader, _) = c.wait_leader(Duration::from_secs(5)).await;
+    let (leader, _) = c.wait_leader(Duration::from_secs(5)).await.unwrap();
     let survivor = c.others(leader)[0];
     for id in c.others(survivor) {
-        c.kill(id);
+        c.kill(id).unwrap();
     }
     let api = c.api(survivor);
     let mut store = client.store_at(&api).unwrap();
@@ -45,9 +45,9 @@ async fn the_survivor_of_a_lost_quorum_recovers_only_with_force_new_cluster() {
     );
 
     // Restarting it normally changes nothing: still no quorum.
-    c.kill(survivor);
-    c.spawn(survivor, false);
-    c.wait_up(survivor).await;
+    c.kill(survivor).unwrap();
+    c.spawn(survivor, false).unwrap();
+    c.wait_up(survivor).await.unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let e = store.write(req(101)).await.unwrap_err();
     assert!(
@@ -56,9 +56,9 @@ async fn the_survivor_of_a_lost_quorum_recovers_only_with_force_new_cluster() {
     );
 
     // The explicit recovery.
-    c.kill(survivor);
-    c.spawn_with(survivor, &["--force-new-cluster"]);
-    c.wait_up(survivor).await;
+    c.kill(survivor).unwrap();
+    c.spawn_with(survivor, &["--force-new-cluster"]).unwrap();
+    c.wait_up(survivor).await.unwrap();
     let alone = Client::new(std::slice::from_ref(&api), ClientOptions::default()).unwrap();
     let mut now = None;
     for _ in 0..100 {
@@ -68,7 +68,7 @@ async fn the_survivor_of_a_lost_quorum_recovers_only_with_force_new_cluster() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(now, Some(survivor), "logs in {}", c.dir.path().display());
+    assert_eq!(now, Some(survivor), "logs in {}", c.dir().display());
     let members = alone
         .admin_at(&api)
         .unwrap()

@@ -3,14 +3,10 @@
 //! * Key generation and latency summaries for the engine benches in `benches/`
 //!   (`cargo bench -p qastore-benches`); each prints its figures beside a peer measured in the
 //!   same run.
-//! * [`load`]: the closed-loop load engine (`qastore bench` and `cluster_vs_etcd`).
-//! * [`workload`]: realistic exchange records.
-//! * [`versus`]: one QAStore and one etcd cluster driven by the same load, side by side.
+//! * [`versus`]: one QAStore and one etcd cluster driven by the same load, side by side; the
+//!   load engine, the workload and the QAStore processes come from `qastore_testkit`.
 
-pub mod cpu;
-pub mod load;
 pub mod versus;
-pub mod workload;
 
 use std::time::Duration;
 

@@ -16,3 +16,9 @@ pub mod workload;
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct HarnessError(pub String);
+
+impl From<qastore_testkit::KitError> for HarnessError {
+    fn from(e: qastore_testkit::KitError) -> HarnessError {
+        HarnessError(e.to_string())
+    }
+}

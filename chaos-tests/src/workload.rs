@@ -93,25 +93,7 @@ fn account(key: u32, value: u64) -> pb::Record {
 pub const ORDER_USER: &str = "chaos-orders";
 
 fn order(id: &str) -> pb::Record {
-    pb::Record {
-        kind: Some(pb::record::Kind::OrderInsert(pb::OrderInsert {
-            user_id: ORDER_USER.into(),
-            order_id: id.into(),
-            exchange_id: "CHAOS".into(),
-            instrument_id: "IF2412".into(),
-            direction: pb::Direction::Buy as i32,
-            offset: pb::Offset::Open as i32,
-            price_type: pb::PriceType::Limit as i32,
-            limit_price: 1.0,
-            volume_orign: 1,
-            volume_left: 1,
-            time_condition: pb::TimeCondition::Gfd as i32,
-            volume_condition: pb::VolumeCondition::Any as i32,
-            status: pb::OrderStatus::Alive as i32,
-            insert_date_time: 1,
-            ..Default::default()
-        })),
-    }
+    qastore_testkit::samples::order(ORDER_USER, id)
 }
 
 /// Whether a failed write certainly did not happen: refused before it reached the log.

@@ -10,7 +10,7 @@ use qastore_chaos::run::{run, RunSettings, Verdict};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_answering_linearizable_reads_locally_are_caught() {
-    let exe = qastore_chaos::cluster::find_qastore().unwrap();
+    let exe = qastore_testkit::find_qastore().unwrap();
     let bytes = std::fs::read(&exe).unwrap();
     assert!(
         bytes

@@ -6,9 +6,9 @@
 //!   port with metrics, health and JSON admin routes.
 //! * [`node`]: the state the services share ([`Node`]): Raft, the engine, the configuration,
 //!   membership, readiness and default timeouts.
-//! * [`local`]: a cluster of `qastore serve` processes on this machine (demo, benchmarks).
 //!
-//! The client library is the `qastore-client` crate.
+//! The client library is the `qastore-client` crate; the process-cluster harness is the
+//! `qastore-testkit` crate.
 
 pub mod admin_service;
 pub mod catch_up;
@@ -17,7 +17,6 @@ pub mod convert;
 pub mod deadline;
 pub mod error;
 pub mod http;
-pub mod local;
 pub mod membership;
 pub mod membership_watch;
 pub mod metrics;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use qastore_cluster::local::{locks, pids};
+use qastore_testkit::{locks, pids};
 
 /// Marks a directory as the demo's own, so that `--fresh` may wipe it.
 const MARKER: &str = ".qastore-demo";

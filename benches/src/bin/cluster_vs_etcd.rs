@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use qastore_benches::load::Window;
 use qastore_benches::versus::drill::{kill_leader, transfer_leader};
 use qastore_benches::versus::qastore::QaCluster;
 use qastore_benches::versus::report::{LoadFigures, Report, Row, Spread};
 use qastore_benches::versus::rows::{run_row, RowKind};
 use qastore_benches::versus::{wait_healthy, Shape, System};
+use qastore_testkit::load::Window;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

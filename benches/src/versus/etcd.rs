@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
 use prost::Message;
-use qastore_cluster::local::{free_addresses, spawn_logged};
+use qastore_testkit::cluster::spawn_logged;
+use qastore_testkit::load::{closed_loop, LoadResult, Window};
+use qastore_testkit::ports::free_addresses;
+use qastore_testkit::workload::Workload;
 
 use super::{batch_keys, key, key_number, Shape, System, WriteFailure, BATCH};
-use crate::load::{closed_loop, LoadResult, Window};
-use crate::workload::Workload;
 
 /// How long a status call may take before the node counts as down.
 const STATUS_TIMEOUT: Duration = Duration::from_millis(500);

@@ -66,8 +66,8 @@ pub trait System: Send + Sync + 'static {
     fn batched_row(
         &self,
         clients: usize,
-        window: crate::load::Window,
-    ) -> impl Future<Output = crate::load::LoadResult> + Send;
+        window: qastore_testkit::load::Window,
+    ) -> impl Future<Output = qastore_testkit::load::LoadResult> + Send;
 
     /// Reads one key at node `node`: linearizable, or from the node's local state.
     fn read(

@@ -6,17 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions};
-use qastore_cluster::local::LocalCluster;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 
 use super::{batch_keys, key, key_number, Shape, System, WriteFailure, BATCH};
-use crate::load::{closed_loop, LoadResult, Window};
-use crate::workload::Workload;
+use qastore_testkit::load::{closed_loop, LoadResult, Window};
+use qastore_testkit::workload::Workload;
+use qastore_testkit::{ClusterSpec, ProcCluster};
 
 /// A three-node QAStore cluster of child processes.
 pub struct QaCluster {
-    cluster: Mutex<LocalCluster>,
+    cluster: Mutex<ProcCluster>,
     dir: Mutex<Option<tempfile::TempDir>>,
     client: Arc<Client>,
     endpoints: Vec<String>,
@@ -55,9 +55,10 @@ impl QaCluster {
             .prefix("qastore-bench-")
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
-        let mut cluster = LocalCluster::prepare(exe, dir.path(), 3, "qastore-bench")?;
+        let mut cluster =
+            ProcCluster::create(ClusterSpec::local(exe, dir.path(), 3, "qastore-bench"))?;
         for id in 1..=3 {
-            cluster.start(id, id == 1)?;
+            cluster.spawn(id, id == 1)?;
         }
         let endpoints = cluster.endpoints();
         let client = Client::new(
@@ -109,7 +110,7 @@ impl QaCluster {
             .map(|r| r.into_inner())
     }
 
-    fn with_cluster<T>(&self, f: impl FnOnce(&mut LocalCluster) -> T) -> T {
+    fn with_cluster<T>(&self, f: impl FnOnce(&mut ProcCluster) -> T) -> T {
         match self.cluster.lock() {
             Ok(mut c) => f(&mut c),
             Err(poisoned) => f(&mut poisoned.into_inner()),
@@ -241,10 +242,12 @@ impl System for QaCluster {
 
     fn kill(&self, node: usize) -> Result<(), String> {
         self.with_cluster(|c| c.kill(node as u64 + 1))
+            .map_err(String::from)
     }
 
     fn restart(&self, node: usize) -> Result<(), String> {
-        self.with_cluster(|c| c.start(node as u64 + 1, false))
+        self.with_cluster(|c| c.spawn(node as u64 + 1, false))
+            .map_err(String::from)
     }
 
     async fn transfer(&self, from: usize, to: usize) -> Result<(), String> {

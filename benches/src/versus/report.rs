@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::load::LoadResult;
+use qastore_testkit::load::LoadResult;
 
 /// One system's figures in a load row.
 #[derive(Debug, Clone)]

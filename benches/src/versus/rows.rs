@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Shape, System};
-use crate::load::{closed_loop, LoadResult, Window};
+use qastore_testkit::load::{closed_loop, LoadResult, Window};
 
 /// What a load row does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

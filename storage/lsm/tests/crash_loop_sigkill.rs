@@ -189,10 +189,8 @@ fn sigkill_at_random_moments_loses_nothing_reported_durable() {
         });
         let started = Instant::now();
         std::thread::sleep(Duration::from_millis(rng.random_range(30..250)));
-        // SAFETY: plain FFI call sending a signal to our own child.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGKILL);
-        }
+        // `Child::kill` sends SIGKILL: no chance to flush or fsync anything more.
+        let _ = child.kill();
         let _ = child.wait();
         let (durable, flushed) = reader.join().unwrap();
 

@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::signal::{self, Signal};
+use crate::KitError;
+
 /// The pid file of node `id` in the cluster directory `dir`.
 pub fn pid_file(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("node{id}.pid"))
@@ -16,10 +19,9 @@ pub fn config_file(dir: &Path, id: u64) -> PathBuf {
 }
 
 /// Records that node `id` of the cluster in `dir` runs as process `pid`.
-pub fn record(dir: &Path, id: u64, pid: u32) -> Result<(), String> {
+pub fn record(dir: &Path, id: u64, pid: u32) -> Result<(), KitError> {
     let path = pid_file(dir, id);
-    std::fs::write(&path, format!("{pid}\n"))
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+    std::fs::write(&path, format!("{pid}\n")).map_err(|e| KitError::at("writing", &path, e))
 }
 
 /// Forgets node `id`'s pid (it was stopped).
@@ -108,13 +110,6 @@ pub struct Stopped {
     pub stale: Vec<(u64, u32)>,
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) has no memory effects; the pid was just checked to be the node's.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
 /// Stops exactly the nodes recorded in `dir` that still run as those nodes: SIGTERM, then
 /// SIGKILL for those still running after `grace`. A pid that is no longer the node's (it
 /// exited, or the number was reused) is never signalled. Their pid files are removed.
@@ -123,7 +118,8 @@ pub fn stop_recorded(dir: &Path, grace: Duration) -> Stopped {
     let mut waiting = Vec::new();
     for r in recorded(dir) {
         if r.running {
-            signal(r.pid, libc::SIGTERM);
+            // The pid was just checked to be the node's.
+            let _ = signal::kill(r.pid, Signal::Term);
             waiting.push((r.id, r.pid));
         } else {
             out.stale.push((r.id, r.pid));
@@ -143,7 +139,7 @@ pub fn stop_recorded(dir: &Path, grace: Duration) -> Stopped {
         if Instant::now() >= deadline {
             for &(id, pid) in &waiting {
                 if is_node_process(pid, &config_file(dir, id)) {
-                    signal(pid, libc::SIGKILL);
+                    let _ = signal::kill(pid, Signal::Kill);
                 }
                 out.killed.push((id, pid));
                 forget(dir, id);

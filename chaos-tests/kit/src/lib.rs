@@ -1,0 +1,35 @@
+//! QAStore's test kit: what the process tests, the chaos harness, the demo and the cluster
+//! benchmarks share, so that each of them drives real nodes the same way.
+//!
+//! * [`cluster`]: a cluster of `qastore serve` processes on this machine, each with its config,
+//!   data directory, ports, log and pid file; start, wait for a leader, kill, pause, restart,
+//!   stop, read the logs. [`pids`] and [`locks`] tell later programs which nodes of a
+//!   directory still run.
+//! * [`signal`]: the one way the kit and its users send signals to processes.
+//! * [`samples`]: sample records as API records; [`requests`]: small request helpers for the
+//!   tests; [`http`]: a plain HTTP GET on a node's HTTP port.
+//! * [`workload`], [`load`] and [`cpu`]: realistic exchange records and the closed-loop load
+//!   engine behind `qastore bench`, the demo and the cluster benchmarks.
+
+pub mod cluster;
+pub mod cpu;
+pub mod error;
+pub mod exe;
+pub mod http;
+pub mod load;
+pub mod locks;
+pub mod pids;
+pub mod ports;
+pub mod requests;
+pub mod samples;
+pub mod signal;
+pub mod workload;
+
+pub use cluster::{ClusterSpec, NodeProc, Ports, ProcCluster};
+pub use error::KitError;
+pub use exe::find_qastore;
+pub use signal::Signal;
+
+/// Process tests of one test program run one at a time: each starts its own cluster, and the
+/// machine has only so many cores for the nodes' elections.
+pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
