@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::ProgressBar;
-use qastore_client::{Client, ClientOptions};
+use qastore_client::{Client, ClientConfig};
 use qastore_proto::v1 as pb;
 use qastore_testkit::load::{closed_loop, LoadResult, Window};
 use serde_json::json;
@@ -75,9 +75,9 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     let client = Arc::new(
         Client::new(
             &args.endpoints,
-            ClientOptions {
+            ClientConfig {
                 client_id: format!("bench-{}", std::process::id()),
-                ..ClientOptions::default()
+                ..ClientConfig::default()
             },
         )
         .map_err(|e| e.to_string())?,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
-use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+use qastore_client::{Client, ClientConfig, Ingestor, IngestorConfig, SubmitError};
 use qastore_exchange::record::Record;
 use qastore_proto::v1 as pb;
 
@@ -161,9 +161,9 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), 
     let client = Arc::new(
         Client::new(
             &endpoints,
-            ClientOptions {
+            ClientConfig {
                 client_id: "demo-ingestor".into(),
-                ..ClientOptions::default()
+                ..ClientConfig::default()
             },
         )
         .map_err(|e| e.to_string())?,
@@ -195,7 +195,7 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), 
     let kill_cluster = cluster.clone();
     let report = drill::run(
         |o| Client::new(&endpoints, o).map_err(|e| e.to_string()),
-        drill::Settings {
+        drill::DrillConfig {
             mode: drill::Mode::Kill,
             max_unavailable: Some(Duration::from_secs(10)),
             max_lag: 100_000,
@@ -291,9 +291,9 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
     // A short queue: the producer runs flat out, so a long one would only measure queueing.
     let ingestor = Ingestor::start(
         client.clone(),
-        IngestorOptions {
+        IngestorConfig {
             queue_capacity: 1_000,
-            ..IngestorOptions::default()
+            ..IngestorConfig::default()
         },
     );
     let mut workload = Workload::new(args.seed, args.instruments, args.users);

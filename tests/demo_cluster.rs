@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use qastore_client::{Client, ClientOptions};
+use qastore_client::{Client, ClientConfig};
 use qastore_proto::v1 as pb;
 use qastore_testkit::signal::{self, Signal};
 use qastore_testkit::SERIAL;
@@ -89,11 +89,11 @@ fn endpoints(dir: &Path) -> Vec<String> {
 fn client(endpoints: &[String]) -> Client {
     Client::new(
         endpoints,
-        ClientOptions {
+        ClientConfig {
             client_id: "demo-test".into(),
             call_timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(30),
-            ..ClientOptions::default()
+            ..ClientConfig::default()
         },
     )
     .unwrap()

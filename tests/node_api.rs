@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+use qastore_client::{Client, ClientConfig, Ingestor, IngestorConfig, SubmitError};
 use qastore_proto::v1 as pb;
 use qastore_testkit::http::http;
 use qastore_testkit::requests::{orders_at, read};
@@ -20,7 +20,7 @@ async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_con
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let f = c.others(leader);
     // A client that only knows one follower: the follower forwards the write.
-    let via_follower = Client::new(&[c.api(f[0])], ClientOptions::default()).unwrap();
+    let via_follower = Client::new(&[c.api(f[0])], ClientConfig::default()).unwrap();
     let mut store = via_follower.store_at(&c.api(f[0])).unwrap();
     let w = store
         .write(pb::WriteRequest {
@@ -153,10 +153,10 @@ async fn a_full_ingest_queue_refuses_at_once_and_everything_accepted_is_written(
     let client = std::sync::Arc::new(c.client().unwrap());
     let ingestor = Ingestor::start(
         client.clone(),
-        IngestorOptions {
+        IngestorConfig {
             queue_capacity: 64,
             max_batch_records: 16,
-            ..IngestorOptions::default()
+            ..IngestorConfig::default()
         },
     );
     let mut accepted = Vec::new();
@@ -279,7 +279,7 @@ async fn without_forwarding_a_follower_names_the_leader_and_the_client_follows()
         leader_api
     );
     // The client library follows the hint.
-    let only_follower = Client::new(&[follower], ClientOptions::default()).unwrap();
+    let only_follower = Client::new(&[follower], ClientConfig::default()).unwrap();
     let w = only_follower
         .write(vec![order("u6", "o2")], pb::AckLevel::Quorum)
         .await

@@ -29,8 +29,8 @@ use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use qastore_benches::{absent_key16, key16, value};
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::wal::{LogId, Wal, WalEntry, WalOptions};
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::wal::{LogId, Wal, WalConfig, WalEntry};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]
@@ -53,15 +53,15 @@ struct Ours {
     purged: u64,
 }
 
-fn wal_opts() -> WalOptions {
-    WalOptions::default()
+fn wal_opts() -> WalConfig {
+    WalConfig::default()
 }
 
 impl Ours {
     fn open(dir: &Path) -> Ours {
         let wal = Wal::open(OsVfs::shared(), dir.join("wal"), wal_opts()).unwrap();
         let engine =
-            Engine::open(OsVfs::shared(), dir.join("db"), EngineOptions::default()).unwrap();
+            Engine::open(OsVfs::shared(), dir.join("db"), EngineConfig::default()).unwrap();
         let ours = Ours {
             next: wal.last_index().unwrap_or(0) + 1,
             purged: wal.meta().last_purged.map_or(0, |p| p.index),

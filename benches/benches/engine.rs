@@ -21,7 +21,7 @@ use qastore_benches::{absent_key16, key16, value, Latencies};
 use qastore_lsm::ikey::{seq_of, ValueKind};
 use qastore_lsm::memtable::Memtable;
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]
@@ -174,7 +174,7 @@ struct Tables {
 fn tables() -> Tables {
     let ours = tempfile::tempdir().unwrap();
     let theirs = tempfile::tempdir().unwrap();
-    let engine = Engine::open(OsVfs::shared(), ours.path(), EngineOptions::default()).unwrap();
+    let engine = Engine::open(OsVfs::shared(), ours.path(), EngineConfig::default()).unwrap();
     for chunk in 0..PRELOAD / 1000 {
         let mut b = WriteBatch::new();
         for i in chunk * 1000..(chunk + 1) * 1000 {

@@ -25,7 +25,7 @@ use qastore_exchange::query::TimeRange;
 use qastore_exchange::record::{encode, Record};
 use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::{Engine, EngineOptions};
+use qastore_lsm::{Engine, EngineConfig};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]
@@ -86,7 +86,7 @@ fn exchange_apply(c: &mut Criterion) {
     g.bench_function("qastore_apply", |b| {
         b.iter_custom(|iters| {
             let dir = tempfile::tempdir().unwrap();
-            let e = Engine::open(OsVfs::shared(), dir.path(), EngineOptions::default()).unwrap();
+            let e = Engine::open(OsVfs::shared(), dir.path(), EngineConfig::default()).unwrap();
             let start = Instant::now();
             for i in 0..iters {
                 let batch = &batches[i as usize % batches.len()];
@@ -139,7 +139,7 @@ fn tick_store(n: u64) -> TickStore {
         cal.clone(),
     );
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(OsVfs::shared(), dir.path(), EngineOptions::default()).unwrap();
+    let engine = Engine::open(OsVfs::shared(), dir.path(), EngineConfig::default()).unwrap();
     let (mut day, mut index, mut ticks, mut raw_bytes, mut days) =
         (20241202, 0u64, 0u64, 0u64, Vec::new());
     let started = Instant::now();

@@ -19,8 +19,8 @@ use fjall::{Database, KeyspaceCreateOptions, PersistMode};
 use parking_lot::Mutex;
 use qastore_benches::{key16, Latencies};
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::wal::{Wal, WalEntry, WalOptions};
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::wal::{Wal, WalConfig, WalEntry};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 
 // The allocator the qastore binary ships with, for both stores alike.
 #[global_allocator]
@@ -117,14 +117,14 @@ fn wal_append(c: &mut Criterion) {
             let wal = Wal::open(
                 OsVfs::shared(),
                 dir.path().join("wal"),
-                WalOptions::default(),
+                WalConfig::default(),
             )
             .unwrap();
             let engine = with_engine.then(|| {
                 Engine::open(
                     OsVfs::shared(),
                     dir.path().join("db"),
-                    EngineOptions::default(),
+                    EngineConfig::default(),
                 )
                 .unwrap()
             });

@@ -15,12 +15,12 @@ use crate::checker::{check_history, HistoryCheck};
 use crate::cluster::ChaosCluster;
 use crate::history::{Event, Op, Outcome, INFINITY};
 use crate::nemesis::{inject, Fault, FaultStatus, Nemesis};
-use crate::workload::{self, Recorder, WorkloadSettings, ORDER_USER};
+use crate::workload::{self, Recorder, WorkloadConfig, ORDER_USER};
 use crate::HarnessError;
 
 /// How a run goes.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunSettings {
+pub struct RunConfig {
     /// Nodes (3 or 5).
     pub nodes: usize,
     /// How long faults are injected.
@@ -110,7 +110,7 @@ pub struct PhaseCounts {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// The settings (with the seed).
-    pub settings: RunSettings,
+    pub settings: RunConfig,
     /// The verdict.
     pub verdict: Verdict,
     /// Why, in sentences.
@@ -212,7 +212,7 @@ fn counts(events: &[Event], from: u64, to: u64) -> PhaseCounts {
 }
 
 /// Runs once.
-pub async fn run(settings: RunSettings) -> Report {
+pub async fn run(settings: RunConfig) -> Report {
     match run_inner(&settings).await {
         Ok(r) => r,
         Err(e) => Report {
@@ -234,7 +234,7 @@ pub async fn run(settings: RunSettings) -> Report {
     }
 }
 
-async fn run_inner(s: &RunSettings) -> Result<Report, HarnessError> {
+async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
     let mut rng = SmallRng::seed_from_u64(s.seed);
     let mut cluster = ChaosCluster::start(s.nodes, &s.dir, &s.node_env).await?;
     let admin = cluster.client("chaos-admin", Duration::from_millis(500), Duration::ZERO)?;
@@ -247,7 +247,7 @@ async fn run_inner(s: &RunSettings) -> Result<Report, HarnessError> {
         .collect();
     let endpoints = cluster.endpoints();
     let work = tokio::spawn(workload::run(
-        WorkloadSettings {
+        WorkloadConfig {
             clients: s.clients,
             keys: s.keys,
             nodes,
@@ -257,7 +257,7 @@ async fn run_inner(s: &RunSettings) -> Result<Report, HarnessError> {
         move |p| {
             Client::new(
                 &endpoints,
-                qastore_client::ClientOptions {
+                qastore_client::ClientConfig {
                     client_id: format!("chaos-{p}"),
                     call_timeout: Duration::from_millis(1000),
                     retry_for: Duration::from_millis(2500),

@@ -18,7 +18,7 @@ use crate::history::{Event, Nanos, Op, Outcome, ReadKind, INFINITY};
 
 /// How the workload runs.
 #[derive(Debug, Clone)]
-pub struct WorkloadSettings {
+pub struct WorkloadConfig {
     /// Concurrent clients.
     pub clients: u32,
     /// Registers.
@@ -106,7 +106,7 @@ fn definitely_failed(e: &ClientError) -> bool {
 
 /// Runs the clients until `stop`.
 pub async fn run(
-    settings: WorkloadSettings,
+    settings: WorkloadConfig,
     client_of: impl Fn(u32) -> Client,
     recorder: Recorder,
     stop: Arc<AtomicBool>,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use qastore_chaos::nemesis::Nemesis;
-use qastore_chaos::run::{run, RunSettings, Verdict};
+use qastore_chaos::run::{run, RunConfig, Verdict};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_answering_linearizable_reads_locally_are_caught() {
@@ -21,7 +21,7 @@ async fn followers_answering_linearizable_reads_locally_are_caught() {
     );
     for seed in [11, 12] {
         let dir = tempfile::tempdir().unwrap();
-        let report = run(RunSettings {
+        let report = run(RunConfig {
             nodes: 3,
             fault_phase: Duration::from_secs(20),
             quiet: Duration::from_secs(3),

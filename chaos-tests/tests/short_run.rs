@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use qastore_chaos::nemesis::Nemesis;
-use qastore_chaos::run::{run, RunSettings, Verdict};
+use qastore_chaos::run::{run, RunConfig, Verdict};
 
-fn settings(seed: u64, dir: &std::path::Path) -> RunSettings {
-    RunSettings {
+fn settings(seed: u64, dir: &std::path::Path) -> RunConfig {
+    RunConfig {
         nodes: 3,
         fault_phase: Duration::from_secs(45),
         quiet: Duration::from_secs(5),

@@ -18,7 +18,7 @@
 //! raft = "10.0.0.1:7101"
 //! api = "10.0.0.1:7001"
 //!
-//! [raft]                           # see qastore_raft::RaftSettings
+//! [raft]                           # see qastore_raft::RaftConfig
 //! heartbeat_ms = 100
 //!
 //! [engine]                         # storage engine; every key shown with its default
@@ -50,7 +50,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use qastore_raft::RaftSettings;
+use qastore_raft::RaftConfig;
 use serde::Deserialize;
 
 mod storage;
@@ -114,7 +114,7 @@ pub struct NodeConfig {
     /// "10.1.0.2:7101"`): for proxies and NAT, and for fault injection in tests.
     pub dial_overrides: std::collections::BTreeMap<String, String>,
     /// Raft settings.
-    pub raft: RaftSettings,
+    pub raft: RaftConfig,
     /// Storage engine settings.
     pub engine: EngineSection,
     /// Write-ahead log settings.
@@ -142,7 +142,7 @@ impl Default for NodeConfig {
             drill_max_unavailable_ms: 10_000,
             initial_members: Vec::new(),
             dial_overrides: Default::default(),
-            raft: RaftSettings::default(),
+            raft: RaftConfig::default(),
             engine: EngineSection::default(),
             wal: WalSection::default(),
         }
@@ -259,8 +259,8 @@ impl NodeConfig {
 
     /// The Raft node's settings; `api_addr` is the bound client address, told to others when
     /// `api_advertise` is not set.
-    pub fn raft_node_config(&self, api_addr: SocketAddr) -> qastore_raft::NodeConfig {
-        qastore_raft::NodeConfig {
+    pub fn raft_node_config(&self, api_addr: SocketAddr) -> qastore_raft::RaftNodeConfig {
+        qastore_raft::RaftNodeConfig {
             cluster_id: self.cluster_id.clone(),
             node_id: self.node_id,
             data_dir: self.data_dir.clone(),

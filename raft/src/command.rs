@@ -108,7 +108,7 @@ pub enum SystemCommand {
         /// The calendar file's text.
         toml: String,
     },
-    /// Replace the cluster-wide settings (TOML, see [`crate::ClusterSettings`]).
+    /// Replace the cluster-wide settings (TOML, see [`crate::ClusterConfig`]).
     SetClusterSettings {
         /// The settings file's text.
         toml: String,

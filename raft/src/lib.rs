@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod config;
 pub mod damage;
 pub mod engine_slot;
 pub mod error;
@@ -27,13 +28,12 @@ pub mod read_index_batch;
 pub mod recovery;
 pub mod repair;
 pub mod schedule;
-pub mod settings;
 pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
 pub use command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
+pub use config::{ClusterConfig, RaftConfig};
 pub use error::{Error, Result};
-pub use node::{NodeConfig, NodeStatus, RaftNode, Role, WriteOutcome};
-pub use settings::{ClusterSettings, RaftSettings};
+pub use node::{NodeStatus, RaftNode, RaftNodeConfig, Role, WriteOutcome};
 pub use types::{LogId, NodeId, PeerNode, TypeConfig};

@@ -16,7 +16,7 @@ use qastore_lsm::wal::Wal;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::settings::RaftSettings;
+use crate::config::RaftConfig;
 use crate::state_machine::StateMachine;
 use crate::types::Raft;
 
@@ -30,7 +30,7 @@ pub fn spawn(
     raft: Raft,
     sm: StateMachine,
     wal: Arc<Wal>,
-    settings: RaftSettings,
+    settings: RaftConfig,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {

@@ -21,13 +21,14 @@ use parking_lot::Mutex;
 use qastore_exchange::apply::MAX_BATCH_RECORDS;
 use qastore_exchange::record::validate_batch;
 use qastore_lsm::vfs::{OsVfs, VfsRef};
-use qastore_lsm::wal::{Wal, WalOptions};
-use qastore_lsm::{Engine, EngineOptions};
+use qastore_lsm::wal::{Wal, WalConfig};
+use qastore_lsm::{Engine, EngineConfig};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
 use crate::command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
+use crate::config::RaftConfig;
 use crate::error::{Error, Result};
 use crate::follower_clock::FollowerClock;
 use crate::identity;
@@ -35,17 +36,16 @@ use crate::leader_loss::LeaderLossDetector;
 use crate::log_store::LogStore;
 use crate::network::killable::KillableIo;
 use crate::network::{
-    AnswerDeadline, NetworkOptions, PeerGuard, PeerNetwork, PeerService, PeerStats,
+    AnswerDeadline, NetworkConfig, PeerGuard, PeerNetwork, PeerService, PeerStats,
 };
 use crate::read_index_batch::ReadIndexBatch;
-use crate::settings::RaftSettings;
 use crate::state_machine::StateMachine;
 use crate::types::{leader_of, NodeId, PeerNode, Raft, TypeConfig};
 use crate::{maintenance, schedule};
 
 /// How to run a node.
 #[derive(Debug, Clone)]
-pub struct NodeConfig {
+pub struct RaftNodeConfig {
     /// The cluster this node belongs to (every peer call carries it).
     pub cluster_id: String,
     /// This node's id: unique in the cluster, never reused.
@@ -59,11 +59,11 @@ pub struct NodeConfig {
     /// The address of this node's client API, as given to clients.
     pub api_advertise: String,
     /// Raft settings.
-    pub raft: RaftSettings,
+    pub raft: RaftConfig,
     /// Storage engine settings.
-    pub engine: EngineOptions,
+    pub engine: EngineConfig,
     /// Write-ahead log settings.
-    pub wal: WalOptions,
+    pub wal: WalConfig,
     /// Addresses to dial instead of peers' advertised Raft addresses (advertised -> dialed).
     pub dial_overrides: std::collections::HashMap<String, String>,
 }
@@ -130,7 +130,7 @@ pub struct WriteOutcome {
 /// One running node.
 pub struct RaftNode {
     id: NodeId,
-    config: NodeConfig,
+    config: RaftNodeConfig,
     raft: Raft,
     sm: StateMachine,
     wal: Arc<Wal>,
@@ -171,13 +171,13 @@ fn validate_client_id(id: &str) -> Result<()> {
 impl RaftNode {
     /// Opens the node's data directory, starts Raft and the peer server, and the background
     /// tasks. A new node waits to be initialized or added to a cluster.
-    pub async fn start(config: NodeConfig) -> Result<RaftNode> {
+    pub async fn start(config: RaftNodeConfig) -> Result<RaftNode> {
         let vfs: VfsRef = OsVfs::shared();
         Self::start_with_vfs(config, vfs).await
     }
 
     /// Like [`RaftNode::start`], with every file going through `vfs`.
-    pub async fn start_with_vfs(config: NodeConfig, vfs: VfsRef) -> Result<RaftNode> {
+    pub async fn start_with_vfs(config: RaftNodeConfig, vfs: VfsRef) -> Result<RaftNode> {
         let openraft_config = Arc::new(config.raft.openraft_config(&config.cluster_id)?);
         let span = tracing::info_span!("node", id = config.node_id);
         let _enter = span.enter();
@@ -213,7 +213,7 @@ impl RaftNode {
         let network = PeerNetwork::new(
             &config.cluster_id,
             config.node_id,
-            NetworkOptions {
+            NetworkConfig {
                 connect_timeout: config.raft.rpc_timeout(),
                 answer_deadline: AnswerDeadline {
                     base: config.raft.rpc_timeout(),
@@ -778,7 +778,7 @@ impl RaftNode {
     }
 
     /// The node's configuration.
-    pub fn config(&self) -> &NodeConfig {
+    pub fn config(&self) -> &RaftNodeConfig {
         &self.config
     }
 

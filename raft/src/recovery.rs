@@ -14,8 +14,8 @@ use std::path::Path;
 
 use qastore_lsm::checkpoint::{self, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::VfsRef;
-use qastore_lsm::wal::{Wal, WalOptions};
-use qastore_lsm::EngineOptions;
+use qastore_lsm::wal::{Wal, WalConfig};
+use qastore_lsm::EngineConfig;
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -44,10 +44,10 @@ pub fn force_new_cluster(
 ) -> Result<ForcedCluster> {
     identity::claim(vfs.as_ref(), data_dir, cluster_id, node_id)?;
     let applied = {
-        let sm = StateMachine::open(vfs.clone(), data_dir, EngineOptions::default())?;
+        let sm = StateMachine::open(vfs.clone(), data_dir, EngineConfig::default())?;
         sm.applied()
     };
-    let wal = Wal::open(vfs, data_dir.join("wal"), WalOptions::default())?;
+    let wal = Wal::open(vfs, data_dir.join("wal"), WalConfig::default())?;
     let meta = wal.meta();
     let vote_term = match &meta.vote {
         Some(b) => codec::decode_vote(b)?.leader_id.term,

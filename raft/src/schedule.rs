@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::command::{Command, Request, StreamKind, SystemCommand};
-use crate::settings::RaftSettings;
+use crate::config::RaftConfig;
 use crate::state_machine::StateMachine;
 use crate::types::Raft;
 
@@ -82,7 +82,7 @@ pub fn due(
 pub fn spawn(
     raft: Raft,
     sm: StateMachine,
-    settings: RaftSettings,
+    settings: RaftConfig,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {

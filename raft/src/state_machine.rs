@@ -34,16 +34,16 @@ use qastore_exchange::keys::{KeyBuf, SYSTEM};
 use qastore_exchange::olap::{self, RetentionPolicy};
 use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::VfsRef;
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 
 use crate::codec;
 use crate::command::{Command, Response, SystemCommand, WriteCommand};
+use crate::config::ClusterConfig;
 use crate::damage::{is_damage, EngineDamage};
 use crate::engine_slot::EngineSlot;
 use crate::error::{to_io, Error, Result};
 use crate::hash_marks::HashMarks;
 use crate::repair::{self, Caller, PeerList};
-use crate::settings::ClusterSettings;
 use crate::snapshot::{decode_blob, encode_blob, SnapshotFiles};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -90,13 +90,13 @@ struct Applied {
 
 struct Shared {
     vfs: VfsRef,
-    options: EngineOptions,
+    options: EngineConfig,
     engine: EngineSlot,
     home: Arc<tokio::sync::Mutex<EngineHome>>,
     checkpoints: CheckpointStore,
     applied: Mutex<Applied>,
     calendar: RwLock<Arc<TradingCalendar>>,
-    settings: RwLock<Arc<ClusterSettings>>,
+    settings: RwLock<Arc<ClusterConfig>>,
     hash_marks: Arc<HashMarks>,
     damage: Arc<EngineDamage>,
     /// Held while entries are applied or the engine is repaired: one at a time.
@@ -139,7 +139,7 @@ fn read_text(engine: &Engine, key: &[u8]) -> Result<Option<String>> {
 }
 
 /// Reads what an engine holds of the Raft state (the replicated calendar and settings too).
-fn load_state(engine: &Engine) -> Result<(Applied, TradingCalendar, ClusterSettings)> {
+fn load_state(engine: &Engine) -> Result<(Applied, TradingCalendar, ClusterConfig)> {
     let log_id = match engine.get(&applied_key())? {
         Some(b) => codec::decode_log_id(&b)?,
         None => None,
@@ -156,8 +156,8 @@ fn load_state(engine: &Engine) -> Result<(Applied, TradingCalendar, ClusterSetti
         None => TradingCalendar::builtin(),
     };
     let settings = match read_text(engine, &settings_key())? {
-        Some(t) => ClusterSettings::from_toml(&t)?,
-        None => ClusterSettings::default(),
+        Some(t) => ClusterConfig::from_toml(&t)?,
+        None => ClusterConfig::default(),
     };
     Ok((Applied { log_id, membership }, calendar, settings))
 }
@@ -165,7 +165,7 @@ fn load_state(engine: &Engine) -> Result<(Applied, TradingCalendar, ClusterSetti
 impl StateMachine {
     /// Opens the state machine of the node whose data directory is `data_dir`: its engine (as
     /// last flushed) and its checkpoints.
-    pub fn open(vfs: VfsRef, data_dir: &Path, options: EngineOptions) -> Result<StateMachine> {
+    pub fn open(vfs: VfsRef, data_dir: &Path, options: EngineConfig) -> Result<StateMachine> {
         let home = EngineHome::open(vfs.clone(), engine_home_dir(data_dir))?;
         let engine = Engine::open(vfs.clone(), home.active_dir(), options.clone())?;
         let checkpoints = CheckpointStore::open(
@@ -319,7 +319,7 @@ impl StateMachine {
     }
 
     /// The cluster settings in force.
-    pub fn settings(&self) -> Arc<ClusterSettings> {
+    pub fn settings(&self) -> Arc<ClusterConfig> {
         self.inner.settings.read().clone()
     }
 
@@ -586,7 +586,7 @@ impl StateMachine {
                     .start(index, engine.scan(Bound::Unbounded, Bound::Unbounded));
                 Ok(Response::HashMarked)
             }
-            SystemCommand::SetClusterSettings { toml } => match ClusterSettings::from_toml(toml) {
+            SystemCommand::SetClusterSettings { toml } => match ClusterConfig::from_toml(toml) {
                 Ok(s) => {
                     sys.put(settings_key(), Bytes::from(toml.clone()));
                     engine.apply(&sys, index)?;

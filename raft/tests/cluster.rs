@@ -288,7 +288,7 @@ async fn a_node_of_another_cluster_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every_node() {
     let _serial = SERIAL.lock().await;
-    let settings = qastore_raft::RaftSettings {
+    let settings = qastore_raft::RaftConfig {
         schedule_interval_secs: 1,
         ..support::settings()
     };

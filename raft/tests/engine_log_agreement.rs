@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::wal::{LogId, Wal, WalOptions};
+use qastore_lsm::wal::{LogId, Wal, WalConfig};
 use qastore_raft::{Ack, RaftNode, WriteCommand};
 use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
 
@@ -35,7 +35,7 @@ async fn an_engine_behind_the_logs_purge_point_refuses_to_start() {
         let wal = Wal::open(
             OsVfs::shared(),
             dir.path().join("wal"),
-            WalOptions::default(),
+            WalConfig::default(),
         )
         .unwrap();
         let term = wal.last_log_id().unwrap().term;

@@ -9,11 +9,11 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use qastore_raft::RaftSettings;
+use qastore_raft::RaftConfig;
 use support::{batches, write, Cluster, SERIAL, WAIT};
 
-fn slow_timers() -> RaftSettings {
-    RaftSettings {
+fn slow_timers() -> RaftConfig {
+    RaftConfig {
         election_timeout_min_ms: 60_000,
         election_timeout_max_ms: 120_000,
         ..support::settings()

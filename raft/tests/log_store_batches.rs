@@ -10,7 +10,7 @@ use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::RaftLogReader;
 use qastore_exchange::record::{Record, Tick};
 use qastore_lsm::vfs::SimVfs;
-use qastore_lsm::wal::{Wal, WalOptions};
+use qastore_lsm::wal::{Wal, WalConfig};
 use qastore_raft::codec;
 use qastore_raft::command::{Command, Request};
 use qastore_raft::log_store::LogStore;
@@ -32,7 +32,7 @@ fn entry(index: u64, records: usize) -> Entry {
 }
 
 async fn store_with(vfs: &SimVfs, sizes: &[usize], budget: u64) -> LogStore {
-    let wal = Wal::open(vfs.shared(), Path::new("/node/wal"), WalOptions::default()).unwrap();
+    let wal = Wal::open(vfs.shared(), Path::new("/node/wal"), WalConfig::default()).unwrap();
     let mut store = LogStore::new(Arc::new(wal)).with_max_batch_bytes(budget);
     let entries: Vec<Entry> = sizes
         .iter()

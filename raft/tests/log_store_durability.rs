@@ -11,13 +11,13 @@ use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::type_config::TypeConfigExt;
 use openraft::RaftLogReader;
 use qastore_lsm::vfs::{Fault, FaultOp, PowerCut, SimVfs};
-use qastore_lsm::wal::{Wal, WalOptions};
+use qastore_lsm::wal::{Wal, WalConfig};
 use qastore_raft::log_store::LogStore;
 use qastore_raft::types::{log_id, Entry, Vote};
 use qastore_raft::TypeConfig;
 
 fn open(vfs: &SimVfs) -> LogStore {
-    let wal = Wal::open(vfs.shared(), Path::new("/node/wal"), WalOptions::default()).unwrap();
+    let wal = Wal::open(vfs.shared(), Path::new("/node/wal"), WalConfig::default()).unwrap();
     LogStore::new(Arc::new(wal))
 }
 

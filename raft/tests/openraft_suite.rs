@@ -7,8 +7,8 @@ use openraft::testing::log::{StoreBuilder, Suite};
 use openraft::type_config::TypeConfigExt;
 use openraft::StorageError;
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::wal::{Wal, WalOptions};
-use qastore_lsm::EngineOptions;
+use qastore_lsm::wal::{Wal, WalConfig};
+use qastore_lsm::EngineConfig;
 use qastore_raft::log_store::LogStore;
 use qastore_raft::state_machine::StateMachine;
 use qastore_raft::TypeConfig;
@@ -25,10 +25,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         };
         let dir = TempDir::new().map_err(|e| fail(&e))?;
         let vfs = OsVfs::shared();
-        let wal = Wal::open(vfs.clone(), dir.path().join("wal"), WalOptions::default())
+        let wal = Wal::open(vfs.clone(), dir.path().join("wal"), WalConfig::default())
             .map_err(|e| fail(&e))?;
         let sm =
-            StateMachine::open(vfs, dir.path(), EngineOptions::default()).map_err(|e| fail(&e))?;
+            StateMachine::open(vfs, dir.path(), EngineConfig::default()).map_err(|e| fail(&e))?;
         Ok((dir, LogStore::new(Arc::new(wal)), sm))
     }
 }

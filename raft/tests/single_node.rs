@@ -13,11 +13,11 @@ use qastore_exchange::query::Queries;
 use qastore_exchange::record::Record;
 use qastore_lsm::vfs::{PowerCut, SimVfs};
 use qastore_raft::command::StreamKind;
-use qastore_raft::node::NodeConfig;
+use qastore_raft::node::RaftNodeConfig;
 use qastore_raft::{Ack, Error, RaftNode, Response, SystemCommand, WriteCommand};
 use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
 
-async fn single(cfg: NodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
+async fn single(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
     let node = match vfs {
         Some(v) => RaftNode::start_with_vfs(cfg, v.shared()).await.unwrap(),
         None => RaftNode::start(cfg).await.unwrap(),
@@ -25,7 +25,7 @@ async fn single(cfg: NodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
     node
 }
 
-async fn initialized(cfg: NodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
+async fn initialized(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
     let node = single(cfg, vfs).await;
     node.initialize(BTreeMap::from([(node.id(), node.peer_node())]))
         .await

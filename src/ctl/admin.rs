@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use qastore_client::{Client, ClientOptions};
+use qastore_client::{Client, ClientConfig};
 use qastore_cluster::http::{cluster_json, role_name, storage_json};
 use qastore_cluster::NodeConfig;
 use qastore_proto::v1 as pb;
@@ -449,8 +449,8 @@ pub async fn drill(
     max_lag: u64,
     out: Format,
 ) -> ExitCode {
-    let client_of = |o: ClientOptions| Client::new(endpoints, o).map_err(|e| e.to_string());
-    let settings = drill::Settings {
+    let client_of = |o: ClientConfig| Client::new(endpoints, o).map_err(|e| e.to_string());
+    let settings = drill::DrillConfig {
         mode,
         max_unavailable: max_unavailable_ms.map(Duration::from_millis),
         max_lag,
@@ -458,7 +458,7 @@ pub async fn drill(
     };
     let report = drill::run(client_of, settings, |leader, api| async move {
         // The leader's process ends at once, as in a crash; its supervisor restarts it.
-        let c = Client::new(std::slice::from_ref(&api), ClientOptions::default())
+        let c = Client::new(std::slice::from_ref(&api), ClientConfig::default())
             .map_err(|e| e.to_string())?;
         let mut a = c.admin_at(&api).map_err(|e| e.to_string())?;
         a.halt(c.request(pb::HaltRequest { node_id: leader }))

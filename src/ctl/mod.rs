@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use qastore_client::{Client, ClientError, ClientOptions};
+use qastore_client::{Client, ClientConfig, ClientError};
 use qastore_proto::v1 as pb;
 
 use crate::output::Format;
@@ -379,11 +379,11 @@ pub async fn run(args: CtlArgs) -> ExitCode {
     let client = || -> Result<Client, String> {
         Client::new(
             &args.endpoints,
-            ClientOptions {
+            ClientConfig {
                 client_id: format!("ctl-{}", std::process::id()),
                 call_timeout: Duration::from_millis(args.timeout_ms),
                 retry_for: Duration::from_millis(args.timeout_ms),
-                ..ClientOptions::default()
+                ..ClientConfig::default()
             },
         )
         .map_err(|e| e.to_string())

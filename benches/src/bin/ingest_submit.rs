@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions};
+use qastore_client::{Client, ClientConfig, Ingestor, IngestorConfig};
 use qastore_cluster::convert::records::record_to_pb;
 use qastore_exchange::record::samples;
 use qastore_proto::v1 as pb;
@@ -55,14 +55,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let client = Arc::new(Client::new(
         &["127.0.0.1:1".to_string()],
-        ClientOptions {
+        ClientConfig {
             retry_for: Duration::ZERO,
-            ..ClientOptions::default()
+            ..ClientConfig::default()
         },
     )?);
-    let options = IngestorOptions {
+    let options = IngestorConfig {
         queue_capacity: n + 1,
-        ..IngestorOptions::default()
+        ..IngestorConfig::default()
     };
 
     // Bursts, each drained before the next: the queue stays short, as on a trading path

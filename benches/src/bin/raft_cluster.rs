@@ -26,9 +26,9 @@ use qastore_benches::Latencies;
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
 use qastore_exchange::record::Record;
-use qastore_lsm::wal::WalOptions;
-use qastore_lsm::EngineOptions;
-use qastore_raft::{Ack, NodeConfig, NodeId, RaftNode, RaftSettings, Role, WriteCommand};
+use qastore_lsm::wal::WalConfig;
+use qastore_lsm::EngineConfig;
+use qastore_raft::{Ack, NodeId, RaftConfig, RaftNode, RaftNodeConfig, Role, WriteCommand};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -64,16 +64,16 @@ async fn start(root: &std::path::Path, ids: &[NodeId]) -> BTreeMap<NodeId, RaftN
     let mut nodes = BTreeMap::new();
     for &id in ids {
         let port = free_port();
-        let config = NodeConfig {
+        let config = RaftNodeConfig {
             cluster_id: "bench".into(),
             node_id: id,
             data_dir: root.join(format!("n{id}")),
             raft_listen: format!("127.0.0.1:{port}").parse().expect("address"),
             raft_advertise: None,
             api_advertise: "127.0.0.1:0".into(),
-            raft: RaftSettings::default(),
-            engine: EngineOptions::default(),
-            wal: WalOptions::default(),
+            raft: RaftConfig::default(),
+            engine: EngineConfig::default(),
+            wal: WalConfig::default(),
             dial_overrides: Default::default(),
         };
         nodes.insert(id, RaftNode::start(config).await.expect("node starts"));

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions};
+use qastore_client::{Client, ClientConfig, Ingestor, IngestorConfig};
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 
@@ -63,9 +63,9 @@ impl QaCluster {
         let endpoints = cluster.endpoints();
         let client = Client::new(
             &endpoints,
-            ClientOptions {
+            ClientConfig {
                 client_id: format!("bench-{}", std::process::id()),
-                ..ClientOptions::default()
+                ..ClientConfig::default()
             },
         )
         .map_err(|e| e.to_string())?;
@@ -135,7 +135,7 @@ impl System for QaCluster {
     async fn batched_row(&self, clients: usize, window: Window) -> LoadResult {
         let ingestor = Arc::new(Ingestor::start(
             self.client.clone(),
-            IngestorOptions::default(),
+            IngestorConfig::default(),
         ));
         let feeder = ingestor.clone();
         let result = closed_loop(clients, window, move |worker, seq| {

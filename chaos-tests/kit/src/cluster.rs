@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
-use qastore_client::{Client, ClientOptions};
+use qastore_client::{Client, ClientConfig};
 
 use crate::ports::{self, Reserved};
 use crate::{pids, KitError};
@@ -383,11 +383,11 @@ impl ProcCluster {
         call_timeout: Duration,
         retry_for: Duration,
     ) -> Result<Client, KitError> {
-        let options = ClientOptions {
+        let options = ClientConfig {
             client_id: name.into(),
             call_timeout,
             retry_for,
-            ..ClientOptions::default()
+            ..ClientConfig::default()
         };
         Ok(Client::new(&self.endpoints(), options)?)
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use qastore_chaos::nemesis::Nemesis;
-use qastore_chaos::run::{run, RunSettings};
+use qastore_chaos::run::{run, RunConfig};
 
 /// One chaos run.
 #[derive(Debug, Parser)]
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
         .dir
         .unwrap_or_else(|| std::env::temp_dir().join(format!("qastore-chaos-{seed}")));
     println!("seed {seed}; files in {}", dir.display());
-    let settings = RunSettings {
+    let settings = RunConfig {
         nodes: args.nodes,
         fault_phase: Duration::from_secs(args.duration_secs),
         quiet: Duration::from_secs(5),

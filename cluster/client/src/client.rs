@@ -19,7 +19,7 @@ use crate::retry::Backoff;
 
 /// How a client behaves.
 #[derive(Debug, Clone)]
-pub struct ClientOptions {
+pub struct ClientConfig {
     /// Who writes (1 to 64 bytes); request ids are unique per client id.
     pub client_id: String,
     /// The deadline of each call.
@@ -30,9 +30,9 @@ pub struct ClientOptions {
     pub max_message_bytes: usize,
 }
 
-impl Default for ClientOptions {
+impl Default for ClientConfig {
     fn default() -> Self {
-        ClientOptions {
+        ClientConfig {
             client_id: format!("client-{}", std::process::id()),
             call_timeout: Duration::from_secs(5),
             retry_for: Duration::from_secs(30),
@@ -44,7 +44,7 @@ impl Default for ClientOptions {
 /// A client of one cluster.
 #[derive(Debug)]
 pub struct Client {
-    options: ClientOptions,
+    options: ClientConfig,
     endpoints: Vec<String>,
     channels: Mutex<HashMap<String, Channel>>,
     /// The client address of the node believed to lead.
@@ -56,7 +56,7 @@ pub struct Client {
 impl Client {
     /// A client of the cluster reachable at `endpoints` (`host:port` of nodes' client APIs;
     /// any subset of the members). Connections are made on first use.
-    pub fn new(endpoints: &[String], options: ClientOptions) -> Result<Client, ClientError> {
+    pub fn new(endpoints: &[String], options: ClientConfig) -> Result<Client, ClientError> {
         if endpoints.is_empty() {
             return Err(ClientError::BadEndpoint("no endpoints given".into()));
         }
@@ -80,7 +80,7 @@ impl Client {
     }
 
     /// The options it runs with.
-    pub fn options(&self) -> &ClientOptions {
+    pub fn options(&self) -> &ClientConfig {
         &self.options
     }
 

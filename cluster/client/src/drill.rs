@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use qastore_proto::v1 as pb;
 use serde_json::{json, Value};
 
-use crate::client::{Client, ClientOptions};
+use crate::client::{Client, ClientConfig};
 
 /// How leadership is taken away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,7 +145,7 @@ impl Report {
 
 /// Settings of a drill.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct DrillConfig {
     /// How leadership is taken away.
     pub mode: Mode,
     /// The longest acceptable write outage (default: the leader's configured objective).
@@ -261,8 +261,8 @@ async fn health(client: &Client, max_lag: u64) -> Result<(u64, Vec<pb::MemberSta
 /// Runs a drill against the cluster `client` reaches. `kill` ends the leader's process (kill
 /// mode only) and returns once it has ended.
 pub async fn run<K, F>(
-    client_of: impl Fn(ClientOptions) -> Result<Client, String>,
-    settings: Settings,
+    client_of: impl Fn(ClientConfig) -> Result<Client, String>,
+    settings: DrillConfig,
     kill: K,
 ) -> Report
 where
@@ -271,11 +271,11 @@ where
 {
     let mut objective = settings.max_unavailable.unwrap_or(Duration::from_secs(10));
     let mode = settings.mode;
-    let options = |retry_for| ClientOptions {
+    let options = |retry_for| ClientConfig {
         client_id: format!("drill-{}", std::process::id()),
         call_timeout: Duration::from_millis(500),
         retry_for,
-        ..ClientOptions::default()
+        ..ClientConfig::default()
     };
     let probe = match client_of(options(Duration::from_secs(5))) {
         Ok(c) => c,

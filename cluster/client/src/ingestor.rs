@@ -17,7 +17,7 @@ use crate::error::ClientError;
 
 /// How an ingestor batches.
 #[derive(Debug, Clone)]
-pub struct IngestorOptions {
+pub struct IngestorConfig {
     /// Records the queue holds; a `submit` beyond it fails at once.
     pub queue_capacity: usize,
     /// A batch is sent once it holds this many records...
@@ -30,9 +30,9 @@ pub struct IngestorOptions {
     pub ack: pb::AckLevel,
 }
 
-impl Default for IngestorOptions {
+impl Default for IngestorConfig {
     fn default() -> Self {
-        IngestorOptions {
+        IngestorConfig {
             queue_capacity: 100_000,
             max_batch_records: 100,
             max_batch_delay: Duration::from_millis(10),
@@ -118,7 +118,7 @@ impl std::fmt::Debug for Item {
 
 impl Ingestor {
     /// Starts an ingestor writing through `client` (must be called inside a Tokio runtime).
-    pub fn start(client: Arc<Client>, options: IngestorOptions) -> Ingestor {
+    pub fn start(client: Arc<Client>, options: IngestorConfig) -> Ingestor {
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let task = tokio::spawn(run(client, options, rx, counters.clone()));
@@ -189,7 +189,7 @@ impl Counters {
 
 async fn run(
     client: Arc<Client>,
-    options: IngestorOptions,
+    options: IngestorConfig,
     mut rx: mpsc::Receiver<Item>,
     counters: Arc<Counters>,
 ) {

@@ -11,14 +11,14 @@
 //! ```no_run
 //! use std::sync::Arc;
 //!
-//! use qastore_client::{Client, ClientOptions, Ingestor, IngestorOptions, SubmitError};
+//! use qastore_client::{Client, ClientConfig, Ingestor, IngestorConfig, SubmitError};
 //! use qastore_proto::v1 as pb;
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     let endpoints = vec!["10.0.0.1:7001".to_string(), "10.0.0.2:7001".to_string()];
-//!     let client = Arc::new(Client::new(&endpoints, ClientOptions::default())?);
-//!     let ingestor = Ingestor::start(client.clone(), IngestorOptions::default());
+//!     let client = Arc::new(Client::new(&endpoints, ClientConfig::default())?);
+//!     let ingestor = Ingestor::start(client.clone(), IngestorConfig::default());
 //!     let tick = pb::Record {
 //!         kind: Some(pb::record::Kind::Tick(pb::Tick {
 //!             instrument_id: "rb2501".into(),
@@ -44,6 +44,6 @@ mod error;
 mod ingestor;
 mod retry;
 
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientConfig};
 pub use error::{code_name, ClientError};
-pub use ingestor::{Completion, IngestStats, Ingestor, IngestorOptions, RecordAck, SubmitError};
+pub use ingestor::{Completion, IngestStats, Ingestor, IngestorConfig, RecordAck, SubmitError};

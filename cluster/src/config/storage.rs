@@ -1,11 +1,11 @@
 //! The `[engine]` and `[wal]` sections of `node.toml`: the storage settings an operator tunes.
 //! An absent key keeps the engine's or the WAL's own default, so the defaults live in one place
-//! (`EngineOptions::default`, `TableOptions::default`, `WalOptions::default`).
+//! (`EngineConfig::default`, `TableConfig::default`, `WalConfig::default`).
 
 use std::time::Duration;
 
-use qastore_lsm::wal::WalOptions;
-use qastore_lsm::{EngineOptions, Error as StorageError, InvalidArgument};
+use qastore_lsm::wal::WalConfig;
+use qastore_lsm::{EngineConfig, Error as StorageError, InvalidArgument};
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -47,8 +47,8 @@ pub struct EngineSection {
 
 impl EngineSection {
     /// The engine's defaults with the keys this section sets on top.
-    pub fn options(&self) -> EngineOptions {
-        let mut o = EngineOptions::default();
+    pub fn options(&self) -> EngineConfig {
+        let mut o = EngineConfig::default();
         set(&mut o.memtable_bytes, self.memtable_bytes);
         set(&mut o.max_immutable_memtables, self.max_immutable_memtables);
         set(&mut o.level1_bytes, self.level1_bytes);
@@ -101,7 +101,7 @@ impl EngineSection {
 
 /// The `engine.*` key behind an option the engine refused. The engine reports some checks that
 /// span several options under one name; the key named here is the one whose value breaks them.
-fn engine_key(option: &str, o: &EngineOptions) -> &'static str {
+fn engine_key(option: &str, o: &EngineConfig) -> &'static str {
     match option {
         "memtable_bytes" => "engine.memtable_bytes",
         "max_immutable_memtables" => "engine.max_immutable_memtables",
@@ -132,8 +132,8 @@ pub struct WalSection {
 
 impl WalSection {
     /// The WAL's defaults with the keys this section sets on top.
-    pub fn options(&self) -> WalOptions {
-        let mut o = WalOptions::default();
+    pub fn options(&self) -> WalConfig {
+        let mut o = WalConfig::default();
         set(&mut o.segment_bytes, self.segment_bytes);
         set(&mut o.max_entry_bytes, self.max_entry_bytes);
         o
@@ -182,8 +182,8 @@ fn set<T>(target: &mut T, value: Option<T>) {
 
 #[cfg(test)]
 mod tests {
-    use qastore_lsm::wal::WalOptions;
-    use qastore_lsm::EngineOptions;
+    use qastore_lsm::wal::WalConfig;
+    use qastore_lsm::EngineConfig;
 
     use crate::config::NodeConfig;
 
@@ -200,11 +200,11 @@ mod tests {
         let r = c.raft_node_config("127.0.0.1:1".parse().unwrap());
         assert_eq!(
             format!("{:?}", r.engine),
-            format!("{:?}", EngineOptions::default())
+            format!("{:?}", EngineConfig::default())
         );
         assert_eq!(
             format!("{:?}", r.wal),
-            format!("{:?}", WalOptions::default())
+            format!("{:?}", WalConfig::default())
         );
     }
 
@@ -235,11 +235,11 @@ mod tests {
         .unwrap();
         assert_eq!(
             format!("{:?}", c.engine.options()),
-            format!("{:?}", EngineOptions::default())
+            format!("{:?}", EngineConfig::default())
         );
         assert_eq!(
             format!("{:?}", c.wal.options()),
-            format!("{:?}", WalOptions::default())
+            format!("{:?}", WalConfig::default())
         );
     }
 

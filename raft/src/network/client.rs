@@ -69,7 +69,7 @@ impl tonic::service::Interceptor for Stamp {
 
 /// Timeouts and sizes of peer calls.
 #[derive(Debug, Clone)]
-pub struct NetworkOptions {
+pub struct NetworkConfig {
     /// Connecting to a peer fails after this long.
     pub connect_timeout: Duration,
     /// How long an append stream waits for each answer it is owed.
@@ -87,7 +87,7 @@ pub struct NetworkOptions {
 struct NetInner {
     cluster_id: String,
     node_id: NodeId,
-    options: NetworkOptions,
+    options: NetworkConfig,
     channels: Mutex<HashMap<String, Channel>>,
     book: PeerBook,
 }
@@ -100,7 +100,7 @@ pub struct PeerNetwork {
 
 impl PeerNetwork {
     /// The network of node `node_id` in cluster `cluster_id`.
-    pub fn new(cluster_id: &str, node_id: NodeId, options: NetworkOptions) -> Self {
+    pub fn new(cluster_id: &str, node_id: NodeId, options: NetworkConfig) -> Self {
         PeerNetwork {
             inner: Arc::new(NetInner {
                 cluster_id: cluster_id.to_string(),

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
 use qastore_exchange::record::Record;
-use qastore_lsm::wal::WalOptions;
-use qastore_lsm::EngineOptions;
+use qastore_lsm::wal::WalConfig;
+use qastore_lsm::EngineConfig;
 use qastore_raft::node::Role;
-use qastore_raft::{Ack, NodeConfig, NodeId, PeerNode, RaftNode, RaftSettings, WriteCommand};
+use qastore_raft::{Ack, NodeId, PeerNode, RaftConfig, RaftNode, RaftNodeConfig, WriteCommand};
 
 /// Cluster tests share loopback ports and two cores: they run one at a time.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -30,30 +30,30 @@ pub fn free_port() -> u16 {
 
 /// Settings for tests: election timeouts of at least a second, small snapshots and log
 /// retention so that snapshots happen.
-pub fn settings() -> RaftSettings {
-    RaftSettings {
+pub fn settings() -> RaftConfig {
+    RaftConfig {
         heartbeat_ms: 100,
         election_timeout_min_ms: 1000,
         election_timeout_max_ms: 2000,
         log_entries_kept_behind_snapshot: 50,
         snapshot_interval_secs: 3600,
         schedule_interval_secs: 3600,
-        ..RaftSettings::default()
+        ..RaftConfig::default()
     }
 }
 
 /// Small engine settings, so flushes and compactions happen in tests.
-pub fn engine_options() -> EngineOptions {
-    EngineOptions {
+pub fn engine_options() -> EngineConfig {
+    EngineConfig {
         memtable_bytes: 1 << 20,
         level1_bytes: 8 << 20,
         target_file_bytes: 2 << 20,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     }
 }
 
-pub fn config(cluster: &str, id: NodeId, dir: &Path, port: u16) -> NodeConfig {
-    NodeConfig {
+pub fn config(cluster: &str, id: NodeId, dir: &Path, port: u16) -> RaftNodeConfig {
+    RaftNodeConfig {
         cluster_id: cluster.to_string(),
         node_id: id,
         data_dir: dir.to_path_buf(),
@@ -62,7 +62,7 @@ pub fn config(cluster: &str, id: NodeId, dir: &Path, port: u16) -> NodeConfig {
         api_advertise: format!("127.0.0.1:{}", port + 1),
         raft: settings(),
         engine: engine_options(),
-        wal: WalOptions::default(),
+        wal: WalConfig::default(),
         dial_overrides: Default::default(),
     }
 }
@@ -83,7 +83,7 @@ pub struct Cluster {
     pub root: tempfile::TempDir,
     pub nodes: BTreeMap<NodeId, RaftNode>,
     pub ports: BTreeMap<NodeId, u16>,
-    pub settings: RaftSettings,
+    pub settings: RaftConfig,
 }
 
 impl Cluster {
@@ -96,7 +96,7 @@ impl Cluster {
     }
 
     /// Starts node `id` with its config changed by `change` first.
-    pub async fn start_node_with(&mut self, id: NodeId, change: impl FnOnce(&mut NodeConfig)) {
+    pub async fn start_node_with(&mut self, id: NodeId, change: impl FnOnce(&mut RaftNodeConfig)) {
         let port = *self.ports.entry(id).or_insert_with(free_port);
         let mut cfg = config(&self.id, id, &self.dir(id), port);
         cfg.raft = self.settings.clone();
@@ -106,7 +106,7 @@ impl Cluster {
     }
 
     /// A cluster with no node started yet.
-    pub fn empty(settings: RaftSettings) -> Cluster {
+    pub fn empty(settings: RaftConfig) -> Cluster {
         init_tracing();
         Cluster {
             id: "test-cluster".into(),
@@ -134,7 +134,7 @@ impl Cluster {
     }
 
     /// Three voters with the given Raft settings.
-    pub async fn three_with(settings: RaftSettings) -> Cluster {
+    pub async fn three_with(settings: RaftConfig) -> Cluster {
         let mut c = Cluster::empty(settings);
         for id in 1..=3 {
             c.start_node(id).await;

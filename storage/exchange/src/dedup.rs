@@ -134,11 +134,11 @@ pub fn expire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qastore_lsm::engine::EngineOptions;
+    use qastore_lsm::engine::EngineConfig;
     use qastore_lsm::vfs::SimVfs;
 
     fn engine() -> Engine {
-        Engine::open(SimVfs::new(1).shared(), "/db", EngineOptions::default()).unwrap()
+        Engine::open(SimVfs::new(1).shared(), "/db", EngineConfig::default()).unwrap()
     }
 
     fn record(index: u64, hash: u64) -> DedupRecord {

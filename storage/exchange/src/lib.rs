@@ -19,9 +19,9 @@
 //! use qastore_exchange::query::{bars::bars, BarSource, PageRequest, Period, Queries, TimeRange};
 //! use qastore_exchange::record::{samples, validate_batch};
 //! use qastore_lsm::vfs::OsVfs;
-//! use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+//! use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 //! # let tmp = tempfile::tempdir()?;
-//! let engine = Engine::open(OsVfs::shared(), tmp.path().join("db"), EngineOptions::default())?;
+//! let engine = Engine::open(OsVfs::shared(), tmp.path().join("db"), EngineConfig::default())?;
 //! let records = samples::records();      // one OrderInsert, OrderUpdate, TradeExecuted, ...
 //! validate_batch(&records)?;              // what the leader checks before proposing
 //! let outcomes = apply(&engine, &records, 1)?; // one atomic engine batch at log index 1
@@ -52,9 +52,9 @@
 //! use qastore_exchange::olap;
 //! use qastore_lsm::checkpoint::CheckpointStore;
 //! use qastore_lsm::vfs::OsVfs;
-//! use qastore_lsm::{Engine, EngineOptions};
+//! use qastore_lsm::{Engine, EngineConfig};
 //! # let tmp = tempfile::tempdir()?;
-//! let engine = Engine::open(OsVfs::shared(), tmp.path().join("db"), EngineOptions::default())?;
+//! let engine = Engine::open(OsVfs::shared(), tmp.path().join("db"), EngineConfig::default())?;
 //! let store = CheckpointStore::open(OsVfs::shared(), tmp.path().join("checkpoints"), 2)?;
 //! engine.flush()?;
 //! let info = olap::create_checkpoint(&store, &engine, |_| Ok(Bytes::new()))?;

@@ -10,18 +10,18 @@ use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::{samples, OrderStatus, OrderUpdate, Record};
 use qastore_exchange::{Error, InvalidArgument};
 use qastore_lsm::vfs::SimVfs;
-use qastore_lsm::{Engine, EngineOptions};
+use qastore_lsm::{Engine, EngineConfig};
 
 /// An engine whose levels are sized in proportion to its memtable.
 fn engine(vfs: &SimVfs, dir: &str, memtable: usize) -> Engine {
     Engine::open(
         vfs.shared(),
         dir,
-        EngineOptions {
+        EngineConfig {
             memtable_bytes: memtable,
             level1_bytes: 4 * memtable as u64,
             target_file_bytes: memtable as u64,
-            ..EngineOptions::default()
+            ..EngineConfig::default()
         },
     )
     .unwrap()

@@ -8,7 +8,7 @@ use qastore_exchange::query::bars::{bars, Bar, BarSource, Period};
 use qastore_exchange::query::TimeRange;
 use qastore_exchange::record::{samples, Direction, Offset, Record, Tick, TradeExecuted};
 use qastore_lsm::vfs::SimVfs;
-use qastore_lsm::{Engine, EngineOptions};
+use qastore_lsm::{Engine, EngineConfig};
 
 fn cal() -> TradingCalendar {
     TradingCalendar::builtin()
@@ -36,7 +36,7 @@ fn copper_engine() -> Engine {
     let c = cal();
     let at = |d, h, m, s| c.local_time(d, h, m, s);
     let vfs = SimVfs::new(1);
-    let e = Engine::open(vfs.shared(), "/db", EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), "/db", EngineConfig::default()).unwrap();
     let ticks = vec![
         // Trading day 2024-12-02 begins with Friday's night session.
         tick(20241202, at(20241129, 20, 59, 0), 100.0, 10, 1000.0, 500, 1), // auction
@@ -259,7 +259,7 @@ fn trade_bars_count_each_exchange_trade_once() {
     let c = cal();
     let at = |h, m, s| c.local_time(20241202, h, m, s);
     let vfs = SimVfs::new(1);
-    let e = Engine::open(vfs.shared(), "/db", EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), "/db", EngineConfig::default()).unwrap();
     let Record::TradeExecuted(base) = samples::records()[2].clone() else {
         unreachable!()
     };

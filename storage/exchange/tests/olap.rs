@@ -16,17 +16,17 @@ use qastore_exchange::Error;
 use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::checkpoint::{verify, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::{PowerCut, SimVfs, Vfs};
-use qastore_lsm::{Engine, EngineOptions};
+use qastore_lsm::{Engine, EngineConfig};
 
 const DAY1: u32 = 20241202;
 const DAY2: u32 = 20241203;
 
-fn options() -> EngineOptions {
-    EngineOptions {
+fn options() -> EngineConfig {
+    EngineConfig {
         memtable_bytes: 1 << 20,
         level1_bytes: 4 << 20,
         target_file_bytes: 1 << 20,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     }
 }
 
@@ -40,7 +40,7 @@ fn loaded_with(
     vfs: &SimVfs,
     dir: &str,
     instruments: usize,
-    opts: EngineOptions,
+    opts: EngineConfig,
 ) -> (Engine, u64, Vec<String>) {
     let e = Engine::open(vfs.shared(), dir, opts).unwrap();
     let mut gen = ExchangeGen::new(
@@ -257,7 +257,7 @@ fn a_damaged_parquet_file_is_reported_not_read() {
 fn retention_drops_old_partitions_and_journal_entries_files_after_a_flush() {
     let vfs = SimVfs::new(1);
     // A memtable large enough that nothing is flushed unless the test asks.
-    let big = EngineOptions {
+    let big = EngineConfig {
         memtable_bytes: 512 << 20,
         ..options()
     };

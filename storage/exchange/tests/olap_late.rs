@@ -12,17 +12,17 @@ use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::{Record, Tick, TradeExecuted};
 use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::vfs::{SimVfs, Vfs};
-use qastore_lsm::{Engine, EngineOptions};
+use qastore_lsm::{Engine, EngineConfig};
 
 const DAY1: u32 = 20241202;
 const DAY2: u32 = 20241203;
 
-fn options() -> EngineOptions {
-    EngineOptions {
+fn options() -> EngineConfig {
+    EngineConfig {
         memtable_bytes: 1 << 20,
         level1_bytes: 4 << 20,
         target_file_bytes: 1 << 20,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     }
 }
 

@@ -18,7 +18,7 @@ use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::Record;
 use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::{Engine, EngineOptions};
+use qastore_lsm::{Engine, EngineConfig};
 
 const PYARROW: &str = "pyarrow==26.0.1";
 
@@ -111,7 +111,7 @@ fn pyarrow_reads_our_parquet_files() {
     let e = Engine::open(
         OsVfs::shared(),
         tmp.path().join("db"),
-        EngineOptions::default(),
+        EngineConfig::default(),
     )
     .unwrap();
     let day = 20241202;

@@ -12,8 +12,8 @@
 //! [`Engine::flushed_index`] tells the caller from which log index to re-apply.
 
 mod compact;
+mod config;
 mod flush;
-mod options;
 mod read;
 mod stats;
 mod wakeup;
@@ -29,7 +29,7 @@ use event_listener::{Event, Listener};
 use parking_lot::{Mutex, RwLock};
 
 pub use crate::compaction::WritePressure;
-pub use options::EngineOptions;
+pub use config::EngineConfig;
 pub use read::EngineIter;
 pub use stats::{EngineStats, LevelStats};
 
@@ -57,7 +57,7 @@ struct View {
 struct Inner {
     vfs: VfsRef,
     dir: PathBuf,
-    opts: EngineOptions,
+    opts: EngineConfig,
     /// Serializes appliers; holds the last applied index.
     applied: Mutex<u64>,
     /// Readers' snapshot: every batch up to the last applied index.
@@ -132,7 +132,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Opens (or creates) the engine in `dir`: replays the manifest, opens the tables, removes
     /// leftovers of interrupted flushes, and starts the flush thread.
-    pub fn open(vfs: VfsRef, dir: impl AsRef<Path>, opts: EngineOptions) -> Result<Engine> {
+    pub fn open(vfs: VfsRef, dir: impl AsRef<Path>, opts: EngineConfig) -> Result<Engine> {
         opts.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::info_span!("engine_open", dir = %dir.display());

@@ -15,10 +15,10 @@
 //!
 //! ```
 //! use qastore_lsm::vfs::OsVfs;
-//! use qastore_lsm::wal::{LogId, Wal, WalEntry, WalOptions};
+//! use qastore_lsm::wal::{LogId, Wal, WalEntry, WalConfig};
 //! # let tmp = tempfile::tempdir()?;
 //! # let dir = tmp.path().join("wal");
-//! let wal = Wal::open(OsVfs::shared(), &dir, WalOptions::default())?;
+//! let wal = Wal::open(OsVfs::shared(), &dir, WalConfig::default())?;
 //! wal.append(&[WalEntry::new(1, 1, b"first".to_vec())], |durable| {
 //!     // Runs on the flusher thread once the entry is fsynced, or with the error that stopped
 //!     // the WAL. Keep it short: hand the result to a channel.
@@ -36,11 +36,11 @@
 //!
 //! ```
 //! use std::ops::Bound;
-//! use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+//! use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 //! use qastore_lsm::vfs::OsVfs;
 //! # let tmp = tempfile::tempdir()?;
 //! # let dir = tmp.path().join("db");
-//! let engine = Engine::open(OsVfs::shared(), &dir, EngineOptions::default())?;
+//! let engine = Engine::open(OsVfs::shared(), &dir, EngineConfig::default())?;
 //! let mut batch = WriteBatch::new();
 //! batch.put("order/u1/42", "ALIVE").delete("order/u1/41");
 //! engine.apply(&batch, 7)?;                         // log index 7
@@ -63,10 +63,10 @@
 //! use bytes::Bytes;
 //! use qastore_lsm::checkpoint::{verify, CheckpointStore, EngineHome};
 //! use qastore_lsm::vfs::OsVfs;
-//! use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+//! use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 //! # let tmp = tempfile::tempdir()?;
 //! # let root = tmp.path();
-//! # let engine = Engine::open(OsVfs::shared(), root.join("db"), EngineOptions::default())?;
+//! # let engine = Engine::open(OsVfs::shared(), root.join("db"), EngineConfig::default())?;
 //! # let mut batch = WriteBatch::new();
 //! # batch.put("k", "v");
 //! # engine.apply(&batch, 1)?;
@@ -89,7 +89,7 @@
 //! // The receiving node switches its engine to it (the old engine closed first).
 //! let mut home = EngineHome::open(OsVfs::shared(), root.join("peer/engine"))?;
 //! let dir = home.switch_to(&installed)?;
-//! let peer_engine = Engine::open(OsVfs::shared(), dir, EngineOptions::default())?;
+//! let peer_engine = Engine::open(OsVfs::shared(), dir, EngineConfig::default())?;
 //! assert_eq!(peer_engine.flushed_index(), info.meta.log_index);
 //! # assert_eq!(peer_engine.get(b"k")?.as_deref(), Some(&b"v"[..]));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -116,6 +116,6 @@ pub mod wal;
 
 pub use batch::{BatchOp, WriteBatch};
 pub use engine::{
-    Engine, EngineIter, EngineOptions, EngineStats, LevelStats, TableInfo, WritePressure,
+    Engine, EngineConfig, EngineIter, EngineStats, LevelStats, TableInfo, WritePressure,
 };
 pub use error::{Error, InvalidArgument, Result};

@@ -14,17 +14,17 @@ use qastore_lsm::checkpoint::{
     verify, CheckpointInfo, CheckpointLease, CheckpointMeta, CheckpointStore, EngineHome,
 };
 use qastore_lsm::vfs::{OsVfs, SimVfs, Vfs, VfsRef};
-use qastore_lsm::{Engine, EngineOptions, Error, InvalidArgument};
+use qastore_lsm::{Engine, EngineConfig, Error, InvalidArgument};
 use support::{contents, Op, State};
 
-fn options() -> EngineOptions {
-    let mut o = EngineOptions {
+fn options() -> EngineConfig {
+    let mut o = EngineConfig {
         memtable_bytes: 4 << 10,
         l0_compaction_trigger: 2,
         level1_bytes: 16 << 10,
         level_multiplier: 4,
         target_file_bytes: 8 << 10,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     o.table.block_bytes = 512;
     o

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use qastore_lsm::filenames::table_name;
 use qastore_lsm::vfs::{SimVfs, Vfs};
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 use support::contents;
 
 fn batch(i: u64, value_len: usize) -> WriteBatch {
@@ -26,7 +26,7 @@ fn writes_slow_down_then_stop_while_level0_piles_up() {
     let vfs = SimVfs::new(1);
     // Slow fsyncs make compaction lag behind flushes.
     vfs.set_sync_latency(Duration::from_millis(15));
-    let opts = EngineOptions {
+    let opts = EngineConfig {
         memtable_bytes: 2 << 10,
         max_immutable_memtables: 8,
         l0_compaction_trigger: 2,
@@ -34,7 +34,7 @@ fn writes_slow_down_then_stop_while_level0_piles_up() {
         l0_stop_trigger: 5,
         level1_bytes: 1 << 20,
         max_write_delay: Duration::from_millis(5),
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     let e = Engine::open(vfs.shared(), "/db", opts).unwrap();
     let mut max_l0 = 0;
@@ -58,12 +58,12 @@ fn obsolete_tables_live_as_long_as_a_reader_holds_them() {
     let vfs = SimVfs::new(1);
     // Level 0 is never compacted in the background here, so the manual compaction below
     // rewrites every table.
-    let opts = EngineOptions {
+    let opts = EngineConfig {
         memtable_bytes: 4 << 10,
         l0_compaction_trigger: 100,
         l0_slowdown_trigger: 200,
         l0_stop_trigger: 300,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     let e = Engine::open(vfs.shared(), "/db", opts).unwrap();
     for i in 1..=300 {
@@ -102,9 +102,9 @@ fn obsolete_tables_live_as_long_as_a_reader_holds_them() {
 #[test]
 fn manual_compaction_drops_overwritten_versions_and_deletes() {
     let vfs = SimVfs::new(1);
-    let opts = EngineOptions {
+    let opts = EngineConfig {
         memtable_bytes: 8 << 10,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     let e = Engine::open(vfs.shared(), "/db", opts).unwrap();
     let mut index = 0;

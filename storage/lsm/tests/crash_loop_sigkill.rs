@@ -19,30 +19,30 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use qastore_lsm::checkpoint::{verify, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::OsVfs;
-use qastore_lsm::wal::{Wal, WalEntry, WalOptions};
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::wal::{Wal, WalConfig, WalEntry};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 use rand::{Rng, SeedableRng};
 use support::{contents, Op, State};
 
 const CHILD_ENV: &str = "QASTORE_CRASH_LOOP_DIR";
 const ROUNDS: usize = 24;
 
-fn wal_opts() -> WalOptions {
-    WalOptions {
+fn wal_opts() -> WalConfig {
+    WalConfig {
         segment_bytes: 64 << 10,
-        ..WalOptions::default()
+        ..WalConfig::default()
     }
 }
 
-fn engine_opts() -> EngineOptions {
-    let mut o = EngineOptions {
+fn engine_opts() -> EngineConfig {
+    let mut o = EngineConfig {
         memtable_bytes: 32 << 10,
         max_manifest_bytes: 8 << 10,
         l0_compaction_trigger: 2,
         level1_bytes: 96 << 10,
         level_multiplier: 4,
         target_file_bytes: 32 << 10,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     o.table.block_bytes = 1024;
     o

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use qastore_lsm::vfs::{OsVfs, SimVfs};
-use qastore_lsm::{Engine, EngineOptions, Error, InvalidArgument, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, Error, InvalidArgument, WriteBatch};
 
-fn small() -> EngineOptions {
-    let mut o = EngineOptions {
+fn small() -> EngineConfig {
+    let mut o = EngineConfig {
         memtable_bytes: 4 << 10,
         max_immutable_memtables: 2,
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     o.table.block_bytes = 512;
     o
@@ -51,7 +51,7 @@ fn all(e: &Engine) -> Vec<(String, String)> {
 #[test]
 fn puts_deletes_and_scans_within_a_batch_and_across_batches() {
     let vfs = SimVfs::new(1);
-    let e = Engine::open(vfs.shared(), "/db", EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), "/db", EngineConfig::default()).unwrap();
     e.apply(
         &batch(&[("a", Some("1")), ("b", Some("2")), ("a", Some("3"))]),
         1,
@@ -224,7 +224,7 @@ fn bad_input_is_refused_and_changes_nothing() {
 #[test]
 fn a_batch_larger_than_the_ordinals_works_when_no_key_repeats_too_often() {
     let vfs = SimVfs::new(1);
-    let e = Engine::open(vfs.shared(), "/db", EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), "/db", EngineConfig::default()).unwrap();
     let mut b = WriteBatch::new();
     for i in 0..100_000 {
         b.put(format!("k{i:06}"), "v1");
@@ -237,7 +237,7 @@ fn a_batch_larger_than_the_ordinals_works_when_no_key_repeats_too_often() {
     assert_eq!(get(&e, "k000008"), None);
     e.flush().unwrap();
     drop(e);
-    let e = Engine::open(vfs.shared(), "/db", EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), "/db", EngineConfig::default()).unwrap();
     assert_eq!(get(&e, "k000007").as_deref(), Some("v2"));
     assert_eq!(all(&e).len(), 99_999);
 }
@@ -305,7 +305,7 @@ async fn a_full_flush_queue_stalls_writes_until_a_flush_finishes() {
 
 #[test]
 fn a_directory_is_opened_by_one_engine_or_wal_at_a_time() {
-    use qastore_lsm::wal::{Wal, WalOptions};
+    use qastore_lsm::wal::{Wal, WalConfig};
     let dir = tempfile::tempdir().unwrap();
     let e = Engine::open(OsVfs::shared(), dir.path().join("db"), small()).unwrap();
     match Engine::open(OsVfs::shared(), dir.path().join("db"), small()) {
@@ -315,14 +315,14 @@ fn a_directory_is_opened_by_one_engine_or_wal_at_a_time() {
     let w = Wal::open(
         OsVfs::shared(),
         dir.path().join("wal"),
-        WalOptions::default(),
+        WalConfig::default(),
     )
     .unwrap();
     assert!(matches!(
         Wal::open(
             OsVfs::shared(),
             dir.path().join("wal"),
-            WalOptions::default()
+            WalConfig::default()
         ),
         Err(Error::Locked { .. })
     ));
@@ -331,7 +331,7 @@ fn a_directory_is_opened_by_one_engine_or_wal_at_a_time() {
     Wal::open(
         OsVfs::shared(),
         dir.path().join("wal"),
-        WalOptions::default(),
+        WalConfig::default(),
     )
     .unwrap();
 
@@ -349,18 +349,18 @@ fn a_directory_is_opened_by_one_engine_or_wal_at_a_time() {
 fn options_that_cannot_work_are_refused_at_open() {
     let vfs = SimVfs::new(1);
     let bad = [
-        EngineOptions {
+        EngineConfig {
             l0_compaction_trigger: 8,
             l0_slowdown_trigger: 4,
-            ..EngineOptions::default()
+            ..EngineConfig::default()
         },
-        EngineOptions {
+        EngineConfig {
             level_multiplier: 1,
-            ..EngineOptions::default()
+            ..EngineConfig::default()
         },
-        EngineOptions {
+        EngineConfig {
             memtable_bytes: 0,
-            ..EngineOptions::default()
+            ..EngineConfig::default()
         },
     ];
     for opts in bad {

@@ -10,7 +10,7 @@ use std::ops::Bound;
 
 use proptest::prelude::*;
 use qastore_lsm::vfs::SimVfs;
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 
 /// Tables of each level below 0 are sorted and do not overlap.
 fn check_levels(engine: &Engine) {
@@ -64,8 +64,8 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn options() -> EngineOptions {
-    let mut o = EngineOptions {
+fn options() -> EngineConfig {
+    let mut o = EngineConfig {
         memtable_bytes: 1500,
         max_immutable_memtables: 2,
         l0_compaction_trigger: 2,
@@ -75,7 +75,7 @@ fn options() -> EngineOptions {
         level_multiplier: 3,
         target_file_bytes: 1200,
         max_write_delay: std::time::Duration::from_micros(200),
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     o.table.block_bytes = 200;
     o.table.restart_interval = 3;

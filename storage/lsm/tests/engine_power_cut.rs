@@ -7,11 +7,11 @@ mod support;
 
 use proptest::prelude::*;
 use qastore_lsm::vfs::SimVfs;
-use qastore_lsm::{Engine, EngineOptions, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 use support::{contents, Op, State};
 
-fn options() -> EngineOptions {
-    let mut o = EngineOptions {
+fn options() -> EngineConfig {
+    let mut o = EngineConfig {
         memtable_bytes: 2000,
         max_immutable_memtables: 2,
         max_manifest_bytes: 600,
@@ -20,7 +20,7 @@ fn options() -> EngineOptions {
         level_multiplier: 3,
         target_file_bytes: 1500,
         max_write_delay: std::time::Duration::from_micros(100),
-        ..EngineOptions::default()
+        ..EngineConfig::default()
     };
     o.table.block_bytes = 256;
     o

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use qastore_lsm::vfs::{SimVfs, Vfs};
-use qastore_lsm::{Engine, EngineOptions, Error, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, Error, WriteBatch};
 
 /// Bytes before the first frame of a manifest.
 const MANIFEST_HEADER: usize = 16;
@@ -33,13 +33,13 @@ fn manifest(vfs: &SimVfs) -> PathBuf {
 /// manifest holding a snapshot of the file set, so reopening and closing leaves just that.
 fn engine_with_a_single_frame_manifest() -> SimVfs {
     let vfs = SimVfs::new(7);
-    let e = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap();
     for i in 1..=20 {
         put(&e, i);
     }
     e.flush().unwrap();
     drop(e);
-    drop(Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap());
+    drop(Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap());
     vfs
 }
 
@@ -90,7 +90,7 @@ fn a_flipped_byte_inside_the_only_frame_refuses_the_open_instead_of_dropping_the
         offset + FRAME_HEADER + (len - FRAME_HEADER) / 2,
     );
 
-    let err = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap_err();
+    let err = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap_err();
     assert!(err.to_string().contains("base edit"), "{err}");
     expect_corruption_at(err, &path, MANIFEST_HEADER);
 }
@@ -98,7 +98,7 @@ fn a_flipped_byte_inside_the_only_frame_refuses_the_open_instead_of_dropping_the
 #[test]
 fn a_complete_last_edit_failing_its_checksum_is_corruption_not_a_torn_write() {
     let vfs = SimVfs::new(8);
-    let e = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap();
     put(&e, 1);
     e.flush().unwrap();
     put(&e, 2);
@@ -111,7 +111,7 @@ fn a_complete_last_edit_failing_its_checksum_is_corruption_not_a_torn_write() {
     assert_eq!(offset + len, vfs.file_len(&path).unwrap());
     flip(&vfs, &path, offset + len - 2);
 
-    let err = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap_err();
+    let err = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap_err();
     assert!(err.to_string().contains("complete last edit"), "{err}");
     expect_corruption_at(err, &path, offset);
 }
@@ -119,7 +119,7 @@ fn a_complete_last_edit_failing_its_checksum_is_corruption_not_a_torn_write() {
 #[test]
 fn an_incomplete_last_edit_is_torn_and_the_engine_opens_with_the_edits_before_it() {
     let vfs = SimVfs::new(9);
-    let e = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap();
     put(&e, 1);
     e.flush().unwrap();
     drop(e);
@@ -131,7 +131,7 @@ fn an_incomplete_last_edit_is_torn_and_the_engine_opens_with_the_edits_before_it
     vfs.corrupt(&path, len, &bytes[offset..offset + FRAME_HEADER + 3])
         .unwrap();
 
-    let e = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap();
     assert_eq!(e.flushed_index(), 1);
     assert_eq!(e.get(b"key0001").unwrap().as_deref(), Some(&b"value-1"[..]));
 }
@@ -139,7 +139,7 @@ fn an_incomplete_last_edit_is_torn_and_the_engine_opens_with_the_edits_before_it
 #[test]
 fn a_bad_last_edit_followed_only_by_zeros_is_torn() {
     let vfs = SimVfs::new(10);
-    let e = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap();
     put(&e, 1);
     e.flush().unwrap();
     put(&e, 2);
@@ -151,7 +151,7 @@ fn a_bad_last_edit_followed_only_by_zeros_is_torn() {
     flip(&vfs, &path, offset + len - 1);
     vfs.corrupt(&path, offset + len, &[0u8; 64]).unwrap();
 
-    let e = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap();
     assert_eq!(e.flushed_index(), 1, "the torn second flush is dropped");
     assert!(e.get(b"key0001").unwrap().is_some());
 }
@@ -159,7 +159,7 @@ fn a_bad_last_edit_followed_only_by_zeros_is_torn() {
 #[test]
 fn a_flipped_byte_in_an_earlier_edit_is_corruption() {
     let vfs = SimVfs::new(11);
-    let e = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap();
+    let e = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap();
     for i in 1..=3 {
         put(&e, i);
         e.flush().unwrap();
@@ -170,6 +170,6 @@ fn a_flipped_byte_in_an_earlier_edit_is_corruption() {
     let (offset, len) = f[1];
     flip(&vfs, &path, offset + len - 1);
 
-    let err = Engine::open(vfs.shared(), dir(), EngineOptions::default()).unwrap_err();
+    let err = Engine::open(vfs.shared(), dir(), EngineConfig::default()).unwrap_err();
     expect_corruption_at(err, &path, offset);
 }

@@ -4,10 +4,10 @@ use std::ops::Bound;
 use std::path::PathBuf;
 
 use qastore_lsm::vfs::{OsVfs, SimVfs, Vfs};
-use qastore_lsm::{Engine, EngineOptions, Error, WriteBatch};
+use qastore_lsm::{Engine, EngineConfig, Error, WriteBatch};
 
-fn options() -> EngineOptions {
-    let mut o = EngineOptions::default();
+fn options() -> EngineConfig {
+    let mut o = EngineConfig::default();
     o.table.block_bytes = 1024;
     o
 }

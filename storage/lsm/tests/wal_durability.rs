@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use proptest::prelude::*;
 use qastore_lsm::vfs::{Fault, FaultOp, SimVfs};
-use qastore_lsm::wal::{LogId, Wal, WalEntry, WalOptions};
+use qastore_lsm::wal::{LogId, Wal, WalConfig, WalEntry};
 use qastore_lsm::Error;
 
 fn payload(index: u64) -> Bytes {
@@ -25,7 +25,7 @@ fn entry(index: u64) -> WalEntry {
 fn group_commit_makes_many_appends_durable_with_few_fsyncs() {
     let vfs = SimVfs::new(1);
     vfs.set_sync_latency(Duration::from_millis(2));
-    let wal = Wal::open(vfs.shared(), "/wal", WalOptions::default()).unwrap();
+    let wal = Wal::open(vfs.shared(), "/wal", WalConfig::default()).unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let appends = 2000u64;
     for i in 1..=appends {
@@ -53,7 +53,7 @@ fn group_commit_makes_many_appends_durable_with_few_fsyncs() {
 fn appends_are_readable_before_they_are_durable() {
     let vfs = SimVfs::new(1);
     vfs.set_sync_latency(Duration::from_millis(50));
-    let wal = Wal::open(vfs.shared(), "/wal", WalOptions::default()).unwrap();
+    let wal = Wal::open(vfs.shared(), "/wal", WalConfig::default()).unwrap();
     let (tx, rx) = mpsc::channel();
     wal.append(&[entry(1), entry(2)], move |r| tx.send(r).unwrap())
         .unwrap();
@@ -65,7 +65,7 @@ fn appends_are_readable_before_they_are_durable() {
 #[test]
 fn a_failed_fsync_stops_the_log_and_never_reports_durable() {
     let vfs = SimVfs::new(1);
-    let wal = Wal::open(vfs.shared(), "/wal", WalOptions::default()).unwrap();
+    let wal = Wal::open(vfs.shared(), "/wal", WalConfig::default()).unwrap();
     wal.append_sync(&[entry(1)]).unwrap();
     vfs.inject(Fault::new(FaultOp::Sync).path_contains("wal-").times(1));
     let (tx, rx) = mpsc::channel();
@@ -91,14 +91,14 @@ fn a_failed_fsync_stops_the_log_and_never_reports_durable() {
     assert!(wal.failure().is_some());
     // Reopening recovers whatever reached the disk.
     drop(wal);
-    let wal = Wal::open(vfs.shared(), "/wal", WalOptions::default()).unwrap();
+    let wal = Wal::open(vfs.shared(), "/wal", WalConfig::default()).unwrap();
     assert!(wal.last_index() >= Some(1));
 }
 
 #[test]
 fn a_failed_metadata_fsync_fails_the_vote() {
     let vfs = SimVfs::new(1);
-    let wal = Wal::open(vfs.shared(), "/wal", WalOptions::default()).unwrap();
+    let wal = Wal::open(vfs.shared(), "/wal", WalConfig::default()).unwrap();
     vfs.inject(Fault::new(FaultOp::Sync).path_contains("wal.meta"));
     assert!(matches!(
         wal.save_vote(Bytes::from_static(b"v")),
@@ -141,7 +141,7 @@ proptest! {
         seed: u64,
     ) {
         let vfs = SimVfs::new(seed);
-        let opts = WalOptions { segment_bytes: 512, ..WalOptions::default() };
+        let opts = WalConfig { segment_bytes: 512, ..WalConfig::default() };
         let wal = Wal::open(vfs.shared(), "/wal", opts.clone()).unwrap();
         vfs.crash_after_ops(crash_at, mode);
         let durable = Arc::new(AtomicU64::new(0));

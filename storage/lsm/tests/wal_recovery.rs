@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use qastore_lsm::vfs::{OsVfs, Vfs};
-use qastore_lsm::wal::{segment_name, Wal, WalEntry, WalOptions};
+use qastore_lsm::wal::{segment_name, Wal, WalConfig, WalEntry};
 use qastore_lsm::Error;
 
 fn payload(index: u64) -> Vec<u8> {
@@ -16,7 +16,7 @@ fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<WalEntry> {
     range.map(|i| WalEntry::new(i, term, payload(i))).collect()
 }
 
-fn write_log(dir: &Path, count: u64, opts: WalOptions) {
+fn write_log(dir: &Path, count: u64, opts: WalConfig) {
     let wal = Wal::open(OsVfs::shared(), dir, opts).unwrap();
     wal.append_sync(&entries(1..=count, 1)).unwrap();
 }
@@ -41,12 +41,12 @@ fn check_entries(wal: &Wal, last: u64) {
 #[test]
 fn every_torn_length_of_the_last_record_is_cut_and_the_log_reopens() {
     let src = tempfile::tempdir().unwrap();
-    write_log(src.path(), 10, WalOptions::default());
+    write_log(src.path(), 10, WalConfig::default());
     let seg = &segments(src.path())[0];
     let full = std::fs::read(seg).unwrap();
     // Where the last record starts: open a copy holding nine entries.
     let nine = tempfile::tempdir().unwrap();
-    write_log(nine.path(), 9, WalOptions::default());
+    write_log(nine.path(), 9, WalConfig::default());
     let boundary = std::fs::metadata(&segments(nine.path())[0]).unwrap().len() as usize;
 
     for cut in boundary + 1..full.len() {
@@ -54,14 +54,14 @@ fn every_torn_length_of_the_last_record_is_cut_and_the_log_reopens() {
         std::fs::copy(src.path().join("wal.meta"), dir.path().join("wal.meta")).unwrap();
         let path = dir.path().join(seg.file_name().unwrap());
         std::fs::write(&path, &full[..cut]).unwrap();
-        let wal = Wal::open(OsVfs::shared(), dir.path(), WalOptions::default())
+        let wal = Wal::open(OsVfs::shared(), dir.path(), WalConfig::default())
             .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
         check_entries(&wal, 9);
         assert_eq!(wal.stats().torn_tails_repaired, 1);
         // The log continues where the torn record was.
         wal.append_sync(&entries(10..=11, 1)).unwrap();
         drop(wal);
-        let wal = Wal::open(OsVfs::shared(), dir.path(), WalOptions::default()).unwrap();
+        let wal = Wal::open(OsVfs::shared(), dir.path(), WalConfig::default()).unwrap();
         check_entries(&wal, 11);
         assert_eq!(wal.stats().torn_tails_repaired, 0);
     }
@@ -70,7 +70,7 @@ fn every_torn_length_of_the_last_record_is_cut_and_the_log_reopens() {
 #[test]
 fn zero_filled_tails_are_cut() {
     let src = tempfile::tempdir().unwrap();
-    write_log(src.path(), 10, WalOptions::default());
+    write_log(src.path(), 10, WalConfig::default());
     let seg = &segments(src.path())[0];
     let full = std::fs::read(seg).unwrap();
     for zeros in [1usize, 11, 12, 13, 100, 4096, 70_000] {
@@ -87,14 +87,14 @@ fn zero_filled_tails_are_cut() {
             }
             bytes.extend(std::iter::repeat_n(0u8, zeros));
             std::fs::write(dir.path().join(seg.file_name().unwrap()), &bytes).unwrap();
-            let wal = Wal::open(OsVfs::shared(), dir.path(), WalOptions::default()).unwrap();
+            let wal = Wal::open(OsVfs::shared(), dir.path(), WalConfig::default()).unwrap();
             check_entries(&wal, expect_last);
         }
     }
 }
 
 fn expect_corruption(dir: &Path, file: &Path, offset: u64) {
-    match Wal::open(OsVfs::shared(), dir, WalOptions::default()) {
+    match Wal::open(OsVfs::shared(), dir, WalConfig::default()) {
         Err(Error::Corruption {
             file: f, offset: o, ..
         }) => {
@@ -109,7 +109,7 @@ fn expect_corruption(dir: &Path, file: &Path, offset: u64) {
 #[test]
 fn a_flipped_byte_mid_log_refuses_to_open_naming_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), 10, WalOptions::default());
+    write_log(dir.path(), 10, WalConfig::default());
     let seg = segments(dir.path())[0].clone();
     let before = std::fs::read(&seg).unwrap();
     // Record 5 starts after the 32-byte header and four frames.
@@ -123,15 +123,15 @@ fn a_flipped_byte_mid_log_refuses_to_open_naming_file_and_offset() {
         let _ = what;
     }
     std::fs::write(&seg, &before).unwrap();
-    assert!(Wal::open(OsVfs::shared(), dir.path(), WalOptions::default()).is_ok());
+    assert!(Wal::open(OsVfs::shared(), dir.path(), WalConfig::default()).is_ok());
 }
 
 #[test]
 fn damage_at_the_end_of_an_earlier_segment_is_corruption_not_a_torn_write() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = WalOptions {
+    let opts = WalConfig {
         segment_bytes: 300,
-        ..WalOptions::default()
+        ..WalConfig::default()
     };
     let wal = Wal::open(OsVfs::shared(), dir.path(), opts.clone()).unwrap();
     for i in 1..=20 {
@@ -152,9 +152,9 @@ fn damage_at_the_end_of_an_earlier_segment_is_corruption_not_a_torn_write() {
 #[test]
 fn a_missing_middle_segment_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = WalOptions {
+    let opts = WalConfig {
         segment_bytes: 300,
-        ..WalOptions::default()
+        ..WalConfig::default()
     };
     let wal = Wal::open(OsVfs::shared(), dir.path(), opts).unwrap();
     for i in 1..=20 {
@@ -163,7 +163,7 @@ fn a_missing_middle_segment_is_reported() {
     drop(wal);
     let segs = segments(dir.path());
     std::fs::remove_file(&segs[1]).unwrap();
-    match Wal::open(OsVfs::shared(), dir.path(), WalOptions::default()) {
+    match Wal::open(OsVfs::shared(), dir.path(), WalConfig::default()) {
         Err(Error::Corruption { file, .. }) => assert_eq!(file, segs[2]),
         other => panic!("expected corruption, got {other:?}"),
     }
@@ -172,9 +172,9 @@ fn a_missing_middle_segment_is_reported() {
 #[test]
 fn segments_without_metadata_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), 3, WalOptions::default());
+    write_log(dir.path(), 3, WalConfig::default());
     std::fs::remove_file(dir.path().join("wal.meta")).unwrap();
-    let err = Wal::open(OsVfs::shared(), dir.path(), WalOptions::default()).unwrap_err();
+    let err = Wal::open(OsVfs::shared(), dir.path(), WalConfig::default()).unwrap_err();
     assert!(err.to_string().contains("wal.meta"), "{err}");
     assert!(err.to_string().contains(&segment_name(1)), "{err}");
 }
@@ -182,10 +182,10 @@ fn segments_without_metadata_are_refused() {
 #[test]
 fn unfinished_segment_files_are_removed_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    write_log(dir.path(), 3, WalOptions::default());
+    write_log(dir.path(), 3, WalConfig::default());
     let stray = dir.path().join(format!("{}.tmp", segment_name(4)));
     std::fs::write(&stray, b"half a segment").unwrap();
-    let wal = Wal::open(OsVfs::shared(), dir.path(), WalOptions::default()).unwrap();
+    let wal = Wal::open(OsVfs::shared(), dir.path(), WalConfig::default()).unwrap();
     assert!(!stray.exists());
     check_entries(&wal, 3);
     assert!(OsVfs.exists(&dir.path().join(segment_name(1))).unwrap());

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use qastore_lsm::vfs::{PowerCut, SimVfs};
-use qastore_lsm::wal::{LogId, Wal, WalEntry, WalOptions};
+use qastore_lsm::wal::{LogId, Wal, WalConfig, WalEntry};
 use qastore_lsm::{Error, InvalidArgument};
 
 fn payload(index: u64, term: u64) -> Vec<u8> {
@@ -17,10 +17,10 @@ fn entries(range: std::ops::RangeInclusive<u64>, term: u64) -> Vec<WalEntry> {
         .collect()
 }
 
-fn small_segments() -> WalOptions {
-    WalOptions {
+fn small_segments() -> WalConfig {
+    WalConfig {
         segment_bytes: 256,
-        ..WalOptions::default()
+        ..WalConfig::default()
     }
 }
 
@@ -193,9 +193,9 @@ fn appends_that_break_the_log_are_refused_and_change_nothing() {
     let big = Wal::open(
         vfs.shared(),
         "/other",
-        WalOptions {
+        WalConfig {
             max_entry_bytes: 10,
-            ..WalOptions::default()
+            ..WalConfig::default()
         },
     )
     .unwrap();

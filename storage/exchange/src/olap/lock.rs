@@ -86,14 +86,14 @@ impl Drop for OlapGuard {
 mod tests {
     use super::*;
     use qastore_lsm::vfs::SimVfs;
-    use qastore_lsm::EngineOptions;
+    use qastore_lsm::EngineConfig;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn one_holder_per_engine_directory() {
         let vfs = SimVfs::new(1);
-        let a = Engine::open(vfs.shared(), "/a", EngineOptions::default()).unwrap();
-        let b = Engine::open(vfs.shared(), "/b", EngineOptions::default()).unwrap();
+        let a = Engine::open(vfs.shared(), "/a", EngineConfig::default()).unwrap();
+        let b = Engine::open(vfs.shared(), "/b", EngineConfig::default()).unwrap();
         let held = lock(&a);
         // Another engine's lock is free.
         drop(lock(&b));

@@ -31,4 +31,4 @@ pub use read::{
     partition_tick_bar_inputs, partition_tick_groups, partition_trade_bar_inputs,
     partition_trade_groups, read_partition_ticks, read_partition_trades,
 };
-pub use retain::{retain, sweep, would_drop, Retention, RetentionPolicy, RetentionSettings, Sweep};
+pub use retain::{retain, sweep, would_drop, Retention, RetentionConfig, RetentionPolicy, Sweep};

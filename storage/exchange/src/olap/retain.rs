@@ -24,18 +24,18 @@ pub struct RetentionPolicy {
 }
 
 /// How much history to keep: the operator's setting (for example a `[retention]` table in the
-/// node's config), turned into explicit cut-offs by [`RetentionSettings::policy`] where the
+/// node's config), turned into explicit cut-offs by [`RetentionConfig::policy`] where the
 /// retention run is proposed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RetentionSettings {
+pub struct RetentionConfig {
     /// Keep the Parquet partitions of this many trading days, the current one included.
     pub keep_trading_days: Option<u32>,
     /// Keep the journal entries of this many log indexes, the last applied one included.
     pub keep_log_entries: Option<u64>,
 }
 
-impl RetentionSettings {
+impl RetentionConfig {
     /// The cut-offs these settings give on `trading_day` with `applied_index` the last applied
     /// log index. Keeping zero of something drops nothing (a setting of 0 is taken as a slip).
     pub fn policy(
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn settings_count_back_over_trading_days_and_log_indexes() {
         let cal = TradingCalendar::builtin();
-        let keep = RetentionSettings {
+        let keep = RetentionConfig {
             keep_trading_days: Some(3),
             keep_log_entries: Some(1000),
         };
@@ -278,7 +278,7 @@ mod tests {
         // Fewer entries than the setting keeps: nothing to drop.
         assert_eq!(keep.policy(&cal, 20241209, 10).drop_journal_before, Some(0));
         // One trading day kept is the current one.
-        let one = RetentionSettings {
+        let one = RetentionConfig {
             keep_trading_days: Some(1),
             keep_log_entries: Some(0),
         };
@@ -286,16 +286,16 @@ mod tests {
         assert_eq!(p.drop_days_before, Some(20241209));
         assert_eq!(p.drop_journal_before, None);
         assert_eq!(
-            RetentionSettings::default().policy(&cal, 20241209, 5000),
+            RetentionConfig::default().policy(&cal, 20241209, 5000),
             RetentionPolicy::default()
         );
     }
 
     #[test]
     fn settings_read_from_toml() {
-        let s: RetentionSettings =
+        let s: RetentionConfig =
             toml::from_str("keep_trading_days = 20\nkeep_log_entries = 5000000\n").unwrap();
         assert_eq!(s.keep_trading_days, Some(20));
-        assert!(toml::from_str::<RetentionSettings>("keep_days = 3").is_err());
+        assert!(toml::from_str::<RetentionConfig>("keep_days = 3").is_err());
     }
 }

@@ -17,7 +17,7 @@ use crate::filenames::table_name;
 use crate::ikey::{self, IKey, ValueKind};
 use crate::manifest::{FileDesc, VersionEdit};
 use crate::merge::{MergeIter, Source};
-use crate::sstable::{Table, TableBuilder, TableOptions};
+use crate::sstable::{Table, TableBuilder, TableConfig};
 use crate::version::{FileMeta, Version, NUM_LEVELS};
 use crate::version_set::VersionSet;
 use crate::vfs::VfsRef;
@@ -40,7 +40,7 @@ pub struct Context<'a> {
     /// Engine directory.
     pub dir: &'a std::path::Path,
     /// Layout of output tables.
-    pub table: &'a TableOptions,
+    pub table: &'a TableConfig,
     /// Output tables are cut at about this size.
     pub target_file_bytes: u64,
     /// The version set (locked briefly for file numbers and to publish).

@@ -220,14 +220,14 @@ mod tests {
     use super::*;
     use crate::ikey::{InternalKey, ValueKind};
     use crate::manifest::FileDesc;
-    use crate::sstable::{Table, TableBuilder, TableOptions};
+    use crate::sstable::{Table, TableBuilder, TableConfig};
     use crate::vfs::{SimVfs, Vfs};
     use std::path::Path;
 
     /// A real table holding `keys`, placed at `level`, padded to about `size` bytes.
     fn table(vfs: &SimVfs, level: u8, number: u64, keys: &[&str], size: usize) -> Arc<FileMeta> {
         let path = Path::new("/t").join(format!("{number}.sst"));
-        let mut b = TableBuilder::new(vfs, &path, TableOptions::default()).unwrap();
+        let mut b = TableBuilder::new(vfs, &path, TableConfig::default()).unwrap();
         let value = vec![7u8; size / keys.len().max(1)];
         for k in keys {
             let ik = InternalKey::new(k.as_bytes(), 1, ValueKind::Put);

@@ -17,7 +17,7 @@ use crate::vfs::{parent_dir, temp_path, FileRef, Vfs};
 
 /// How tables are laid out.
 #[derive(Debug, Clone)]
-pub struct TableOptions {
+pub struct TableConfig {
     /// Target size of a data block before its trailer.
     pub block_bytes: usize,
     /// Entries between restart points.
@@ -26,9 +26,9 @@ pub struct TableOptions {
     pub bloom_bits_per_key: usize,
 }
 
-impl Default for TableOptions {
+impl Default for TableConfig {
     fn default() -> Self {
-        TableOptions {
+        TableConfig {
             block_bytes: 4096,
             restart_interval: 16,
             bloom_bits_per_key: 10,
@@ -46,7 +46,7 @@ pub struct TableBuilder<'a> {
     path: PathBuf,
     tmp: PathBuf,
     file: FileRef,
-    opts: TableOptions,
+    opts: TableConfig,
     written: u64,
     pending: Vec<u8>,
     block: BlockBuilder,
@@ -58,7 +58,7 @@ pub struct TableBuilder<'a> {
 
 impl<'a> TableBuilder<'a> {
     /// Starts a table that will end up at `path`.
-    pub fn new(vfs: &'a dyn Vfs, path: &Path, opts: TableOptions) -> Result<Self> {
+    pub fn new(vfs: &'a dyn Vfs, path: &Path, opts: TableConfig) -> Result<Self> {
         let tmp = temp_path(path);
         if vfs.exists(&tmp)? {
             vfs.remove(&tmp)?;

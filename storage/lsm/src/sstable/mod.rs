@@ -17,7 +17,7 @@ pub mod iter;
 pub mod properties;
 pub mod reader;
 
-pub use builder::{TableBuilder, TableOptions};
+pub use builder::{TableBuilder, TableConfig};
 pub use footer::TABLE_VERSION;
 pub use iter::TableIter;
 pub use properties::Properties;

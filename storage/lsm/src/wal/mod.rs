@@ -45,23 +45,23 @@ use segment::{parse_segment_name, EntryLoc, Segment};
 
 /// Settings of a WAL.
 #[derive(Debug, Clone)]
-pub struct WalOptions {
+pub struct WalConfig {
     /// A segment is closed and a new one started once it would grow past this size.
     pub segment_bytes: u64,
     /// The largest payload one entry may carry.
     pub max_entry_bytes: usize,
 }
 
-impl Default for WalOptions {
+impl Default for WalConfig {
     fn default() -> Self {
-        WalOptions {
+        WalConfig {
             segment_bytes: 64 << 20,
             max_entry_bytes: 64 << 20,
         }
     }
 }
 
-impl WalOptions {
+impl WalConfig {
     /// Checks that the options can work: a zero segment size would start a segment file for
     /// every append, and a zero entry limit would refuse every entry.
     pub fn validate(&self) -> Result<()> {
@@ -142,7 +142,7 @@ impl State {
 pub struct Wal {
     vfs: VfsRef,
     dir: PathBuf,
-    opts: WalOptions,
+    opts: WalConfig,
     state: RwLock<State>,
     tx: Mutex<Option<Sender<Command>>>,
     flusher: Option<JoinHandle<()>>,
@@ -158,7 +158,7 @@ impl std::fmt::Debug for Wal {
 
 impl Wal {
     /// Opens the WAL in `dir`, creating it if the directory holds none, and recovers it.
-    pub fn open(vfs: VfsRef, dir: impl AsRef<Path>, opts: WalOptions) -> Result<Wal> {
+    pub fn open(vfs: VfsRef, dir: impl AsRef<Path>, opts: WalConfig) -> Result<Wal> {
         let dir = dir.as_ref().to_path_buf();
         let span = tracing::info_span!("wal_open", dir = %dir.display());
         let _enter = span.enter();

@@ -1,9 +1,9 @@
-//! Settings: the node's own Raft settings ([`RaftSettings`], from its config file) and the
-//! cluster-wide ones every node applies alike ([`ClusterSettings`], replicated through the log).
+//! Settings: the node's own Raft settings ([`RaftConfig`], from its config file) and the
+//! cluster-wide ones every node applies alike ([`ClusterConfig`], replicated through the log).
 
 use std::time::Duration;
 
-use qastore_exchange::olap::RetentionSettings;
+use qastore_exchange::olap::RetentionConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 /// LAN; a `[raft]` table in the node's config file overrides them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct RaftSettings {
+pub struct RaftConfig {
     /// How often the leader sends heartbeats, in milliseconds.
     pub heartbeat_ms: u64,
     /// The shortest random part of the election timeout, in milliseconds. A follower that has
@@ -61,9 +61,9 @@ pub struct RaftSettings {
     pub schedule_interval_secs: u64,
 }
 
-impl Default for RaftSettings {
+impl Default for RaftConfig {
     fn default() -> Self {
-        RaftSettings {
+        RaftConfig {
             heartbeat_ms: 100,
             election_timeout_min_ms: 300,
             election_timeout_max_ms: 1000,
@@ -84,7 +84,7 @@ impl Default for RaftSettings {
     }
 }
 
-impl RaftSettings {
+impl RaftConfig {
     /// Checks the settings against each other.
     pub fn validate(&self) -> Result<()> {
         let bad = |name, reason: &str| {
@@ -174,34 +174,34 @@ impl RaftSettings {
 /// `SetClusterSettings` command), stored in the engine, carried by snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ClusterSettings {
+pub struct ClusterConfig {
     /// Convert closed trading days of ticks and trades to Parquet on a schedule.
     pub olap_conversion: bool,
     /// How long after a trading day ends (the next one's first session opens) it is converted,
     /// in minutes.
     pub convert_after_minutes: u32,
     /// What retention keeps (nothing is dropped when both are unset).
-    pub retention: RetentionSettings,
+    pub retention: RetentionConfig,
     /// How many log entries a write's request id is remembered for (retries within that many
     /// entries are recognised).
     pub dedup_window_entries: u64,
 }
 
-impl Default for ClusterSettings {
+impl Default for ClusterConfig {
     fn default() -> Self {
-        ClusterSettings {
+        ClusterConfig {
             olap_conversion: true,
             convert_after_minutes: 30,
-            retention: RetentionSettings::default(),
+            retention: RetentionConfig::default(),
             dedup_window_entries: 1_000_000,
         }
     }
 }
 
-impl ClusterSettings {
+impl ClusterConfig {
     /// Parses settings from TOML text.
-    pub fn from_toml(text: &str) -> Result<ClusterSettings> {
-        let s: ClusterSettings = toml::from_str(text).map_err(|e| Error::BadSetting {
+    pub fn from_toml(text: &str) -> Result<ClusterConfig> {
+        let s: ClusterConfig = toml::from_str(text).map_err(|e| Error::BadSetting {
             name: "cluster settings",
             reason: e.to_string(),
         })?;
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_make_an_openraft_config() {
-        let s = RaftSettings::default();
+        let s = RaftConfig::default();
         let c = s.openraft_config("c1").unwrap();
         assert_eq!(c.heartbeat_interval, 100);
         assert_eq!(c.enable_pre_vote, Some(true));
@@ -229,29 +229,29 @@ mod tests {
 
     #[test]
     fn inconsistent_settings_are_refused_with_the_field_named() {
-        let s = RaftSettings {
+        let s = RaftConfig {
             election_timeout_max_ms: 250,
-            ..RaftSettings::default()
+            ..RaftConfig::default()
         };
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("election_timeout_max_ms"), "{e}");
-        let s = RaftSettings {
+        let s = RaftConfig {
             heartbeat_ms: 600,
-            ..RaftSettings::default()
+            ..RaftConfig::default()
         };
         assert!(s.validate().is_err());
     }
 
     #[test]
     fn cluster_settings_parse_from_toml() {
-        let s = ClusterSettings::from_toml(
+        let s = ClusterConfig::from_toml(
             "olap_conversion = false\n[retention]\nkeep_trading_days = 20\n",
         )
         .unwrap();
         assert!(!s.olap_conversion);
         assert_eq!(s.retention.keep_trading_days, Some(20));
         assert_eq!(s.dedup_window_entries, 1_000_000);
-        assert!(ClusterSettings::from_toml("bogus = 1").is_err());
-        assert!(ClusterSettings::from_toml("dedup_window_entries = 0").is_err());
+        assert!(ClusterConfig::from_toml("bogus = 1").is_err());
+        assert!(ClusterConfig::from_toml("dedup_window_entries = 0").is_err());
     }
 }

@@ -3,17 +3,17 @@
 use std::time::Duration;
 
 use crate::compaction::{LevelShape, PressureLimits};
-use crate::sstable::TableOptions;
+use crate::sstable::TableConfig;
 
 /// How an engine is sized and limited.
 #[derive(Debug, Clone)]
-pub struct EngineOptions {
+pub struct EngineConfig {
     /// The active memtable is frozen (between batches) once it holds about this many bytes.
     pub memtable_bytes: usize,
     /// Frozen memtables waiting for their flush; when this many are queued, writes wait.
     pub max_immutable_memtables: usize,
     /// Table layout.
-    pub table: TableOptions,
+    pub table: TableConfig,
     /// The longest key accepted.
     pub max_key_bytes: usize,
     /// The longest value accepted.
@@ -42,12 +42,12 @@ pub struct EngineOptions {
     pub compaction_threads: usize,
 }
 
-impl Default for EngineOptions {
+impl Default for EngineConfig {
     fn default() -> Self {
-        EngineOptions {
+        EngineConfig {
             memtable_bytes: 64 << 20,
             max_immutable_memtables: 4,
-            table: TableOptions::default(),
+            table: TableConfig::default(),
             max_key_bytes: 16 << 10,
             max_value_bytes: 16 << 20,
             max_manifest_bytes: 4 << 20,
@@ -65,7 +65,7 @@ impl Default for EngineOptions {
     }
 }
 
-impl EngineOptions {
+impl EngineConfig {
     /// Checks that the options can work together (for example that writes can never be stopped
     /// by a level-0 threshold below the one that starts compaction).
     pub fn validate(&self) -> crate::Result<()> {
