@@ -1,4 +1,5 @@
-//! Reads at the consistency a client asks for (DESIGN §6), before the query runs.
+//! Reads at the consistency a client asks for, before the query runs (README.md,
+//! "Consistency"; ARCHITECTURE.md, "The path of a read").
 //!
 //! * `LINEARIZABLE`: the leader confirms its leadership with a quorum and names the index the
 //!   read must see; this node waits until it has applied that index.

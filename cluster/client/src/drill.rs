@@ -1,8 +1,8 @@
-//! Failover drills (DESIGN §6). A drill first checks that the cluster is healthy (every member
-//! reachable, a leader, followers caught up) and refuses otherwise. It then keeps writing
-//! sentinel records, one at a time, each retried under its own request id until acknowledged;
-//! takes leadership away (planned: transfer to the most caught-up follower; kill: the leader's
-//! process dies); measures the time to a new leader and the window in which no write was
+//! Failover drills (how to run one: README.md, "Operating"). A drill first checks that the cluster
+//! is healthy (every member reachable, a leader, followers caught up) and refuses otherwise. It
+//! then keeps writing sentinel records, one at a time, each retried under its own request id until
+//! acknowledged; takes leadership away (planned: transfer to the most caught-up follower; kill: the
+//! leader's process dies); measures the time to a new leader and the window in which no write was
 //! acknowledged; and reads every acknowledged sentinel back at `LINEARIZABLE`.
 
 use std::sync::atomic::{AtomicBool, Ordering};

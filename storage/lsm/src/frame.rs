@@ -11,7 +11,7 @@
 //! The header carries its own CRC so that a damaged length is recognised as damage rather than
 //! read as "the record continues past the end of the file".
 //!
-//! Recovery rule (DESIGN §3): at the tail of the last file of a log, an incomplete frame, or a
+//! Recovery rule: at the tail of the last file of a log, an incomplete frame, or a
 //! bad frame followed only by zeros or the end of the file, is a torn write: it was never
 //! fsynced, so never acknowledged, and is cut off. Any other bad frame is corruption.
 

@@ -1,6 +1,6 @@
 //! Internal keys: a user key plus the sequence number and kind of one version of it.
 //!
-//! The engine's sequence number is `log index << 16 | ordinal in batch` (DESIGN §2), so the
+//! The engine's sequence number is `log index << 16 | ordinal in batch`, so the
 //! records of one Raft entry never collide and a snapshot at "everything up to index N" is the
 //! sequence number `N << 16 | 0xFFFF`. The ordinal only has to tell apart operations on the
 //! same key: a batch of up to 65,536 operations numbers them by position, a larger one numbers

@@ -1,4 +1,4 @@
-//! Exchange records (DESIGN §5): what the trading system writes and the store keeps.
+//! Exchange records (README.md, "Exchange records"): what the trading system writes and the store keeps.
 //!
 //! Records are archived with rkyv (pinned `=0.8.18`; little-endian, aligned, 32-bit relative
 //! pointers). Decoding validates the archive (bytecheck) before using it, so damaged or foreign
