@@ -14,8 +14,8 @@ use openraft::type_config::TypeConfigExt;
 use openraft::RaftLogReader;
 use qastore_lsm::vfs::{Fault, FaultOp, PowerCut, SimVfs};
 use qastore_lsm::wal::{Wal, WalConfig};
-use qastore_raft::LogStore;
 use qastore_raft::types::{log_id, Entry, Vote};
+use qastore_raft::LogStore;
 use qastore_raft::TypeConfig;
 
 fn open(vfs: &SimVfs) -> LogStore {

@@ -14,8 +14,8 @@ use qastore_exchange::olap;
 use qastore_exchange::query::Queries;
 use qastore_exchange::record::Record;
 use qastore_lsm::vfs::{PowerCut, SimVfs};
-use qastore_raft::StreamKind;
 use qastore_raft::RaftNodeConfig;
+use qastore_raft::StreamKind;
 use qastore_raft::{Ack, Error, RaftNode, Response, SystemCommand, WriteCommand};
 use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
 
