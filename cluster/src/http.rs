@@ -26,7 +26,7 @@ struct AppState {
 }
 
 /// Serves the HTTP routes on `listener` until `stop`.
-pub fn spawn(
+pub(crate) fn spawn(
     node: Arc<Node>,
     listener: TcpListener,
     prometheus: Option<PrometheusHandle>,
@@ -129,7 +129,7 @@ pub fn storage_json(s: &pb::StorageStats) -> Value {
 }
 
 /// A node's status as JSON.
-pub fn node_json(s: &pb::NodeStatus) -> Value {
+pub(crate) fn node_json(s: &pb::NodeStatus) -> Value {
     json!({
         "node_id": s.node_id,
         "cluster_id": s.cluster_id,

@@ -1,35 +1,40 @@
 //! A QAStore node.
 //!
-//! * [`start`] (in [`server`]): runs a node from its [`config::NodeConfig`]: Raft and the
-//!   engine, the gRPC API (`Store` for writes and reads at a chosen consistency, `Admin` for
-//!   operators), write forwarding from followers to the leader, the disk quota, and the HTTP
-//!   port with metrics, health and JSON admin routes.
-//! * [`node`]: the state the services share ([`Node`]): Raft, the engine, the configuration,
-//!   membership, readiness and default timeouts.
+//! What is public, and why:
 //!
-//! The client library is the `qastore-client` crate; the process-cluster harness is the
-//! `qastore-testkit` crate.
+//! * [`start`]: runs a node from its [`NodeConfig`]: Raft and the engine, the gRPC API
+//!   (`Store` for writes and reads at a chosen consistency, `Admin` for operators), write
+//!   forwarding from followers to the leader, the disk quota, and the HTTP port with metrics,
+//!   health and JSON admin routes. It answers a [`RunningNode`] to stop, or a [`StartError`].
+//! * [`config`]: the node's settings file (`node.toml`) and its sections.
+//! * [`recovery`]: the offline operator commands (forcing a new cluster, restoring a backup).
+//! * [`convert`]: conversions between the API's messages and the storage crate's records, for
+//!   tools and tests that build API requests from records.
+//! * [`http`]: the JSON forms of the admin answers, shared with the command-line tool.
+//! * [`ApiError`]: how a failed call maps to a gRPC status.
+//!
+//! The services, membership watch, metrics and the rest are internal. The client library is
+//! the `qastore-client` crate; the process-cluster harness is the `qastore-testkit` crate.
 
-pub mod admin_service;
-pub mod catch_up;
+mod admin_service;
+mod catch_up;
 pub mod config;
 pub mod convert;
-pub mod deadline;
-pub mod error;
+mod deadline;
+mod error;
 pub mod http;
-pub mod membership;
-pub mod membership_watch;
-pub mod metrics;
-pub mod node;
-pub mod peers;
-pub mod quota;
-pub mod read;
+mod membership;
+mod membership_watch;
+mod metrics;
+mod node;
+mod peers;
+mod quota;
+mod read;
 pub mod recovery;
-pub mod rpc_timing;
-pub mod server;
-pub mod store_service;
+mod rpc_timing;
+mod server;
+mod store_service;
 
 pub use config::NodeConfig;
 pub use error::ApiError;
-pub use node::Node;
 pub use server::{start, RunningNode, StartError};

@@ -159,9 +159,20 @@ fn spawn_grpc(
 }
 
 impl RunningNode {
-    /// The node.
-    pub fn node(&self) -> &Arc<Node> {
+    /// The node's shared state, for tests that look inside.
+    #[cfg(test)]
+    pub(crate) fn node(&self) -> &Arc<Node> {
         &self.node
+    }
+
+    /// Where the gRPC API listens (the bound address, when configured with port 0).
+    pub fn api_addr(&self) -> SocketAddr {
+        self.node.api_addr
+    }
+
+    /// Where the HTTP port listens (the bound address, when configured with port 0).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.node.http_addr
     }
 
     /// Stops gracefully: refuses new calls, lets calls in flight finish (up to `grace`),

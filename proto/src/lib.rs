@@ -5,6 +5,9 @@
 //!   cluster use among themselves (replication, elections, snapshots, leadership transfer).
 //! * [`v1::store_server`] / [`v1::store_client`]: the client API (writes and queries).
 //! * [`v1::admin_server`] / [`v1::admin_client`]: the operator API.
+//! * [`peer_metadata`] and [`api_metadata`]: the gRPC metadata keys both sides agree on.
+//!
+//! The messages read and write JSON (serde), with enum fields by name; how is internal.
 
 /// Package `qastore.v1`.
 pub mod v1 {
@@ -12,9 +15,8 @@ pub mod v1 {
     tonic::include_proto!("qastore.v1");
 }
 
-pub mod serde_enums;
-
 mod record_json;
+mod serde_enums;
 
 /// Request metadata keys every peer call carries.
 pub mod peer_metadata {

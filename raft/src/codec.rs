@@ -124,13 +124,6 @@ fn encode_membership_into(m: &Membership, out: &mut Vec<u8>) {
     }
 }
 
-/// Encodes a membership.
-pub fn encode_membership(m: &Membership) -> Vec<u8> {
-    let mut out = Vec::new();
-    encode_membership_into(m, &mut out);
-    out
-}
-
 fn count(r: &mut Reader<'_>, what: &'static str, limit: usize) -> Result<usize, CodecError> {
     let n = r
         .varint()
@@ -181,16 +174,6 @@ fn decode_membership_from(r: &mut Reader<'_>) -> Result<Membership, CodecError> 
         );
     }
     Membership::new(configs, nodes).map_err(|e| CodecError::new("membership", e.to_string()))
-}
-
-/// Decodes a membership.
-pub fn decode_membership(buf: &[u8]) -> Result<Membership, CodecError> {
-    let mut r = Reader::new(buf);
-    let m = decode_membership_from(&mut r)?;
-    if !r.is_empty() {
-        return Err(CodecError::new("membership", "trailing bytes"));
-    }
-    Ok(m)
 }
 
 fn put_log_id(out: &mut Vec<u8>, id: Option<&LogId>) {

@@ -1,39 +1,54 @@
-//! QAStore's Raft layer: the openraft adapter.
+//! QAStore's Raft layer: the openraft adapter. This is the only crate that depends on
+//! openraft.
 //!
-//! * [`log_store::LogStore`]: the Raft log *is* the storage crate's write-ahead log.
-//! * [`state_machine::StateMachine`]: committed entries applied to the storage engine, with
-//!   idempotent writes; snapshots are engine checkpoints ([`snapshot`]).
-//! * [`network`]: the peer service and its client over gRPC (tonic), with the cluster id on
-//!   every call.
-//! * [`node::RaftNode`]: one node put together: data directory identity, Raft, peer server,
-//!   snapshot and system-command schedules, and the write/admin API the node's services use.
+//! What is public, and why:
 //!
-//! This is the only crate that depends on openraft.
+//! * [`RaftNode`] (with [`RaftNodeConfig`], [`RaftConfig`], [`NodeStatus`], [`Role`],
+//!   [`WriteOutcome`], [`PeerStats`]): one node put together (data directory identity, Raft,
+//!   peer server over gRPC with the cluster id on every call, snapshot and system-command
+//!   schedules) and the write/admin API the node's services use.
+//! * [`Command`] and its parts ([`WriteCommand`], [`SystemCommand`], [`Ack`], [`StreamKind`]),
+//!   [`Request`] and [`Response`]: what a log entry carries and what applying it answers.
+//! * [`ClusterConfig`]: the cluster-wide settings every node applies at the same log index.
+//! * [`LogStore`] (the Raft log *is* the storage crate's write-ahead log) and [`StateMachine`]
+//!   (committed entries applied to the storage engine, idempotently; snapshots are engine
+//!   checkpoints): openraft's storage traits, public so openraft's conformance suite can run
+//!   on them.
+//! * [`types`]: the openraft type configuration ([`TypeConfig`], [`NodeId`], [`PeerNode`],
+//!   [`LogId`], entries, votes).
+//! * [`recovery`]: offline operator tools (forcing a new cluster from one node's data,
+//!   restoring a backup).
+//! * [`Error`] and [`Result`].
+//!
+//! Everything else (codecs, the peer network, repair, schedules) is internal.
 
-pub mod codec;
-pub mod command;
-pub mod config;
-pub mod damage;
-pub mod engine_slot;
-pub mod error;
-pub mod follower_clock;
-pub mod hash_marks;
-pub mod identity;
-pub mod leader_loss;
-pub mod log_store;
-pub mod maintenance;
-pub mod network;
-pub mod node;
-pub mod read_index_batch;
+mod codec;
+mod command;
+mod config;
+mod damage;
+mod engine_slot;
+mod error;
+mod follower_clock;
+mod hash_marks;
+mod identity;
+mod leader_loss;
+mod log_store;
+mod maintenance;
+mod network;
+mod node;
+mod read_index_batch;
 pub mod recovery;
-pub mod repair;
-pub mod schedule;
-pub mod snapshot;
-pub mod state_machine;
+mod repair;
+mod schedule;
+mod snapshot;
+mod state_machine;
 pub mod types;
 
-pub use command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
+pub use command::{Ack, Command, Request, Response, StreamKind, SystemCommand, WriteCommand};
 pub use config::{ClusterConfig, RaftConfig};
 pub use error::{Error, Result};
+pub use log_store::LogStore;
+pub use network::PeerStats;
 pub use node::{NodeStatus, RaftNode, RaftNodeConfig, Role, WriteOutcome};
+pub use state_machine::StateMachine;
 pub use types::{LogId, NodeId, PeerNode, TypeConfig};

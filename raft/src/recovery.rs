@@ -153,7 +153,11 @@ pub fn restore_backup(
 /// which Raft installs when it is ahead of the engine) must hold at least up to that point.
 /// Otherwise the entries in between are lost, and the node refuses to start rather than run
 /// with a state that silently lacks them.
-pub fn check_engine_against_log(data_dir: &Path, sm: &StateMachine, wal: &Wal) -> Result<()> {
+pub(crate) fn check_engine_against_log(
+    data_dir: &Path,
+    sm: &StateMachine,
+    wal: &Wal,
+) -> Result<()> {
     let Some(purged) = wal.meta().last_purged else {
         return Ok(());
     };

@@ -2,13 +2,15 @@
 //! real fsyncs: elections, replication, failover, leadership transfer, membership changes with
 //! snapshot catch-up, full restarts, and refusal of another cluster.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use qastore_exchange::query::Queries;
-use qastore_raft::node::Role;
+use qastore_raft::Role;
 use qastore_raft::{Error, NodeId, Response};
 use support::{batches, write, Cluster, SERIAL, WAIT};
 

@@ -3,6 +3,8 @@
 //! repair from refuses to start, naming the file and offset. The damaged node runs on the
 //! simulated file system, which flips bytes and fails writes on demand.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! A node whose engine lost entries its log has already purged refuses to start, naming the
 //! gap and the directories, instead of running with a state that silently lacks them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -5,6 +5,8 @@
 //! The election timeouts here are a minute or more, so any election that happens within the
 //! tests' waits comes from the leader-loss path, not from the timers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};

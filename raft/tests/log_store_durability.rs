@@ -2,6 +2,8 @@
 //! fsync, that a failed fsync fails it, and that the vote and the committed log id survive a
 //! power cut.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +14,8 @@ use openraft::type_config::TypeConfigExt;
 use openraft::RaftLogReader;
 use qastore_lsm::vfs::{Fault, FaultOp, PowerCut, SimVfs};
 use qastore_lsm::wal::{Wal, WalConfig};
-use qastore_raft::log_store::LogStore;
 use qastore_raft::types::{log_id, Entry, Vote};
+use qastore_raft::LogStore;
 use qastore_raft::TypeConfig;
 
 fn open(vfs: &SimVfs) -> LogStore {

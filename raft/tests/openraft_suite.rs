@@ -1,6 +1,8 @@
 //! openraft's own conformance suite for log stores and state machines, run on the real write-ahead
 //! log and the real engine (files in a temporary directory, fsyncs included).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use openraft::testing::log::{StoreBuilder, Suite};
@@ -9,8 +11,8 @@ use openraft::StorageError;
 use qastore_lsm::vfs::OsVfs;
 use qastore_lsm::wal::{Wal, WalConfig};
 use qastore_lsm::EngineConfig;
-use qastore_raft::log_store::LogStore;
-use qastore_raft::state_machine::StateMachine;
+use qastore_raft::LogStore;
+use qastore_raft::StateMachine;
 use qastore_raft::TypeConfig;
 use tempfile::TempDir;
 

@@ -3,13 +3,15 @@
 //! reach followers over slow links and one catching up after a restart, and a follower whose data
 //! directory went back in time is noticed, reported and caught up again.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use qastore_exchange::record::{Level, OrderBookSnapshot, Record};
-use qastore_raft::network::PeerStats;
+use qastore_raft::PeerStats;
 use qastore_raft::{Error, NodeId, Response};
 use support::slow_link::SlowLink;
 use support::{batches, write, Cluster, SERIAL, WAIT};

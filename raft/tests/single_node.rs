@@ -1,6 +1,8 @@
 //! One node on its own: idempotent writes, bad input, the committed tail re-applied exactly
 //! once after a power cut, and system commands carried out at apply.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::collections::BTreeMap;
@@ -12,8 +14,8 @@ use qastore_exchange::olap;
 use qastore_exchange::query::Queries;
 use qastore_exchange::record::Record;
 use qastore_lsm::vfs::{PowerCut, SimVfs};
-use qastore_raft::command::StreamKind;
-use qastore_raft::node::RaftNodeConfig;
+use qastore_raft::RaftNodeConfig;
+use qastore_raft::StreamKind;
 use qastore_raft::{Ack, Error, RaftNode, Response, SystemCommand, WriteCommand};
 use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
 

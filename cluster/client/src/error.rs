@@ -26,7 +26,7 @@ pub enum ClientError {
 }
 
 /// The code's name as gRPC spells it.
-pub fn code_name(c: Code) -> &'static str {
+pub(crate) fn code_name(c: Code) -> &'static str {
     match c {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",

@@ -7,6 +7,9 @@
 //! * [`Ingestor`]: the trading path's non-blocking `submit` into a bounded queue, batched into
 //!   writes in the background.
 //! * [`drill`]: failover drills (planned and kill), their measurements and verdict.
+//! * [`ClientError`]: why a call failed (a node's error status, a bad endpoint, no leader).
+//!
+//! Leader tracking and the retry policy are internal.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -45,5 +48,5 @@ mod ingestor;
 mod retry;
 
 pub use client::{Client, ClientConfig};
-pub use error::{code_name, ClientError};
+pub use error::ClientError;
 pub use ingestor::{Completion, IngestStats, Ingestor, IngestorConfig, RecordAck, SubmitError};

@@ -1,4 +1,4 @@
 //! Conversions between the public API's messages and the storage crate's types.
 
-pub mod bars;
+pub(crate) mod bars;
 pub mod records;

@@ -10,7 +10,7 @@ pub mod killable;
 pub mod peer_book;
 pub mod server;
 
-pub use client::{NetworkConfig, PeerClient, PeerNetwork};
+pub use client::{NetworkConfig, PeerNetwork};
 pub use flight::AnswerDeadline;
 pub use peer_book::PeerStats;
 pub use server::{PeerGuard, PeerService};

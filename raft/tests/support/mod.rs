@@ -14,7 +14,7 @@ use qastore_exchange::datagen::{ExchangeGen, GenConfig};
 use qastore_exchange::record::Record;
 use qastore_lsm::wal::WalConfig;
 use qastore_lsm::EngineConfig;
-use qastore_raft::node::Role;
+use qastore_raft::Role;
 use qastore_raft::{Ack, NodeId, PeerNode, RaftConfig, RaftNode, RaftNodeConfig, WriteCommand};
 
 /// Cluster tests share loopback ports and two cores: they run one at a time.

@@ -269,3 +269,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map_err(to_io)
     }
 }
+
+#[cfg(test)]
+mod batch_tests;

@@ -11,11 +11,11 @@ use openraft::RaftLogReader;
 use qastore_exchange::record::{Record, Tick};
 use qastore_lsm::vfs::SimVfs;
 use qastore_lsm::wal::{Wal, WalConfig};
-use qastore_raft::codec;
-use qastore_raft::command::{Command, Request};
-use qastore_raft::log_store::LogStore;
-use qastore_raft::types::{log_id, Entry};
-use qastore_raft::{Ack, WriteCommand};
+
+use super::LogStore;
+use crate::codec;
+use crate::command::{Ack, Command, Request, WriteCommand};
+use crate::types::{log_id, Entry};
 
 /// An entry at `index` whose payload is a write of `records` ticks.
 fn entry(index: u64, records: usize) -> Entry {
