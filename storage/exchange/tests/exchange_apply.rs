@@ -1,6 +1,8 @@
 //! Exchange records applied and read back: every kind, parked updates, duplicates, paging, the
 //! journal, and identical state on two engines given the same batches.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use qastore_exchange::apply::{apply, Outcome};
 use qastore_exchange::calendar::TradingCalendar;

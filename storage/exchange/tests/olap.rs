@@ -2,6 +2,8 @@
 //! deterministic and crash-safe, retention drops old partitions and journal entries, and
 //! checkpoints carry the files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use proptest::prelude::*;
 use qastore_exchange::apply::apply;

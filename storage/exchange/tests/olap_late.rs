@@ -2,6 +2,8 @@
 //! are read merged with the day's file until the next conversion appends them as a new part
 //! file; the part files together then hold exactly the rows the API answers, each once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use qastore_exchange::apply::apply;
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};

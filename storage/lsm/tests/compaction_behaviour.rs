@@ -2,6 +2,8 @@
 //! obsolete tables live exactly as long as a reader holds them; manual compaction drops
 //! overwritten versions and deletes; the stats account for it all.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::ops::Bound;

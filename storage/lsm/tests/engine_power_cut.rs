@@ -3,6 +3,8 @@
 //! far as any flush that returned), nothing of later batches, every file it lists reads back
 //! intact, and no file it does not list is left in its directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use proptest::prelude::*;
