@@ -29,9 +29,9 @@ use crate::record::{
     decode, encode, AccountUpdate, OrderBookSnapshot, OrderInsert, OrderState, OrderUpdate,
     PositionUpdate, Record, Tick, TradeExecuted,
 };
-use qastore_lsm::batch::WriteBatch;
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 use qastore_lsm::InvalidArgument;
+use qastore_lsm::WriteBatch;
 
 // rkyv's derive leaves the fields of its resolver enum's struct variants undocumented, so the
 // lint is allowed on the module that holds only `Outcome` (every item written here has docs).

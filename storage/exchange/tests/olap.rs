@@ -15,9 +15,9 @@ use qastore_exchange::query::bars::{bars, Bar, BarSource, Period};
 use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::{Tick, TradeExecuted};
 use qastore_exchange::Error;
-use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::checkpoint::{verify, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::{PowerCut, SimVfs, Vfs};
+use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
 const DAY1: u32 = 20241202;

@@ -12,8 +12,8 @@ use qastore_exchange::olap::{self, catalog};
 use qastore_exchange::query::bars::{bars, Bar, BarSource, Period};
 use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::{Record, Tick, TradeExecuted};
-use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::vfs::{SimVfs, Vfs};
+use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
 const DAY1: u32 = 20241202;

@@ -18,8 +18,8 @@ use qastore_exchange::keys::Stream;
 use qastore_exchange::olap;
 use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::Record;
-use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
 const PYARROW: &str = "pyarrow==26.0.1";

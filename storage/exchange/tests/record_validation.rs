@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use qastore_exchange::record::enums::UnknownEnum;
+use qastore_exchange::record::UnknownEnum;
 use qastore_exchange::record::{
     samples, validate_batch, Direction, Level, OrderStatus, PriceType, Record, RecordError,
 };
