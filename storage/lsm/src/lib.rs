@@ -14,7 +14,8 @@
 //! The public surface:
 //!
 //! * at the root, the engine and what its API speaks in: [`Engine`], [`EngineConfig`],
-//!   [`WriteBatch`], the stats types, [`Error`] and [`Result`];
+//!   [`WriteBatch`], the table settings inside [`EngineConfig`] ([`TableConfig`]), the stats
+//!   types, [`Error`] and [`Result`];
 //! * [`vfs`]: the file-system seam (the real one and a simulated one with power cuts and
 //!   faults), which every caller passes in;
 //! * [`wal`]: the write-ahead log, used directly by the Raft log store;
@@ -134,3 +135,4 @@ pub use engine::{
     Engine, EngineConfig, EngineIter, EngineStats, LevelStats, TableInfo, WritePressure,
 };
 pub use error::{Error, InvalidArgument, Result};
+pub use sstable::TableConfig;
