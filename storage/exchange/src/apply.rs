@@ -29,39 +29,18 @@ use crate::record::{
     decode, encode, AccountUpdate, OrderBookSnapshot, OrderInsert, OrderState, OrderUpdate,
     PositionUpdate, Record, Tick, TradeExecuted,
 };
-use qastore_lsm::batch::WriteBatch;
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 use qastore_lsm::InvalidArgument;
+use qastore_lsm::WriteBatch;
+
+// rkyv's derive leaves the fields of its resolver enum's struct variants undocumented, so the
+// lint is allowed on the module that holds only `Outcome` (every item written here has docs).
+#[allow(missing_docs)]
+mod outcome;
+pub use outcome::{ArchivedOutcome, Outcome};
 
 /// The most records one batch may hold (each record becomes up to five engine operations).
 pub const MAX_BATCH_RECORDS: usize = 10_000;
-
-/// What applying one record did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Archive, Serialize, Deserialize)]
-#[rkyv(derive(Debug, PartialEq, Eq))]
-pub enum Outcome {
-    /// The order was stored; `merged_updates` parked updates were applied to it.
-    OrderInserted {
-        /// Parked updates merged into the new order.
-        merged_updates: u32,
-    },
-    /// An order with this id already exists; nothing changed.
-    DuplicateOrder,
-    /// The stored order was updated.
-    OrderUpdated,
-    /// The order is not there yet; the update waits for it.
-    UpdateParked,
-    /// The trade was recorded (in both indexes).
-    TradeRecorded,
-    /// The account's state was replaced.
-    AccountReplaced,
-    /// The position was replaced.
-    PositionReplaced,
-    /// The tick was recorded.
-    TickRecorded,
-    /// The book snapshot was recorded.
-    BookRecorded,
-}
 
 /// One event of the journal: a record as applied, and what it did.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]

@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::keys::{KeyBuf, SYSTEM};
 use crate::query::range::scan_keys;
 use crate::record::{decode, encode};
-use qastore_lsm::batch::WriteBatch;
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
+use qastore_lsm::WriteBatch;
 
 /// What is remembered of one applied write.
 #[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
@@ -134,8 +134,8 @@ pub fn expire(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qastore_lsm::engine::EngineConfig;
     use qastore_lsm::vfs::SimVfs;
+    use qastore_lsm::EngineConfig;
 
     fn engine() -> Engine {
         Engine::open(SimVfs::new(1).shared(), "/db", EngineConfig::default()).unwrap()

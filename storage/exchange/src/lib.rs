@@ -9,6 +9,10 @@
 //! It owns the `olap` directory beside the engine's tables and the lock that keeps it still
 //! while checkpoints copy it ([`olap::create_checkpoint`]).
 //!
+//! The public surface: every module above is used by the Raft state machine, the gRPC node,
+//! the benchmarks or the test kit, so each stays public with its own curated re-exports; the
+//! crate's error types ([`Error`], [`InvalidArgument`], [`Result`]) are at the root.
+//!
 //! Exchange records: apply a batch, query it, build bars, convert a closed day to Parquet:
 //!
 //! ```
@@ -66,7 +70,7 @@ pub mod apply;
 pub mod calendar;
 pub mod datagen;
 pub mod dedup;
-pub mod error;
+mod error;
 pub mod keys;
 pub mod olap;
 pub mod query;

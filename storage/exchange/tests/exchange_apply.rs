@@ -1,6 +1,8 @@
 //! Exchange records applied and read back: every kind, parked updates, duplicates, paging, the
 //! journal, and identical state on two engines given the same batches.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use qastore_exchange::apply::{apply, Outcome};
 use qastore_exchange::calendar::TradingCalendar;
@@ -276,7 +278,7 @@ fn the_same_batches_give_the_same_state_on_every_engine() {
 #[test]
 fn retention_drops_updates_whose_order_never_came() {
     use qastore_exchange::olap::{retain, RetentionPolicy};
-    use qastore_lsm::batch::WriteBatch;
+    use qastore_lsm::WriteBatch;
     let vfs = SimVfs::new(1);
     let e = engine(&vfs, "/db", 64 << 20);
     let t = samples::SAMPLE_TIME;

@@ -2,6 +2,8 @@
 //! mid-morning break, the lunch break, a closing tick and a new trading day; and trades where
 //! both sides of an exchange trade must count once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use qastore_exchange::apply::apply;
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::query::bars::{bars, Bar, BarSource, Period};

@@ -2,6 +2,8 @@
 //! deterministic and crash-safe, retention drops old partitions and journal entries, and
 //! checkpoints carry the files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use proptest::prelude::*;
 use qastore_exchange::apply::apply;
@@ -13,9 +15,9 @@ use qastore_exchange::query::bars::{bars, Bar, BarSource, Period};
 use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::{Tick, TradeExecuted};
 use qastore_exchange::Error;
-use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::checkpoint::{verify, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::{PowerCut, SimVfs, Vfs};
+use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
 const DAY1: u32 = 20241202;

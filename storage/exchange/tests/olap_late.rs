@@ -2,6 +2,8 @@
 //! are read merged with the day's file until the next conversion appends them as a new part
 //! file; the part files together then hold exactly the rows the API answers, each once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use qastore_exchange::apply::apply;
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
@@ -10,8 +12,8 @@ use qastore_exchange::olap::{self, catalog};
 use qastore_exchange::query::bars::{bars, Bar, BarSource, Period};
 use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::{Record, Tick, TradeExecuted};
-use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::vfs::{SimVfs, Vfs};
+use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
 const DAY1: u32 = 20241202;

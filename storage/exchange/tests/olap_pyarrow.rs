@@ -6,6 +6,8 @@
 //! pyarrow is installed from PyPI into a project-local virtual environment
 //! (`target/pyarrow-venv`) the first time the test runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -16,8 +18,8 @@ use qastore_exchange::keys::Stream;
 use qastore_exchange::olap;
 use qastore_exchange::query::{PageRequest, Queries, TimeRange};
 use qastore_exchange::record::Record;
-use qastore_lsm::batch::WriteBatch;
 use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
 const PYARROW: &str = "pyarrow==26.0.1";

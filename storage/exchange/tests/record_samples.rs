@@ -3,6 +3,8 @@
 //! Regenerate the file only on purpose, with `QASTORE_WRITE_SAMPLES=1`, together with a new
 //! record format version.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use qastore_exchange::record::samples;

@@ -1,7 +1,9 @@
 //! Every stateless validation rule, on every record kind: the error names the record's index
 //! and the field, and one bad record refuses the whole batch.
 
-use qastore_exchange::record::enums::UnknownEnum;
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use qastore_exchange::record::UnknownEnum;
 use qastore_exchange::record::{
     samples, validate_batch, Direction, Level, OrderStatus, PriceType, Record, RecordError,
 };

@@ -579,3 +579,10 @@ pub struct TableInfo {
     /// Largest user key.
     pub largest_key: Bytes,
 }
+
+impl TableInfo {
+    /// The name of its file in the engine's directory.
+    pub fn file_name(&self) -> String {
+        crate::filenames::table_name(self.number)
+    }
+}

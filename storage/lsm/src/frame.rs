@@ -84,11 +84,6 @@ impl<'a> FrameIter<'a> {
         }
     }
 
-    /// Offset just past the last frame returned.
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
     fn bad(&mut self, reason: &'static str, torn_if_zeros_from: Option<usize>) -> BadFrame {
         self.bad_frame(reason, torn_if_zeros_from, None)
     }

@@ -2,14 +2,30 @@
 //!
 //! A generic, single-node key-value engine over bytes: a [`vfs::Vfs`] every file goes through,
 //! the write-ahead log the Raft log store sits on ([`wal`]), an LSM engine ([`Engine`]) made of
-//! a memtable ([`memtable`]), SSTables ([`sstable`]), a manifest ([`manifest`]) and leveled
-//! compaction ([`compaction`]), and checkpoints of it ([`checkpoint`]). The engine has no WAL
-//! of its own: the Raft log is the WAL, so the engine reports the last log index it has durably
-//! flushed and the caller re-applies the rest after a restart.
+//! a memtable, SSTables, a manifest and leveled compaction, and checkpoints of it
+//! ([`checkpoint`]). The engine has no WAL of its own: the Raft log is the WAL, so the engine
+//! reports the last log index it has durably flushed and the caller re-applies the rest after a
+//! restart.
 //!
 //! What it is not: it knows nothing of exchange records, their key layout, queries or Parquet
 //! (those live in `qastore-exchange`, on top of it), and nothing of the network or Raft.
 //! Files an owner keeps beside the tables travel in checkpoints as opaque extra directories.
+//!
+//! The public surface:
+//!
+//! * at the root, the engine and what its API speaks in: [`Engine`], [`EngineConfig`],
+//!   [`WriteBatch`], the table settings inside [`EngineConfig`] ([`TableConfig`]), the stats
+//!   types, [`Error`] and [`Result`];
+//! * [`vfs`]: the file-system seam (the real one and a simulated one with power cuts and
+//!   faults), which every caller passes in;
+//! * [`wal`]: the write-ahead log, used directly by the Raft log store;
+//! * [`checkpoint`]: creating, streaming, installing and switching to checkpoints;
+//! * [`codec`]: the varint and fixed-width helpers other crates encode their own records with;
+//! * [`batch`] and [`error`]: the homes of the root re-exports, also reachable by path;
+//! * [`memtable`] and [`ikey`]: the in-memory table and internal key layout, public so that
+//!   benchmarks can measure them on their own.
+//!
+//! SSTables, the manifest, versions, merging and compaction are internal.
 //!
 //! The write-ahead log:
 //!
@@ -98,19 +114,19 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod codec;
-pub mod compaction;
-pub mod engine;
-pub mod entry;
+mod compaction;
+mod engine;
+mod entry;
 pub mod error;
-pub mod filenames;
-pub mod frame;
+mod filenames;
+mod frame;
 pub mod ikey;
-pub mod manifest;
+mod manifest;
 pub mod memtable;
-pub mod merge;
-pub mod sstable;
-pub mod version;
-pub mod version_set;
+mod merge;
+mod sstable;
+mod version;
+mod version_set;
 pub mod vfs;
 pub mod wal;
 
@@ -119,3 +135,4 @@ pub use engine::{
     Engine, EngineConfig, EngineIter, EngineStats, LevelStats, TableInfo, WritePressure,
 };
 pub use error::{Error, InvalidArgument, Result};
+pub use sstable::TableConfig;

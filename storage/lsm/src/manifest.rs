@@ -269,7 +269,6 @@ fn check_header(buf: &[u8]) -> Result<(), &'static str> {
 pub struct ManifestWriter {
     file: FileRef,
     path: PathBuf,
-    number: u64,
     size: u64,
 }
 
@@ -296,7 +295,6 @@ impl ManifestWriter {
         Ok(ManifestWriter {
             file,
             path,
-            number,
             size: buf.len() as u64,
         })
     }
@@ -309,11 +307,6 @@ impl ManifestWriter {
         self.file.sync_data()?;
         self.size += buf.len() as u64;
         Ok(())
-    }
-
-    /// The manifest's file number.
-    pub fn number(&self) -> u64 {
-        self.number
     }
 
     /// Bytes written so far.

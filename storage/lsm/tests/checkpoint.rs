@@ -2,6 +2,8 @@
 //! index; they verify, stream, install and switch; the store keeps two and honours leases;
 //! damage is reported naming the file; power cuts never leave a half checkpoint behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;

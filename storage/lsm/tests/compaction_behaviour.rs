@@ -2,12 +2,13 @@
 //! obsolete tables live exactly as long as a reader holds them; manual compaction drops
 //! overwritten versions and deletes; the stats account for it all.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::ops::Bound;
 use std::time::Duration;
 
-use qastore_lsm::filenames::table_name;
 use qastore_lsm::vfs::{SimVfs, Vfs};
 use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 use support::contents;
@@ -70,19 +71,19 @@ fn obsolete_tables_live_as_long_as_a_reader_holds_them() {
         e.apply(&batch(i, 100), i).unwrap();
     }
     e.flush().unwrap();
-    let before: Vec<u64> = e.tables().iter().map(|t| t.number).collect();
+    let before: Vec<String> = e.tables().iter().map(|t| t.file_name()).collect();
     assert!(before.len() > 1);
     assert!(e.tables().iter().all(|t| t.level == 0));
     let mut reader = e.scan(Bound::Unbounded, Bound::Unbounded);
     let first = reader.next().unwrap().unwrap();
     e.compact_all().unwrap();
-    let after: Vec<u64> = e.tables().iter().map(|t| t.number).collect();
+    let after: Vec<String> = e.tables().iter().map(|t| t.file_name()).collect();
     assert!(
         before.iter().all(|n| !after.contains(n)),
         "every table was rewritten"
     );
     for n in &before {
-        let path = std::path::Path::new("/db").join(table_name(*n));
+        let path = std::path::Path::new("/db").join(n);
         assert!(vfs.exists(&path).unwrap(), "{n} deleted under a reader");
     }
     // The reader still sees its snapshot, whole.
@@ -94,7 +95,7 @@ fn obsolete_tables_live_as_long_as_a_reader_holds_them() {
     assert_eq!(1 + rest, 300);
     assert_eq!(&first.0[..], b"key00001");
     for n in &before {
-        let path = std::path::Path::new("/db").join(table_name(*n));
+        let path = std::path::Path::new("/db").join(n);
         assert!(!vfs.exists(&path).unwrap(), "{n} outlived its last reader");
     }
 }

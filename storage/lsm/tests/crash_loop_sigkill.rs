@@ -9,6 +9,8 @@
 //! of the files (half-written frames, tables never renamed, manifests mid-roll), not power loss;
 //! the power-cut tests cover that.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::{BufRead, BufReader};

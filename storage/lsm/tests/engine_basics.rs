@@ -1,5 +1,7 @@
 //! The engine API as a caller uses it: apply, read, flush, reopen, bad input, back-pressure.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

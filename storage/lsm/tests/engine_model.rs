@@ -4,6 +4,8 @@
 //! flushed batches are there, and the test re-applies the rest from its own record of batches,
 //! the way Raft re-applies its log.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::ops::Bound;

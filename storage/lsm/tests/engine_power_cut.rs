@@ -3,6 +3,8 @@
 //! far as any flush that returned), nothing of later batches, every file it lists reads back
 //! intact, and no file it does not list is left in its directory.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use proptest::prelude::*;
@@ -52,11 +54,7 @@ fn model(upto: u64) -> State {
 fn no_orphans(vfs: &SimVfs, engine: &Engine) {
     use qastore_lsm::vfs::Vfs;
     engine.wait_for_compactions().unwrap();
-    let live: Vec<String> = engine
-        .tables()
-        .iter()
-        .map(|t| qastore_lsm::filenames::table_name(t.number))
-        .collect();
+    let live: Vec<String> = engine.tables().iter().map(|t| t.file_name()).collect();
     for name in vfs.list("/db".as_ref()).unwrap() {
         assert!(!name.ends_with(".tmp"), "left over: {name}");
         if name.ends_with(".sst") {

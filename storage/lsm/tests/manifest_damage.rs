@@ -2,6 +2,8 @@
 //! at the tail (an incomplete last edit, or one followed by nothing but zeros) is a torn edit
 //! that recovery may drop.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use qastore_lsm::vfs::{SimVfs, Vfs};

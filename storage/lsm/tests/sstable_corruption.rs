@@ -1,5 +1,7 @@
 //! A flipped byte in a table is an error naming the file, never wrong data.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::ops::Bound;
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
 //! WAL durability: group commit, fatal fsync failures, and power cuts at random points.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! WAL recovery: torn tails of every length are cut, damage anywhere else refuses to open.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 
 use qastore_lsm::vfs::{OsVfs, Vfs};

@@ -1,5 +1,7 @@
 //! Truncation and purging: durable when they return, never undone by a crash.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use bytes::Bytes;

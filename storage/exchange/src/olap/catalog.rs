@@ -22,8 +22,8 @@ use crate::error::Result;
 use crate::keys::{KeyBuf, Stream, SYSTEM};
 use crate::query::decode_at;
 use crate::record::encode;
-use qastore_lsm::batch::WriteBatch;
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
+use qastore_lsm::WriteBatch;
 
 /// One converted partition.
 #[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]

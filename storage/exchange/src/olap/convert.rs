@@ -20,9 +20,9 @@ use crate::keys::{self, Stream};
 use crate::query::decode_at;
 use crate::query::range::{scan_keys, TimeRange};
 use crate::record::{Tick, TradeExecuted};
-use qastore_lsm::batch::WriteBatch;
-use qastore_lsm::engine::Engine;
 use qastore_lsm::vfs::{parent_dir, write_atomic};
+use qastore_lsm::Engine;
+use qastore_lsm::WriteBatch;
 
 const DAY_NANOS: i64 = 86_400 * 1_000_000_000;
 
@@ -310,10 +310,8 @@ pub fn convert_day(
     }
     for op in extra.ops() {
         match op {
-            qastore_lsm::batch::BatchOp::Put { key, value } => {
-                batch.put(key.clone(), value.clone())
-            }
-            qastore_lsm::batch::BatchOp::Delete { key } => batch.delete(key.clone()),
+            qastore_lsm::BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
+            qastore_lsm::BatchOp::Delete { key } => batch.delete(key.clone()),
         };
     }
     engine.apply(&batch, log_index)?;

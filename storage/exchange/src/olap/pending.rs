@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Stream};
 use crate::query::range::scan_keys;
 use crate::record::{inspect, Tick, TradeExecuted};
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 
 /// Steps past removed days per instrument before giving up on it for this call (rows that came
 /// for a day after retention removed its partition stay in the LSM and are read from there).

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::query::bar_input::{BarInput, TickOrder};
 use crate::query::TimeRange;
 use crate::record::{Tick, TradeExecuted};
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 
 fn load(engine: &Engine, entry: &CatalogEntry) -> Result<Bytes> {
     let path = engine.dir().join(&entry.file);

@@ -11,8 +11,8 @@ use super::catalog;
 use crate::calendar::TradingCalendar;
 use crate::error::Result;
 use crate::keys::{self, Stream};
-use qastore_lsm::batch::{BatchOp, WriteBatch};
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
+use qastore_lsm::{BatchOp, WriteBatch};
 
 /// What to drop.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

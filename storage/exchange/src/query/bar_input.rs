@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Stream};
 use crate::olap;
 use crate::record::{inspect, DecodeError, Tick, TradeExecuted};
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 
 /// What a bar takes from one tick or trade.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,7 +20,7 @@ use super::bar_input::{tick_inputs, trade_inputs, BarInput};
 use super::range::TimeRange;
 use crate::calendar::TradingCalendar;
 use crate::error::{InvalidArgument, Result};
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 
 /// Bar length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,10 +4,10 @@
 //! Ranges of ticks and trades come from the LSM and, for trading days already converted, from
 //! Parquet files ([`crate::olap`]); the answers are the same either way.
 
-pub mod bar_input;
+pub(crate) mod bar_input;
 pub mod bars;
 pub mod page;
-pub mod range;
+pub(crate) mod range;
 mod stream;
 
 use crate::apply::JournalEntry;
@@ -17,8 +17,9 @@ use crate::record::{
     decode, AccountUpdate, OrderBookSnapshot, OrderState, OrderStatus, PositionUpdate, Tick,
     TradeExecuted,
 };
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 
+pub use bar_input::{BarInput, TickOrder};
 pub use bars::{Bar, BarSource, Period};
 pub use page::{Page, PageRequest};
 pub use range::TimeRange;

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use bytes::Bytes;
 
 use crate::error::{InvalidArgument, Result};
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 
 /// `[from, to)` in epoch nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::keys::{self, Stream};
 use crate::olap::{self, CatalogEntry};
 use crate::record::{Tick, TradeExecuted};
-use qastore_lsm::engine::Engine;
+use qastore_lsm::Engine;
 
 /// A stream of (key, item).
 pub type Rows<'a, T> = Keyed<'a, Vec<u8>, T>;

@@ -5,16 +5,18 @@
 //! bytes are an error, never a wrong record. Stored values are 16-byte aligned in tables; bytes
 //! that are not aligned are copied into an aligned buffer first.
 //!
-//! Every field is described where the type is defined: [`order`], [`trade`], [`account`],
-//! [`market`]. [`validate`] holds the stateless rules the leader applies before proposing.
+//! Every field is described on its type ([`OrderInsert`], [`TradeExecuted`], [`AccountUpdate`],
+//! [`Tick`], ...), all re-exported here; the files that define them are private.
+//! [`validate_batch`] applies the stateless rules the leader checks before proposing.
+//! [`samples`] stays a public module: tests, benchmarks and the test kit share its records.
 
-pub mod account;
-pub mod enums;
-pub mod market;
-pub mod order;
+pub(crate) mod account;
+pub(crate) mod enums;
+pub(crate) mod market;
+pub(crate) mod order;
 pub mod samples;
-pub mod trade;
-pub mod validate;
+pub(crate) mod trade;
+pub(crate) mod validate;
 
 use bytes::Bytes;
 use rkyv::rancor;

@@ -4,21 +4,21 @@
 //! live tables, a manifest describing them, and a `CHECKPOINT` file with the log index covered,
 //! an opaque blob from the caller, and every file with its size and CRC32 (for streaming).
 //! The engine's owner may have it carry files of its own too, from the extra directories it
-//! names ([`extra`]).
+//! names ([`check_extra_dirs`]).
 //!
-//! * [`create`]: writing one from an engine ([`crate::Engine::checkpoint`]).
+//! * [`crate::Engine::checkpoint`]: writing one from an engine.
 //! * [`verify`]: checking one end to end.
 //! * [`CheckpointStore`]: a directory of them, with retention and leases.
 //! * [`Installer`]: receiving one from a peer.
 //! * [`EngineHome`]: switching the live engine to one.
 
-pub mod create;
-pub mod extra;
+pub(crate) mod create;
+pub(crate) mod extra;
 mod home;
 mod install;
-pub mod meta;
+pub(crate) mod meta;
 mod store;
-pub mod verify;
+pub(crate) mod verify;
 
 use std::path::PathBuf;
 

@@ -6,5 +6,5 @@ pub mod job;
 pub mod picker;
 pub mod pressure;
 
-pub use picker::{LevelShape, Pick};
+pub use picker::LevelShape;
 pub use pressure::{PressureLimits, WritePressure};

@@ -117,7 +117,7 @@ impl EngineConfig {
     }
 
     /// How levels are sized.
-    pub fn level_shape(&self) -> LevelShape {
+    pub(crate) fn level_shape(&self) -> LevelShape {
         LevelShape {
             l0_trigger: self.l0_compaction_trigger,
             level1_bytes: self.level1_bytes,
@@ -126,7 +126,7 @@ impl EngineConfig {
     }
 
     /// The back-pressure thresholds.
-    pub fn pressure_limits(&self) -> PressureLimits {
+    pub(crate) fn pressure_limits(&self) -> PressureLimits {
         PressureLimits {
             l0_slowdown: self.l0_slowdown_trigger,
             l0_stop: self.l0_stop_trigger,

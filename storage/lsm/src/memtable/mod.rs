@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use bytes::Bytes;
 use crossbeam_skiplist::SkipMap;
 
+pub use crate::entry::Entry;
 pub use iter::MemtableIter;
 
 use crate::ikey::{IKey, InternalKey, ValueKind, TRAILER};

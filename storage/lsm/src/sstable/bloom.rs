@@ -20,16 +20,6 @@ impl BloomBuilder {
         self.hashes.push(xxh3_64(user_key));
     }
 
-    /// Number of keys added.
-    pub fn len(&self) -> usize {
-        self.hashes.len()
-    }
-
-    /// Whether no key was added.
-    pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
-    }
-
     /// Builds the filter with about `bits_per_key` bits per key.
     pub fn build(&self, bits_per_key: usize) -> Vec<u8> {
         let bits_per_key = bits_per_key.max(1);

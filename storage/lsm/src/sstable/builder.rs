@@ -116,11 +116,6 @@ impl<'a> TableBuilder<'a> {
         Ok(())
     }
 
-    /// Number of versions added so far.
-    pub fn entries(&self) -> u64 {
-        self.props.entries
-    }
-
     /// Approximate size of the file so far.
     pub fn estimated_size(&self) -> u64 {
         self.written + self.pending.len() as u64 + self.block.estimated_size() as u64

@@ -18,7 +18,4 @@ pub mod properties;
 pub mod reader;
 
 pub use builder::{TableBuilder, TableConfig};
-pub use footer::TABLE_VERSION;
-pub use iter::TableIter;
-pub use properties::Properties;
 pub use reader::{Table, TableGet};

@@ -41,7 +41,6 @@ pub struct Table {
     data: Bytes,
     index: Vec<IndexEntry>,
     filter: BloomFilter,
-    props: Properties,
     verified: Box<[AtomicU64]>,
 }
 
@@ -74,7 +73,8 @@ impl Table {
             .ok_or_else(|| corrupt(footer.index.offset, "malformed index block"))?;
         let filter = BloomFilter::parse(body(footer.filter, "filter")?)
             .ok_or_else(|| corrupt(footer.filter.offset, "malformed filter block"))?;
-        let props = Properties::decode(&body(footer.properties, "properties")?)
+        // Nothing reads the properties after open; decoding them still rejects a damaged block.
+        Properties::decode(&body(footer.properties, "properties")?)
             .ok_or_else(|| corrupt(footer.properties.offset, "malformed properties block"))?;
         for e in &index {
             if e.handle.offset + e.handle.len > footer.filter.offset.min(footer.index.offset) {
@@ -92,7 +92,6 @@ impl Table {
             data,
             index,
             filter,
-            props,
             verified,
         })
     }
@@ -100,11 +99,6 @@ impl Table {
     /// The file this table was opened from.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The table's properties.
-    pub fn properties(&self) -> &Properties {
-        &self.props
     }
 
     /// The file's size in bytes.
