@@ -3,7 +3,7 @@
 //! report. (Reading everything back, exactly-once and convergence need the cluster: see
 //! [`crate::run`].)
 
-pub mod wgl;
+mod wgl;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
