@@ -6,8 +6,8 @@
 //! Public, for the `qastore-chaos` binary and the tests that drive runs:
 //! * [`run()`] does one run and returns its [`Report`], configured by [`RunConfig`] with the
 //!   [`Nemesis`] kinds to inject; [`Verdict`] is its outcome.
-//! * [`run`](mod@run), [`nemesis`], [`checker`] and [`history`]: the modules whose types a [`Report`]
-//!   carries (the fault timeline, the history check, the recorded events).
+//! * [`run`](mod@run), [`nemesis`], [`checker`] and [`history`]: the modules whose types a
+//!   [`Report`] carries (the fault timeline, the history check, the recorded events).
 //!
 //! The process cluster with its link proxies and the workload stay inside the crate.
 
