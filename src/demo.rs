@@ -303,9 +303,8 @@ async fn ingest(client: &Arc<Client>, args: &DemoArgs) -> Result<Ingested, Strin
     )?);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let collector_bar = bar.clone();
+    let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let collector = tokio::spawn(async move {
-        let mut hist =
-            Histogram::<u64>::new(3).expect("3 significant figures is a valid histogram");
         let mut last_index = 0;
         let mut failed = 0u64;
         let mut acks: BTreeMap<String, Vec<Ack>> = BTreeMap::new();

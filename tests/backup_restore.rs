@@ -1,6 +1,8 @@
 //! A backup taken with `ctl backup` and restored with `ctl restore` starts a new cluster that
 //! holds the same data (the same state hash), and grows by adding a learner.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;

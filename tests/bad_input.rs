@@ -1,6 +1,8 @@
 //! Bad input over the wire: each request gets the right status code and a message naming the
 //! field, and the cluster keeps serving with its data unchanged (the same state hash).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;

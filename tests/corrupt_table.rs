@@ -3,6 +3,8 @@
 //! ends up ready with the leader's state hash; a lone node with the same damage refuses to
 //! start, naming the file and offset.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

@@ -4,6 +4,8 @@
 //! transfer to the node that already leads, a short bench, and errors that name the address.
 //! Without a cluster: the help texts and shell completions.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};

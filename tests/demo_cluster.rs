@@ -3,6 +3,8 @@
 //! demo's nodes, a failed `--keep` run leaves its cluster up, and `qastore bench` against a
 //! kept demo leaves the demo's data as it was.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,8 @@
 //! `qastore ctl drill` against real processes: a kill drill passes and reports what happened;
 //! a planned drill moves leadership; a drill on an unhealthy cluster refuses (exit 2).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use qastore_testkit::{ProcCluster, SERIAL};
 use std::time::Duration;
 

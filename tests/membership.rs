@@ -2,6 +2,8 @@
 //! once it has applied what the leader had, and a removed node refuses every read and write
 //! and says it was removed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -3,6 +3,8 @@
 //! types running totals as counters and keeps each family's lines together; and the
 //! `qastore_raft_has_leader` gauge says what `/readyz` says on a node cut off from its leader.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::{Command, Stdio};

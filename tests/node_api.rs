@@ -3,6 +3,8 @@
 //! leader's death applied once, the ingestor under a full queue, `ctl status`, and the HTTP
 //! health and metrics routes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use qastore_client::{Client, ClientConfig, Ingestor, IngestorConfig, SubmitError};

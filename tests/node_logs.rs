@@ -3,6 +3,8 @@
 //! line with `--log-format json`, and a peer's outage logged as one line per warning and a
 //! count, not a line per retry.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

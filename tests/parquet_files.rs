@@ -3,6 +3,8 @@
 //! reach the day's partition as another part file, so the files together hold exactly the
 //! ticks the API answers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

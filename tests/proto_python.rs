@@ -6,6 +6,8 @@
 //! grpcio-tools is installed from PyPI into a project-local virtual environment
 //! (`target/grpc-tools-venv`) the first time the test runs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

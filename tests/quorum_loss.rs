@@ -2,6 +2,8 @@
 //! it with `--force-new-cluster`, after which it alone forms the cluster with all its data
 //! and takes writes again.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use qastore_client::{Client, ClientConfig};

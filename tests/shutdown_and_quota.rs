@@ -1,6 +1,8 @@
 //! SIGTERM stops a node cleanly and it restarts with its data; a node over its disk quota
 //! refuses writes with RESOURCE_EXHAUSTED and raises its alarm.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;

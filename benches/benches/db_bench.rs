@@ -22,6 +22,8 @@
 //! Run: `cargo bench -p qastore-benches --bench db_bench` (set `DB_BENCH_SCALE=0.1` for a quick
 //! run; the full run takes about 15 minutes on two cores).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

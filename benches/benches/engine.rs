@@ -9,6 +9,8 @@
 //!
 //! Run: `cargo bench -p qastore-benches --bench engine`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::ops::Bound;
 use std::time::{Duration, Instant};

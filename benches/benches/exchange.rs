@@ -11,6 +11,8 @@
 //! Run: `cargo bench -p qastore-benches --bench exchange` (`EXCHANGE_BENCH_TICKS` sets the tick
 //! count; the setup writes several GB and takes a few minutes).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -10,6 +10,8 @@
 //!
 //! Run: `cargo bench -p qastore-benches --bench wal`
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

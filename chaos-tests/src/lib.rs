@@ -1,16 +1,26 @@
-//! QAStore's chaos harness: real `qastore serve` processes, a fault proxy on every peer link
-//! ([`proxy`]), nemeses ([`nemesis`]), a workload that records a history ([`workload`],
-//! [`history`]), and checkers ([`checker`]): linearizability per register, reads at their
-//! applied index, no acknowledged write lost, exactly-once application, convergence.
-//! [`run::run`] does one run and reports it.
+//! QAStore's chaos harness: real `qastore serve` processes, a fault proxy on every peer link,
+//! nemeses, a workload that records a history, and checkers: linearizability per register,
+//! reads at their applied index, no acknowledged write lost, exactly-once application,
+//! convergence.
+//!
+//! Public, for the `qastore-chaos` binary and the tests that drive runs:
+//! * [`run()`] does one run and returns its [`Report`], configured by [`RunConfig`] with the
+//!   [`Nemesis`] kinds to inject; [`Verdict`] is its outcome.
+//! * [`run`](mod@run), [`nemesis`], [`checker`] and [`history`]: the modules whose types a
+//!   [`Report`] carries (the fault timeline, the history check, the recorded events).
+//!
+//! The process cluster with its link proxies and the workload stay inside the crate.
 
 pub mod checker;
-pub mod cluster;
+mod cluster;
 pub mod history;
 pub mod nemesis;
-pub mod proxy;
+mod proxy;
 pub mod run;
-pub mod workload;
+mod workload;
+
+pub use nemesis::Nemesis;
+pub use run::{run, Report, RunConfig, Verdict};
 
 /// A failure of the harness itself (not of the system under test): the run is inconclusive.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -106,7 +106,7 @@ pub struct Fault {
 }
 
 /// Installs `nemesis`, holds it for `hold`, heals it. `now` reads the run's clock.
-pub async fn inject(
+pub(crate) async fn inject(
     cluster: &mut ChaosCluster,
     client: &Client,
     nemesis: Nemesis,

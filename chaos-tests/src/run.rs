@@ -246,15 +246,8 @@ async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
         .map(|n| (n.id, n.api.to_string()))
         .collect();
     let endpoints = cluster.endpoints();
-    let work = tokio::spawn(workload::run(
-        WorkloadConfig {
-            clients: s.clients,
-            keys: s.keys,
-            nodes,
-            op_timeout: Duration::from_secs(3),
-            seed: s.seed,
-        },
-        move |p| {
+    let clients = (0..s.clients)
+        .map(|p| {
             Client::new(
                 &endpoints,
                 qastore_client::ClientConfig {
@@ -264,8 +257,17 @@ async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
                     ..Default::default()
                 },
             )
-            .expect("loopback endpoints are valid")
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| HarnessError(format!("workload client: {e}")))?;
+    let work = tokio::spawn(workload::run(
+        WorkloadConfig {
+            keys: s.keys,
+            nodes,
+            op_timeout: Duration::from_secs(3),
+            seed: s.seed,
         },
+        clients,
         recorder.clone(),
         stop.clone(),
     ));

@@ -19,8 +19,6 @@ use crate::history::{Event, Nanos, Op, Outcome, ReadKind, INFINITY};
 /// How the workload runs.
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
-    /// Concurrent clients.
-    pub clients: u32,
     /// Registers.
     pub keys: u32,
     /// Every node's client address, by node id.
@@ -50,11 +48,6 @@ impl Recorder {
     /// Now, in nanoseconds since the start.
     pub fn now(&self) -> Nanos {
         self.started.elapsed().as_nanos() as Nanos
-    }
-
-    /// The run's start.
-    pub fn started(&self) -> Instant {
-        self.started
     }
 
     fn push(&self, e: Event) {
@@ -104,16 +97,15 @@ fn definitely_failed(e: &ClientError) -> bool {
     )
 }
 
-/// Runs the clients until `stop`.
+/// Runs the clients until `stop`, one concurrent process per client (numbered from 0).
 pub async fn run(
     settings: WorkloadConfig,
-    client_of: impl Fn(u32) -> Client,
+    clients: Vec<Client>,
     recorder: Recorder,
     stop: Arc<AtomicBool>,
 ) {
     let mut tasks = Vec::new();
-    for p in 0..settings.clients {
-        let client = client_of(p);
+    for (p, client) in (0u32..).zip(clients) {
         let (settings, recorder, stop) = (settings.clone(), recorder.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = SmallRng::seed_from_u64(settings.seed ^ (u64::from(p) << 32));

@@ -3,6 +3,8 @@
 //! the leader. With followers cut off now and then, such reads go stale and the checker must
 //! call the run invalid.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use qastore_chaos::nemesis::Nemesis;

@@ -3,6 +3,8 @@
 //! applied. It must be valid; an inconclusive run (the harness could not measure) is retried
 //! once with another seed; an invalid run always fails.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use qastore_chaos::nemesis::Nemesis;

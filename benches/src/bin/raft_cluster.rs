@@ -15,6 +15,8 @@
 //! cargo run --release -p qastore-benches --bin raft_cluster -- --secs 10 --clients 32
 //! ```
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

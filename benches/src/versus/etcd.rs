@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions, Txn, TxnOp};
 use prost::Message;
-use qastore_testkit::cluster::spawn_logged;
 use qastore_testkit::load::{closed_loop, LoadResult, Window};
-use qastore_testkit::ports::free_addresses;
 use qastore_testkit::workload::Workload;
+use qastore_testkit::{free_addresses, spawn_logged};
 
 use super::{batch_keys, key, key_number, Shape, System, WriteFailure, BATCH};
 

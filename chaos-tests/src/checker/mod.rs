@@ -1,9 +1,9 @@
 //! Checks over a run's history: linearizability of writes and `LINEARIZABLE` reads per
-//! register ([`wgl`]), and `LOCAL`/`BOUNDED` reads against the state at the applied index they
-//! report. (Reading everything back, exactly-once and convergence need the cluster: see
-//! [`crate::run`].)
+//! register (a Wing & Gong search), and `LOCAL`/`BOUNDED` reads against the state at the
+//! applied index they report. (Reading everything back, exactly-once and convergence need the cluster: see
+//! [`crate::run()`].)
 
-pub mod wgl;
+mod wgl;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
