@@ -16,6 +16,7 @@ pub mod config;
 pub mod convert;
 pub mod deadline;
 pub mod error;
+pub mod forward;
 pub mod http;
 pub mod membership;
 pub mod membership_watch;
