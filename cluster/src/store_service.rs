@@ -9,7 +9,7 @@ use qastore_lsm::Engine;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::store_server::Store;
-use qastore_raft::{Ack, Response as Applied, WriteCommand};
+use qastore_raft::{Ack, Admitted, Response as Applied, WriteCommand};
 use tonic::{Request, Response, Status};
 
 use crate::convert::bars::{bars_page, BarQuery};
@@ -79,8 +79,10 @@ impl StoreService {
         ))
     }
 
+    /// Converts and proposes an admitted write on this node, the leader.
     async fn write_here(
         &self,
+        admitted: Admitted,
         req: pb::WriteRequest,
         timeout: Duration,
     ) -> Result<pb::WriteResponse, ApiError> {
@@ -102,7 +104,11 @@ impl StoreService {
         let records = conv::records_from_pb(req.records)?;
         let request_id = req.request_id;
         let cmd = WriteCommand::new(&req.client_id, request_id, ack, records);
-        let out = self.node.raft.write(cmd, timeout).await?;
+        let out = self
+            .node
+            .raft
+            .write_admitted(admitted, cmd, timeout)
+            .await?;
         if out.all_acked == Some(false) {
             return Err(ApiError::NotAllAcked {
                 log_index: out.log_index,
@@ -201,13 +207,18 @@ impl Store for StoreService {
             }
             Route::Here => {}
         }
-        self.node.quota.check_write()?;
+        // Admit before converting: a node without room refuses at once.
+        let admitted = self
+            .node
+            .raft
+            .admit(self.node.quota.usage())
+            .map_err(ApiError::from)?;
         let records = req.records.len();
         // Leadership may move while the write is proposed: keep the request as it came to
         // pass it on to the new leader.
         let may_forward = self.node.config.forward_writes && !forwarded;
         let original = may_forward.then(|| req.clone());
-        match (self.write_here(req, timeout).await, original) {
+        match (self.write_here(admitted, req, timeout).await, original) {
             (
                 Err(ApiError::NotLeader {
                     leader_api: Some(api),

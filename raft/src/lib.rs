@@ -10,6 +10,7 @@
 //!
 //! This is the only crate that depends on openraft.
 
+pub mod admission;
 pub mod codec;
 pub mod command;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
+pub use admission::{Admitted, DiskUse, Overload};
 pub use command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
 pub use config::{ClusterConfig, RaftConfig};
 pub use error::{Error, Result};
