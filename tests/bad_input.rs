@@ -212,6 +212,28 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("field name"));
 
+    // A bad write sent to a follower goes to the leader as it came: the leader's refusal,
+    // naming the record and field, reaches the client.
+    let follower = c.others(leader)[0];
+    let mut via_follower = client.store_at(&c.api(follower)).unwrap();
+    let mut o = order("u1", "o7");
+    if let Some(pb::record::Kind::OrderInsert(x)) = &mut o.kind {
+        x.direction = 42;
+    }
+    expect(
+        via_follower
+            .write(write(10, vec![order("u1", "ok"), o]))
+            .await,
+        Code::InvalidArgument,
+        "records[1].order_insert.direction",
+    );
+    let (_, page) = c.http_get(follower, "/metrics").unwrap();
+    let forwarded = page
+        .lines()
+        .find_map(|l| l.strip_prefix("qastore_writes_forwarded_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(forwarded, Some(1.0), "{page}");
+
     // Nothing changed, and every node still serves.
     let after = hashes(&client, &c.endpoints()).await.unwrap();
     assert_eq!(before, after);

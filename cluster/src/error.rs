@@ -76,7 +76,7 @@ impl From<qastore_raft::Error> for ApiError {
                 leader_api: Some(node.api_addr),
             },
             E::NoLeader(m) => ApiError::NoLeader(m),
-            E::Overloaded(m) => ApiError::ResourceExhausted(m),
+            E::Overloaded(limit) => ApiError::ResourceExhausted(limit.to_string()),
             E::NotAllAcked { log_index } => ApiError::NotAllAcked { log_index },
             E::Timeout(m) => ApiError::DeadlineExceeded(m),
             E::Raft { source } => ApiError::Unavailable(source.to_string()),

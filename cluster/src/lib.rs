@@ -22,6 +22,7 @@ pub mod config;
 pub mod convert;
 mod deadline;
 mod error;
+mod forward;
 pub mod http;
 mod membership;
 mod membership_watch;

@@ -1,13 +1,13 @@
 //! The disk quota: a background task measures the data directory; above the alarm fraction
-//! of the quota the node raises an alarm (metric and status), and at the quota it refuses
-//! writes with RESOURCE_EXHAUSTED before the disk fills. Reads and deletes (retention) go on.
+//! of the quota the node raises an alarm (metric and status), and at the quota admission
+//! refuses writes with RESOURCE_EXHAUSTED before the disk fills. Reads and deletes (retention) go on.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::ApiError;
+use qastore_raft::DiskUse;
 
 /// How often the data directory is measured.
 const MEASURE_EVERY: Duration = Duration::from_millis(500);
@@ -82,17 +82,12 @@ impl DiskQuota {
         self.alarm.load(Ordering::Relaxed)
     }
 
-    /// Refuses a write when the data directory is at its quota.
-    pub fn check_write(&self) -> Result<(), ApiError> {
-        let used = self.used_bytes();
-        if self.quota_bytes > 0 && used >= self.quota_bytes {
-            return Err(ApiError::ResourceExhausted(format!(
-                "disk quota: the data directory holds {used} bytes, at its quota of {} bytes; \
-                 writes are refused until space is freed",
-                self.quota_bytes
-            )));
+    /// The data directory's use against the quota at the last measurement, for admission.
+    pub fn usage(&self) -> DiskUse {
+        DiskUse {
+            used: self.used_bytes(),
+            quota: self.quota_bytes,
         }
-        Ok(())
     }
 }
 

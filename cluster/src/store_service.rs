@@ -9,13 +9,14 @@ use qastore_lsm::Engine;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::store_server::Store;
-use qastore_raft::{Ack, Response as Applied, WriteCommand};
+use qastore_raft::{Ack, Admitted, Response as Applied, WriteCommand};
 use tonic::{Request, Response, Status};
 
 use crate::convert::bars::{bars_page, BarQuery};
 use crate::convert::records as conv;
 use crate::deadline::call_timeout;
 use crate::error::ApiError;
+use crate::forward::{forward, route, Route};
 use crate::metrics;
 use crate::node::Node;
 use crate::read;
@@ -78,8 +79,10 @@ impl StoreService {
         ))
     }
 
+    /// Converts and proposes an admitted write on this node, the leader.
     async fn write_here(
         &self,
+        admitted: Admitted,
         req: pb::WriteRequest,
         timeout: Duration,
     ) -> Result<pb::WriteResponse, ApiError> {
@@ -101,7 +104,11 @@ impl StoreService {
         let records = conv::records_from_pb(req.records)?;
         let request_id = req.request_id;
         let cmd = WriteCommand::new(&req.client_id, request_id, ack, records);
-        let out = self.node.raft.write(cmd, timeout).await?;
+        let out = self
+            .node
+            .raft
+            .write_admitted(admitted, cmd, timeout)
+            .await?;
         if out.all_acked == Some(false) {
             return Err(ApiError::NotAllAcked {
                 log_index: out.log_index,
@@ -131,38 +138,6 @@ impl StoreService {
             other => Err(ApiError::Internal(format!(
                 "unexpected answer to a write: {other:?}"
             ))),
-        }
-    }
-
-    /// Sends the write to the leader, marked so the leader never forwards it again.
-    async fn forward(
-        &self,
-        req: pb::WriteRequest,
-        leader_api: &str,
-        timeout: Duration,
-    ) -> Result<Response<pb::WriteResponse>, Status> {
-        metrics::forwarded_write();
-        let mut client = self.node.peers.store(leader_api)?;
-        let mut fwd = Request::new(req);
-        fwd.set_timeout(timeout);
-        fwd.metadata_mut()
-            .insert(api_metadata::FORWARDED, self.node.raft.id().into());
-        match tokio::time::timeout(timeout, client.write(fwd)).await {
-            Ok(Ok(r)) => Ok(r),
-            // The leader this node knows of cannot be reached: most likely it is gone and an
-            // election is due.
-            Ok(Err(s)) if s.code() == tonic::Code::Unavailable && s.metadata().is_empty() => {
-                Err(ApiError::NoLeader(format!(
-                    "the leader this node knows of ({leader_api}) is unreachable ({}): an election may be under way",
-                    s.message()
-                ))
-                .into())
-            }
-            Ok(Err(s)) => Err(s),
-            Err(_) => Err(ApiError::DeadlineExceeded(format!(
-                "the leader at {leader_api} did not answer the forwarded write in time; retry with the same request id"
-            ))
-            .into()),
         }
     }
 }
@@ -212,41 +187,54 @@ impl Store for StoreService {
             .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
         let forwarded = forwarded_by.is_some();
         let timeout = call_timeout(request.metadata(), self.node.write_timeout());
-        let req = request.into_inner();
-        let result = async {
-            self.node.check_serving()?;
-            self.node.check_member()?;
-            if let Some(from) = forwarded_by {
-                let members = self.node.raft.status().nodes;
-                if !from.is_some_and(|id| members.contains_key(&id)) {
-                    return Err(ApiError::NotMember(format!(
-                        "the write was forwarded by node {}, which is not a member of this cluster; nothing was written",
-                        from.map_or("?".into(), |id| id.to_string())
-                    ))
-                    .into());
-                }
+        self.node.check_serving()?;
+        self.node.check_member()?;
+        if let Some(from) = forwarded_by {
+            let members = self.node.raft.status().nodes;
+            if !from.is_some_and(|id| members.contains_key(&id)) {
+                return Err(ApiError::NotMember(format!(
+                    "the write was forwarded by node {}, which is not a member of this cluster; nothing was written",
+                    from.map_or("?".into(), |id| id.to_string())
+                ))
+                .into());
             }
-            self.node.quota.check_write()?;
-            let records = req.records.len();
-            match self.write_here(req.clone(), timeout).await {
+        }
+        // Route before looking inside the request: the leader converts and validates it once.
+        let (metadata, _, req) = request.into_parts();
+        match route(&self.node, forwarded)? {
+            Route::Forward(leader_api) => {
+                return forward(&self.node, &metadata, req, &leader_api, timeout).await;
+            }
+            Route::Here => {}
+        }
+        // Admit before converting: a node without room refuses at once.
+        let admitted = self
+            .node
+            .raft
+            .admit(self.node.quota.usage())
+            .map_err(ApiError::from)?;
+        let records = req.records.len();
+        // Leadership may move while the write is proposed: keep the request as it came to
+        // pass it on to the new leader.
+        let may_forward = self.node.config.forward_writes && !forwarded;
+        let original = may_forward.then(|| req.clone());
+        match (self.write_here(admitted, req, timeout).await, original) {
+            (
                 Err(ApiError::NotLeader {
                     leader_api: Some(api),
                     ..
-                }) if self.node.config.forward_writes && !forwarded => {
-                    Ok(self.forward(req, &api, timeout).await?.into_inner())
-                }
-                Ok(resp) => {
-                    metrics::write_done(records);
-                    Ok(resp)
-                }
-                Err(e) => {
-                    metrics::proposal_failed();
-                    Err(Status::from(e))
-                }
+                }),
+                Some(req),
+            ) => forward(&self.node, &metadata, req, &api, timeout).await,
+            (Ok(resp), _) => {
+                metrics::write_done(records);
+                Ok(Response::new(resp))
+            }
+            (Err(e), _) => {
+                metrics::proposal_failed();
+                Err(Status::from(e))
             }
         }
-        .await;
-        result.map(Response::new)
     }
 
     async fn get_order(

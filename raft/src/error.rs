@@ -63,10 +63,10 @@ pub enum Error {
     /// No leader can be reached now (an election may be under way); retry shortly.
     #[error("no leader: {0}")]
     NoLeader(String),
-    /// The node cannot take more writes right now (engine back-pressure or apply lag); retry
-    /// later.
+    /// The node cannot take more writes right now (disk quota, apply lag or engine stall);
+    /// retry later.
     #[error("overloaded: {0}")]
-    Overloaded(String),
+    Overloaded(#[from] crate::admission::Overload),
     /// The write is committed but not every voter holds it yet (ack level `ALL`).
     #[error("write at log index {log_index} is committed, but not every voter had it within the deadline")]
     NotAllAcked {

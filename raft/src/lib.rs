@@ -22,6 +22,7 @@
 //!
 //! Everything else (codecs, the peer network, repair, schedules) is internal.
 
+mod admission;
 mod codec;
 mod command;
 mod config;
@@ -44,6 +45,7 @@ mod snapshot;
 mod state_machine;
 pub mod types;
 
+pub use admission::{Admitted, DiskUse, Overload};
 pub use command::{Ack, Command, Request, Response, StreamKind, SystemCommand, WriteCommand};
 pub use config::{ClusterConfig, RaftConfig};
 pub use error::{Error, Result};

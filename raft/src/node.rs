@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
+use crate::admission::{self, Admitted, DiskUse, Load};
 use crate::command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
 use crate::config::RaftConfig;
 use crate::error::{Error, Result};
@@ -481,30 +482,47 @@ impl RaftNode {
         }
     }
 
-    /// Refuses writes the node cannot take now, before they reach the log.
-    fn check_room(&self) -> Result<()> {
-        let engine = self.engine()?;
-        if engine.write_stalled() {
-            return Err(Error::Overloaded(
-                "the storage engine is waiting for compaction to catch up".into(),
-            ));
-        }
+    /// How full the node is now, with `disk` measured by the caller.
+    fn load(&self, disk: DiskUse) -> Result<Load> {
+        let write_stalled = self.engine()?.write_stalled();
         let m = self.raft.metrics().borrow_watched().clone();
         let last = m.last_log_index.unwrap_or(0);
         let applied = m.last_applied.map_or(0, |a| a.index);
-        if last.saturating_sub(applied) > self.config.raft.max_apply_lag {
-            return Err(Error::Overloaded(format!(
-                "{} entries are waiting to be applied",
-                last - applied
-            )));
+        Ok(Load {
+            disk_used: disk.used,
+            disk_quota: disk.quota,
+            apply_lag: last.saturating_sub(applied),
+            max_apply_lag: self.config.raft.max_apply_lag,
+            write_stalled,
+        })
+    }
+
+    /// Decides whether the node has room for a write now, with `disk` the data directory's use
+    /// against its quota; the proof it has is what [`RaftNode::write_admitted`] proposes with.
+    pub fn admit(&self, disk: DiskUse) -> Result<Admitted> {
+        admission::admit(&self.load(disk)?)?;
+        Ok(Admitted(()))
+    }
+
+    /// Admits (without a disk quota) and proposes a client's write; see
+    /// [`RaftNode::write_admitted`].
+    pub async fn write(&self, cmd: WriteCommand, timeout: Duration) -> Result<WriteOutcome> {
+        if !self.raft.is_leader() {
+            return Err(self.not_leader());
         }
-        Ok(())
+        let admitted = self.admit(DiskUse::UNLIMITED)?;
+        self.write_admitted(admitted, cmd, timeout).await
     }
 
     /// Proposes a client's write (on the leader) and waits until it is applied, and, for ack
     /// level `ALL`, until every voter holds it or `timeout` passes. Records are validated first;
     /// a bad record refuses the whole batch with the record's index and field.
-    pub async fn write(&self, cmd: WriteCommand, timeout: Duration) -> Result<WriteOutcome> {
+    pub async fn write_admitted(
+        &self,
+        _admitted: Admitted,
+        cmd: WriteCommand,
+        timeout: Duration,
+    ) -> Result<WriteOutcome> {
         validate_client_id(&cmd.client_id)?;
         if cmd.records.is_empty() {
             return Err(Error::InvalidArgument(
@@ -521,7 +539,6 @@ impl RaftNode {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
-        self.check_room()?;
         let deadline = Instant::now() + timeout;
         let ack = cmd.ack;
         let request = Request::new(&Command::Write(cmd));
