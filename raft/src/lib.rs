@@ -33,7 +33,8 @@ pub mod state_machine;
 pub mod types;
 
 pub use command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
-pub use config::{ClusterConfig, RaftConfig};
+pub use config::RaftConfig;
 pub use error::{Error, Result};
 pub use node::{NodeStatus, RaftNode, RaftNodeConfig, Role, WriteOutcome};
+pub use qastore_exchange::ClusterConfig;
 pub use types::{LogId, NodeId, PeerNode, TypeConfig};
