@@ -1,9 +1,9 @@
-//! Settings: the node's own Raft settings ([`RaftConfig`], from its config file) and the
-//! cluster-wide ones every node applies alike ([`ClusterConfig`], replicated through the log).
+//! The node's own Raft settings ([`RaftConfig`], from its config file). The cluster-wide ones
+//! every node applies alike are the exchange's ([`qastore_exchange::ClusterConfig`]),
+//! replicated through the log.
 
 use std::time::Duration;
 
-use qastore_exchange::olap::RetentionConfig;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
@@ -170,51 +170,6 @@ impl RaftConfig {
     }
 }
 
-/// Settings every node of the cluster applies alike: replicated through the log (a
-/// `SetClusterSettings` command), stored in the engine, carried by snapshots.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClusterConfig {
-    /// Convert closed trading days of ticks and trades to Parquet on a schedule.
-    pub olap_conversion: bool,
-    /// How long after a trading day ends (the next one's first session opens) it is converted,
-    /// in minutes.
-    pub convert_after_minutes: u32,
-    /// What retention keeps (nothing is dropped when both are unset).
-    pub retention: RetentionConfig,
-    /// How many log entries a write's request id is remembered for (retries within that many
-    /// entries are recognised).
-    pub dedup_window_entries: u64,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig {
-            olap_conversion: true,
-            convert_after_minutes: 30,
-            retention: RetentionConfig::default(),
-            dedup_window_entries: 1_000_000,
-        }
-    }
-}
-
-impl ClusterConfig {
-    /// Parses settings from TOML text.
-    pub fn from_toml(text: &str) -> Result<ClusterConfig> {
-        let s: ClusterConfig = toml::from_str(text).map_err(|e| Error::BadSetting {
-            name: "cluster settings",
-            reason: e.to_string(),
-        })?;
-        if s.dedup_window_entries == 0 {
-            return Err(Error::BadSetting {
-                name: "dedup_window_entries",
-                reason: "must be above 0".into(),
-            });
-        }
-        Ok(s)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,18 +195,5 @@ mod tests {
             ..RaftConfig::default()
         };
         assert!(s.validate().is_err());
-    }
-
-    #[test]
-    fn cluster_settings_parse_from_toml() {
-        let s = ClusterConfig::from_toml(
-            "olap_conversion = false\n[retention]\nkeep_trading_days = 20\n",
-        )
-        .unwrap();
-        assert!(!s.olap_conversion);
-        assert_eq!(s.retention.keep_trading_days, Some(20));
-        assert_eq!(s.dedup_window_entries, 1_000_000);
-        assert!(ClusterConfig::from_toml("bogus = 1").is_err());
-        assert!(ClusterConfig::from_toml("dedup_window_entries = 0").is_err());
     }
 }

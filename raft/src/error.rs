@@ -129,10 +129,13 @@ pub(crate) fn to_io(e: impl Into<BoxError>) -> io::Error {
 
 impl From<qastore_exchange::Error> for Error {
     /// Engine errors met in the exchange layer become [`Error::Storage`], so that damage is
-    /// recognised wherever it came from.
+    /// recognised wherever it came from; its bad settings are ours alike.
     fn from(e: qastore_exchange::Error) -> Self {
         match e {
             qastore_exchange::Error::Engine(e) => Error::Storage(e),
+            qastore_exchange::Error::BadSetting { name, reason } => {
+                Error::BadSetting { name, reason }
+            }
             other => Error::Exchange(other),
         }
     }

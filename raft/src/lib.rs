@@ -47,10 +47,11 @@ pub mod types;
 
 pub use admission::{Admitted, DiskUse, Overload};
 pub use command::{Ack, Command, Request, Response, StreamKind, SystemCommand, WriteCommand};
-pub use config::{ClusterConfig, RaftConfig};
+pub use config::RaftConfig;
 pub use error::{Error, Result};
 pub use log_store::LogStore;
 pub use network::PeerStats;
 pub use node::{NodeStatus, RaftNode, RaftNodeConfig, Role, WriteOutcome};
+pub use qastore_exchange::ClusterConfig;
 pub use state_machine::StateMachine;
 pub use types::{LogId, NodeId, PeerNode, TypeConfig};

@@ -13,8 +13,9 @@
 //! Applying runs on the blocking pool, after awaiting the engine's write room: flushes and
 //! compactions run on the engine's own threads, never inside `apply`.
 //!
-//! Writes are idempotent (see `qastore_exchange::dedup`): a retry gets the original answer and
-//! changes nothing; a request id reused with another payload is refused.
+//! What an entry's command does to the exchange data, and what it answers, is the exchange's
+//! ([`ExchangeMachine`]): this module prepares the entry's system keys and calls it once per
+//! entry, then takes the state hash at hash marks.
 
 use std::io;
 use std::ops::Bound;
@@ -26,19 +27,17 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
-use parking_lot::{Mutex, RwLock};
-use qastore_exchange::apply::stage;
+use parking_lot::Mutex;
 use qastore_exchange::calendar::TradingCalendar;
-use qastore_exchange::dedup::{self, Check, DedupRecord};
 use qastore_exchange::keys::{KeyBuf, SYSTEM};
-use qastore_exchange::olap::{self, RetentionPolicy};
+use qastore_exchange::olap;
+use qastore_exchange::{ClusterConfig, EntryContent, ExchangeMachine};
 use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::VfsRef;
 use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 
 use crate::codec;
-use crate::command::{Command, Response, SystemCommand, WriteCommand};
-use crate::config::ClusterConfig;
+use crate::command::{Command, Response, SystemCommand};
 use crate::damage::{is_damage, EngineDamage};
 use crate::engine_slot::EngineSlot;
 use crate::error::{to_io, Error, Result};
@@ -49,10 +48,6 @@ use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeC
 
 /// Entries applied per trip to the blocking pool.
 const APPLY_CHUNK: usize = 64;
-/// Expired request ids are swept every this many entries...
-const DEDUP_SWEEP_EVERY: u64 = 16;
-/// ...at most this many per sweep.
-const DEDUP_SWEEP_MAX: usize = 1024;
 
 fn system_key(name: &str) -> Vec<u8> {
     KeyBuf::new(SYSTEM).id("raft").last_id(name).build()
@@ -73,14 +68,6 @@ pub fn replica_hash(view: qastore_lsm::EngineIter) -> qastore_lsm::Result<u64> {
     view.state_hash_skipping(&[&applied, &membership])
 }
 
-fn calendar_key() -> Vec<u8> {
-    system_key("calendar")
-}
-
-fn settings_key() -> Vec<u8> {
-    system_key("settings")
-}
-
 /// What has been applied.
 #[derive(Debug, Clone, Default)]
 struct Applied {
@@ -95,8 +82,7 @@ struct Shared {
     home: Arc<tokio::sync::Mutex<EngineHome>>,
     checkpoints: CheckpointStore,
     applied: Mutex<Applied>,
-    calendar: RwLock<Arc<TradingCalendar>>,
-    settings: RwLock<Arc<ClusterConfig>>,
+    exchange: ExchangeMachine,
     hash_marks: Arc<HashMarks>,
     damage: Arc<EngineDamage>,
     /// Held while entries are applied or the engine is repaired: one at a time.
@@ -129,17 +115,8 @@ pub fn checkpoints_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("checkpoints")
 }
 
-fn read_text(engine: &Engine, key: &[u8]) -> Result<Option<String>> {
-    match engine.get(key)? {
-        None => Ok(None),
-        Some(b) => String::from_utf8(b.to_vec())
-            .map(Some)
-            .map_err(|_| crate::error::CodecError::new("stored settings", "not UTF-8").into()),
-    }
-}
-
-/// Reads what an engine holds of the Raft state (the replicated calendar and settings too).
-fn load_state(engine: &Engine) -> Result<(Applied, TradingCalendar, ClusterConfig)> {
+/// Reads what an engine holds of the Raft state.
+fn load_applied(engine: &Engine) -> Result<Applied> {
     let log_id = match engine.get(&applied_key())? {
         Some(b) => codec::decode_log_id(&b)?,
         None => None,
@@ -148,18 +125,7 @@ fn load_state(engine: &Engine) -> Result<(Applied, TradingCalendar, ClusterConfi
         Some(b) => codec::decode_stored_membership(&b)?,
         None => StoredMembership::default(),
     };
-    let calendar = match read_text(engine, &calendar_key())? {
-        Some(t) => TradingCalendar::from_toml(&t).map_err(|e| Error::BadSetting {
-            name: "stored calendar",
-            reason: e.to_string(),
-        })?,
-        None => TradingCalendar::builtin(),
-    };
-    let settings = match read_text(engine, &settings_key())? {
-        Some(t) => ClusterConfig::from_toml(&t)?,
-        None => ClusterConfig::default(),
-    };
-    Ok((Applied { log_id, membership }, calendar, settings))
+    Ok(Applied { log_id, membership })
 }
 
 impl StateMachine {
@@ -173,7 +139,8 @@ impl StateMachine {
             checkpoints_dir(data_dir),
             qastore_lsm::checkpoint::DEFAULT_KEEP,
         )?;
-        let (applied, calendar, settings) = load_state(&engine)?;
+        let applied = load_applied(&engine)?;
+        let exchange = ExchangeMachine::open(&engine)?;
         tracing::info!(applied = ?applied.log_id, "state machine opened");
         Ok(StateMachine {
             inner: Arc::new(Shared {
@@ -183,8 +150,7 @@ impl StateMachine {
                 home: Arc::new(tokio::sync::Mutex::new(home)),
                 checkpoints,
                 applied: Mutex::new(applied),
-                calendar: RwLock::new(Arc::new(calendar)),
-                settings: RwLock::new(Arc::new(settings)),
+                exchange,
                 hash_marks: Arc::default(),
                 damage: Arc::default(),
                 apply_turn: tokio::sync::Mutex::new(()),
@@ -315,12 +281,12 @@ impl StateMachine {
 
     /// The trading calendar in force (replicated; the built-in one until replaced).
     pub fn calendar(&self) -> Arc<TradingCalendar> {
-        self.inner.calendar.read().clone()
+        self.inner.exchange.calendar()
     }
 
     /// The cluster settings in force.
     pub fn settings(&self) -> Arc<ClusterConfig> {
-        self.inner.settings.read().clone()
+        self.inner.exchange.settings()
     }
 
     /// The last applied log id.
@@ -439,168 +405,27 @@ impl StateMachine {
         if let Some(m) = &membership {
             sys.put(membership_key(), codec::encode_stored_membership(m));
         }
-        if index.is_multiple_of(DEDUP_SWEEP_EVERY) {
-            let window = self.settings().dedup_window_entries;
-            dedup::expire(
-                engine,
-                index.saturating_sub(window),
-                DEDUP_SWEEP_MAX,
-                &mut sys,
-            )?;
-        }
-        let response = match &entry.payload {
-            EntryPayload::Normal(req) => match req.command() {
-                Ok(Command::Write(w)) => self.apply_write(engine, index, &w, sys)?,
-                Ok(Command::System(s)) => self.apply_system(engine, index, &s, sys)?,
-                Err(e) => {
-                    engine.apply(&sys, index)?;
-                    Response::Refused {
-                        reason: format!("the entry does not decode: {e}"),
-                    }
-                }
-            },
-            _ => {
-                engine.apply(&sys, index)?;
-                Response::Nothing
-            }
+        let command = match &entry.payload {
+            EntryPayload::Normal(req) => Some(req.command()),
+            _ => None,
         };
+        let content = match &command {
+            Some(Ok(c)) => EntryContent::Command(c),
+            Some(Err(e)) => EntryContent::Undecodable(e),
+            None => EntryContent::NoCommand,
+        };
+        let response = self.inner.exchange.apply(engine, index, content, sys)?;
+        if let Some(Ok(Command::System(SystemCommand::HashMark))) = &command {
+            self.inner
+                .hash_marks
+                .start(index, engine.scan(Bound::Unbounded, Bound::Unbounded));
+        }
         let mut applied = self.inner.applied.lock();
         applied.log_id = Some(id);
         if let Some(m) = new_membership {
             applied.membership = m;
         }
         Ok(response)
-    }
-
-    fn apply_write(
-        &self,
-        engine: &Engine,
-        index: u64,
-        w: &WriteCommand,
-        sys: WriteBatch,
-    ) -> Result<Response> {
-        match dedup::check(engine, &w.client_id, w.request_id, w.payload_hash)? {
-            Check::Retry(first) => {
-                engine.apply(&sys, index)?;
-                Ok(Response::Duplicate {
-                    original_index: first.log_index,
-                    outcomes: first.outcomes,
-                })
-            }
-            Check::Reused { original_index } => {
-                engine.apply(&sys, index)?;
-                Ok(Response::RequestIdReused { original_index })
-            }
-            Check::New => {
-                let staged = match stage(engine, &w.records, index) {
-                    Ok(s) => s,
-                    Err(qastore_exchange::Error::Engine(qastore_lsm::Error::InvalidArgument(
-                        e,
-                    ))) => {
-                        engine.apply(&sys, index)?;
-                        return Ok(Response::Refused {
-                            reason: e.to_string(),
-                        });
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                let mut batch = staged.batch;
-                dedup::remember(
-                    &mut batch,
-                    &w.client_id,
-                    w.request_id,
-                    &DedupRecord {
-                        log_index: index,
-                        payload_hash: w.payload_hash,
-                        outcomes: staged.outcomes.clone(),
-                    },
-                );
-                append_ops(&mut batch, &sys);
-                match engine.apply(&batch, index) {
-                    Ok(()) => Ok(Response::Written {
-                        outcomes: staged.outcomes,
-                    }),
-                    Err(qastore_lsm::Error::InvalidArgument(e)) => {
-                        engine.apply(&sys, index)?;
-                        Ok(Response::Refused {
-                            reason: e.to_string(),
-                        })
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-        }
-    }
-
-    fn apply_system(
-        &self,
-        engine: &Engine,
-        index: u64,
-        cmd: &SystemCommand,
-        mut sys: WriteBatch,
-    ) -> Result<Response> {
-        match cmd {
-            SystemCommand::ConvertDay {
-                stream,
-                trading_day,
-            } => {
-                let c = olap::convert_day(engine, (*stream).into(), *trading_day, index, sys)?;
-                Ok(Response::Converted {
-                    partitions: c.partitions.len(),
-                    rows: c.rows,
-                    bytes: c.bytes,
-                })
-            }
-            SystemCommand::Retain {
-                drop_days_before,
-                drop_journal_before,
-            } => {
-                let policy = RetentionPolicy {
-                    drop_days_before: *drop_days_before,
-                    drop_journal_before: *drop_journal_before,
-                };
-                let r = olap::retain(engine, policy, index, sys)?;
-                Ok(Response::Retained {
-                    partitions_removed: r.partitions_removed,
-                    journal_entries_removed: r.journal_entries_removed,
-                })
-            }
-            SystemCommand::SetCalendar { toml } => match TradingCalendar::from_toml(toml) {
-                Ok(cal) => {
-                    sys.put(calendar_key(), Bytes::from(toml.clone()));
-                    engine.apply(&sys, index)?;
-                    *self.inner.calendar.write() = Arc::new(cal);
-                    Ok(Response::SettingsChanged)
-                }
-                Err(e) => {
-                    engine.apply(&sys, index)?;
-                    Ok(Response::Refused {
-                        reason: format!("calendar: {e}"),
-                    })
-                }
-            },
-            SystemCommand::HashMark => {
-                engine.apply(&sys, index)?;
-                self.inner
-                    .hash_marks
-                    .start(index, engine.scan(Bound::Unbounded, Bound::Unbounded));
-                Ok(Response::HashMarked)
-            }
-            SystemCommand::SetClusterSettings { toml } => match ClusterConfig::from_toml(toml) {
-                Ok(s) => {
-                    sys.put(settings_key(), Bytes::from(toml.clone()));
-                    engine.apply(&sys, index)?;
-                    *self.inner.settings.write() = Arc::new(s);
-                    Ok(Response::SettingsChanged)
-                }
-                Err(e) => {
-                    engine.apply(&sys, index)?;
-                    Ok(Response::Refused {
-                        reason: e.to_string(),
-                    })
-                }
-            },
-        }
     }
 
     /// Checkpoints the engine (after flushing it) and returns the snapshot it makes.
@@ -668,10 +493,8 @@ impl StateMachine {
             self.inner.engine.put(engine);
             return Err(e.into());
         }
-        let (_, calendar, settings) = load_state(&engine)?;
+        self.inner.exchange.reload(&engine)?;
         self.inner.engine.put(engine);
-        *self.inner.calendar.write() = Arc::new(calendar);
-        *self.inner.settings.write() = Arc::new(settings);
         *self.inner.applied.lock() = Applied {
             log_id: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -702,15 +525,6 @@ fn corrupt_state(e: crate::error::CodecError) -> qastore_lsm::Error {
     qastore_lsm::Error::BadValue {
         key: "raft state".into(),
         reason: e.to_string(),
-    }
-}
-
-fn append_ops(batch: &mut WriteBatch, extra: &WriteBatch) {
-    for op in extra.ops() {
-        match op {
-            qastore_lsm::BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
-            qastore_lsm::BatchOp::Delete { key } => batch.delete(key.clone()),
-        };
     }
 }
 

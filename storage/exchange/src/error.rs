@@ -22,6 +22,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// A setting is out of range or does not parse (the replicated settings or calendar).
+    #[error("setting {name}: {reason}")]
+    BadSetting {
+        /// The setting.
+        name: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The caller passed a query the exchange does not accept; nothing was read.
     #[error("invalid argument: {0}")]
     InvalidArgument(#[from] InvalidArgument),

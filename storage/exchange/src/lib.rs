@@ -1,7 +1,9 @@
 //! QAStore's exchange layer, on top of the LSM engine (`qastore-lsm`).
 //!
 //! Records ([`record`]) and their key layout ([`keys`]), applying batches of them ([`apply`])
-//! with request deduplication ([`dedup`]), queries and bars ([`query`], [`calendar`]), the
+//! with request deduplication ([`dedup`]), the commands a replicated log carries ([`command`])
+//! and applying one committed entry ([`machine`]) under the replicated settings
+//! ([`cluster_config`]), queries and bars ([`query`], [`calendar`]), the
 //! Parquet path ([`olap`]) and a generator of realistic data ([`datagen`]).
 //!
 //! What it is not: no storage engine (it works on a [`qastore_lsm::Engine`] its caller opens,
@@ -68,12 +70,18 @@
 
 pub mod apply;
 pub mod calendar;
+pub mod cluster_config;
+mod command;
 pub mod datagen;
 pub mod dedup;
 mod error;
 pub mod keys;
+pub mod machine;
 pub mod olap;
 pub mod query;
 pub mod record;
 
+pub use cluster_config::ClusterConfig;
+pub use command::{payload_hash, Ack, Command, Response, StreamKind, SystemCommand, WriteCommand};
 pub use error::{Error, InvalidArgument, Result};
+pub use machine::{EntryContent, ExchangeMachine};

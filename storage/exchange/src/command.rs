@@ -1,0 +1,244 @@
+//! What a replicated log entry asks the exchange to do ([`Command`]) and what applying it
+//! answers ([`Response`]).
+//!
+//! Commands travel and are stored as their archived bytes (in the log, and inside dedup
+//! records): the fields and their order are the format, so they must not change.
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+use crate::apply::Outcome;
+use crate::record::{encode, Record};
+
+/// How many nodes must hold a write before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug))]
+pub enum Ack {
+    /// A quorum of voters (the entry is committed): the default.
+    Quorum,
+    /// Every voter. If one cannot within the deadline the answer says so (the write is committed
+    /// anyway).
+    All,
+}
+
+/// A batch of exchange records from one client request.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub struct WriteCommand {
+    /// Who sent it (with `request_id`, what makes a retry recognisable).
+    pub client_id: String,
+    /// The client's number for this request; a retry carries the same.
+    pub request_id: u64,
+    /// The hash of the records as sent (a retry must carry the same payload).
+    pub payload_hash: u64,
+    /// How many nodes must hold it before the client is answered.
+    pub ack: Ack,
+    /// The records, already validated by the leader.
+    pub records: Vec<Record>,
+}
+
+impl WriteCommand {
+    /// A write of `records`, with its payload hash computed from them.
+    pub fn new(
+        client_id: impl Into<String>,
+        request_id: u64,
+        ack: Ack,
+        records: Vec<Record>,
+    ) -> Self {
+        let payload_hash = payload_hash(&records);
+        WriteCommand {
+            client_id: client_id.into(),
+            request_id,
+            payload_hash,
+            ack,
+            records,
+        }
+    }
+}
+
+/// The hash identifying a batch of records (of their archived form, which is deterministic).
+pub fn payload_hash(records: &[Record]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for r in records {
+        let bytes = encode(r);
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    h.digest()
+}
+
+/// Which record stream a conversion is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
+#[rkyv(derive(Debug))]
+pub enum StreamKind {
+    /// Market ticks.
+    Ticks,
+    /// Executed trades.
+    Trades,
+}
+
+impl From<StreamKind> for crate::keys::Stream {
+    fn from(s: StreamKind) -> Self {
+        match s {
+            StreamKind::Ticks => crate::keys::Stream::Ticks,
+            StreamKind::Trades => crate::keys::Stream::Trades,
+        }
+    }
+}
+
+/// A change every node makes at the same point of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub enum SystemCommand {
+    /// Move a closed trading day of one stream to Parquet files.
+    ConvertDay {
+        /// Ticks or trades.
+        stream: StreamKind,
+        /// The trading day, `YYYYMMDD`.
+        trading_day: u32,
+    },
+    /// Drop old partitions and old journal entries.
+    Retain {
+        /// Drop Parquet partitions of trading days before this one.
+        drop_days_before: Option<u32>,
+        /// Drop journal entries of log indexes before this one.
+        drop_journal_before: Option<u64>,
+    },
+    /// Replace the trading calendar (TOML, in the format of the built-in one).
+    SetCalendar {
+        /// The calendar file's text.
+        toml: String,
+    },
+    /// Replace the cluster-wide settings (TOML, see [`crate::ClusterConfig`]).
+    SetClusterSettings {
+        /// The settings file's text.
+        toml: String,
+    },
+    /// Changes nothing: every node hashes its state as of this entry, so replicas can be
+    /// compared at one exact index while writes go on.
+    HashMark,
+}
+
+/// What an entry asks the state machine to do.
+#[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
+pub enum Command {
+    /// Apply a client's batch of records.
+    Write(WriteCommand),
+    /// A system change.
+    System(SystemCommand),
+}
+
+/// What applying an entry answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// A blank or membership entry: nothing to report.
+    Nothing,
+    /// The write was applied now.
+    Written {
+        /// One outcome per record.
+        outcomes: Vec<Outcome>,
+    },
+    /// The write had been applied before (a retry): its original answer, nothing changed.
+    Duplicate {
+        /// Where it was first applied.
+        original_index: u64,
+        /// The outcomes it got then.
+        outcomes: Vec<Outcome>,
+    },
+    /// The request id was used before with another payload: nothing changed.
+    RequestIdReused {
+        /// Where the first request with this id was applied.
+        original_index: u64,
+    },
+    /// A trading day was converted to Parquet.
+    Converted {
+        /// Partitions written.
+        partitions: usize,
+        /// Rows moved.
+        rows: u64,
+        /// Bytes of Parquet written.
+        bytes: u64,
+    },
+    /// Retention ran.
+    Retained {
+        /// Partitions removed.
+        partitions_removed: usize,
+        /// Journal entries removed.
+        journal_entries_removed: u64,
+    },
+    /// The calendar or the cluster settings were replaced.
+    SettingsChanged,
+    /// A hash mark was applied; the state hash as of it is being computed.
+    HashMarked,
+    /// The command could not be carried out; nothing changed. Deterministic: every node
+    /// refuses it alike.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{decode, samples};
+
+    #[test]
+    fn the_payload_hash_follows_the_records() {
+        let a = samples::records();
+        let mut b = a.clone();
+        b.swap(0, 1);
+        assert_eq!(payload_hash(&a), payload_hash(&a.clone()));
+        assert_ne!(payload_hash(&a), payload_hash(&b));
+    }
+
+    /// Entries already in logs were archived in this exact layout: it must keep decoding.
+    #[test]
+    fn commands_in_the_stored_format_decode() {
+        let write = Command::Write(WriteCommand {
+            client_id: "c1".into(),
+            request_id: 7,
+            payload_hash: 0x0102_0304_0506_0708,
+            ack: Ack::All,
+            records: Vec::new(),
+        });
+        let system = Command::System(SystemCommand::ConvertDay {
+            stream: StreamKind::Trades,
+            trading_day: 20241202,
+        });
+        for (cmd, stored) in [(write, WRITE_BYTES), (system, SYSTEM_BYTES)] {
+            let bytes = encode(&cmd);
+            assert_eq!(hex(&bytes), stored, "{cmd:?} no longer archives the same");
+            assert_eq!(decode::<Command>(&unhex(stored)).unwrap(), cmd);
+        }
+    }
+
+    /// `Command::Write`: the tag, "c1" stored inline, request id 7, the payload hash, `All`,
+    /// an empty record list.
+    const WRITE_BYTES: &str = concat!(
+        "0000000000000000",
+        "6331ffffffffffff",
+        "0700000000000000",
+        "0807060504030201",
+        "01000000",
+        "dcffffff00000000",
+        "00000000",
+    );
+    /// `Command::System(ConvertDay)`: the tags, `Trades`, the day 20241202, padding.
+    const SYSTEM_BYTES: &str = concat!(
+        "0100000000000000",
+        "0001000032db3401",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+        "0000000000000000",
+    );
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+}

@@ -1,0 +1,294 @@
+//! Applying one committed log entry to the exchange ([`ExchangeMachine::apply`]).
+//!
+//! The replication layer decides *which* entry comes next and prepares the keys that say where
+//! the engine stands in its log (the system batch); this module decides what the entry does to
+//! the exchange data and what it answers. Everything an entry writes, the system batch
+//! included, lands in the engine as one batch at the entry's log index.
+//!
+//! Writes are idempotent (see [`crate::dedup`]): a retry gets the original answer and changes
+//! nothing; a request id reused with another payload is refused. Request ids are forgotten once
+//! they fall out of the replicated dedup window, a few at a time as entries are applied.
+//!
+//! What depends on the input (a bad record, a bad calendar) is an answer, refused alike on
+//! every node; an error returned here means the engine failed.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use qastore_lsm::{BatchOp, Engine, WriteBatch};
+
+use crate::apply::stage;
+use crate::calendar::TradingCalendar;
+use crate::cluster_config::ClusterConfig;
+use crate::command::{Command, Response, SystemCommand, WriteCommand};
+use crate::dedup::{self, Check, DedupRecord};
+use crate::error::{Error, Result};
+use crate::keys::{KeyBuf, SYSTEM};
+use crate::olap::{self, RetentionPolicy};
+use crate::record::DecodeError;
+
+/// Expired request ids are swept every this many entries...
+const DEDUP_SWEEP_EVERY: u64 = 16;
+/// ...at most this many per sweep.
+const DEDUP_SWEEP_MAX: usize = 1024;
+
+/// The key of a replicated setting. They live beside the replication layer's own system keys,
+/// where nodes have always stored them.
+fn setting_key(name: &str) -> Vec<u8> {
+    KeyBuf::new(SYSTEM).id("raft").last_id(name).build()
+}
+
+fn calendar_key() -> Vec<u8> {
+    setting_key("calendar")
+}
+
+fn settings_key() -> Vec<u8> {
+    setting_key("settings")
+}
+
+/// What one committed log entry brings to the exchange.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryContent<'a> {
+    /// A command, decoded.
+    Command(&'a Command),
+    /// Application data that does not decode as a command: refused, the entry still counts.
+    Undecodable(&'a DecodeError),
+    /// No command (a blank or membership entry): only the system batch is written.
+    NoCommand,
+}
+
+/// The exchange's side of the replicated state machine: applies committed entries to the engine
+/// and keeps the replicated trading calendar and cluster settings in force.
+#[derive(Debug)]
+pub struct ExchangeMachine {
+    calendar: RwLock<Arc<TradingCalendar>>,
+    settings: RwLock<Arc<ClusterConfig>>,
+}
+
+impl ExchangeMachine {
+    /// The machine over `engine`, with the calendar and settings the engine holds (the
+    /// built-in calendar and default settings where it holds none).
+    pub fn open(engine: &Engine) -> Result<ExchangeMachine> {
+        let (calendar, settings) = load(engine)?;
+        Ok(ExchangeMachine {
+            calendar: RwLock::new(Arc::new(calendar)),
+            settings: RwLock::new(Arc::new(settings)),
+        })
+    }
+
+    /// Takes the calendar and settings from `engine`, which replaced the previous one (a
+    /// snapshot was installed).
+    pub fn reload(&self, engine: &Engine) -> Result<()> {
+        let (calendar, settings) = load(engine)?;
+        *self.calendar.write() = Arc::new(calendar);
+        *self.settings.write() = Arc::new(settings);
+        Ok(())
+    }
+
+    /// The trading calendar in force (replicated; the built-in one until replaced).
+    pub fn calendar(&self) -> Arc<TradingCalendar> {
+        self.calendar.read().clone()
+    }
+
+    /// The cluster settings in force.
+    pub fn settings(&self) -> Arc<ClusterConfig> {
+        self.settings.read().clone()
+    }
+
+    /// Applies the entry at log index `index` (at least 1): what `content` asks, together with
+    /// `sys`, the replication layer's keys for this entry, as one engine batch at `index`.
+    /// Returns the answer for the proposer.
+    pub fn apply(
+        &self,
+        engine: &Engine,
+        index: u64,
+        content: EntryContent<'_>,
+        mut sys: WriteBatch,
+    ) -> Result<Response> {
+        if index.is_multiple_of(DEDUP_SWEEP_EVERY) {
+            let window = self.settings().dedup_window_entries;
+            dedup::expire(
+                engine,
+                index.saturating_sub(window),
+                DEDUP_SWEEP_MAX,
+                &mut sys,
+            )?;
+        }
+        match content {
+            EntryContent::Command(Command::Write(w)) => apply_write(engine, index, w, sys),
+            EntryContent::Command(Command::System(s)) => self.apply_system(engine, index, s, sys),
+            EntryContent::Undecodable(e) => {
+                engine.apply(&sys, index)?;
+                Ok(Response::Refused {
+                    reason: format!("the entry does not decode: {e}"),
+                })
+            }
+            EntryContent::NoCommand => {
+                engine.apply(&sys, index)?;
+                Ok(Response::Nothing)
+            }
+        }
+    }
+
+    fn apply_system(
+        &self,
+        engine: &Engine,
+        index: u64,
+        cmd: &SystemCommand,
+        mut sys: WriteBatch,
+    ) -> Result<Response> {
+        match cmd {
+            SystemCommand::ConvertDay {
+                stream,
+                trading_day,
+            } => {
+                let c = olap::convert_day(engine, (*stream).into(), *trading_day, index, sys)?;
+                Ok(Response::Converted {
+                    partitions: c.partitions.len(),
+                    rows: c.rows,
+                    bytes: c.bytes,
+                })
+            }
+            SystemCommand::Retain {
+                drop_days_before,
+                drop_journal_before,
+            } => {
+                let policy = RetentionPolicy {
+                    drop_days_before: *drop_days_before,
+                    drop_journal_before: *drop_journal_before,
+                };
+                let r = olap::retain(engine, policy, index, sys)?;
+                Ok(Response::Retained {
+                    partitions_removed: r.partitions_removed,
+                    journal_entries_removed: r.journal_entries_removed,
+                })
+            }
+            SystemCommand::SetCalendar { toml } => match TradingCalendar::from_toml(toml) {
+                Ok(cal) => {
+                    sys.put(calendar_key(), Bytes::from(toml.clone()));
+                    engine.apply(&sys, index)?;
+                    *self.calendar.write() = Arc::new(cal);
+                    Ok(Response::SettingsChanged)
+                }
+                Err(e) => {
+                    engine.apply(&sys, index)?;
+                    Ok(Response::Refused {
+                        reason: format!("calendar: {e}"),
+                    })
+                }
+            },
+            // The hash itself is the replication layer's: it compares replicas at log indexes.
+            SystemCommand::HashMark => {
+                engine.apply(&sys, index)?;
+                Ok(Response::HashMarked)
+            }
+            SystemCommand::SetClusterSettings { toml } => match ClusterConfig::from_toml(toml) {
+                Ok(s) => {
+                    sys.put(settings_key(), Bytes::from(toml.clone()));
+                    engine.apply(&sys, index)?;
+                    *self.settings.write() = Arc::new(s);
+                    Ok(Response::SettingsChanged)
+                }
+                Err(e) => {
+                    engine.apply(&sys, index)?;
+                    Ok(Response::Refused {
+                        reason: e.to_string(),
+                    })
+                }
+            },
+        }
+    }
+}
+
+fn apply_write(engine: &Engine, index: u64, w: &WriteCommand, sys: WriteBatch) -> Result<Response> {
+    match dedup::check(engine, &w.client_id, w.request_id, w.payload_hash)? {
+        Check::Retry(first) => {
+            engine.apply(&sys, index)?;
+            Ok(Response::Duplicate {
+                original_index: first.log_index,
+                outcomes: first.outcomes,
+            })
+        }
+        Check::Reused { original_index } => {
+            engine.apply(&sys, index)?;
+            Ok(Response::RequestIdReused { original_index })
+        }
+        Check::New => {
+            let staged = match stage(engine, &w.records, index) {
+                Ok(s) => s,
+                Err(Error::Engine(qastore_lsm::Error::InvalidArgument(e))) => {
+                    engine.apply(&sys, index)?;
+                    return Ok(Response::Refused {
+                        reason: e.to_string(),
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            let mut batch = staged.batch;
+            dedup::remember(
+                &mut batch,
+                &w.client_id,
+                w.request_id,
+                &DedupRecord {
+                    log_index: index,
+                    payload_hash: w.payload_hash,
+                    outcomes: staged.outcomes.clone(),
+                },
+            );
+            append_ops(&mut batch, &sys);
+            match engine.apply(&batch, index) {
+                Ok(()) => Ok(Response::Written {
+                    outcomes: staged.outcomes,
+                }),
+                Err(qastore_lsm::Error::InvalidArgument(e)) => {
+                    engine.apply(&sys, index)?;
+                    Ok(Response::Refused {
+                        reason: e.to_string(),
+                    })
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+fn append_ops(batch: &mut WriteBatch, extra: &WriteBatch) {
+    for op in extra.ops() {
+        match op {
+            BatchOp::Put { key, value } => batch.put(key.clone(), value.clone()),
+            BatchOp::Delete { key } => batch.delete(key.clone()),
+        };
+    }
+}
+
+fn read_text(engine: &Engine, key: &[u8], name: &'static str) -> Result<Option<String>> {
+    match engine.get(key)? {
+        None => Ok(None),
+        Some(b) => String::from_utf8(b.to_vec())
+            .map(Some)
+            .map_err(|_| Error::BadSetting {
+                name,
+                reason: "not UTF-8".into(),
+            }),
+    }
+}
+
+/// The replicated calendar and settings `engine` holds.
+fn load(engine: &Engine) -> Result<(TradingCalendar, ClusterConfig)> {
+    let calendar = match read_text(engine, &calendar_key(), "stored calendar")? {
+        Some(t) => TradingCalendar::from_toml(&t).map_err(|e| Error::BadSetting {
+            name: "stored calendar",
+            reason: e.to_string(),
+        })?,
+        None => TradingCalendar::builtin(),
+    };
+    let settings = match read_text(engine, &settings_key(), "stored settings")? {
+        Some(t) => ClusterConfig::from_toml(&t)?,
+        None => ClusterConfig::default(),
+    };
+    Ok((calendar, settings))
+}
+
+#[cfg(test)]
+mod tests;
