@@ -18,9 +18,19 @@ use support::{batches, config, free_port, init_tracing, write, Cluster, SERIAL, 
 const SIM_DIR: &str = "/n3";
 
 async fn start_sim_node(c: &Cluster, vfs: &SimVfs, port: u16) -> qastore_raft::Result<RaftNode> {
-    let mut cfg = config(&c.id, 3, Path::new(SIM_DIR), port);
-    cfg.raft = c.settings.clone();
-    RaftNode::start_with_vfs(cfg, vfs.shared()).await
+    // A node stopped inside this process lets go of its WAL lock when the last task holding
+    // its log store ends, which can be a moment after `shutdown` returns.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut cfg = config(&c.id, 3, Path::new(SIM_DIR), port);
+        cfg.raft = c.settings.clone();
+        match RaftNode::start_with_vfs(cfg, vfs.shared()).await {
+            Err(Error::Storage(qastore_lsm::Error::Locked { .. })) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            started => return started,
+        }
+    }
 }
 
 /// Nodes 1 and 2 on disk, node 3 on `vfs`, all voters.
