@@ -11,10 +11,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use qastore_exchange::record::{Level, OrderBookSnapshot, Record};
+use qastore_exchange::Response;
 use qastore_raft::PeerStats;
-use qastore_raft::{Error, NodeId, Response};
+use qastore_raft::{Error, NodeId};
 use support::slow_link::SlowLink;
-use support::{batches, write, Cluster, SERIAL, WAIT};
+use support::{batches, write, Cluster, ExchangeCommands, SERIAL, WAIT};
 
 /// A follower of `leader`.
 fn follower_of(leader: NodeId) -> NodeId {
@@ -40,7 +41,7 @@ async fn write_one(c: &Cluster, records: Vec<Record>) -> u64 {
     let cmd = write(records);
     loop {
         let leader = c.leader().await;
-        match c.nodes[&leader].write(cmd.clone(), WAIT).await {
+        match c.nodes[&leader].write_cmd(cmd.clone(), WAIT).await {
             Ok(out) => {
                 assert!(matches!(out.response, Response::Written { .. }), "{out:?}");
                 return out.log_index;

@@ -11,20 +11,27 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use qastore_cluster::ExchangeNode;
 use qastore_lsm::vfs::{Fault, FaultOp, SimVfs, Vfs};
-use qastore_raft::{Error, RaftNode};
-use support::{batches, config, free_port, init_tracing, write, Cluster, SERIAL, WAIT};
+use qastore_raft::Error;
+use support::{
+    batches, config, free_port, init_tracing, write, Cluster, ExchangeCommands, SERIAL, WAIT,
+};
 
 const SIM_DIR: &str = "/n3";
 
-async fn start_sim_node(c: &Cluster, vfs: &SimVfs, port: u16) -> qastore_raft::Result<RaftNode> {
+async fn start_sim_node(
+    c: &Cluster,
+    vfs: &SimVfs,
+    port: u16,
+) -> qastore_raft::Result<ExchangeNode> {
     // A node stopped inside this process lets go of its WAL lock when the last task holding
     // its log store ends, which can be a moment after `shutdown` returns.
     let deadline = Instant::now() + WAIT;
     loop {
         let mut cfg = config(&c.id, 3, Path::new(SIM_DIR), port);
         cfg.raft = c.settings.clone();
-        match RaftNode::start_with_vfs(cfg, vfs.shared()).await {
+        match ExchangeNode::start_with_vfs(cfg, vfs.shared()).await {
             Err(Error::Storage(qastore_lsm::Error::Locked { .. })) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
@@ -49,7 +56,7 @@ async fn write_some(c: &Cluster, n: usize, day: u32) -> u64 {
     let mut last = 0;
     for records in batches(n, day) {
         last = c.nodes[&leader]
-            .write(write(records), WAIT)
+            .write_cmd(write(records), WAIT)
             .await
             .unwrap()
             .log_index;
@@ -67,7 +74,7 @@ fn tables(vfs: &SimVfs, dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Waits until node 3 reports no damage.
-async fn wait_repaired(node: &RaftNode) {
+async fn wait_repaired(node: &ExchangeNode) {
     let deadline = Instant::now() + WAIT;
     while node.state_machine().damage_reason().is_some() {
         assert!(Instant::now() < deadline, "node 3 was not repaired");
@@ -169,7 +176,7 @@ async fn a_lone_node_with_a_damaged_table_refuses_to_start_naming_the_file_and_o
     let vfs = SimVfs::new(33);
     let dir = Path::new("/solo");
     let cfg = config("solo", 1, dir, free_port());
-    let node = RaftNode::start_with_vfs(cfg.clone(), vfs.shared())
+    let node = ExchangeNode::start_with_vfs(cfg.clone(), vfs.shared())
         .await
         .unwrap();
     node.initialize(BTreeMap::from([(node.id(), node.peer_node())]))
@@ -177,7 +184,7 @@ async fn a_lone_node_with_a_damaged_table_refuses_to_start_naming_the_file_and_o
         .unwrap();
     node.wait_for_leader(WAIT).await.unwrap();
     for records in batches(4, 20241202) {
-        node.write(write(records), WAIT).await.unwrap();
+        node.write_cmd(write(records), WAIT).await.unwrap();
     }
     node.flush().await.unwrap();
     node.shutdown().await.unwrap();
@@ -189,7 +196,7 @@ async fn a_lone_node_with_a_damaged_table_refuses_to_start_naming_the_file_and_o
     let byte = vfs.read_all(&table).unwrap()[100];
     vfs.corrupt(&table, 100, &[byte ^ 0x04]).unwrap();
 
-    let err = RaftNode::start_with_vfs(cfg, vfs.shared())
+    let err = ExchangeNode::start_with_vfs(cfg, vfs.shared())
         .await
         .unwrap_err()
         .to_string();
