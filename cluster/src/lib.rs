@@ -14,7 +14,9 @@
 //! * [`ApiError`]: how a failed call maps to a gRPC status.
 //! * [`ExchangeApp`]: the exchange as the application `qastore-raft` replicates (with
 //!   [`ExchangeNode`], a Raft node of it, and [`request`] / [`write_request`], the log entry of
-//!   an exchange command), for tools and tests that run Raft nodes of the exchange in-process.
+//!   an exchange command), for tools and tests that run Raft nodes of the exchange in-process;
+//!   [`schedule`] runs such a node's scheduled system commands (Parquet conversion, retention)
+//!   as a started node does.
 //!
 //! The services, membership watch, scheduled system commands, metrics and the rest are
 //! internal. The client library is
@@ -38,7 +40,7 @@ mod read;
 pub mod recovery;
 mod replicated;
 mod rpc_timing;
-mod schedule;
+pub mod schedule;
 mod server;
 mod store_service;
 

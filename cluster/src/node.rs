@@ -18,7 +18,7 @@ use crate::replicated::ExchangeNode;
 #[derive(Debug)]
 pub struct Node {
     /// Raft and the engine.
-    pub raft: ExchangeNode,
+    pub raft: Arc<ExchangeNode>,
     /// The configuration it runs with.
     pub config: NodeConfig,
     /// The disk quota.
@@ -39,7 +39,7 @@ impl Node {
     /// A node over a started `raft`, serving from now: its API at `api_addr`, its HTTP port at
     /// `http_addr`, a removal already recorded in its data directory taken into account.
     pub fn new(
-        raft: ExchangeNode,
+        raft: Arc<ExchangeNode>,
         config: NodeConfig,
         quota: Arc<DiskQuota>,
         api_addr: SocketAddr,

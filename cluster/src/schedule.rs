@@ -18,7 +18,6 @@ use qastore_exchange::{Command, StreamKind, SystemCommand};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::node::Node;
 use crate::replicated::{request, ExchangeNode};
 
 /// Conversions proposed per stream and round, so a long backlog does not hold the log.
@@ -82,11 +81,10 @@ pub fn due(
     Ok(out)
 }
 
-/// Starts the scheduling task; it proposes only while this node is leader and ends when
-/// `stop` turns true.
-pub fn spawn(node: Arc<Node>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+/// Starts the scheduling task of node `raft`; it proposes only while the node is leader and
+/// ends when `stop` turns true.
+pub fn spawn(raft: Arc<ExchangeNode>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let raft = &node.raft;
         let every = Duration::from_secs(raft.config().raft.schedule_interval_secs);
         let mut last_retention: Option<RetentionPolicy> = None;
         loop {
@@ -99,9 +97,9 @@ pub fn spawn(node: Arc<Node>, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
                 continue;
             }
             let commands = {
-                let node = node.clone();
+                let raft = raft.clone();
                 let last = last_retention;
-                tokio::task::spawn_blocking(move || due(&node.raft, now_nanos(), &last)).await
+                tokio::task::spawn_blocking(move || due(&raft, now_nanos(), &last)).await
             };
             let commands = match commands {
                 Ok(Ok(c)) => c,
@@ -123,9 +121,10 @@ pub fn spawn(node: Arc<Node>, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
                     });
                 }
                 tracing::info!(command = ?cmd, "proposing a scheduled command");
-                let proposed = raft
-                    .propose(request(&Command::System(cmd)), PROPOSE_TIMEOUT)
-                    .await;
+                let proposed = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    r = raft.propose(request(&Command::System(cmd)), PROPOSE_TIMEOUT) => r,
+                };
                 if let Err(e) = proposed {
                     tracing::warn!(error = %e, "a scheduled command was not committed");
                     break;

@@ -75,7 +75,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     };
     let api_addr = local(&api_listener, config.api_listen)?;
     let http_addr = local(&http_listener, config.http_listen)?;
-    let raft = ExchangeNode::start(config.raft_node_config(api_addr)).await?;
+    let raft = Arc::new(ExchangeNode::start(config.raft_node_config(api_addr)).await?);
     if initialize {
         initialize_cluster(&raft, &config).await?;
     }
@@ -90,7 +90,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     let prometheus = metrics::install();
     metrics::spawn_sampler(node.clone(), stopped.clone());
     membership_watch::spawn(node.clone(), stopped.clone());
-    let scheduled = schedule::spawn(node.clone(), stopped.clone());
+    let scheduled = schedule::spawn(node.raft.clone(), stopped.clone());
     let grpc = spawn_grpc(node.clone(), api_listener, stopped.clone());
     let web = http::spawn(node.clone(), http_listener, prometheus, stopped);
     tracing::info!(

@@ -358,7 +358,7 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
     };
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let parts: Vec<_> = c.nodes.values().map(part1).collect();
+        let parts: Vec<_> = c.nodes.values().map(|n| part1(n)).collect();
         if parts.iter().all(|(late, done)| !late.is_empty() && *done)
             && parts.windows(2).all(|w| w[0] == w[1])
         {

@@ -46,7 +46,7 @@ async fn cluster_with_sim_node(vfs: &SimVfs, port: u16) -> Cluster {
     c.start_node(1).await;
     c.start_node(2).await;
     let n3 = start_sim_node(&c, vfs, port).await.unwrap();
-    c.nodes.insert(3, n3);
+    c.insert(3, n3);
     c.initialize().await;
     c
 }
@@ -134,7 +134,7 @@ async fn a_follower_starting_with_a_flipped_table_byte_repairs_from_a_peer() {
         qastore_lsm::checkpoint::verify(&vfs, &info.dir)
             .unwrap_or_else(|e| panic!("a damaged checkpoint was kept: {e}"));
     }
-    c.nodes.insert(3, n3);
+    c.insert(3, n3);
     assert_same_state(&c).await;
     c.stop_all().await;
 }

@@ -7,6 +7,7 @@ pub mod slow_link;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qastore_cluster::{request, write_request, ExchangeNode};
@@ -78,11 +79,19 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// A set of nodes on loopback, each with its own data directory.
+/// A set of nodes on loopback, each with its own data directory and, as a started node has,
+/// the exchange's schedule of system commands.
 pub struct Cluster {
     pub id: String,
     pub root: tempfile::TempDir,
-    pub nodes: BTreeMap<NodeId, ExchangeNode>,
+    pub nodes: BTreeMap<NodeId, Arc<ExchangeNode>>,
+    pub schedules: BTreeMap<
+        NodeId,
+        (
+            tokio::sync::watch::Sender<bool>,
+            tokio::task::JoinHandle<()>,
+        ),
+    >,
     pub ports: BTreeMap<NodeId, u16>,
     pub settings: RaftConfig,
 }
@@ -103,6 +112,15 @@ impl Cluster {
         cfg.raft = self.settings.clone();
         change(&mut cfg);
         let node = ExchangeNode::start(cfg).await.unwrap();
+        self.insert(id, node);
+    }
+
+    /// Adds a started node as `id`, with its schedule.
+    pub fn insert(&mut self, id: NodeId, node: ExchangeNode) {
+        let node = Arc::new(node);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let schedule = qastore_cluster::schedule::spawn(node.clone(), stopped);
+        self.schedules.insert(id, (stop, schedule));
         self.nodes.insert(id, node);
     }
 
@@ -113,6 +131,7 @@ impl Cluster {
             id: "test-cluster".into(),
             root: tempfile::tempdir().unwrap(),
             nodes: BTreeMap::new(),
+            schedules: BTreeMap::new(),
             ports: BTreeMap::new(),
             settings,
         }
@@ -192,6 +211,10 @@ impl Cluster {
     }
 
     pub async fn stop(&mut self, id: NodeId) {
+        if let Some((stop, schedule)) = self.schedules.remove(&id) {
+            let _ = stop.send(true);
+            schedule.await.unwrap();
+        }
         if let Some(n) = self.nodes.remove(&id) {
             n.shutdown().await.unwrap();
         }
