@@ -103,6 +103,11 @@ impl Cluster {
         cfg.raft = self.settings.clone();
         change(&mut cfg);
         let node = ToyNode::start(cfg).await.unwrap();
+        self.insert(id, node);
+    }
+
+    /// Adds a node started elsewhere as `id`.
+    pub fn insert(&mut self, id: NodeId, node: ToyNode) {
         self.nodes.insert(id, node);
     }
 
@@ -228,4 +233,18 @@ pub fn value_at(c: &Cluster, id: NodeId, key: &str) -> Option<String> {
         .get(&toy::key_of(key))
         .unwrap()
         .map(|b| String::from_utf8(b.to_vec()).unwrap())
+}
+
+/// Writes `n` values of `bytes` bytes each, one entry each, under keys `{prefix}/{i}` through
+/// `node` (the leader), and returns the log index of the last.
+pub async fn put_sized(node: &ToyNode, prefix: &str, n: usize, bytes: usize) -> u64 {
+    let mut last = 0;
+    for i in 0..n {
+        let key = format!("{prefix}/{i}");
+        let value: String = key.chars().cycle().take(bytes).collect();
+        let out = node.write(put(&key, &value), false, WAIT).await.unwrap();
+        assert_eq!(out.response, Answer::Stored(None));
+        last = out.log_index;
+    }
+    last
 }

@@ -11,27 +11,22 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use qastore_cluster::ExchangeNode;
 use qastore_lsm::vfs::{Fault, FaultOp, SimVfs, Vfs};
 use qastore_raft::Error;
-use support::{
-    batches, config, free_port, init_tracing, write, Cluster, ExchangeCommands, SERIAL, WAIT,
-};
+use support::{config, free_port, init_tracing, put_sized, Cluster, ToyNode, SERIAL, WAIT};
 
 const SIM_DIR: &str = "/n3";
+/// The bytes of one entry's value: a table's first block holds more than 100 bytes of them.
+const ENTRY_BYTES: usize = 4096;
 
-async fn start_sim_node(
-    c: &Cluster,
-    vfs: &SimVfs,
-    port: u16,
-) -> qastore_raft::Result<ExchangeNode> {
+async fn start_sim_node(c: &Cluster, vfs: &SimVfs, port: u16) -> qastore_raft::Result<ToyNode> {
     // A node stopped inside this process lets go of its WAL lock when the last task holding
     // its log store ends, which can be a moment after `shutdown` returns.
     let deadline = Instant::now() + WAIT;
     loop {
         let mut cfg = config(&c.id, 3, Path::new(SIM_DIR), port);
         cfg.raft = c.settings.clone();
-        match ExchangeNode::start_with_vfs(cfg, vfs.shared()).await {
+        match ToyNode::start_with_vfs(cfg, vfs.shared()).await {
             Err(Error::Storage(qastore_lsm::Error::Locked { .. })) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
@@ -51,17 +46,10 @@ async fn cluster_with_sim_node(vfs: &SimVfs, port: u16) -> Cluster {
     c
 }
 
+/// Writes `n` entries through the leader; returns the log index of the last.
 async fn write_some(c: &Cluster, n: usize, day: u32) -> u64 {
     let leader = c.leader().await;
-    let mut last = 0;
-    for records in batches(n, day) {
-        last = c.nodes[&leader]
-            .write_cmd(write(records), WAIT)
-            .await
-            .unwrap()
-            .log_index;
-    }
-    last
+    put_sized(&c.nodes[&leader], &day.to_string(), n, ENTRY_BYTES).await
 }
 
 fn tables(vfs: &SimVfs, dir: &Path) -> Vec<PathBuf> {
@@ -74,7 +62,7 @@ fn tables(vfs: &SimVfs, dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Waits until node 3 reports no damage.
-async fn wait_repaired(node: &ExchangeNode) {
+async fn wait_repaired(node: &ToyNode) {
     let deadline = Instant::now() + WAIT;
     while node.state_machine().damage_reason().is_some() {
         assert!(Instant::now() < deadline, "node 3 was not repaired");
@@ -176,16 +164,14 @@ async fn a_lone_node_with_a_damaged_table_refuses_to_start_naming_the_file_and_o
     let vfs = SimVfs::new(33);
     let dir = Path::new("/solo");
     let cfg = config("solo", 1, dir, free_port());
-    let node = ExchangeNode::start_with_vfs(cfg.clone(), vfs.shared())
+    let node = ToyNode::start_with_vfs(cfg.clone(), vfs.shared())
         .await
         .unwrap();
     node.initialize(BTreeMap::from([(node.id(), node.peer_node())]))
         .await
         .unwrap();
     node.wait_for_leader(WAIT).await.unwrap();
-    for records in batches(4, 20241202) {
-        node.write_cmd(write(records), WAIT).await.unwrap();
-    }
+    put_sized(&node, "solo", 4, ENTRY_BYTES).await;
     node.flush().await.unwrap();
     node.shutdown().await.unwrap();
     drop(node);
@@ -196,7 +182,7 @@ async fn a_lone_node_with_a_damaged_table_refuses_to_start_naming_the_file_and_o
     let byte = vfs.read_all(&table).unwrap()[100];
     vfs.corrupt(&table, 100, &[byte ^ 0x04]).unwrap();
 
-    let err = ExchangeNode::start_with_vfs(cfg, vfs.shared())
+    let err = ToyNode::start_with_vfs(cfg, vfs.shared())
         .await
         .unwrap_err()
         .to_string();
