@@ -2,8 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod slow_link;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

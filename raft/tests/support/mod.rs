@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod slow_link;
 pub mod toy;
 
 use std::collections::{BTreeMap, BTreeSet};
