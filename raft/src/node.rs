@@ -545,9 +545,10 @@ impl<A: Application> RaftNode<A> {
             })?
             .map_err(|e| self.map_write_error(e))?;
         let log_index = resp.log_id.index;
-        let all_acked = match wait_for_all_voters {
-            false => None,
-            true => Some(self.wait_all_voters(log_index, deadline).await),
+        let all_acked = if wait_for_all_voters {
+            Some(self.wait_all_voters(log_index, deadline).await)
+        } else {
+            None
         };
         Ok(WriteOutcome {
             log_index,
