@@ -88,9 +88,10 @@ impl From<qastore_raft::Error> for ApiError {
             E::Storage(qastore_lsm::Error::InvalidArgument(m)) => {
                 ApiError::InvalidArgument(m.to_string())
             }
-            E::Exchange(qastore_exchange::Error::InvalidArgument(m)) => {
-                ApiError::InvalidArgument(m.to_string())
-            }
+            E::Application(source) => match source.downcast::<qastore_exchange::Error>() {
+                Ok(e) => ApiError::from(*e),
+                Err(other) => ApiError::Internal(other.to_string()),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -12,8 +12,14 @@
 //!   tools and tests that build API requests from records.
 //! * [`http`]: the JSON forms of the admin answers, shared with the command-line tool.
 //! * [`ApiError`]: how a failed call maps to a gRPC status.
+//! * [`ExchangeApp`]: the exchange as the application `qastore-raft` replicates (with
+//!   [`ExchangeNode`], a Raft node of it, and [`request`] / [`write_request`], the log entry of
+//!   an exchange command), for tools and tests that run Raft nodes of the exchange in-process;
+//!   [`schedule`] runs such a node's scheduled system commands (Parquet conversion, retention)
+//!   as a started node does.
 //!
-//! The services, membership watch, metrics and the rest are internal. The client library is
+//! The services, membership watch, scheduled system commands, metrics and the rest are
+//! internal. The client library is
 //! the `qastore-client` crate; the process-cluster harness is the `qastore-testkit` crate.
 
 mod admin_service;
@@ -32,10 +38,13 @@ mod peers;
 mod quota;
 mod read;
 pub mod recovery;
+mod replicated;
 mod rpc_timing;
+pub mod schedule;
 mod server;
 mod store_service;
 
 pub use config::NodeConfig;
 pub use error::ApiError;
+pub use replicated::{request, write_request, ExchangeApp, ExchangeNode};
 pub use server::{start, RunningNode, StartError};

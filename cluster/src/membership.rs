@@ -13,8 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::replicated::ExchangeNode;
 use parking_lot::Mutex;
-use qastore_raft::RaftNode;
 
 /// What a node is to its cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ fn decode(text: &str) -> Option<(Option<u64>, Removal)> {
 }
 
 /// What the node running `raft` is to its cluster now, given the leader's word in `removal`.
-pub fn of(raft: &RaftNode, removal: &RemovalNotice) -> Membership {
+pub fn of(raft: &ExchangeNode, removal: &RemovalNotice) -> Membership {
     let s = raft.status();
     let index = raft.membership_index();
     if !s.nodes.contains_key(&s.node_id) {

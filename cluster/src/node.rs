@@ -7,19 +7,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qastore_raft::RaftNode;
-
 use crate::config::NodeConfig;
 use crate::error::ApiError;
 use crate::membership::{self, Membership, RemovalNotice};
 use crate::peers::ApiPeers;
 use crate::quota::DiskQuota;
+use crate::replicated::ExchangeNode;
 
 /// What the services share: the node's parts and state.
 #[derive(Debug)]
 pub struct Node {
     /// Raft and the engine.
-    pub raft: RaftNode,
+    pub raft: Arc<ExchangeNode>,
     /// The configuration it runs with.
     pub config: NodeConfig,
     /// The disk quota.
@@ -40,7 +39,7 @@ impl Node {
     /// A node over a started `raft`, serving from now: its API at `api_addr`, its HTTP port at
     /// `http_addr`, a removal already recorded in its data directory taken into account.
     pub fn new(
-        raft: RaftNode,
+        raft: Arc<ExchangeNode>,
         config: NodeConfig,
         quota: Arc<DiskQuota>,
         api_addr: SocketAddr,

@@ -12,15 +12,15 @@
 
 use std::time::Duration;
 
+use crate::replicated::ExchangeNode;
 use qastore_proto::v1 as pb;
-use qastore_raft::RaftNode;
 
 use crate::error::ApiError;
 
 /// Makes `node` ready to serve a read with `options` within `timeout`; returns the applied
 /// index the read will see at least.
 pub async fn prepare(
-    node: &RaftNode,
+    node: &ExchangeNode,
     options: Option<&pb::ReadOptions>,
     timeout: Duration,
 ) -> Result<u64, ApiError> {

@@ -1,6 +1,7 @@
 //! Starting and stopping a node: binds its addresses, starts Raft and the engine, builds the
 //! gRPC services (`Store` and `Admin`) and the HTTP port, and runs the disk quota, the metrics
-//! sampler and the membership watch beside them, until [`RunningNode::shutdown`].
+//! sampler, the membership watch and the exchange's scheduled system commands beside them,
+//! until [`RunningNode::shutdown`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use qastore_proto::v1::admin_server::AdminServer;
 use qastore_proto::v1::store_server::StoreServer;
-use qastore_raft::{PeerNode, RaftNode};
+use qastore_raft::PeerNode;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
@@ -18,8 +19,9 @@ use crate::admin_service::AdminService;
 use crate::config::NodeConfig;
 use crate::node::Node;
 use crate::quota::DiskQuota;
+use crate::replicated::ExchangeNode;
 use crate::store_service::StoreService;
-use crate::{http, membership_watch, metrics};
+use crate::{http, membership_watch, metrics, schedule};
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +75,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     };
     let api_addr = local(&api_listener, config.api_listen)?;
     let http_addr = local(&http_listener, config.http_listen)?;
-    let raft = RaftNode::start(config.raft_node_config(api_addr)).await?;
+    let raft = Arc::new(ExchangeNode::start(config.raft_node_config(api_addr)).await?);
     if initialize {
         initialize_cluster(&raft, &config).await?;
     }
@@ -88,6 +90,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     let prometheus = metrics::install();
     metrics::spawn_sampler(node.clone(), stopped.clone());
     membership_watch::spawn(node.clone(), stopped.clone());
+    let scheduled = schedule::spawn(node.raft.clone(), stopped.clone());
     let grpc = spawn_grpc(node.clone(), api_listener, stopped.clone());
     let web = http::spawn(node.clone(), http_listener, prometheus, stopped);
     tracing::info!(
@@ -100,12 +103,12 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     Ok(RunningNode {
         node,
         stop,
-        servers: vec![grpc, web],
+        servers: vec![grpc, web, scheduled],
     })
 }
 
 /// Forms the cluster of the config's initial members, if this node's state is new.
-async fn initialize_cluster(raft: &RaftNode, config: &NodeConfig) -> Result<(), StartError> {
+async fn initialize_cluster(raft: &ExchangeNode, config: &NodeConfig) -> Result<(), StartError> {
     let s = raft.status();
     if s.last_log_index.is_some() || !s.voters.is_empty() {
         tracing::info!("the cluster is already formed; nothing to initialize");

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qastore_exchange::query::{BarSource, Page, PageRequest, Period, Queries, TimeRange};
+use qastore_exchange::{Ack, Response as Applied, WriteCommand};
 use qastore_lsm::Engine;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::store_server::Store;
-use qastore_raft::{Ack, Admitted, Response as Applied, WriteCommand};
+use qastore_raft::Admitted;
 use tonic::{Request, Response, Status};
 
 use crate::convert::bars::{bars_page, BarQuery};
@@ -20,6 +21,7 @@ use crate::forward::{forward, route, Route};
 use crate::metrics;
 use crate::node::Node;
 use crate::read;
+use crate::replicated::write_request;
 
 /// How often a read that waits checks that this node is still a member.
 const MEMBERSHIP_RECHECK: Duration = Duration::from_millis(100);
@@ -103,11 +105,13 @@ impl StoreService {
         }
         let records = conv::records_from_pb(req.records)?;
         let request_id = req.request_id;
-        let cmd = WriteCommand::new(&req.client_id, request_id, ack, records);
+        let cmd = WriteCommand::validated(req.client_id, request_id, ack, records)
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+        let (request, all_voters) = write_request(cmd);
         let out = self
             .node
             .raft
-            .write_admitted(admitted, cmd, timeout)
+            .write_admitted(admitted, request, all_voters, timeout)
             .await?;
         if out.all_acked == Some(false) {
             return Err(ApiError::NotAllAcked {
@@ -447,7 +451,7 @@ impl Store for StoreService {
             range: time_range(req.range),
         };
         let page = page(req.limit, req.page_token.clone());
-        let calendar = self.node.raft.state_machine().calendar();
+        let calendar = self.node.raft.app().calendar();
         let ((bars, next), served_by) = self
             .read(&md, req.read.as_ref(), move |engine| {
                 bars_page(engine, &calendar, &query, &page)

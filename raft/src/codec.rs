@@ -263,7 +263,6 @@ pub fn decode_vote(buf: &[u8]) -> Result<Vote, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{Ack, Command, WriteCommand};
 
     fn membership() -> Membership {
         let nodes = BTreeMap::from([
@@ -276,12 +275,7 @@ mod tests {
 
     #[test]
     fn entries_round_trip_through_the_wal_form() {
-        let req = Request::new(&Command::Write(WriteCommand::new(
-            "c",
-            1,
-            Ack::Quorum,
-            vec![],
-        )));
+        let req = Request::from_bytes(Bytes::from_static(b"a command"));
         let entries = [
             Entry::new_blank(log_id(3, 7)),
             Entry::new_normal(log_id(3, 8), req),

@@ -1,6 +1,6 @@
-//! The node's own Raft settings ([`RaftConfig`], from its config file). The cluster-wide ones
-//! every node applies alike are the exchange's ([`qastore_exchange::ClusterConfig`]),
-//! replicated through the log.
+//! The node's own Raft settings ([`RaftConfig`], from its config file). Cluster-wide settings
+//! every node applies alike belong to the replicated application, which keeps them in its
+//! state through the log.
 
 use std::time::Duration;
 
@@ -56,8 +56,8 @@ pub struct RaftConfig {
     pub log_entries_kept_behind_snapshot: u64,
     /// Refuse writes while more than this many committed entries wait to be applied.
     pub max_apply_lag: u64,
-    /// How often the leader checks whether a system command is due (conversion, retention), in
-    /// seconds.
+    /// How often the leader checks whether a scheduled command of the application is due
+    /// (the node running the application reads it), in seconds.
     pub schedule_interval_secs: u64,
 }
 

@@ -28,10 +28,10 @@ pub enum Error {
     /// The storage engine or write-ahead log failed.
     #[error(transparent)]
     Storage(#[from] qastore_lsm::error::Error),
-    /// The exchange layer refused or failed an operation (its engine errors arrive as
-    /// [`Error::Storage`]).
+    /// The replicated application failed (its engine errors arrive as [`Error::Storage`]);
+    /// its error is kept as the source.
     #[error(transparent)]
-    Exchange(qastore_exchange::Error),
+    Application(BoxError),
     /// Stored or received bytes do not decode.
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -97,6 +97,9 @@ pub enum Error {
     /// The node is shutting down or has stopped.
     #[error("the node has stopped: {0}")]
     Stopped(String),
+    /// The node broke one of its own rules (a bug, not the caller's doing).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 fn leader_hint(leader: &Option<(NodeId, PeerNode)>) -> String {
@@ -127,16 +130,13 @@ pub(crate) fn to_io(e: impl Into<BoxError>) -> io::Error {
     io::Error::other(e)
 }
 
-impl From<qastore_exchange::Error> for Error {
-    /// Engine errors met in the exchange layer become [`Error::Storage`], so that damage is
-    /// recognised wherever it came from; its bad settings are ours alike.
-    fn from(e: qastore_exchange::Error) -> Self {
+impl From<crate::application::AppError> for Error {
+    /// Engine errors met in the application become [`Error::Storage`], so that damage is
+    /// recognised wherever it came from.
+    fn from(e: crate::application::AppError) -> Self {
         match e {
-            qastore_exchange::Error::Engine(e) => Error::Storage(e),
-            qastore_exchange::Error::BadSetting { name, reason } => {
-                Error::BadSetting { name, reason }
-            }
-            other => Error::Exchange(other),
+            crate::application::AppError::Engine(e) => Error::Storage(e),
+            crate::application::AppError::Other(e) => Error::Application(e),
         }
     }
 }

@@ -1,15 +1,20 @@
 //! QAStore's Raft layer: the openraft adapter. This is the only crate that depends on
-//! openraft.
+//! openraft. It knows nothing of what it replicates: an [`Application`] gives log entries their
+//! meaning, as openraft's own examples let the application own its state machine.
 //!
 //! What is public, and why:
 //!
+//! * [`Application`] (with [`Payload`], [`Applied`], [`AppError`], [`RAFT_KEY_PREFIX`] and the
+//!   checkpoint hooks' [`MakeBlob`] and [`CheckpointReader`]): what a replicated application
+//!   implements: opening on the engine, applying one committed entry as one engine batch, what
+//!   a checkpoint carries, its upkeep.
 //! * [`RaftNode`] (with [`RaftNodeConfig`], [`RaftConfig`], [`NodeStatus`], [`Role`],
-//!   [`WriteOutcome`], [`PeerStats`]): one node put together (data directory identity, Raft,
-//!   peer server over gRPC with the cluster id on every call, snapshot and system-command
-//!   schedules) and the write/admin API the node's services use.
-//! * [`Command`] and its parts ([`WriteCommand`], [`SystemCommand`], [`Ack`], [`StreamKind`]),
-//!   [`Request`] and [`Response`]: what a log entry carries and what applying it answers.
-//! * [`ClusterConfig`]: the cluster-wide settings every node applies at the same log index.
+//!   [`WriteOutcome`], [`PeerStats`], [`Admitted`], [`DiskUse`], [`Overload`]): one node of an
+//!   application put together (data directory identity, Raft, peer server over gRPC with the
+//!   cluster id on every call, snapshots, repair) and the write/admin API the node's services
+//!   use, answering in the application's own response type.
+//! * [`Request`] and [`Reply`]: what a log entry carries (a command's bytes) and what applying
+//!   it answers, type-erased, as openraft carries them.
 //! * [`LogStore`] (the Raft log *is* the storage crate's write-ahead log) and [`StateMachine`]
 //!   (committed entries applied to the storage engine, idempotently; snapshots are engine
 //!   checkpoints): openraft's storage traits, public so openraft's conformance suite can run
@@ -20,9 +25,11 @@
 //!   restoring a backup).
 //! * [`Error`] and [`Result`].
 //!
-//! Everything else (codecs, the peer network, repair, schedules) is internal.
+//! Everything else (codecs, the peer network, repair, upkeep) is internal.
 
 mod admission;
+mod app_slot;
+mod application;
 mod codec;
 mod command;
 mod config;
@@ -40,18 +47,21 @@ mod node;
 mod read_index_batch;
 pub mod recovery;
 mod repair;
-mod schedule;
+mod reply;
 mod snapshot;
 mod state_machine;
 pub mod types;
 
 pub use admission::{Admitted, DiskUse, Overload};
-pub use command::{Ack, Command, Request, Response, StreamKind, SystemCommand, WriteCommand};
+pub use application::{
+    AppError, Application, Applied, CheckpointReader, MakeBlob, Payload, RAFT_KEY_PREFIX,
+};
+pub use command::Request;
 pub use config::RaftConfig;
 pub use error::{Error, Result};
 pub use log_store::LogStore;
 pub use network::PeerStats;
 pub use node::{NodeStatus, RaftNode, RaftNodeConfig, Role, WriteOutcome};
-pub use qastore_exchange::ClusterConfig;
+pub use reply::Reply;
 pub use state_machine::StateMachine;
 pub use types::{LogId, NodeId, PeerNode, TypeConfig};

@@ -1,5 +1,5 @@
-//! Background upkeep every node does for itself: snapshots by log bytes and time, and deleting
-//! Parquet files of partitions whose removal is durable.
+//! Background upkeep every node does for itself: snapshots by log bytes and time, and the
+//! application's own upkeep (see [`crate::Application::upkeep`]) now and then.
 //!
 //! A snapshot is taken once `snapshot_log_bytes` were appended to the log since the last one,
 //! or `snapshot_interval_secs` passed and something was applied since. Openraft then purges the
@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::async_runtime::WatchReceiver;
-use qastore_exchange::olap;
 use qastore_lsm::wal::Wal;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -22,8 +21,8 @@ use crate::types::Raft;
 
 /// How often the policy is checked.
 const TICK: Duration = Duration::from_secs(1);
-/// How often removed partitions' files are swept.
-const SWEEP_EVERY: Duration = Duration::from_secs(30);
+/// How often the application's upkeep runs.
+const UPKEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Starts the upkeep task; it ends when `stop` turns true.
 pub fn spawn(
@@ -36,7 +35,7 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut bytes_at_last = wal.stats().bytes;
         let mut last_snapshot = Instant::now();
-        let mut last_sweep = Instant::now();
+        let mut last_upkeep = Instant::now();
         let interval = Duration::from_secs(settings.snapshot_interval_secs);
         loop {
             tokio::select! {
@@ -58,22 +57,12 @@ pub fn spawn(
                 bytes_at_last = bytes;
                 last_snapshot = Instant::now();
             }
-            if last_sweep.elapsed() >= SWEEP_EVERY {
-                last_sweep = Instant::now();
-                if let Ok(engine) = sm.engine() {
-                    let swept = tokio::task::spawn_blocking(move || olap::sweep(&engine)).await;
-                    match swept {
-                        Ok(Ok(s)) if s.partitions_deleted > 0 => {
-                            tracing::info!(
-                                partitions = s.partitions_deleted,
-                                "removed partitions swept"
-                            );
-                        }
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "sweeping removed partitions failed")
-                        }
-                        _ => {}
-                    }
+            if last_upkeep.elapsed() >= UPKEEP_EVERY {
+                last_upkeep = Instant::now();
+                let sm = sm.clone();
+                match tokio::task::spawn_blocking(move || sm.upkeep()).await {
+                    Ok(Ok(())) | Err(_) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "the application's upkeep failed"),
                 }
             }
         }

@@ -1,5 +1,5 @@
-//! One replicated node: its data directory, Raft, the peer server, and the background tasks
-//! (snapshots, system commands), with the API the node's client services use.
+//! One replicated node of an application: its data directory, Raft, the peer server, and the
+//! background tasks (snapshots, upkeep, repair), with the API the node's client services use.
 //!
 //! ```text
 //! <data dir>/NODE          cluster id and node id (see `identity`)
@@ -18,8 +18,6 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use parking_lot::Mutex;
-use qastore_exchange::apply::MAX_BATCH_RECORDS;
-use qastore_exchange::record::validate_batch;
 use qastore_lsm::vfs::{OsVfs, VfsRef};
 use qastore_lsm::wal::{Wal, WalConfig};
 use qastore_lsm::{Engine, EngineConfig};
@@ -28,21 +26,23 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt;
 
 use crate::admission::{self, Admitted, DiskUse, Load};
-use crate::command::{Ack, Command, Request, Response, SystemCommand, WriteCommand};
+use crate::application::Application;
+use crate::command::Request;
 use crate::config::RaftConfig;
 use crate::error::{Error, Result};
 use crate::follower_clock::FollowerClock;
 use crate::identity;
 use crate::leader_loss::LeaderLossDetector;
 use crate::log_store::LogStore;
+use crate::maintenance;
 use crate::network::killable::KillableIo;
 use crate::network::{
     AnswerDeadline, NetworkConfig, PeerGuard, PeerNetwork, PeerService, PeerStats,
 };
 use crate::read_index_batch::ReadIndexBatch;
+use crate::reply::Reply;
 use crate::state_machine::StateMachine;
 use crate::types::{leader_of, NodeId, PeerNode, Raft, TypeConfig};
-use crate::{maintenance, schedule};
 
 /// How to run a node.
 #[derive(Debug, Clone)]
@@ -115,25 +115,26 @@ pub struct NodeStatus {
     pub replication: BTreeMap<NodeId, Option<u64>>,
 }
 
-/// What a write got.
+/// What a write got; `R` is the application's response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriteOutcome {
+pub struct WriteOutcome<R> {
     /// The log index it was committed at.
     pub log_index: u64,
     /// The term it was committed in.
     pub term: u64,
     /// What applying it answered.
-    pub response: Response,
-    /// For ack level `ALL`: whether every voter held it within the deadline.
+    pub response: R,
+    /// When asked to wait for every voter: whether every voter held it within the deadline.
     pub all_acked: Option<bool>,
 }
 
-/// One running node.
-pub struct RaftNode {
+/// One running node, replicating the application `A`.
+pub struct RaftNode<A> {
     id: NodeId,
     config: RaftNodeConfig,
     raft: Raft,
     sm: StateMachine,
+    app: Arc<A>,
     wal: Arc<Wal>,
     clock: Arc<FollowerClock>,
     leader_loss: Option<Arc<LeaderLossDetector>>,
@@ -144,7 +145,7 @@ pub struct RaftNode {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl std::fmt::Debug for RaftNode {
+impl<A> std::fmt::Debug for RaftNode<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RaftNode")
             .field("id", &self.id)
@@ -160,31 +161,33 @@ fn raft_error<E: std::error::Error + Send + Sync + 'static>(e: RaftError<TypeCon
     }
 }
 
-fn validate_client_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 64 || id.chars().any(char::is_control) {
-        return Err(Error::InvalidArgument(
-            "field client_id: must be 1 to 64 bytes without control characters".into(),
-        ));
-    }
-    Ok(())
+/// The application's answer in a reply; a reply of another type is an internal error.
+fn answer<A: Application>(reply: &Reply) -> Result<A::Response> {
+    reply.get::<A::Response>().ok_or_else(|| {
+        Error::Internal(format!(
+            "the state machine answered {reply:?}, not a {}",
+            std::any::type_name::<A::Response>()
+        ))
+    })
 }
 
-impl RaftNode {
-    /// Opens the node's data directory, starts Raft and the peer server, and the background
-    /// tasks. A new node waits to be initialized or added to a cluster.
-    pub async fn start(config: RaftNodeConfig) -> Result<RaftNode> {
+impl<A: Application> RaftNode<A> {
+    /// Opens the node's data directory and the application on its engine, starts Raft and the
+    /// peer server, and the background tasks. A new node waits to be initialized or added to
+    /// a cluster.
+    pub async fn start(config: RaftNodeConfig) -> Result<RaftNode<A>> {
         let vfs: VfsRef = OsVfs::shared();
         Self::start_with_vfs(config, vfs).await
     }
 
     /// Like [`RaftNode::start`], with every file going through `vfs`.
-    pub async fn start_with_vfs(config: RaftNodeConfig, vfs: VfsRef) -> Result<RaftNode> {
+    pub async fn start_with_vfs(config: RaftNodeConfig, vfs: VfsRef) -> Result<RaftNode<A>> {
         let openraft_config = Arc::new(config.raft.openraft_config(&config.cluster_id)?);
         let span = tracing::info_span!("node", id = config.node_id);
         let _enter = span.enter();
-        let (wal, sm) = {
+        let (wal, sm, app) = {
             let (vfs, config) = (vfs.clone(), config.clone());
-            tokio::task::spawn_blocking(move || -> Result<(Wal, StateMachine)> {
+            tokio::task::spawn_blocking(move || -> Result<(Wal, StateMachine, Arc<A>)> {
                 identity::claim(
                     vfs.as_ref(),
                     &config.data_dir,
@@ -192,10 +195,11 @@ impl RaftNode {
                     config.node_id,
                 )?;
                 let wal = Wal::open(vfs.clone(), config.data_dir.join("wal"), config.wal.clone())?;
-                let sm = StateMachine::open(vfs, &config.data_dir, config.engine.clone())?;
+                let (sm, app) =
+                    StateMachine::open::<A>(vfs, &config.data_dir, config.engine.clone())?;
                 crate::recovery::check_engine_against_log(&config.data_dir, &sm, &wal)?;
                 sm.verify_engine()?;
-                Ok((wal, sm))
+                Ok((wal, sm, app))
             })
             .await
             .map_err(|e| Error::Stopped(e.to_string()))??
@@ -296,6 +300,7 @@ impl RaftNode {
             config,
             raft,
             sm,
+            app,
             wal,
             clock,
             leader_loss,
@@ -312,18 +317,14 @@ impl RaftNode {
             node.config.raft.clone(),
             stopped.clone(),
         );
-        let stopped_for_repair = stopped.clone();
-        let schedule = schedule::spawn(
-            node.raft.clone(),
-            node.sm.clone(),
-            node.config.raft.clone(),
-            stopped,
-        );
-        let repair_watch = crate::repair::spawn_watch(node.sm.clone(), stopped_for_repair);
-        node.tasks
-            .lock()
-            .extend([maintenance, schedule, repair_watch]);
+        let repair_watch = crate::repair::spawn_watch(node.sm.clone(), stopped);
+        node.tasks.lock().extend([maintenance, repair_watch]);
         Ok(node)
+    }
+
+    /// The application this node replicates.
+    pub fn app(&self) -> &Arc<A> {
+        &self.app
     }
 
     /// How often this node gave up on a leader that stopped answering (see
@@ -506,42 +507,35 @@ impl RaftNode {
 
     /// Admits (without a disk quota) and proposes a client's write; see
     /// [`RaftNode::write_admitted`].
-    pub async fn write(&self, cmd: WriteCommand, timeout: Duration) -> Result<WriteOutcome> {
+    pub async fn write(
+        &self,
+        request: Request,
+        wait_for_all_voters: bool,
+        timeout: Duration,
+    ) -> Result<WriteOutcome<A::Response>> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
         let admitted = self.admit(DiskUse::UNLIMITED)?;
-        self.write_admitted(admitted, cmd, timeout).await
+        self.write_admitted(admitted, request, wait_for_all_voters, timeout)
+            .await
     }
 
-    /// Proposes a client's write (on the leader) and waits until it is applied, and, for ack
-    /// level `ALL`, until every voter holds it or `timeout` passes. Records are validated first;
-    /// a bad record refuses the whole batch with the record's index and field.
+    /// Proposes a client's write (on the leader) and waits until it is applied, and, with
+    /// `wait_for_all_voters`, until every voter holds it or `timeout` passes. The request is
+    /// the application's encoded command, checked by the caller as far as it can be without
+    /// the state.
     pub async fn write_admitted(
         &self,
         _admitted: Admitted,
-        cmd: WriteCommand,
+        request: Request,
+        wait_for_all_voters: bool,
         timeout: Duration,
-    ) -> Result<WriteOutcome> {
-        validate_client_id(&cmd.client_id)?;
-        if cmd.records.is_empty() {
-            return Err(Error::InvalidArgument(
-                "field records: the batch is empty".into(),
-            ));
-        }
-        if cmd.records.len() > MAX_BATCH_RECORDS {
-            return Err(Error::InvalidArgument(format!(
-                "field records: {} records exceed the limit of {MAX_BATCH_RECORDS} per batch",
-                cmd.records.len()
-            )));
-        }
-        validate_batch(&cmd.records).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    ) -> Result<WriteOutcome<A::Response>> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
         let deadline = Instant::now() + timeout;
-        let ack = cmd.ack;
-        let request = Request::new(&Command::Write(cmd));
         let resp = tokio::time::timeout(timeout, self.raft.client_write(request))
             .await
             .map_err(|_| {
@@ -551,14 +545,15 @@ impl RaftNode {
             })?
             .map_err(|e| self.map_write_error(e))?;
         let log_index = resp.log_id.index;
-        let all_acked = match ack {
-            Ack::Quorum => None,
-            Ack::All => Some(self.wait_all_voters(log_index, deadline).await),
+        let all_acked = if wait_for_all_voters {
+            Some(self.wait_all_voters(log_index, deadline).await)
+        } else {
+            None
         };
         Ok(WriteOutcome {
             log_index,
             term: resp.log_id.leader_id.term,
-            response: resp.data,
+            response: answer::<A>(&resp.data)?,
             all_acked,
         })
     }
@@ -594,17 +589,17 @@ impl RaftNode {
         }
     }
 
-    /// Proposes a system command (on the leader) and waits until it is applied.
-    pub async fn propose(&self, cmd: SystemCommand, timeout: Duration) -> Result<(u64, Response)> {
+    /// Proposes a command of the application's own (on the leader) and waits until it is
+    /// applied; returns its log index and answer.
+    pub async fn propose(&self, request: Request, timeout: Duration) -> Result<(u64, A::Response)> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
-        let request = Request::new(&Command::System(cmd));
         let resp = tokio::time::timeout(timeout, self.raft.client_write(request))
             .await
             .map_err(|_| Error::Timeout("the command was not committed in time".into()))?
             .map_err(|e| self.map_write_error(e))?;
-        Ok((resp.log_id.index, resp.data))
+        Ok((resp.log_id.index, answer::<A>(&resp.data)?))
     }
 
     /// Adds `id` as a learner (it receives the log but does not vote) and returns the log index
@@ -802,7 +797,8 @@ impl RaftNode {
     /// Puts a hash mark in the log (on the leader) and returns its index: every node hashes
     /// its state as of that entry (see [`RaftNode::state_hash_at`]).
     pub async fn hash_mark(&self, timeout: Duration) -> Result<u64> {
-        let (index, _) = self.propose(SystemCommand::HashMark, timeout).await?;
+        let mark = Request::from_bytes(A::hash_mark_command());
+        let (index, _) = self.propose(mark, timeout).await?;
         Ok(index)
     }
 
@@ -901,17 +897,4 @@ async fn ask_leader_for_read_index(
                 s.message()
             )),
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_ids_are_checked() {
-        assert!(validate_client_id("gw-1").is_ok());
-        assert!(validate_client_id("").is_err());
-        assert!(validate_client_id(&"x".repeat(65)).is_err());
-        assert!(validate_client_id("a\nb").is_err());
-    }
 }

@@ -15,7 +15,6 @@ use std::path::Path;
 use qastore_lsm::checkpoint::{self, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::VfsRef;
 use qastore_lsm::wal::{Wal, WalConfig};
-use qastore_lsm::EngineConfig;
 
 use crate::codec;
 use crate::error::{Error, Result};
@@ -43,10 +42,7 @@ pub fn force_new_cluster(
     me: PeerNode,
 ) -> Result<ForcedCluster> {
     identity::claim(vfs.as_ref(), data_dir, cluster_id, node_id)?;
-    let applied = {
-        let sm = StateMachine::open(vfs.clone(), data_dir, EngineConfig::default())?;
-        sm.applied()
-    };
+    let applied = crate::state_machine::applied_in(vfs.clone(), data_dir)?;
     let wal = Wal::open(vfs, data_dir.join("wal"), WalConfig::default())?;
     let meta = wal.meta();
     let vote_term = match &meta.vote {

@@ -13,9 +13,9 @@
 //! Applying runs on the blocking pool, after awaiting the engine's write room: flushes and
 //! compactions run on the engine's own threads, never inside `apply`.
 //!
-//! What an entry's command does to the exchange data, and what it answers, is the exchange's
-//! ([`ExchangeMachine`]): this module prepares the entry's system keys and calls it once per
-//! entry, then takes the state hash at hash marks.
+//! What an entry's command does to the application's data, and what it answers, is the
+//! application's ([`Application`]): this module prepares the entry's system keys and calls it
+//! once per entry, then takes the state hash at hash marks.
 
 use std::io;
 use std::ops::Bound;
@@ -28,21 +28,19 @@ use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::Mutex;
-use qastore_exchange::calendar::TradingCalendar;
-use qastore_exchange::keys::{KeyBuf, SYSTEM};
-use qastore_exchange::olap;
-use qastore_exchange::{ClusterConfig, EntryContent, ExchangeMachine};
 use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore, EngineHome};
 use qastore_lsm::vfs::VfsRef;
 use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 
+use crate::app_slot::DynApplication;
+use crate::application::{Application, Payload, RAFT_KEY_PREFIX};
 use crate::codec;
-use crate::command::{Command, Response, SystemCommand};
 use crate::damage::{is_damage, EngineDamage};
 use crate::engine_slot::EngineSlot;
 use crate::error::{to_io, Error, Result};
 use crate::hash_marks::HashMarks;
 use crate::repair::{self, Caller, PeerList};
+use crate::reply::Reply;
 use crate::snapshot::{decode_blob, encode_blob, SnapshotFiles};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
@@ -50,7 +48,7 @@ use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeC
 const APPLY_CHUNK: usize = 64;
 
 fn system_key(name: &str) -> Vec<u8> {
-    KeyBuf::new(SYSTEM).id("raft").last_id(name).build()
+    [RAFT_KEY_PREFIX, name.as_bytes()].concat()
 }
 
 fn applied_key() -> Vec<u8> {
@@ -82,7 +80,7 @@ struct Shared {
     home: Arc<tokio::sync::Mutex<EngineHome>>,
     checkpoints: CheckpointStore,
     applied: Mutex<Applied>,
-    exchange: ExchangeMachine,
+    app: Arc<dyn DynApplication>,
     hash_marks: Arc<HashMarks>,
     damage: Arc<EngineDamage>,
     /// Held while entries are applied or the engine is repaired: one at a time.
@@ -128,10 +126,23 @@ fn load_applied(engine: &Engine) -> Result<Applied> {
     Ok(Applied { log_id, membership })
 }
 
+/// The log id the engine of the (stopped) node in `data_dir` has applied, read without
+/// opening its application.
+pub(crate) fn applied_in(vfs: VfsRef, data_dir: &Path) -> Result<Option<LogId>> {
+    let home = EngineHome::open(vfs.clone(), engine_home_dir(data_dir))?;
+    let engine = Engine::open(vfs, home.active_dir(), EngineConfig::default())?;
+    Ok(load_applied(&engine)?.log_id)
+}
+
 impl StateMachine {
     /// Opens the state machine of the node whose data directory is `data_dir`: its engine (as
-    /// last flushed) and its checkpoints.
-    pub fn open(vfs: VfsRef, data_dir: &Path, options: EngineConfig) -> Result<StateMachine> {
+    /// last flushed), its checkpoints, and the application `A` on that engine, which it
+    /// returns beside the state machine.
+    pub fn open<A: Application>(
+        vfs: VfsRef,
+        data_dir: &Path,
+        options: EngineConfig,
+    ) -> Result<(StateMachine, Arc<A>)> {
         let home = EngineHome::open(vfs.clone(), engine_home_dir(data_dir))?;
         let engine = Engine::open(vfs.clone(), home.active_dir(), options.clone())?;
         let checkpoints = CheckpointStore::open(
@@ -140,9 +151,9 @@ impl StateMachine {
             qastore_lsm::checkpoint::DEFAULT_KEEP,
         )?;
         let applied = load_applied(&engine)?;
-        let exchange = ExchangeMachine::open(&engine)?;
+        let app = Arc::new(A::open(&engine)?);
         tracing::info!(applied = ?applied.log_id, "state machine opened");
-        Ok(StateMachine {
+        let sm = StateMachine {
             inner: Arc::new(Shared {
                 vfs,
                 options,
@@ -150,13 +161,14 @@ impl StateMachine {
                 home: Arc::new(tokio::sync::Mutex::new(home)),
                 checkpoints,
                 applied: Mutex::new(applied),
-                exchange,
+                app: app.clone(),
                 hash_marks: Arc::default(),
                 damage: Arc::default(),
                 apply_turn: tokio::sync::Mutex::new(()),
                 repairer: std::sync::OnceLock::new(),
             }),
-        })
+        };
+        Ok((sm, app))
     }
 
     /// The live engine (fails while a snapshot is being installed, and while the engine is
@@ -181,12 +193,9 @@ impl StateMachine {
 
     /// Converts an error met reading the engine, recording it as damage when the engine's
     /// bytes failed a check: the node then stops serving the engine and repairs it.
-    pub fn storage_error(&self, e: impl Into<qastore_exchange::Error>) -> Error {
-        let e = e.into();
-        if let qastore_exchange::Error::Engine(engine) = &e {
-            if crate::damage::is_corruption(engine) {
-                self.inner.damage.report(engine.to_string());
-            }
+    pub fn storage_error(&self, e: qastore_lsm::Error) -> Error {
+        if crate::damage::is_corruption(&e) {
+            self.inner.damage.report(e.to_string());
         }
         e.into()
     }
@@ -279,14 +288,13 @@ impl StateMachine {
         self.repair_until_done(&reason).await
     }
 
-    /// The trading calendar in force (replicated; the built-in one until replaced).
-    pub fn calendar(&self) -> Arc<TradingCalendar> {
-        self.inner.exchange.calendar()
-    }
-
-    /// The cluster settings in force.
-    pub fn settings(&self) -> Arc<ClusterConfig> {
-        self.inner.exchange.settings()
+    /// Runs the application's upkeep on the live engine (blocking); nothing while the engine
+    /// cannot be used.
+    pub(crate) fn upkeep(&self) -> Result<()> {
+        match self.engine() {
+            Ok(engine) => Ok(self.inner.app.upkeep(&engine)?),
+            Err(_) => Ok(()),
+        }
     }
 
     /// The last applied log id.
@@ -365,7 +373,7 @@ impl StateMachine {
 
     /// Applies one committed entry. An error here is fatal to the node (an I/O failure, or
     /// damage): outcomes that depend on the input are answers, not errors.
-    fn apply_entry(&self, engine: &Engine, entry: &Entry) -> Result<Response> {
+    fn apply_entry(&self, engine: &Engine, entry: &Entry) -> Result<Reply> {
         let id = entry.log_id;
         let index = id.index;
         let new_membership = match &entry.payload {
@@ -378,17 +386,17 @@ impl StateMachine {
             if let Some(m) = new_membership {
                 applied.membership = m;
             }
-            return Ok(Response::Nothing);
+            return Ok(Reply::nothing());
         }
         // A checkpoint installed to repair the engine already holds this entry.
         if self.applied().is_some_and(|a| a.index >= index) {
             return Ok(match &entry.payload {
-                EntryPayload::Normal(_) => Response::Refused {
-                    reason: "this node replaced its state with a peer's checkpoint while the \
-                             entry was applied; retry with the same request id for its outcome"
+                EntryPayload::Normal(_) => self.inner.app.already_applied(
+                    "this node replaced its state with a peer's checkpoint while the \
+                     entry was applied; retry with the same request id for its outcome"
                         .into(),
-                },
-                _ => Response::Nothing,
+                ),
+                _ => Reply::nothing(),
             });
         }
         let mut sys = WriteBatch::new();
@@ -405,17 +413,12 @@ impl StateMachine {
         if let Some(m) = &membership {
             sys.put(membership_key(), codec::encode_stored_membership(m));
         }
-        let command = match &entry.payload {
-            EntryPayload::Normal(req) => Some(req.command()),
-            _ => None,
+        let payload = match &entry.payload {
+            EntryPayload::Normal(req) => Payload::Command(req.bytes()),
+            _ => Payload::Nothing,
         };
-        let content = match &command {
-            Some(Ok(c)) => EntryContent::Command(c),
-            Some(Err(e)) => EntryContent::Undecodable(e),
-            None => EntryContent::NoCommand,
-        };
-        let response = self.inner.exchange.apply(engine, index, content, sys)?;
-        if let Some(Ok(Command::System(SystemCommand::HashMark))) = &command {
+        let (response, hash_mark) = self.inner.app.apply(engine, index, payload, sys)?;
+        if hash_mark {
             self.inner
                 .hash_marks
                 .start(index, engine.scan(Bound::Unbounded, Bound::Unbounded));
@@ -435,9 +438,12 @@ impl StateMachine {
         // Only for a state that never reached the engine (nothing but index 0 applied).
         let before = self.inner.applied.lock().clone();
         engine.flush()?;
-        let info = olap::create_checkpoint(&self.inner.checkpoints, &engine, |read| {
-            raft_blob(read, &before)
-        })?;
+        let info = self
+            .inner
+            .app
+            .create_checkpoint(&self.inner.checkpoints, &engine, &|read| {
+                raft_blob(read, &before)
+            })?;
         self.snapshot_of(&info)
     }
 
@@ -448,9 +454,10 @@ impl StateMachine {
         let engine = self.engine()?;
         let before = self.inner.applied.lock().clone();
         engine.flush()?;
-        Ok(olap::write_checkpoint(&engine, dir, |read| {
-            raft_blob(read, &before)
-        })?)
+        Ok(self
+            .inner
+            .app
+            .write_checkpoint(&engine, dir, &|read| raft_blob(read, &before))?)
     }
 
     fn snapshot_of(&self, info: &CheckpointInfo) -> Result<Snapshot> {
@@ -493,7 +500,7 @@ impl StateMachine {
             self.inner.engine.put(engine);
             return Err(e.into());
         }
-        self.inner.exchange.reload(&engine)?;
+        self.inner.app.reload(&engine)?;
         self.inner.engine.put(engine);
         *self.inner.applied.lock() = Applied {
             log_id: meta.last_log_id,

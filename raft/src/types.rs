@@ -1,9 +1,11 @@
 //! The openraft type configuration: what a log entry carries, what applying it answers, how
-//! nodes are named and addressed.
+//! nodes are named and addressed. One configuration serves every application: commands are
+//! opaque bytes and answers type-erased.
 
 use std::fmt;
 
-use crate::command::{Request, Response};
+use crate::command::Request;
+use crate::reply::Reply;
 
 /// A node's id: unique for the life of the cluster, never reused (a wiped node rejoins under a
 /// new id).
@@ -39,7 +41,7 @@ openraft::declare_raft_types!(
     /// `(term, index)`, which is what the write-ahead log stores).
     pub TypeConfig:
         D = Request,
-        R = Response,
+        R = Reply,
         NodeId = NodeId,
         Node = PeerNode,
         Term = u64,

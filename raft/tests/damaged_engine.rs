@@ -12,19 +12,21 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qastore_lsm::vfs::{Fault, FaultOp, SimVfs, Vfs};
-use qastore_raft::{Error, RaftNode};
-use support::{batches, config, free_port, init_tracing, write, Cluster, SERIAL, WAIT};
+use qastore_raft::Error;
+use support::{config, free_port, init_tracing, put_sized, Cluster, ToyNode, SERIAL, WAIT};
 
 const SIM_DIR: &str = "/n3";
+/// The bytes of one entry's value: a table's first block holds more than 100 bytes of them.
+const ENTRY_BYTES: usize = 4096;
 
-async fn start_sim_node(c: &Cluster, vfs: &SimVfs, port: u16) -> qastore_raft::Result<RaftNode> {
+async fn start_sim_node(c: &Cluster, vfs: &SimVfs, port: u16) -> qastore_raft::Result<ToyNode> {
     // A node stopped inside this process lets go of its WAL lock when the last task holding
     // its log store ends, which can be a moment after `shutdown` returns.
     let deadline = Instant::now() + WAIT;
     loop {
         let mut cfg = config(&c.id, 3, Path::new(SIM_DIR), port);
         cfg.raft = c.settings.clone();
-        match RaftNode::start_with_vfs(cfg, vfs.shared()).await {
+        match ToyNode::start_with_vfs(cfg, vfs.shared()).await {
             Err(Error::Storage(qastore_lsm::Error::Locked { .. })) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(50)).await
             }
@@ -39,22 +41,15 @@ async fn cluster_with_sim_node(vfs: &SimVfs, port: u16) -> Cluster {
     c.start_node(1).await;
     c.start_node(2).await;
     let n3 = start_sim_node(&c, vfs, port).await.unwrap();
-    c.nodes.insert(3, n3);
+    c.insert(3, n3);
     c.initialize().await;
     c
 }
 
+/// Writes `n` entries through the leader; returns the log index of the last.
 async fn write_some(c: &Cluster, n: usize, day: u32) -> u64 {
     let leader = c.leader().await;
-    let mut last = 0;
-    for records in batches(n, day) {
-        last = c.nodes[&leader]
-            .write(write(records), WAIT)
-            .await
-            .unwrap()
-            .log_index;
-    }
-    last
+    put_sized(&c.nodes[&leader], &day.to_string(), n, ENTRY_BYTES).await
 }
 
 fn tables(vfs: &SimVfs, dir: &Path) -> Vec<PathBuf> {
@@ -67,7 +62,7 @@ fn tables(vfs: &SimVfs, dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Waits until node 3 reports no damage.
-async fn wait_repaired(node: &RaftNode) {
+async fn wait_repaired(node: &ToyNode) {
     let deadline = Instant::now() + WAIT;
     while node.state_machine().damage_reason().is_some() {
         assert!(Instant::now() < deadline, "node 3 was not repaired");
@@ -127,7 +122,7 @@ async fn a_follower_starting_with_a_flipped_table_byte_repairs_from_a_peer() {
         qastore_lsm::checkpoint::verify(&vfs, &info.dir)
             .unwrap_or_else(|e| panic!("a damaged checkpoint was kept: {e}"));
     }
-    c.nodes.insert(3, n3);
+    c.insert(3, n3);
     assert_same_state(&c).await;
     c.stop_all().await;
 }
@@ -169,16 +164,14 @@ async fn a_lone_node_with_a_damaged_table_refuses_to_start_naming_the_file_and_o
     let vfs = SimVfs::new(33);
     let dir = Path::new("/solo");
     let cfg = config("solo", 1, dir, free_port());
-    let node = RaftNode::start_with_vfs(cfg.clone(), vfs.shared())
+    let node = ToyNode::start_with_vfs(cfg.clone(), vfs.shared())
         .await
         .unwrap();
     node.initialize(BTreeMap::from([(node.id(), node.peer_node())]))
         .await
         .unwrap();
     node.wait_for_leader(WAIT).await.unwrap();
-    for records in batches(4, 20241202) {
-        node.write(write(records), WAIT).await.unwrap();
-    }
+    put_sized(&node, "solo", 4, ENTRY_BYTES).await;
     node.flush().await.unwrap();
     node.shutdown().await.unwrap();
     drop(node);
@@ -189,7 +182,7 @@ async fn a_lone_node_with_a_damaged_table_refuses_to_start_naming_the_file_and_o
     let byte = vfs.read_all(&table).unwrap()[100];
     vfs.corrupt(&table, 100, &[byte ^ 0x04]).unwrap();
 
-    let err = RaftNode::start_with_vfs(cfg, vfs.shared())
+    let err = ToyNode::start_with_vfs(cfg, vfs.shared())
         .await
         .unwrap_err()
         .to_string();

@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 
 use qastore_lsm::vfs::OsVfs;
 use qastore_lsm::wal::{LogId, Wal, WalConfig};
-use qastore_raft::{Ack, RaftNode, WriteCommand};
-use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
+use support::{config, free_port, init_tracing, put, ToyNode, SERIAL, WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_behind_the_logs_purge_point_refuses_to_start() {
@@ -18,15 +17,15 @@ async fn an_engine_behind_the_logs_purge_point_refuses_to_start() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
     let cfg = config("c", 1, dir.path(), free_port());
-    let node = RaftNode::start(cfg.clone()).await.unwrap();
+    let node = ToyNode::start(cfg.clone()).await.unwrap();
     node.initialize(BTreeMap::from([(node.id(), node.peer_node())]))
         .await
         .unwrap();
     node.wait_for_leader(WAIT).await.unwrap();
     let mut last = 0;
-    for (i, records) in batches(3, 20241202).into_iter().enumerate() {
-        let cmd = WriteCommand::new("gw-1", i as u64 + 1, Ack::Quorum, records);
-        last = node.write(cmd, WAIT).await.unwrap().log_index;
+    for i in 0..3 {
+        let cmd = put(&format!("k{i}"), "v");
+        last = node.write(cmd, false, WAIT).await.unwrap().log_index;
     }
     // Nothing was flushed: after a restart the engine holds none of these entries, and the log
     // is all that has them. Purging the log past them loses them, as a manifest edit dropped
@@ -44,7 +43,7 @@ async fn an_engine_behind_the_logs_purge_point_refuses_to_start() {
         wal.purge_up_to(LogId { term, index: last }).unwrap();
     }
 
-    let err = RaftNode::start(cfg).await.unwrap_err().to_string();
+    let err = ToyNode::start(cfg).await.unwrap_err().to_string();
     assert!(err.contains(&format!("purged up to {last}")), "{err}");
     assert!(err.contains("are lost"), "{err}");
     assert!(err.contains(&dir.path().display().to_string()), "{err}");

@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use qastore_raft::RaftConfig;
-use support::{batches, write, Cluster, SERIAL, WAIT};
+use support::{put, Cluster, SERIAL, WAIT};
 
 fn slow_timers() -> RaftConfig {
     RaftConfig {
@@ -35,8 +35,10 @@ async fn a_stopped_leader_is_replaced_without_waiting_out_its_lease() {
     assert!(c.nodes[&new].status().term > term);
     let lost: u64 = c.nodes.values().map(|n| n.leaders_lost()).sum();
     assert!(lost >= 1, "no follower gave up on the stopped leader");
-    let cmd = write(batches(1, 20241210)[0].clone());
-    c.nodes[&new].write(cmd, WAIT).await.unwrap();
+    c.nodes[&new]
+        .write(put("k-20241210", "v"), false, WAIT)
+        .await
+        .unwrap();
     c.stop_all().await;
 }
 
@@ -59,8 +61,10 @@ async fn a_follower_that_alone_cannot_reach_the_leader_does_not_depose_it() {
     let leader = c.leader().await;
     assert_eq!(leader, 1, "node 1 initialized the cluster");
     let term = c.nodes[&1].status().term;
-    let cmd = write(batches(1, 20241211)[0].clone());
-    c.nodes[&1].write(cmd, WAIT).await.unwrap();
+    c.nodes[&1]
+        .write(put("k-20241211", "v"), false, WAIT)
+        .await
+        .unwrap();
 
     // Close a connection to node 3 so that it checks on its leader (and finds it silent).
     let addr = c.nodes[&3].peer_node().raft_addr;
@@ -80,7 +84,9 @@ async fn a_follower_that_alone_cannot_reach_the_leader_does_not_depose_it() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let cmd = write(batches(1, 20241212)[0].clone());
-    c.nodes[&1].write(cmd, WAIT).await.unwrap();
+    c.nodes[&1]
+        .write(put("k-20241212", "v"), false, WAIT)
+        .await
+        .unwrap();
     c.stop_all().await;
 }

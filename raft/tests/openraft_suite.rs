@@ -1,7 +1,10 @@
 //! openraft's own conformance suite for log stores and state machines, run on the real write-ahead
-//! log and the real engine (files in a temporary directory, fsyncs included).
+//! log and the real engine (files in a temporary directory, fsyncs included), with the toy
+//! key/value application on top.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
 
 use std::sync::Arc;
 
@@ -14,6 +17,7 @@ use qastore_lsm::EngineConfig;
 use qastore_raft::LogStore;
 use qastore_raft::StateMachine;
 use qastore_raft::TypeConfig;
+use support::Toy;
 use tempfile::TempDir;
 
 struct Builder;
@@ -29,8 +33,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         let vfs = OsVfs::shared();
         let wal = Wal::open(vfs.clone(), dir.path().join("wal"), WalConfig::default())
             .map_err(|e| fail(&e))?;
-        let sm =
-            StateMachine::open(vfs, dir.path(), EngineConfig::default()).map_err(|e| fail(&e))?;
+        let (sm, _) = StateMachine::open::<Toy>(vfs, dir.path(), EngineConfig::default())
+            .map_err(|e| fail(&e))?;
         Ok((dir, LogStore::new(Arc::new(wal)), sm))
     }
 }

@@ -10,11 +10,10 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use qastore_exchange::record::{Level, OrderBookSnapshot, Record};
 use qastore_raft::PeerStats;
-use qastore_raft::{Error, NodeId, Response};
+use qastore_raft::{Error, NodeId, Request};
 use support::slow_link::SlowLink;
-use support::{batches, write, Cluster, SERIAL, WAIT};
+use support::{put, Answer, Cluster, SERIAL, WAIT};
 
 /// A follower of `leader`.
 fn follower_of(leader: NodeId) -> NodeId {
@@ -33,16 +32,15 @@ fn stats(c: &Cluster, of: NodeId, to: NodeId) -> PeerStats {
         .unwrap_or_default()
 }
 
-/// Writes one batch through the leader; returns its log index. A leader that has just won
+/// Writes one entry through the leader; returns its log index. A leader that has just won
 /// (its vote not yet on a slow disk) refuses writes for a moment: that is retried, as clients do.
-async fn write_one(c: &Cluster, records: Vec<Record>) -> u64 {
+async fn write_one(c: &Cluster, cmd: Request) -> u64 {
     let deadline = Instant::now() + WAIT;
-    let cmd = write(records);
     loop {
         let leader = c.leader().await;
-        match c.nodes[&leader].write(cmd.clone(), WAIT).await {
+        match c.nodes[&leader].write(cmd.clone(), false, WAIT).await {
             Ok(out) => {
-                assert!(matches!(out.response, Response::Written { .. }), "{out:?}");
+                assert!(matches!(out.response, Answer::Stored(_)), "{out:?}");
                 return out.log_index;
             }
             Err(Error::NotLeader { .. }) if Instant::now() < deadline => {
@@ -53,25 +51,21 @@ async fn write_one(c: &Cluster, records: Vec<Record>) -> u64 {
     }
 }
 
-/// `n` order-book snapshots of about 1 KB each (30 levels a side), `tag` keeping batches apart.
-fn books(n: usize, tag: i64) -> Vec<Record> {
-    let side = |best: f64, step: f64| -> Vec<Level> {
-        (0..30)
-            .map(|i| Level {
-                price: best + step * i as f64,
-                volume: 1 + i,
-            })
-            .collect()
-    };
+/// One entry of about `n` kilobytes (as many order-book snapshots would be), `tag` keeping
+/// entries apart.
+fn books(n: usize, tag: i64) -> Request {
+    let value: String = format!("book {tag};")
+        .chars()
+        .cycle()
+        .take(n * 1024)
+        .collect();
+    put(&format!("book-{tag}"), &value)
+}
+
+/// `n` entries of a few kilobytes each, like client batches, under keys of `day`.
+fn batches(n: usize, day: u32) -> Vec<Request> {
     (0..n)
-        .map(|i| {
-            Record::OrderBookSnapshot(OrderBookSnapshot {
-                instrument_id: "cu2501".into(),
-                datetime: 1_733_100_000_000_000_000 + tag * 1_000_000_000 + i as i64,
-                bids: side(70_000.0, -10.0),
-                asks: side(70_010.0, 10.0),
-            })
-        })
+        .map(|i| put(&format!("{day}-{i}"), &format!("{day}/{i};").repeat(300)))
         .collect()
 }
 
@@ -170,7 +164,7 @@ async fn writes_of_ten_megabytes_commit_with_every_node_up_over_slow_links() {
     }
     c.wait_applied(last).await;
     // A small write right after is not held up either.
-    let small = write_one(&c, batches(1, 20241213)[0].clone()).await;
+    let small = write_one(&c, batches(1, 20241213).remove(0)).await;
     c.wait_applied(small).await;
     c.stop_all().await;
 }

@@ -25,12 +25,14 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use qastore_benches::Latencies;
+use qastore_cluster::{write_request, ExchangeNode};
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
 use qastore_exchange::record::Record;
+use qastore_exchange::{Ack, WriteCommand};
 use qastore_lsm::wal::WalConfig;
 use qastore_lsm::EngineConfig;
-use qastore_raft::{Ack, NodeId, RaftConfig, RaftNode, RaftNodeConfig, Role, WriteCommand};
+use qastore_raft::{NodeId, RaftConfig, RaftNodeConfig, Role};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -62,7 +64,7 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
-async fn start(root: &std::path::Path, ids: &[NodeId]) -> BTreeMap<NodeId, RaftNode> {
+async fn start(root: &std::path::Path, ids: &[NodeId]) -> BTreeMap<NodeId, ExchangeNode> {
     let mut nodes = BTreeMap::new();
     for &id in ids {
         let port = free_port();
@@ -78,7 +80,7 @@ async fn start(root: &std::path::Path, ids: &[NodeId]) -> BTreeMap<NodeId, RaftN
             wal: WalConfig::default(),
             dial_overrides: Default::default(),
         };
-        nodes.insert(id, RaftNode::start(config).await.expect("node starts"));
+        nodes.insert(id, ExchangeNode::start(config).await.expect("node starts"));
     }
     let members = nodes.iter().map(|(id, n)| (*id, n.peer_node())).collect();
     nodes[&ids[0]]
@@ -125,7 +127,7 @@ struct Row {
 }
 
 async fn run(
-    nodes: &BTreeMap<NodeId, RaftNode>,
+    nodes: &BTreeMap<NodeId, ExchangeNode>,
     data: &Arc<Vec<Record>>,
     batch: usize,
     clients: usize,
@@ -156,10 +158,17 @@ async fn run(
                 let records = data[at..at + batch].to_vec();
                 at += batch;
                 request += 1;
-                let cmd =
-                    WriteCommand::new(format!("bench-{batch}-{c}"), request, Ack::Quorum, records);
                 let t = Instant::now();
-                match leader.write(cmd, Duration::from_secs(30)).await {
+                // Validated inside the timing, as a node's write path does.
+                let cmd = WriteCommand::validated(
+                    format!("bench-{batch}-{c}"),
+                    request,
+                    Ack::Quorum,
+                    records,
+                )
+                .expect("generated records are valid");
+                let (req, all_voters) = write_request(cmd);
+                match leader.write(req, all_voters, Duration::from_secs(30)).await {
                     Ok(_) => {
                         lat.record(t.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);

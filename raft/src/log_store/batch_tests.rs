@@ -8,27 +8,18 @@ use std::sync::Arc;
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::RaftLogReader;
-use qastore_exchange::record::{Record, Tick};
 use qastore_lsm::vfs::SimVfs;
 use qastore_lsm::wal::{Wal, WalConfig};
 
 use super::LogStore;
 use crate::codec;
-use crate::command::{Ack, Command, Request, WriteCommand};
+use crate::command::Request;
 use crate::types::{log_id, Entry};
 
-/// An entry at `index` whose payload is a write of `records` ticks.
+/// An entry at `index` whose payload is `records` hundred-byte records' worth of bytes.
 fn entry(index: u64, records: usize) -> Entry {
-    let ticks = (0..records)
-        .map(|i| {
-            Record::Tick(Tick {
-                instrument_id: format!("cu25{:04}", i % 10_000),
-                ..Tick::default()
-            })
-        })
-        .collect();
-    let cmd = Command::Write(WriteCommand::new("c", index, Ack::Quorum, ticks));
-    Entry::new_normal(log_id(1, index), Request::new(&cmd))
+    let payload = bytes::Bytes::from(vec![7u8; records * 100]);
+    Entry::new_normal(log_id(1, index), Request::from_bytes(payload))
 }
 
 async fn store_with(vfs: &SimVfs, sizes: &[usize], budget: u64) -> LogStore {

@@ -1,21 +1,23 @@
-//! Helpers for tests that run real nodes on loopback.
+//! Helpers for tests that run Raft nodes of a toy key/value application on loopback,
+//! in-process.
 
 #![allow(dead_code)]
 
 pub mod slow_link;
+pub mod toy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use qastore_exchange::calendar::TradingCalendar;
-use qastore_exchange::datagen::{ExchangeGen, GenConfig};
-use qastore_exchange::record::Record;
 use qastore_lsm::wal::WalConfig;
 use qastore_lsm::EngineConfig;
-use qastore_raft::Role;
-use qastore_raft::{Ack, NodeId, PeerNode, RaftConfig, RaftNode, RaftNodeConfig, WriteCommand};
+use qastore_raft::{NodeId, PeerNode, RaftConfig, RaftNode, RaftNodeConfig, Role};
+
+pub use toy::{put, Answer, Toy};
+
+/// A node of the toy application.
+pub type ToyNode = RaftNode<Toy>;
 
 /// Cluster tests share loopback ports and two cores: they run one at a time.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -81,7 +83,7 @@ pub fn init_tracing() {
 pub struct Cluster {
     pub id: String,
     pub root: tempfile::TempDir,
-    pub nodes: BTreeMap<NodeId, RaftNode>,
+    pub nodes: BTreeMap<NodeId, ToyNode>,
     pub ports: BTreeMap<NodeId, u16>,
     pub settings: RaftConfig,
 }
@@ -101,7 +103,12 @@ impl Cluster {
         let mut cfg = config(&self.id, id, &self.dir(id), port);
         cfg.raft = self.settings.clone();
         change(&mut cfg);
-        let node = RaftNode::start(cfg).await.unwrap();
+        let node = ToyNode::start(cfg).await.unwrap();
+        self.insert(id, node);
+    }
+
+    /// Adds a node started elsewhere as `id`.
+    pub fn insert(&mut self, id: NodeId, node: ToyNode) {
         self.nodes.insert(id, node);
     }
 
@@ -204,29 +211,41 @@ impl Cluster {
     }
 }
 
-/// Realistic exchange batches, 50 records each.
-pub fn batches(n: usize, seed_day: u32) -> Vec<Vec<Record>> {
-    let mut gen = ExchangeGen::new(
-        GenConfig {
-            instruments: 4,
-            users: 20,
-            order_rate: 0.3,
-            ..GenConfig::default()
-        },
-        TradingCalendar::builtin(),
-    );
-    let records: Vec<Record> = gen.trading_day(seed_day).into_iter().flatten().collect();
-    records.chunks(50).take(n).map(<[Record]>::to_vec).collect()
+/// Writes `n` values under keys `{prefix}-{i}` through node `via` (the leader), and returns
+/// the log index of the last.
+pub async fn put_many(c: &Cluster, via: NodeId, prefix: &str, n: usize) -> u64 {
+    let mut last = 0;
+    for i in 0..n {
+        let out = c.nodes[&via]
+            .write(put(&format!("{prefix}-{i}"), &format!("v{i}")), false, WAIT)
+            .await
+            .unwrap();
+        assert_eq!(out.response, Answer::Stored(None));
+        last = out.log_index;
+    }
+    last
 }
 
-static REQUEST: AtomicU64 = AtomicU64::new(1);
+/// The value node `id` holds under `key`.
+pub fn value_at(c: &Cluster, id: NodeId, key: &str) -> Option<String> {
+    c.nodes[&id]
+        .engine()
+        .unwrap()
+        .get(&toy::key_of(key))
+        .unwrap()
+        .map(|b| String::from_utf8(b.to_vec()).unwrap())
+}
 
-/// A write of `records` with a fresh request id.
-pub fn write(records: Vec<Record>) -> WriteCommand {
-    WriteCommand::new(
-        "test-client",
-        REQUEST.fetch_add(1, Ordering::Relaxed),
-        Ack::Quorum,
-        records,
-    )
+/// Writes `n` values of `bytes` bytes each, one entry each, under keys `{prefix}/{i}` through
+/// `node` (the leader), and returns the log index of the last.
+pub async fn put_sized(node: &ToyNode, prefix: &str, n: usize, bytes: usize) -> u64 {
+    let mut last = 0;
+    for i in 0..n {
+        let key = format!("{prefix}/{i}");
+        let value: String = key.chars().cycle().take(bytes).collect();
+        let out = node.write(put(&key, &value), false, WAIT).await.unwrap();
+        assert_eq!(out.response, Answer::Stored(None));
+        last = out.log_index;
+    }
+    last
 }

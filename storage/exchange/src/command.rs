@@ -125,6 +125,13 @@ pub enum Command {
     System(SystemCommand),
 }
 
+impl Command {
+    /// The command's archived bytes: what a log entry stores and the state machine decodes.
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        encode(self)
+    }
+}
+
 /// What applying an entry answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
@@ -187,6 +194,14 @@ mod tests {
         b.swap(0, 1);
         assert_eq!(payload_hash(&a), payload_hash(&a.clone()));
         assert_ne!(payload_hash(&a), payload_hash(&b));
+    }
+
+    #[test]
+    fn a_command_round_trips_through_its_bytes_and_truncation_is_caught() {
+        let cmd = Command::Write(WriteCommand::new("c1", 7, Ack::All, samples::records()));
+        let bytes = cmd.to_bytes();
+        assert_eq!(decode::<Command>(&bytes).unwrap(), cmd);
+        assert!(decode::<Command>(&bytes.slice(..bytes.len() - 8)).is_err());
     }
 
     /// Entries already in logs were archived in this exact layout: it must keep decoding.

@@ -10,18 +10,22 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use qastore_exchange::keys::Stream;
 use qastore_exchange::olap::{self, RetentionPolicy};
+use qastore_exchange::{Command, StreamKind, SystemCommand};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::command::{Command, Request, StreamKind, SystemCommand};
-use crate::config::RaftConfig;
-use crate::state_machine::StateMachine;
-use crate::types::Raft;
+use crate::replicated::{request, ExchangeNode};
 
 /// Conversions proposed per stream and round, so a long backlog does not hold the log.
 const CONVERSIONS_PER_ROUND: usize = 4;
+
+/// How long one scheduled command may take to commit and apply (a conversion of a large day
+/// included) before the round gives up; the next round proposes it again.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(600);
 
 fn now_nanos() -> i64 {
     SystemTime::now()
@@ -32,16 +36,16 @@ fn now_nanos() -> i64 {
 /// What is due now: conversions of closed days not yet converted or with late rows, and a
 /// retention run if the cut-offs moved since the last one proposed.
 pub fn due(
-    sm: &StateMachine,
+    raft: &ExchangeNode,
     now: i64,
     last_retention: &Option<RetentionPolicy>,
 ) -> qastore_exchange::Result<Vec<SystemCommand>> {
-    let engine = match sm.engine() {
+    let engine = match raft.engine() {
         Ok(e) => e,
         Err(_) => return Ok(Vec::new()),
     };
-    let calendar = sm.calendar();
-    let settings = sm.settings();
+    let calendar = raft.app().calendar();
+    let settings = raft.app().settings();
     let mut out = Vec::new();
     if settings.olap_conversion {
         let margin = i64::from(settings.convert_after_minutes) * 60 * 1_000_000_000;
@@ -77,16 +81,11 @@ pub fn due(
     Ok(out)
 }
 
-/// Starts the scheduling task; it proposes only while this node is leader and ends when
-/// `stop` turns true.
-pub fn spawn(
-    raft: Raft,
-    sm: StateMachine,
-    settings: RaftConfig,
-    mut stop: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+/// Starts the scheduling task of node `raft`; it proposes only while the node is leader and
+/// ends when `stop` turns true.
+pub fn spawn(raft: Arc<ExchangeNode>, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let every = Duration::from_secs(settings.schedule_interval_secs);
+        let every = Duration::from_secs(raft.config().raft.schedule_interval_secs);
         let mut last_retention: Option<RetentionPolicy> = None;
         loop {
             tokio::select! {
@@ -98,9 +97,9 @@ pub fn spawn(
                 continue;
             }
             let commands = {
-                let sm = sm.clone();
+                let raft = raft.clone();
                 let last = last_retention;
-                tokio::task::spawn_blocking(move || due(&sm, now_nanos(), &last)).await
+                tokio::task::spawn_blocking(move || due(&raft, now_nanos(), &last)).await
             };
             let commands = match commands {
                 Ok(Ok(c)) => c,
@@ -122,8 +121,11 @@ pub fn spawn(
                     });
                 }
                 tracing::info!(command = ?cmd, "proposing a scheduled command");
-                let request = Request::new(&Command::System(cmd));
-                if let Err(e) = raft.client_write(request).await {
+                let proposed = tokio::select! {
+                    _ = stop.wait_for(|s| *s) => return,
+                    r = raft.propose(request(&Command::System(cmd)), PROPOSE_TIMEOUT) => r,
+                };
+                if let Err(e) = proposed {
                     tracing::warn!(error = %e, "a scheduled command was not committed");
                     break;
                 }

@@ -8,26 +8,26 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use qastore_cluster::ExchangeNode;
 use qastore_exchange::apply::Outcome;
 use qastore_exchange::keys::Stream;
 use qastore_exchange::olap;
 use qastore_exchange::query::Queries;
 use qastore_exchange::record::Record;
+use qastore_exchange::{Ack, Response, StreamKind, SystemCommand, WriteCommand};
 use qastore_lsm::vfs::{PowerCut, SimVfs};
-use qastore_raft::RaftNodeConfig;
-use qastore_raft::StreamKind;
-use qastore_raft::{Ack, Error, RaftNode, Response, SystemCommand, WriteCommand};
-use support::{batches, config, free_port, init_tracing, SERIAL, WAIT};
+use qastore_raft::{Error, RaftNodeConfig};
+use support::{batches, config, free_port, init_tracing, ExchangeCommands, SERIAL, WAIT};
 
-async fn single(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
+async fn single(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> ExchangeNode {
     let node = match vfs {
-        Some(v) => RaftNode::start_with_vfs(cfg, v.shared()).await.unwrap(),
-        None => RaftNode::start(cfg).await.unwrap(),
+        Some(v) => ExchangeNode::start_with_vfs(cfg, v.shared()).await.unwrap(),
+        None => ExchangeNode::start(cfg).await.unwrap(),
     };
     node
 }
 
-async fn initialized(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
+async fn initialized(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> ExchangeNode {
     let node = single(cfg, vfs).await;
     node.initialize(BTreeMap::from([(node.id(), node.peer_node())]))
         .await
@@ -37,7 +37,7 @@ async fn initialized(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> RaftNode {
     node
 }
 
-async fn wait_leader_role(node: &RaftNode) {
+async fn wait_leader_role(node: &ExchangeNode) {
     for _ in 0..500 {
         if node.status().role == qastore_raft::Role::Leader {
             return;
@@ -55,11 +55,11 @@ async fn a_retried_write_is_applied_once_and_gets_the_first_answer() {
     let node = initialized(config("c", 1, dir.path(), free_port()), None).await;
     let data = batches(2, 20241202);
     let cmd = WriteCommand::new("gw-1", 42, Ack::Quorum, data[0].clone());
-    let first = node.write(cmd.clone(), WAIT).await.unwrap();
+    let first = node.write_cmd(cmd.clone(), WAIT).await.unwrap();
     let Response::Written { outcomes } = &first.response else {
         panic!("{first:?}");
     };
-    let retry = node.write(cmd.clone(), WAIT).await.unwrap();
+    let retry = node.write_cmd(cmd.clone(), WAIT).await.unwrap();
     assert_eq!(
         retry.response,
         Response::Duplicate {
@@ -78,7 +78,7 @@ async fn a_retried_write_is_applied_once_and_gets_the_first_answer() {
     assert_eq!(journal.len(), data[0].len(), "applied once");
     // The same request id with other records is refused, and changes nothing.
     let reused = WriteCommand::new("gw-1", 42, Ack::Quorum, data[1].clone());
-    let out = node.write(reused, WAIT).await.unwrap();
+    let out = node.write_cmd(reused, WAIT).await.unwrap();
     assert_eq!(
         out.response,
         Response::RequestIdReused {
@@ -94,7 +94,7 @@ async fn a_retried_write_is_applied_once_and_gets_the_first_answer() {
     );
     // Another client may use the same number.
     let other = WriteCommand::new("gw-2", 42, Ack::All, data[1].clone());
-    let out = node.write(other, WAIT).await.unwrap();
+    let out = node.write_cmd(other, WAIT).await.unwrap();
     assert!(matches!(out.response, Response::Written { .. }));
     assert_eq!(out.all_acked, Some(true), "a single voter holds it");
     node.shutdown().await.unwrap();
@@ -109,7 +109,7 @@ async fn bad_writes_are_refused_before_the_log_with_the_field_named() {
     let good = batches(1, 20241202).remove(0);
     // Not initialized: no leader to take it.
     let e = fresh
-        .write(WriteCommand::new("gw", 1, Ack::Quorum, good.clone()), WAIT)
+        .write_cmd(WriteCommand::new("gw", 1, Ack::Quorum, good.clone()), WAIT)
         .await
         .unwrap_err();
     assert!(matches!(e, Error::NotLeader { leader: None }), "{e}");
@@ -119,28 +119,22 @@ async fn bad_writes_are_refused_before_the_log_with_the_field_named() {
     let dir = tempfile::tempdir().unwrap();
     let node = initialized(config("c", 1, dir.path(), free_port()), None).await;
     let before = node.status().last_log_index;
+    // The checks a node's write path runs before proposing: a refused write never reaches
+    // the log.
     let mut bad = good.clone();
     if let Some(Record::Tick(t)) = bad.iter_mut().find(|r| matches!(r, Record::Tick(_))) {
         t.last_price = f64::NAN;
     }
-    let e = node
-        .write(WriteCommand::new("gw", 1, Ack::Quorum, bad), WAIT)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("last_price"), "{e}");
-    let e = node
-        .write(WriteCommand::new("", 1, Ack::Quorum, good.clone()), WAIT)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("client_id"), "{e}");
-    let e = node
-        .write(WriteCommand::new("gw", 1, Ack::Quorum, Vec::new()), WAIT)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("records"), "{e}");
+    for (client, records, field) in [
+        ("gw", bad, "last_price"),
+        ("", good.clone(), "client_id"),
+        ("gw", Vec::new(), "records"),
+    ] {
+        let e = WriteCommand::validated(client, 1, Ack::Quorum, records)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(field), "{e}");
+    }
     assert_eq!(
         node.status().last_log_index,
         before,
@@ -161,7 +155,7 @@ async fn after_a_power_cut_the_committed_tail_is_re_applied_exactly_once() {
     let mut written = Vec::new();
     for (i, b) in data.iter().enumerate() {
         let out = node
-            .write(
+            .write_cmd(
                 WriteCommand::new("gw", i as u64, Ack::Quorum, b.clone()),
                 WAIT,
             )
@@ -219,12 +213,12 @@ async fn system_commands_convert_days_and_bad_ones_are_refused_alike() {
     let dir = tempfile::tempdir().unwrap();
     let node = initialized(config("c", 1, dir.path(), free_port()), None).await;
     for (i, b) in batches(20, 20241202).into_iter().enumerate() {
-        node.write(WriteCommand::new("gw", i as u64, Ack::Quorum, b), WAIT)
+        node.write_cmd(WriteCommand::new("gw", i as u64, Ack::Quorum, b), WAIT)
             .await
             .unwrap();
     }
     let (_, r) = node
-        .propose(
+        .propose_cmd(
             SystemCommand::ConvertDay {
                 stream: StreamKind::Ticks,
                 trading_day: 20241202,
@@ -246,7 +240,7 @@ async fn system_commands_convert_days_and_bad_ones_are_refused_alike() {
         .contains(&20241202));
     drop(engine);
     let (_, r) = node
-        .propose(
+        .propose_cmd(
             SystemCommand::SetCalendar {
                 toml: "not a calendar".into(),
             },
@@ -256,7 +250,7 @@ async fn system_commands_convert_days_and_bad_ones_are_refused_alike() {
         .unwrap();
     assert!(matches!(r, Response::Refused { .. }), "{r:?}");
     let (_, r) = node
-        .propose(
+        .propose_cmd(
             SystemCommand::SetClusterSettings {
                 toml: "olap_conversion = false\n".into(),
             },
@@ -265,6 +259,6 @@ async fn system_commands_convert_days_and_bad_ones_are_refused_alike() {
         .await
         .unwrap();
     assert_eq!(r, Response::SettingsChanged);
-    assert!(!node.state_machine().settings().olap_conversion);
+    assert!(!node.app().settings().olap_conversion);
     node.shutdown().await.unwrap();
 }

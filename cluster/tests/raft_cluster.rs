@@ -9,10 +9,12 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use qastore_cluster::ExchangeNode;
 use qastore_exchange::query::Queries;
+use qastore_exchange::Response;
 use qastore_raft::Role;
-use qastore_raft::{Error, NodeId, Response};
-use support::{batches, write, Cluster, SERIAL, WAIT};
+use qastore_raft::{Error, NodeId};
+use support::{batches, write, Cluster, ExchangeCommands, SERIAL, WAIT};
 
 /// Writes `batches` through the current leader; returns the log index of each acknowledged one.
 async fn write_all(c: &Cluster, batches: &[Vec<qastore_exchange::record::Record>]) -> Vec<u64> {
@@ -20,7 +22,7 @@ async fn write_all(c: &Cluster, batches: &[Vec<qastore_exchange::record::Record>
     for b in batches {
         let leader = c.leader().await;
         let out = c.nodes[&leader]
-            .write(write(b.clone()), WAIT)
+            .write_cmd(write(b.clone()), WAIT)
             .await
             .unwrap();
         assert!(matches!(out.response, Response::Written { .. }), "{out:?}");
@@ -114,7 +116,7 @@ async fn leadership_moves_to_the_chosen_follower() {
     assert_eq!(c.nodes[&target].status().role, Role::Leader);
     // The old leader refuses writes and names the new one.
     match c.nodes[&old]
-        .write(write(batches(1, 20241204)[0].clone()), WAIT)
+        .write_cmd(write(batches(1, 20241204)[0].clone()), WAIT)
         .await
     {
         Err(Error::NotLeader {
@@ -154,7 +156,13 @@ async fn a_wiped_node_rejoins_under_a_new_id_through_a_snapshot_while_writes_con
         async move {
             let mut idx = Vec::new();
             for b in more {
-                idx.push(leader_node.write(write(b), WAIT).await.unwrap().log_index);
+                idx.push(
+                    leader_node
+                        .write_cmd(write(b), WAIT)
+                        .await
+                        .unwrap()
+                        .log_index,
+                );
             }
             idx
         }
@@ -202,7 +210,7 @@ async fn after_all_three_restart_every_acknowledged_write_is_there_once() {
     for b in &data {
         let leader = c.leader().await;
         let out = c.nodes[&leader]
-            .write(write(b.clone()), WAIT)
+            .write_cmd(write(b.clone()), WAIT)
             .await
             .unwrap();
         let Response::Written { outcomes } = out.response else {
@@ -258,7 +266,7 @@ async fn a_node_of_another_cluster_is_refused() {
     // A stranger started under another cluster id, pointed at by a membership change.
     let dir = c.root.path().join("stranger");
     let port = support::free_port();
-    let stranger = qastore_raft::RaftNode::start(support::config("other-cluster", 9, &dir, port))
+    let stranger = ExchangeNode::start(support::config("other-cluster", 9, &dir, port))
         .await
         .unwrap();
     let added = c.nodes[&leader]
@@ -298,8 +306,8 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
     write_all(&c, &batches(20, 20241202)).await;
     let leader = c.leader().await;
     let (_, r) = c.nodes[&leader]
-        .propose(
-            qastore_raft::SystemCommand::SetClusterSettings {
+        .propose_cmd(
+            qastore_exchange::SystemCommand::SetClusterSettings {
                 toml: "[retention]\nkeep_log_entries = 5\n".into(),
             },
             WAIT,
@@ -337,7 +345,7 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
     // written by every node at the same log index.
     let more = batches(40, 20241202);
     write_all(&c, &more[20..]).await;
-    let part1 = |n: &qastore_raft::RaftNode| {
+    let part1 = |n: &ExchangeNode| {
         let e = n.engine().unwrap();
         let stream = qastore_exchange::keys::Stream::Ticks;
         let late: Vec<_> = qastore_exchange::olap::catalog::all(&e, stream)
@@ -350,7 +358,7 @@ async fn the_leader_converts_closed_days_and_runs_retention_on_schedule_on_every
     };
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let parts: Vec<_> = c.nodes.values().map(part1).collect();
+        let parts: Vec<_> = c.nodes.values().map(|n| part1(n)).collect();
         if parts.iter().all(|(late, done)| !late.is_empty() && *done)
             && parts.windows(2).all(|w| w[0] == w[1])
         {

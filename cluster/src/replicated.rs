@@ -1,0 +1,183 @@
+//! The exchange as the application the Raft layer replicates ([`ExchangeApp`]): the
+//! exchange's state machine behind `qastore-raft`'s [`Application`] trait, plus the pieces a
+//! node needs to speak to it (the request of a command, the node type).
+//!
+//! Commands travel as their archived bytes (`Command::to_bytes`); applying decodes them, and a
+//! command that does not decode is refused as an answer, the entry still counting.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::record::decode;
+use qastore_exchange::{
+    olap, Ack, ClusterConfig, Command, EntryContent, ExchangeMachine, Response, SystemCommand,
+    WriteCommand,
+};
+use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore};
+use qastore_lsm::{Engine, WriteBatch};
+use qastore_raft::{AppError, Application, Applied, MakeBlob, Payload, RaftNode, Request};
+
+/// A Raft node replicating the exchange.
+pub type ExchangeNode = RaftNode<ExchangeApp>;
+
+/// The exchange's replicated state machine, as the Raft layer drives it.
+#[derive(Debug)]
+pub struct ExchangeApp {
+    machine: ExchangeMachine,
+}
+
+impl ExchangeApp {
+    /// The trading calendar in force (replicated; the built-in one until replaced).
+    pub fn calendar(&self) -> Arc<TradingCalendar> {
+        self.machine.calendar()
+    }
+
+    /// The cluster settings in force.
+    pub fn settings(&self) -> Arc<ClusterConfig> {
+        self.machine.settings()
+    }
+}
+
+/// The request carrying `command`.
+pub fn request(command: &Command) -> Request {
+    Request::from_bytes(command.to_bytes())
+}
+
+/// The request of a client's write, and whether its ack level waits for every voter.
+pub fn write_request(write: WriteCommand) -> (Request, bool) {
+    let all = write.ack == Ack::All;
+    (request(&Command::Write(write)), all)
+}
+
+/// The exchange's errors, engine failures kept typed so that damage is recognised.
+fn app_error(e: qastore_exchange::Error) -> AppError {
+    match e {
+        qastore_exchange::Error::Engine(e) => AppError::Engine(e),
+        other => AppError::other(other),
+    }
+}
+
+impl Application for ExchangeApp {
+    type Response = Response;
+
+    fn open(engine: &Engine) -> Result<Self, AppError> {
+        let machine = ExchangeMachine::open(engine).map_err(app_error)?;
+        Ok(ExchangeApp { machine })
+    }
+
+    fn reload(&self, engine: &Engine) -> Result<(), AppError> {
+        self.machine.reload(engine).map_err(app_error)
+    }
+
+    fn apply(
+        &self,
+        engine: &Engine,
+        index: u64,
+        payload: Payload<'_>,
+        system: WriteBatch,
+    ) -> Result<Applied<Response>, AppError> {
+        let command = match payload {
+            Payload::Command(bytes) => Some(decode::<Command>(bytes)),
+            Payload::Nothing => None,
+        };
+        let content = match &command {
+            Some(Ok(c)) => EntryContent::Command(c),
+            Some(Err(e)) => EntryContent::Undecodable(e),
+            None => EntryContent::NoCommand,
+        };
+        let response = self
+            .machine
+            .apply(engine, index, content, system)
+            .map_err(app_error)?;
+        Ok(Applied {
+            response,
+            hash_mark: matches!(command, Some(Ok(Command::System(SystemCommand::HashMark)))),
+        })
+    }
+
+    fn already_applied(reason: String) -> Response {
+        Response::Refused { reason }
+    }
+
+    fn hash_mark_command() -> Bytes {
+        Command::System(SystemCommand::HashMark).to_bytes()
+    }
+
+    /// Carries the Parquet files, held still while they are linked.
+    fn create_checkpoint(
+        &self,
+        store: &CheckpointStore,
+        engine: &Engine,
+        make_blob: MakeBlob<'_>,
+    ) -> qastore_lsm::Result<CheckpointInfo> {
+        olap::create_checkpoint(store, engine, |read| make_blob(read))
+    }
+
+    /// Carries the Parquet files, held still while they are linked.
+    fn write_checkpoint(
+        &self,
+        engine: &Engine,
+        dir: &Path,
+        make_blob: MakeBlob<'_>,
+    ) -> qastore_lsm::Result<CheckpointInfo> {
+        olap::write_checkpoint(engine, dir, |read| make_blob(read))
+    }
+
+    /// Deletes the Parquet files of partitions whose removal is durable.
+    fn upkeep(&self, engine: &Engine) -> Result<(), AppError> {
+        let swept = olap::sweep(engine).map_err(app_error)?;
+        if swept.partitions_deleted > 0 {
+            tracing::info!(
+                partitions = swept.partitions_deleted,
+                "removed partitions swept"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qastore_exchange::record::samples;
+    use qastore_lsm::vfs::OsVfs;
+    use qastore_lsm::EngineConfig;
+
+    #[test]
+    fn a_write_s_request_is_its_archived_command() {
+        let w = WriteCommand::new("c1", 7, Ack::All, samples::records());
+        let (req, all) = write_request(w.clone());
+        assert!(all);
+        assert_eq!(
+            decode::<Command>(req.bytes()).unwrap(),
+            Command::Write(w.clone())
+        );
+        let (_, all) = write_request(WriteCommand {
+            ack: Ack::Quorum,
+            ..w
+        });
+        assert!(!all);
+    }
+
+    #[test]
+    fn undecodable_bytes_are_refused_and_a_hash_mark_is_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(OsVfs::shared(), dir.path(), EngineConfig::default()).unwrap();
+        let app = ExchangeApp::open(&engine).unwrap();
+        let junk = Bytes::from_static(b"not a command");
+        let got = app
+            .apply(&engine, 1, Payload::Command(&junk), WriteBatch::new())
+            .unwrap();
+        assert!(matches!(got.response, Response::Refused { .. }), "{got:?}");
+        assert!(!got.hash_mark);
+        let mark = ExchangeApp::hash_mark_command();
+        let got = app
+            .apply(&engine, 2, Payload::Command(&mark), WriteBatch::new())
+            .unwrap();
+        assert_eq!(got.response, Response::HashMarked);
+        assert!(got.hash_mark);
+        assert_eq!(engine.applied_index(), 2);
+    }
+}
