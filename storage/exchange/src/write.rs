@@ -58,7 +58,7 @@ impl EncodedWrite {
         client_id: &str,
         request_id: u64,
         ack: Ack,
-        records: &[Record],
+        records: Vec<Record>,
     ) -> Result<EncodedWrite, InvalidWrite> {
         check_client_id(client_id)?;
         if request_id == 0 {
@@ -76,8 +76,8 @@ impl EncodedWrite {
                 ),
             ));
         }
-        validate_batch(records)?;
-        let archived = encode(&records.to_vec());
+        validate_batch(&records)?;
+        let archived = encode(&records);
         Ok(EncodedWrite {
             client_id: client_id.to_owned(),
             request_id,
@@ -120,20 +120,20 @@ mod tests {
     #[test]
     fn a_write_carries_the_hash_of_the_bytes_it_stores() {
         let records = samples::records();
-        let w = EncodedWrite::new("gw-1", 7, Ack::Quorum, &records).unwrap();
+        let w = EncodedWrite::new("gw-1", 7, Ack::Quorum, records.clone()).unwrap();
         assert_eq!(w.payload_hash, xxhash_rust::xxh3::xxh3_64(&w.records));
         assert_eq!(w.decode_records().unwrap(), records);
-        let again = EncodedWrite::new("gw-1", 7, Ack::Quorum, &records).unwrap();
+        let again = EncodedWrite::new("gw-1", 7, Ack::Quorum, records.clone()).unwrap();
         assert_eq!(again.payload_hash, w.payload_hash, "a retry hashes alike");
         let mut swapped = records.clone();
         swapped.swap(0, 1);
-        let other = EncodedWrite::new("gw-1", 7, Ack::Quorum, &swapped).unwrap();
+        let other = EncodedWrite::new("gw-1", 7, Ack::Quorum, swapped).unwrap();
         assert_ne!(other.payload_hash, w.payload_hash);
     }
 
     #[test]
     fn the_entry_decodes_to_the_same_write() {
-        let w = EncodedWrite::new("gw-1", 9, Ack::All, &samples::records()).unwrap();
+        let w = EncodedWrite::new("gw-1", 9, Ack::All, samples::records()).unwrap();
         let entry = w.clone().into_entry();
         assert_eq!(decode::<Command>(&entry).unwrap(), Command::EncodedWrite(w));
     }
@@ -142,7 +142,7 @@ mod tests {
     fn each_stateless_check_names_its_field() {
         let records = samples::records();
         let refused = |client: &str, request: u64, records: &[Record]| {
-            EncodedWrite::new(client, request, Ack::Quorum, records)
+            EncodedWrite::new(client, request, Ack::Quorum, records.to_vec())
                 .unwrap_err()
                 .to_string()
         };
@@ -162,6 +162,6 @@ mod tests {
             t.instrument_id.clear();
         }
         assert!(refused("c", 1, &bad).contains("instrument_id"));
-        assert!(EncodedWrite::new(&"x".repeat(64), 1, Ack::Quorum, &records).is_ok());
+        assert!(EncodedWrite::new(&"x".repeat(64), 1, Ack::Quorum, records).is_ok());
     }
 }

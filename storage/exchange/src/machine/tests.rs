@@ -203,7 +203,7 @@ fn a_write_archived_once_is_applied_once_and_its_retry_gets_the_first_answer() {
     let engine = open_engine(tmp.path());
     let machine = ExchangeMachine::open(&engine).unwrap();
     let records = samples::records();
-    let w = crate::EncodedWrite::new("gw-1", 42, Ack::Quorum, &records).unwrap();
+    let w = crate::EncodedWrite::new("gw-1", 42, Ack::Quorum, records.clone()).unwrap();
     let Response::Written { outcomes } = write_encoded(&machine, &engine, 1, &w) else {
         panic!("the first write is applied");
     };
@@ -215,7 +215,7 @@ fn a_write_archived_once_is_applied_once_and_its_retry_gets_the_first_answer() {
             outcomes
         }
     );
-    let other = crate::EncodedWrite::new("gw-1", 42, Ack::Quorum, &records[..1]).unwrap();
+    let other = crate::EncodedWrite::new("gw-1", 42, Ack::Quorum, records[..1].to_vec()).unwrap();
     assert_eq!(
         write_encoded(&machine, &engine, 3, &other),
         Response::RequestIdReused { original_index: 1 }
@@ -232,7 +232,7 @@ fn a_retry_of_a_write_logged_in_the_earlier_format_is_still_a_retry() {
     let Response::Written { outcomes } = write(&machine, &engine, 1, &earlier) else {
         panic!("the first write is applied");
     };
-    let retry = crate::EncodedWrite::new("gw-1", 5, Ack::Quorum, &records).unwrap();
+    let retry = crate::EncodedWrite::new("gw-1", 5, Ack::Quorum, records.clone()).unwrap();
     assert_ne!(retry.payload_hash, earlier.payload_hash);
     assert_eq!(
         write_encoded(&machine, &engine, 2, &retry),
@@ -241,7 +241,7 @@ fn a_retry_of_a_write_logged_in_the_earlier_format_is_still_a_retry() {
             outcomes
         }
     );
-    let other = crate::EncodedWrite::new("gw-1", 5, Ack::Quorum, &records[..2]).unwrap();
+    let other = crate::EncodedWrite::new("gw-1", 5, Ack::Quorum, records[..2].to_vec()).unwrap();
     assert_eq!(
         write_encoded(&machine, &engine, 3, &other),
         Response::RequestIdReused { original_index: 1 }
@@ -253,7 +253,7 @@ fn records_that_do_not_decode_are_refused_and_the_entry_still_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let engine = open_engine(tmp.path());
     let machine = ExchangeMachine::open(&engine).unwrap();
-    let mut w = crate::EncodedWrite::new("gw-1", 1, Ack::Quorum, &samples::records()).unwrap();
+    let mut w = crate::EncodedWrite::new("gw-1", 1, Ack::Quorum, samples::records()).unwrap();
     w.records = b"not an archive".to_vec();
     let answer = write_encoded(&machine, &engine, 1, &w);
     assert!(
