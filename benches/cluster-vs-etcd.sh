@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# QAStore and etcd side by side on this machine: installs etcd (Debian's etcd-server) and
-# protoc (needed to build the etcd client) when missing, builds, runs a three-node cluster of
-# each system on loopback one after the other under the same load, prints the table and writes
+# QAStore and etcd side by side on this machine: installs etcd (Debian's etcd-server), and
+# protoc with protobuf's well-known types (needed to build the etcd client), when missing;
+# builds, runs a three-node cluster of each system on loopback one after the other under the
+# same load, prints the table and writes
 # target/cluster-vs-etcd/cluster-vs-etcd.{json,md}. Arguments go to the benchmark
 # (e.g. --measure-secs 5 --trials 3; see --help).
 set -euo pipefail
@@ -10,6 +11,8 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+# The etcd client's protos import protobuf's well-known types, which protoc alone lacks.
+[ -f /usr/include/google/protobuf/descriptor.proto ] || missing+=(libprotobuf-dev)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

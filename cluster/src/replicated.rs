@@ -12,8 +12,8 @@ use bytes::Bytes;
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::record::decode;
 use qastore_exchange::{
-    olap, Ack, ClusterConfig, Command, EntryContent, ExchangeMachine, Response, SystemCommand,
-    WriteCommand,
+    olap, Ack, ClusterConfig, Command, EncodedWrite, EntryContent, ExchangeMachine, Response,
+    SystemCommand,
 };
 use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore};
 use qastore_lsm::{Engine, WriteBatch};
@@ -45,10 +45,11 @@ pub fn request(command: &Command) -> Request {
     Request::from_bytes(command.to_bytes())
 }
 
-/// The request of a client's write, and whether its ack level waits for every voter.
-pub fn write_request(write: WriteCommand) -> (Request, bool) {
+/// The request of a client's checked write, and whether its ack level waits for every voter.
+/// The entry carries the records' archive as the write made it: nothing encodes them again.
+pub fn write_request(write: EncodedWrite) -> (Request, bool) {
     let all = write.ack == Ack::All;
-    (request(&Command::Write(write)), all)
+    (Request::from_bytes(write.into_entry()), all)
 }
 
 /// The exchange's errors, engine failures kept typed so that damage is recognised.
@@ -147,14 +148,14 @@ mod tests {
 
     #[test]
     fn a_write_s_request_is_its_archived_command() {
-        let w = WriteCommand::new("c1", 7, Ack::All, samples::records());
+        let w = EncodedWrite::new("c1", 7, Ack::All, samples::records()).unwrap();
         let (req, all) = write_request(w.clone());
         assert!(all);
         assert_eq!(
             decode::<Command>(req.bytes()).unwrap(),
-            Command::Write(w.clone())
+            Command::EncodedWrite(w.clone())
         );
-        let (_, all) = write_request(WriteCommand {
+        let (_, all) = write_request(EncodedWrite {
             ack: Ack::Quorum,
             ..w
         });

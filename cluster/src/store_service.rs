@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qastore_exchange::query::{BarSource, Page, PageRequest, Period, Queries, TimeRange};
-use qastore_exchange::{Ack, Response as Applied, WriteCommand};
+use qastore_exchange::{Ack, EncodedWrite, Response as Applied};
 use qastore_lsm::Engine;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
@@ -98,14 +98,9 @@ impl StoreService {
                 )))
             }
         };
-        if req.request_id == 0 {
-            return Err(ApiError::InvalidArgument(
-                "field request_id: must not be 0".into(),
-            ));
-        }
         let records = conv::records_from_pb(req.records)?;
         let request_id = req.request_id;
-        let cmd = WriteCommand::validated(req.client_id, request_id, ack, records)
+        let cmd = EncodedWrite::new(&req.client_id, request_id, ack, records)
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         let (request, all_voters) = write_request(cmd);
         let out = self

@@ -14,7 +14,7 @@ use qastore_exchange::keys::Stream;
 use qastore_exchange::olap;
 use qastore_exchange::query::Queries;
 use qastore_exchange::record::Record;
-use qastore_exchange::{Ack, Response, StreamKind, SystemCommand, WriteCommand};
+use qastore_exchange::{Ack, EncodedWrite, Response, StreamKind, SystemCommand, WriteCommand};
 use qastore_lsm::vfs::{PowerCut, SimVfs};
 use qastore_raft::{Error, RaftNodeConfig};
 use support::{batches, config, free_port, init_tracing, ExchangeCommands, SERIAL, WAIT};
@@ -130,7 +130,7 @@ async fn bad_writes_are_refused_before_the_log_with_the_field_named() {
         ("", good.clone(), "client_id"),
         ("gw", Vec::new(), "records"),
     ] {
-        let e = WriteCommand::validated(client, 1, Ack::Quorum, records)
+        let e = EncodedWrite::new(client, 1, Ack::Quorum, records)
             .unwrap_err()
             .to_string();
         assert!(e.contains(field), "{e}");
@@ -156,7 +156,7 @@ async fn after_a_power_cut_the_committed_tail_is_re_applied_exactly_once() {
     for (i, b) in data.iter().enumerate() {
         let out = node
             .write_cmd(
-                WriteCommand::new("gw", i as u64, Ack::Quorum, b.clone()),
+                WriteCommand::new("gw", i as u64 + 1, Ack::Quorum, b.clone()),
                 WAIT,
             )
             .await
@@ -213,7 +213,7 @@ async fn system_commands_convert_days_and_bad_ones_are_refused_alike() {
     let dir = tempfile::tempdir().unwrap();
     let node = initialized(config("c", 1, dir.path(), free_port()), None).await;
     for (i, b) in batches(20, 20241202).into_iter().enumerate() {
-        node.write_cmd(WriteCommand::new("gw", i as u64, Ack::Quorum, b), WAIT)
+        node.write_cmd(WriteCommand::new("gw", i as u64 + 1, Ack::Quorum, b), WAIT)
             .await
             .unwrap();
     }

@@ -29,7 +29,7 @@ use qastore_cluster::{write_request, ExchangeNode};
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
 use qastore_exchange::record::Record;
-use qastore_exchange::{Ack, WriteCommand};
+use qastore_exchange::{Ack, EncodedWrite};
 use qastore_lsm::wal::WalConfig;
 use qastore_lsm::EngineConfig;
 use qastore_raft::{NodeId, RaftConfig, RaftNodeConfig, Role};
@@ -160,13 +160,9 @@ async fn run(
                 request += 1;
                 let t = Instant::now();
                 // Validated inside the timing, as a node's write path does.
-                let cmd = WriteCommand::validated(
-                    format!("bench-{batch}-{c}"),
-                    request,
-                    Ack::Quorum,
-                    records,
-                )
-                .expect("generated records are valid");
+                let cmd =
+                    EncodedWrite::new(&format!("bench-{batch}-{c}"), request, Ack::Quorum, records)
+                        .expect("generated records are valid");
                 let (req, all_voters) = write_request(cmd);
                 match leader.write(req, all_voters, Duration::from_secs(30)).await {
                     Ok(_) => {

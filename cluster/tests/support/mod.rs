@@ -12,7 +12,7 @@ use qastore_cluster::{request, write_request, ExchangeNode};
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
 use qastore_exchange::record::Record;
-use qastore_exchange::{Ack, Response, SystemCommand, WriteCommand};
+use qastore_exchange::{Ack, EncodedWrite, Response, SystemCommand, WriteCommand};
 use qastore_lsm::wal::WalConfig;
 use qastore_lsm::EngineConfig;
 use qastore_raft::{NodeId, PeerNode, RaftConfig, RaftNodeConfig, Role, WriteOutcome};
@@ -278,7 +278,10 @@ impl ExchangeCommands for ExchangeNode {
         cmd: WriteCommand,
         timeout: Duration,
     ) -> qastore_raft::Result<WriteOutcome<Response>> {
-        let (req, all_voters) = write_request(cmd);
+        // The checks a node's write path runs before proposing, refused the way it refuses.
+        let checked = EncodedWrite::new(&cmd.client_id, cmd.request_id, cmd.ack, cmd.records)
+            .map_err(|e| qastore_raft::Error::InvalidArgument(e.to_string()))?;
+        let (req, all_voters) = write_request(checked);
         self.write(req, all_voters, timeout).await
     }
 

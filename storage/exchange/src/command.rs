@@ -8,6 +8,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::apply::Outcome;
 use crate::record::{encode, Record};
+use crate::write::EncodedWrite;
 
 /// How many nodes must hold a write before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
@@ -20,7 +21,9 @@ pub enum Ack {
     All,
 }
 
-/// A batch of exchange records from one client request.
+/// A batch of exchange records from one client request, in the format writes were logged
+/// in before their records were archived once ([`EncodedWrite`]): entries already in logs and
+/// checkpoints keep applying as they were logged.
 #[derive(Debug, Clone, PartialEq, Archive, Serialize, Deserialize)]
 pub struct WriteCommand {
     /// Who sent it (with `request_id`, what makes a retry recognisable).
@@ -54,7 +57,8 @@ impl WriteCommand {
     }
 }
 
-/// The hash identifying a batch of records (of their archived form, which is deterministic).
+/// The hash identifying a batch of records in the earlier write format ([`WriteCommand`]):
+/// each record archived on its own. Writes now hash their one archive ([`EncodedWrite`]).
 pub fn payload_hash(records: &[Record]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for r in records {
@@ -123,6 +127,9 @@ pub enum Command {
     Write(WriteCommand),
     /// A system change.
     System(SystemCommand),
+    /// Apply a client's batch of records, archived once ([`crate::write`]): how every write
+    /// is logged now.
+    EncodedWrite(EncodedWrite),
 }
 
 impl Command {
@@ -218,7 +225,18 @@ mod tests {
             stream: StreamKind::Trades,
             trading_day: 20241202,
         });
-        for (cmd, stored) in [(write, WRITE_BYTES), (system, SYSTEM_BYTES)] {
+        let encoded = Command::EncodedWrite(EncodedWrite {
+            client_id: "c1".into(),
+            request_id: 7,
+            payload_hash: 0x0102_0304_0506_0708,
+            ack: Ack::All,
+            records: vec![0xaa, 0xbb, 0xcc],
+        });
+        for (cmd, stored) in [
+            (write, WRITE_BYTES),
+            (system, SYSTEM_BYTES),
+            (encoded, ENCODED_WRITE_BYTES),
+        ] {
             let bytes = encode(&cmd);
             assert_eq!(hex(&bytes), stored, "{cmd:?} no longer archives the same");
             assert_eq!(decode::<Command>(&unhex(stored)).unwrap(), cmd);
@@ -234,6 +252,18 @@ mod tests {
         "0807060504030201",
         "01000000",
         "dcffffff00000000",
+        "00000000",
+    );
+    /// `Command::EncodedWrite`: the records' bytes and padding, the tag, "c1" stored inline,
+    /// request id 7, the payload hash, `All`, the byte vector (offset, length 3).
+    const ENCODED_WRITE_BYTES: &str = concat!(
+        "aabbcc0000000000",
+        "0200000000000000",
+        "6331ffffffffffff",
+        "0700000000000000",
+        "0807060504030201",
+        "01000000",
+        "d4ffffff03000000",
         "00000000",
     );
     /// `Command::System(ConvertDay)`: the tags, `Trades`, the day 20241202, padding.

@@ -80,10 +80,10 @@ pub mod machine;
 pub mod olap;
 pub mod query;
 pub mod record;
-mod write_check;
+pub mod write;
 
 pub use cluster_config::ClusterConfig;
 pub use command::{payload_hash, Ack, Command, Response, StreamKind, SystemCommand, WriteCommand};
 pub use error::{Error, InvalidArgument, Result};
 pub use machine::{EntryContent, ExchangeMachine};
-pub use write_check::InvalidWrite;
+pub use write::{EncodedWrite, InvalidWrite};

@@ -21,12 +21,12 @@ use qastore_lsm::{BatchOp, Engine, WriteBatch};
 use crate::apply::stage;
 use crate::calendar::TradingCalendar;
 use crate::cluster_config::ClusterConfig;
-use crate::command::{Command, Response, SystemCommand, WriteCommand};
+use crate::command::{payload_hash, Command, Response, SystemCommand};
 use crate::dedup::{self, Check, DedupRecord};
 use crate::error::{Error, Result};
 use crate::keys::{KeyBuf, SYSTEM};
 use crate::olap::{self, RetentionPolicy};
-use crate::record::DecodeError;
+use crate::record::{DecodeError, Record};
 
 /// Expired request ids are swept every this many entries...
 const DEDUP_SWEEP_EVERY: u64 = 16;
@@ -116,7 +116,34 @@ impl ExchangeMachine {
             )?;
         }
         match content {
-            EntryContent::Command(Command::Write(w)) => apply_write(engine, index, w, sys),
+            EntryContent::Command(Command::Write(w)) => {
+                let write = Write {
+                    client_id: &w.client_id,
+                    request_id: w.request_id,
+                    payload_hash: w.payload_hash,
+                    records: &w.records,
+                    earlier_hash: None,
+                };
+                apply_write(engine, index, &write, sys)
+            }
+            EntryContent::Command(Command::EncodedWrite(w)) => match w.decode_records() {
+                Ok(records) => {
+                    let write = Write {
+                        client_id: &w.client_id,
+                        request_id: w.request_id,
+                        payload_hash: w.payload_hash,
+                        records: &records,
+                        earlier_hash: Some(payload_hash),
+                    };
+                    apply_write(engine, index, &write, sys)
+                }
+                Err(e) => {
+                    engine.apply(&sys, index)?;
+                    Ok(Response::Refused {
+                        reason: format!("the records do not decode: {e}"),
+                    })
+                }
+            },
             EntryContent::Command(Command::System(s)) => self.apply_system(engine, index, s, sys),
             EntryContent::Undecodable(e) => {
                 engine.apply(&sys, index)?;
@@ -201,8 +228,34 @@ impl ExchangeMachine {
     }
 }
 
-fn apply_write(engine: &Engine, index: u64, w: &WriteCommand, sys: WriteBatch) -> Result<Response> {
-    match dedup::check(engine, &w.client_id, w.request_id, w.payload_hash)? {
+/// A client's write, in whichever format it was logged.
+struct Write<'a> {
+    client_id: &'a str,
+    request_id: u64,
+    payload_hash: u64,
+    records: &'a [Record],
+    /// How the earlier format hashed the same records: a retry, in this format, of a write
+    /// logged in the earlier one is still a retry.
+    earlier_hash: Option<fn(&[Record]) -> u64>,
+}
+
+/// Looks the write up among the remembered ones, comparing its earlier-format hash too before
+/// calling its request id reused.
+fn check_dedup(engine: &Engine, w: &Write<'_>) -> Result<Check> {
+    let check = dedup::check(engine, w.client_id, w.request_id, w.payload_hash)?;
+    match (&check, w.earlier_hash) {
+        (Check::Reused { .. }, Some(earlier)) => {
+            match dedup::check(engine, w.client_id, w.request_id, earlier(w.records))? {
+                retry @ Check::Retry(_) => Ok(retry),
+                _ => Ok(check),
+            }
+        }
+        _ => Ok(check),
+    }
+}
+
+fn apply_write(engine: &Engine, index: u64, w: &Write<'_>, sys: WriteBatch) -> Result<Response> {
+    match check_dedup(engine, w)? {
         Check::Retry(first) => {
             engine.apply(&sys, index)?;
             Ok(Response::Duplicate {
@@ -215,7 +268,7 @@ fn apply_write(engine: &Engine, index: u64, w: &WriteCommand, sys: WriteBatch) -
             Ok(Response::RequestIdReused { original_index })
         }
         Check::New => {
-            let staged = match stage(engine, &w.records, index) {
+            let staged = match stage(engine, w.records, index) {
                 Ok(s) => s,
                 Err(Error::Engine(qastore_lsm::Error::InvalidArgument(e))) => {
                     engine.apply(&sys, index)?;
@@ -228,7 +281,7 @@ fn apply_write(engine: &Engine, index: u64, w: &WriteCommand, sys: WriteBatch) -
             let mut batch = staged.batch;
             dedup::remember(
                 &mut batch,
-                &w.client_id,
+                w.client_id,
                 w.request_id,
                 &DedupRecord {
                     log_index: index,

@@ -2,7 +2,7 @@ use qastore_lsm::vfs::OsVfs;
 use qastore_lsm::EngineConfig;
 
 use super::*;
-use crate::command::Ack;
+use crate::command::{Ack, WriteCommand};
 use crate::record::samples;
 
 fn open_engine(dir: &std::path::Path) -> Engine {
@@ -183,4 +183,86 @@ fn an_undecodable_entry_is_refused_and_still_counts() {
         .unwrap();
     assert!(matches!(r, Response::Refused { .. }), "{r:?}");
     assert_eq!(applied_marker(&engine), Some(Bytes::from("1")));
+}
+
+fn write_encoded(
+    machine: &ExchangeMachine,
+    engine: &Engine,
+    index: u64,
+    w: &crate::EncodedWrite,
+) -> Response {
+    let cmd = Command::EncodedWrite(w.clone());
+    machine
+        .apply(engine, index, EntryContent::Command(&cmd), marker(index))
+        .unwrap()
+}
+
+#[test]
+fn a_write_archived_once_is_applied_once_and_its_retry_gets_the_first_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = open_engine(tmp.path());
+    let machine = ExchangeMachine::open(&engine).unwrap();
+    let records = samples::records();
+    let w = crate::EncodedWrite::new("gw-1", 42, Ack::Quorum, records.clone()).unwrap();
+    let Response::Written { outcomes } = write_encoded(&machine, &engine, 1, &w) else {
+        panic!("the first write is applied");
+    };
+    assert_eq!(outcomes.len(), records.len());
+    assert_eq!(
+        write_encoded(&machine, &engine, 2, &w),
+        Response::Duplicate {
+            original_index: 1,
+            outcomes
+        }
+    );
+    let other = crate::EncodedWrite::new("gw-1", 42, Ack::Quorum, records[..1].to_vec()).unwrap();
+    assert_eq!(
+        write_encoded(&machine, &engine, 3, &other),
+        Response::RequestIdReused { original_index: 1 }
+    );
+}
+
+#[test]
+fn a_retry_of_a_write_logged_in_the_earlier_format_is_still_a_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = open_engine(tmp.path());
+    let machine = ExchangeMachine::open(&engine).unwrap();
+    let records = samples::records();
+    let earlier = WriteCommand::new("gw-1", 5, Ack::Quorum, records.clone());
+    let Response::Written { outcomes } = write(&machine, &engine, 1, &earlier) else {
+        panic!("the first write is applied");
+    };
+    let retry = crate::EncodedWrite::new("gw-1", 5, Ack::Quorum, records.clone()).unwrap();
+    assert_ne!(retry.payload_hash, earlier.payload_hash);
+    assert_eq!(
+        write_encoded(&machine, &engine, 2, &retry),
+        Response::Duplicate {
+            original_index: 1,
+            outcomes
+        }
+    );
+    let other = crate::EncodedWrite::new("gw-1", 5, Ack::Quorum, records[..2].to_vec()).unwrap();
+    assert_eq!(
+        write_encoded(&machine, &engine, 3, &other),
+        Response::RequestIdReused { original_index: 1 }
+    );
+}
+
+#[test]
+fn records_that_do_not_decode_are_refused_and_the_entry_still_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = open_engine(tmp.path());
+    let machine = ExchangeMachine::open(&engine).unwrap();
+    let mut w = crate::EncodedWrite::new("gw-1", 1, Ack::Quorum, samples::records()).unwrap();
+    w.records = b"not an archive".to_vec();
+    let answer = write_encoded(&machine, &engine, 1, &w);
+    assert!(
+        matches!(&answer, Response::Refused { reason } if reason.contains("do not decode")),
+        "{answer:?}"
+    );
+    assert_eq!(applied_marker(&engine), Some(Bytes::from("1")));
+    assert!(crate::query::Queries::new(&engine)
+        .orders("u1001", false, false)
+        .unwrap()
+        .is_empty());
 }
