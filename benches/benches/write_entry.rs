@@ -1,5 +1,5 @@
-//! What the leader does to a client's batch before proposing it: every stateless check, the
-//! dedup hash and the log entry's bytes.
+//! What the leader does to a client's batch before proposing it (every stateless check, the
+//! dedup hash and the log entry's bytes), and what every node does to decode the entry.
 //!
 //! * `archived_once`: [`EncodedWrite::new`] then [`EncodedWrite::into_entry`], the write path
 //!   of a node: the records are archived once, that archive is hashed and carried by the entry.
@@ -7,7 +7,11 @@
 //!   own and the whole command archived again ([`WriteCommand::new`], how writes were logged
 //!   before), which a node still decodes.
 //!
-//! Both take batches of 1, 10 and 100 records of a realistic mix (ticks, books, orders, fills,
+//! * `entry_decode`: what every node does with the entry before applying it, beside the
+//!   earlier format: `Command::from_entry` and the records decoded from their archive, against
+//!   the earlier command decoded whole.
+//!
+//! All take batches of 1, 10 and 100 records of a realistic mix (ticks, books, orders, fills,
 //! accounts, positions). Run: `cargo bench -p qastore-benches --bench write_entry` (about a
 //! minute).
 
@@ -18,7 +22,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
-use qastore_exchange::record::{encode, validate_batch, Record};
+use qastore_exchange::record::{decode, encode, validate_batch, Record};
 use qastore_exchange::{Ack, Command, EncodedWrite, WriteCommand};
 
 // The allocator the qastore binary ships with.
@@ -73,9 +77,39 @@ fn write_entry(c: &mut Criterion) {
     g.finish();
 }
 
+fn entry_decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("entry_decode");
+    for n in [1, 10, 100] {
+        let batch = records(n);
+        g.throughput(Throughput::Elements(n as u64));
+        let new = EncodedWrite::new("gw-1", 7, Ack::Quorum, batch.clone())
+            .unwrap()
+            .into_entry();
+        let old = encode(&Command::Write(WriteCommand::new(
+            "gw-1",
+            7,
+            Ack::Quorum,
+            batch,
+        )));
+        g.bench_with_input(BenchmarkId::new("archived_once", n), &new, |b, e| {
+            b.iter(|| match Command::from_entry(e).unwrap() {
+                Command::EncodedWrite(w) => w.decode_records().unwrap().len(),
+                _ => 0,
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("earlier_format", n), &old, |b, e| {
+            b.iter(|| match decode::<Command>(e).unwrap() {
+                Command::Write(w) => w.records.len(),
+                _ => 0,
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = write_entry
+    targets = write_entry, entry_decode
 }
 criterion_main!(benches);

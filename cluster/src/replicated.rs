@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use qastore_exchange::calendar::TradingCalendar;
-use qastore_exchange::record::decode;
 use qastore_exchange::{
     olap, Ack, ClusterConfig, Command, EncodedWrite, EntryContent, ExchangeMachine, Response,
     SystemCommand,
@@ -80,7 +79,7 @@ impl Application for ExchangeApp {
         system: WriteBatch,
     ) -> Result<Applied<Response>, AppError> {
         let command = match payload {
-            Payload::Command(bytes) => Some(decode::<Command>(bytes)),
+            Payload::Command(bytes) => Some(Command::from_entry(bytes)),
             Payload::Nothing => None,
         };
         let content = match &command {
@@ -142,7 +141,7 @@ impl Application for ExchangeApp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use qastore_exchange::record::samples;
+    use qastore_exchange::record::{decode, samples};
     use qastore_lsm::vfs::OsVfs;
     use qastore_lsm::EngineConfig;
 

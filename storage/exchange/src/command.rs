@@ -7,7 +7,7 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::apply::Outcome;
-use crate::record::{encode, Record};
+use crate::record::{encode, inspect, DecodeError, Record};
 use crate::write::EncodedWrite;
 
 /// How many nodes must hold a write before it is answered.
@@ -137,6 +137,26 @@ impl Command {
     pub fn to_bytes(&self) -> bytes::Bytes {
         encode(self)
     }
+
+    /// Checks and decodes a log entry's command. A write archived once keeps its records'
+    /// archive as bytes, copied whole rather than deserialized byte by byte: the records are
+    /// checked and decoded when the write is applied.
+    pub fn from_entry(bytes: &[u8]) -> Result<Command, DecodeError> {
+        inspect::<Command, _>(bytes, |archived| match archived {
+            ArchivedCommand::EncodedWrite(w) => Ok(Command::EncodedWrite(EncodedWrite {
+                client_id: w.client_id.as_str().to_owned(),
+                request_id: w.request_id.to_native(),
+                payload_hash: w.payload_hash.to_native(),
+                ack: match w.ack {
+                    ArchivedAck::Quorum => Ack::Quorum,
+                    ArchivedAck::All => Ack::All,
+                },
+                records: w.records.as_slice().to_vec(),
+            })),
+            other => rkyv::deserialize::<Command, rkyv::rancor::Error>(other)
+                .map_err(|e| DecodeError(e.to_string())),
+        })?
+    }
 }
 
 /// What applying an entry answered.
@@ -209,6 +229,21 @@ mod tests {
         let bytes = cmd.to_bytes();
         assert_eq!(decode::<Command>(&bytes).unwrap(), cmd);
         assert!(decode::<Command>(&bytes.slice(..bytes.len() - 8)).is_err());
+    }
+
+    #[test]
+    fn an_entry_decodes_alike_by_either_path() {
+        let write = Command::Write(WriteCommand::new("c1", 7, Ack::All, samples::records()));
+        let encoded = Command::EncodedWrite(
+            EncodedWrite::new("c1", 8, Ack::Quorum, samples::records()).unwrap(),
+        );
+        let system = Command::System(SystemCommand::HashMark);
+        for cmd in [write, encoded, system] {
+            let bytes = cmd.to_bytes();
+            assert_eq!(Command::from_entry(&bytes).unwrap(), cmd);
+            assert_eq!(decode::<Command>(&bytes).unwrap(), cmd);
+            assert!(Command::from_entry(&bytes[..bytes.len() - 8]).is_err());
+        }
     }
 
     /// Entries already in logs were archived in this exact layout: it must keep decoding.
