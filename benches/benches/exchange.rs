@@ -25,7 +25,7 @@ use qastore_exchange::olap;
 use qastore_exchange::query::bars::{bars, BarSource, Period};
 use qastore_exchange::query::TimeRange;
 use qastore_exchange::record::{encode, Record};
-use qastore_lsm::batch::WriteBatch;
+use qastore_lsm::WriteBatch;
 use qastore_lsm::vfs::OsVfs;
 use qastore_lsm::{Engine, EngineConfig};
 

@@ -27,7 +27,7 @@ impl CodecError {
 pub enum Error {
     /// The storage engine or write-ahead log failed.
     #[error(transparent)]
-    Storage(#[from] qastore_lsm::error::Error),
+    Storage(#[from] qastore_lsm::Error),
     /// The replicated application failed (its engine errors arrive as [`Error::Storage`]);
     /// its error is kept as the source.
     #[error(transparent)]

@@ -21,7 +21,6 @@
 //! * [`wal`]: the write-ahead log, used directly by the Raft log store;
 //! * [`checkpoint`]: creating, streaming, installing and switching to checkpoints;
 //! * [`codec`]: the varint and fixed-width helpers other crates encode their own records with;
-//! * [`batch`] and [`error`]: the homes of the root re-exports, also reachable by path;
 //! * [`memtable`] and [`ikey`]: the in-memory table and internal key layout, public so that
 //!   benchmarks can measure them on their own.
 //!
@@ -111,13 +110,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod batch;
+mod batch;
 pub mod checkpoint;
 pub mod codec;
 mod compaction;
 mod engine;
 mod entry;
-pub mod error;
+mod error;
 mod filenames;
 mod frame;
 pub mod ikey;
