@@ -25,8 +25,8 @@ use qastore_exchange::olap;
 use qastore_exchange::query::bars::{bars, BarSource, Period};
 use qastore_exchange::query::TimeRange;
 use qastore_exchange::record::{encode, Record};
-use qastore_lsm::WriteBatch;
 use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
 // The allocator the qastore binary ships with, for both stores alike.

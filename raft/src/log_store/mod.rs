@@ -117,9 +117,7 @@ impl LogStore {
 
     async fn durable(
         &self,
-        start: impl FnOnce(
-            Box<dyn FnOnce(qastore_lsm::Result<()>) + Send>,
-        ) -> qastore_lsm::Result<()>,
+        start: impl FnOnce(Box<dyn FnOnce(qastore_lsm::Result<()>) + Send>) -> qastore_lsm::Result<()>,
     ) -> io::Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         start(Box::new(move |r| {
