@@ -14,7 +14,7 @@ use qastore_exchange::query::Queries;
 use qastore_exchange::Response;
 use qastore_raft::Role;
 use qastore_raft::{Error, NodeId};
-use support::{batches, write, Cluster, ExchangeCommands, SERIAL, WAIT};
+use support::{batches, journal_outcomes, write, Cluster, ExchangeCommands, SERIAL, WAIT};
 
 /// Writes `batches` through the current leader; returns the log index of each acknowledged one.
 async fn write_all(c: &Cluster, batches: &[Vec<qastore_exchange::record::Record>]) -> Vec<u64> {
@@ -236,15 +236,8 @@ async fn after_all_three_restart_every_acknowledged_write_is_there_once() {
     c.wait_applied(last).await;
     for id in 1..=3 {
         let engine = c.nodes[&id].engine().unwrap();
-        let q = Queries::new(&engine);
         for (index, outcomes) in &written {
-            let got: Vec<_> = q
-                .journal(*index, 100_000)
-                .unwrap()
-                .into_iter()
-                .filter(|e| e.log_index == *index)
-                .map(|e| e.outcome)
-                .collect();
+            let got = journal_outcomes(&engine, *index);
             // Applied twice, an insert would read back as a duplicate of itself.
             assert_eq!(&got, outcomes, "node {id}, write at {index}");
         }

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use qastore_cluster::ExchangeNode;
-use qastore_exchange::apply::Outcome;
 use qastore_exchange::keys::Stream;
 use qastore_exchange::olap;
 use qastore_exchange::query::Queries;
@@ -17,7 +16,9 @@ use qastore_exchange::record::Record;
 use qastore_exchange::{Ack, EncodedWrite, Response, StreamKind, SystemCommand, WriteCommand};
 use qastore_lsm::vfs::{PowerCut, SimVfs};
 use qastore_raft::{Error, RaftNodeConfig};
-use support::{batches, config, free_port, init_tracing, ExchangeCommands, SERIAL, WAIT};
+use support::{
+    batches, config, free_port, init_tracing, journal_outcomes, ExchangeCommands, SERIAL, WAIT,
+};
 
 async fn single(cfg: RaftNodeConfig, vfs: Option<&SimVfs>) -> ExchangeNode {
     let node = match vfs {
@@ -191,15 +192,8 @@ async fn after_a_power_cut_the_committed_tail_is_re_applied_exactly_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let engine = node.engine().unwrap();
-    let q = Queries::new(&engine);
     for (index, outcomes) in &written {
-        let got: Vec<Outcome> = q
-            .journal(*index, 100_000)
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.log_index == *index)
-            .map(|e| e.outcome)
-            .collect();
+        let got = journal_outcomes(&engine, *index);
         assert_eq!(&got, outcomes, "the write at {index} after the power cut");
     }
     drop(engine);

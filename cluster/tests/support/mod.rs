@@ -11,8 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qastore_cluster::{request, write_request, ExchangeApp, ExchangeNode};
+use qastore_exchange::apply::Outcome;
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
+use qastore_exchange::query::Queries;
 use qastore_exchange::record::Record;
 use qastore_exchange::{Ack, EncodedWrite, Response, SystemCommand, WriteCommand};
 use qastore_raft::WriteOutcome;
@@ -32,6 +34,17 @@ impl TestApp for ExchangeApp {
 
 /// A cluster of exchange nodes.
 pub type Cluster = harness::Cluster<ExchangeApp>;
+
+/// The outcomes the journal holds for the write applied at `index`, in record order.
+pub fn journal_outcomes(engine: &qastore_lsm::Engine, index: u64) -> Vec<Outcome> {
+    Queries::new(engine)
+        .journal(index, 100_000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.log_index == index)
+        .map(|e| e.outcome)
+        .collect()
+}
 
 /// Realistic exchange batches, 50 records each.
 pub fn batches(n: usize, seed_day: u32) -> Vec<Vec<Record>> {
