@@ -22,6 +22,10 @@ const SERDE_MESSAGES: &[&str] = &[
     "ServedBy",
     "WriteResponse",
     "Bar",
+    "Position",
+    "Event",
+    "Progress",
+    "ConsumerInfo",
 ];
 
 /// Enum fields and the enum they hold.
@@ -45,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "qastore/v1/records.proto",
         "qastore/v1/store.proto",
         "qastore/v1/admin.proto",
+        "qastore/v1/feed.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());

@@ -5,6 +5,7 @@
 //!   cluster use among themselves (replication, elections, snapshots, leadership transfer).
 //! * [`v1::store_server`] / [`v1::store_client`]: the client API (writes and queries).
 //! * [`v1::admin_server`] / [`v1::admin_client`]: the operator API.
+//! * [`v1::feed_server`] / [`v1::feed_client`]: subscriptions and durable consumers.
 //! * [`peer_metadata`] and [`api_metadata`]: the gRPC metadata keys both sides agree on.
 //!
 //! The messages read and write JSON (serde), with enum fields by name; how is internal.
@@ -38,6 +39,10 @@ pub mod api_metadata {
     pub const LOG_INDEX: &str = "qastore-log-index";
     /// On a forwarded write: set by the forwarding node, so the leader never forwards again.
     pub const FORWARDED: &str = "qastore-forwarded";
+    /// On OUT_OF_RANGE from a subscription: the earliest position the journal still holds.
+    pub const EARLIEST_POSITION: &str = "qastore-earliest-position";
+    /// On a subscription cut off: the last position it delivered.
+    pub const LAST_DELIVERED: &str = "qastore-last-delivered";
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 #[derive(Debug)]
 pub struct EngineSlot {
     current: RwLock<Option<Arc<Engine>>>,
+    /// Set once the node shuts down: the slot stays empty from then on.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl EngineSlot {
@@ -23,15 +25,28 @@ impl EngineSlot {
     pub fn new(engine: Engine) -> Self {
         EngineSlot {
             current: RwLock::new(Some(Arc::new(engine))),
+            retired: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// The live engine. Fails while a snapshot is being installed.
     pub fn get(&self) -> Result<Arc<Engine>> {
-        self.current
-            .read()
-            .clone()
-            .ok_or_else(|| Error::Stopped("the engine is being replaced by a snapshot".into()))
+        self.current.read().clone().ok_or_else(|| {
+            if self.retired.load(std::sync::atomic::Ordering::Acquire) {
+                Error::Stopped("the node is shutting down".into())
+            } else {
+                Error::Stopped("the engine is being replaced by a snapshot".into())
+            }
+        })
+    }
+
+    /// Closes the engine for good, when the node shuts down: waits until every handle (a
+    /// query, a snapshot being built) is dropped and the engine's threads have stopped, so
+    /// nothing writes into the data directory after this returns.
+    pub async fn retire(&self) -> Result<()> {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.close().await
     }
 
     /// Empties the slot and waits until the engine it held is closed.

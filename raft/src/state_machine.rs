@@ -200,6 +200,14 @@ impl StateMachine {
         e.into()
     }
 
+    /// Closes the engine when the node shuts down, after Raft has stopped: waits for a snapshot
+    /// being built or installed and for queries still holding the engine, then for the engine's
+    /// threads. Nothing writes into the data directory after this returns.
+    pub async fn close(&self) -> Result<()> {
+        let _home = self.inner.home.lock().await;
+        self.inner.engine.retire().await
+    }
+
     /// The record of damage found in the engine and repairs made.
     pub fn damage(&self) -> &Arc<EngineDamage> {
         &self.inner.damage

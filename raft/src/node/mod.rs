@@ -332,6 +332,10 @@ impl<A: Application> RaftNode<A> {
             let _ = t.await;
             tracing::info!(node = self.id, task = i, elapsed = ?t0.elapsed(), "task stopped");
         }
+        // A snapshot build that Raft started may still be writing its checkpoint.
+        if let Err(e) = self.sm.close().await {
+            tracing::warn!(node = self.id, error = %e, "closing the engine");
+        }
         tracing::info!(node = self.id, "node stopped");
         r.map_err(|e| Error::Stopped(e.to_string()))
     }

@@ -152,6 +152,7 @@ impl Command {
                     ArchivedAck::All => Ack::All,
                 },
                 records: w.records.as_slice().to_vec(),
+                commit_ns: w.commit_ns.to_native(),
             })),
             other => rkyv::deserialize::<Command, rkyv::rancor::Error>(other)
                 .map_err(|e| DecodeError(e.to_string())),
@@ -266,6 +267,7 @@ mod tests {
             payload_hash: 0x0102_0304_0506_0708,
             ack: Ack::All,
             records: vec![0xaa, 0xbb, 0xcc],
+            commit_ns: 0x1112_1314_1516_1718,
         });
         for (cmd, stored) in [
             (write, WRITE_BYTES),
@@ -290,7 +292,8 @@ mod tests {
         "00000000",
     );
     /// `Command::EncodedWrite`: the records' bytes and padding, the tag, "c1" stored inline,
-    /// request id 7, the payload hash, `All`, the byte vector (offset, length 3).
+    /// request id 7, the payload hash, `All`, the byte vector (offset, length 3), the commit
+    /// time.
     const ENCODED_WRITE_BYTES: &str = concat!(
         "aabbcc0000000000",
         "0200000000000000",

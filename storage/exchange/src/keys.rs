@@ -19,6 +19,7 @@
 //! | `k` | `k instrument \0 time sequence` | `k IF2412\0 <t><17>` | a tick (equal times told apart by sequence) |
 //! | `b` | `b instrument \0 !time` | `b IF2412\0 <!t>` | a book snapshot, newest first |
 //! | `e` | `e index ordinal` | `e <42><0>` | the event journal: every applied record |
+//! | `c` | `c index` | `c <42>` | when the leader proposed the write batch at that index (`i64` big-endian nanoseconds) |
 //! | `i` | `i kind instrument` | `i k IF2412` | instruments seen, per kind (`k` ticks, `t` trades) |
 //! | `s` | `s name ...` | `s olap\0 ...` | system state (catalogs, applied log id, ...) |
 //!
@@ -48,6 +49,8 @@ pub const TICK: u8 = b'k';
 pub const BOOK: u8 = b'b';
 /// Keyspace of the event journal.
 pub const JOURNAL: u8 = b'e';
+/// Keyspace of the commit times of write batches.
+pub const COMMIT_TIME: u8 = b'c';
 /// Keyspace of the instrument catalog.
 pub const INSTRUMENT: u8 = b'i';
 /// Keyspace of system state.
@@ -277,6 +280,19 @@ pub fn journal(index: u64, ordinal: u32) -> Vec<u8> {
 /// The journal from `index` on (inclusive).
 pub fn journal_from(index: u64) -> Vec<u8> {
     KeyBuf::new(JOURNAL).u64(index).build()
+}
+
+/// The key of the commit time of the write batch at `index`.
+pub fn commit_time(index: u64) -> Vec<u8> {
+    KeyBuf::new(COMMIT_TIME).u64(index).build()
+}
+
+/// The log index a commit-time key is for.
+pub fn parse_commit_time(key: &[u8]) -> Option<u64> {
+    if key.len() != 9 || key[0] != COMMIT_TIME {
+        return None;
+    }
+    Some(u64::from_be_bytes(key[1..9].try_into().ok()?))
 }
 
 /// Splits a journal key into (index, ordinal).

@@ -4,7 +4,9 @@
 //! with request deduplication ([`dedup`]), the commands a replicated log carries ([`command`])
 //! and applying one committed entry ([`machine`]) under the replicated settings
 //! ([`cluster_config`]), queries and bars ([`query`], [`calendar`]), the
-//! Parquet path ([`olap`]) and a generator of realistic data ([`datagen`]).
+//! Parquet path ([`olap`]), what subscriptions are made of ([`feed`]: positions, filters,
+//! committed batches, journal reads, conflation) and a generator of realistic data
+//! ([`datagen`]).
 //!
 //! What it is not: no storage engine (it works on a [`qastore_lsm::Engine`] its caller opens,
 //! and does not re-export it: import engine types from `qastore_lsm`), and no network or Raft.
@@ -75,6 +77,7 @@ mod command;
 pub mod datagen;
 pub mod dedup;
 mod error;
+pub mod feed;
 pub mod keys;
 pub mod machine;
 pub mod olap;

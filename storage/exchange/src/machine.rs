@@ -12,7 +12,7 @@
 //! What depends on the input (a bad record, a bad calendar) is an answer, refused alike on
 //! every node; an error returned here means the engine failed.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -24,7 +24,8 @@ use crate::cluster_config::ClusterConfig;
 use crate::command::{payload_hash, Command, Response, SystemCommand};
 use crate::dedup::{self, Check, DedupRecord};
 use crate::error::{Error, Result};
-use crate::keys::{KeyBuf, SYSTEM};
+use crate::feed::{journal, CommittedBatch, CommittedEvent, EventSink};
+use crate::keys::{self, KeyBuf, SYSTEM};
 use crate::olap::{self, RetentionPolicy};
 use crate::record::{DecodeError, Record};
 
@@ -64,6 +65,7 @@ pub enum EntryContent<'a> {
 pub struct ExchangeMachine {
     calendar: RwLock<Arc<TradingCalendar>>,
     settings: RwLock<Arc<ClusterConfig>>,
+    sink: OnceLock<Arc<dyn EventSink>>,
 }
 
 impl ExchangeMachine {
@@ -74,6 +76,7 @@ impl ExchangeMachine {
         Ok(ExchangeMachine {
             calendar: RwLock::new(Arc::new(calendar)),
             settings: RwLock::new(Arc::new(settings)),
+            sink: OnceLock::new(),
         })
     }
 
@@ -83,6 +86,9 @@ impl ExchangeMachine {
         let (calendar, settings) = load(engine)?;
         *self.calendar.write() = Arc::new(calendar);
         *self.settings.write() = Arc::new(settings);
+        if let Some(sink) = self.sink.get() {
+            sink.reset();
+        }
         Ok(())
     }
 
@@ -123,8 +129,11 @@ impl ExchangeMachine {
                     payload_hash: w.payload_hash,
                     records: &w.records,
                     earlier_hash: None,
+                    commit_ns: 0,
                 };
-                apply_write(engine, index, &write, sys)
+                let response = apply_write(engine, index, &write, sys)?;
+                self.announce(index, &response, 0, || w.records.clone());
+                Ok(response)
             }
             EntryContent::Command(Command::EncodedWrite(w)) => match w.decode_records() {
                 Ok(records) => {
@@ -134,28 +143,84 @@ impl ExchangeMachine {
                         payload_hash: w.payload_hash,
                         records: &records,
                         earlier_hash: Some(payload_hash),
+                        commit_ns: w.commit_ns,
                     };
-                    apply_write(engine, index, &write, sys)
+                    let response = apply_write(engine, index, &write, sys)?;
+                    self.announce(index, &response, w.commit_ns, || records);
+                    Ok(response)
                 }
                 Err(e) => {
                     engine.apply(&sys, index)?;
+                    self.announce_nothing(index);
                     Ok(Response::Refused {
                         reason: format!("the records do not decode: {e}"),
                     })
                 }
             },
-            EntryContent::Command(Command::System(s)) => self.apply_system(engine, index, s, sys),
+            EntryContent::Command(Command::System(s)) => {
+                let response = self.apply_system(engine, index, s, sys)?;
+                self.announce_nothing(index);
+                Ok(response)
+            }
             EntryContent::Undecodable(e) => {
                 engine.apply(&sys, index)?;
+                self.announce_nothing(index);
                 Ok(Response::Refused {
                     reason: format!("the entry does not decode: {e}"),
                 })
             }
             EntryContent::NoCommand => {
                 engine.apply(&sys, index)?;
+                self.announce_nothing(index);
                 Ok(Response::Nothing)
             }
         }
+    }
+
+    /// Tells the event sink, if one is set, what the write at `index` applied.
+    fn announce(
+        &self,
+        index: u64,
+        response: &Response,
+        commit_ns: i64,
+        records: impl FnOnce() -> Vec<Record>,
+    ) {
+        let Some(sink) = self.sink.get() else {
+            return;
+        };
+        let batch = match response {
+            Response::Written { outcomes } => {
+                let events = records()
+                    .into_iter()
+                    .zip(outcomes)
+                    .enumerate()
+                    .map(|(ordinal, (record, outcome))| CommittedEvent {
+                        ordinal: ordinal as u32,
+                        record,
+                        outcome: *outcome,
+                    })
+                    .collect();
+                Some(Arc::new(CommittedBatch {
+                    index,
+                    commit_ns,
+                    events,
+                }))
+            }
+            _ => None,
+        };
+        sink.applied(index, batch);
+    }
+
+    fn announce_nothing(&self, index: u64) {
+        if let Some(sink) = self.sink.get() {
+            sink.applied(index, None);
+        }
+    }
+
+    /// Sets where the events of applied writes go (once; later calls are ignored). Every
+    /// applied entry is announced to it, in log order, after it is visible to reads.
+    pub fn set_event_sink(&self, sink: Arc<dyn EventSink>) {
+        let _ = self.sink.set(sink);
     }
 
     fn apply_system(
@@ -237,6 +302,8 @@ struct Write<'a> {
     /// How the earlier format hashed the same records: a retry, in this format, of a write
     /// logged in the earlier one is still a retry.
     earlier_hash: Option<fn(&[Record]) -> u64>,
+    /// When the leader proposed it (0: not recorded).
+    commit_ns: i64,
 }
 
 /// Looks the write up among the remembered ones, comparing its earlier-format hash too before
@@ -289,6 +356,9 @@ fn apply_write(engine: &Engine, index: u64, w: &Write<'_>, sys: WriteBatch) -> R
                     outcomes: staged.outcomes.clone(),
                 },
             );
+            if w.commit_ns != 0 {
+                batch.put(keys::commit_time(index), journal::encode_time(w.commit_ns));
+            }
             append_ops(&mut batch, &sys);
             match engine.apply(&batch, index) {
                 Ok(()) => Ok(Response::Written {

@@ -49,6 +49,9 @@ pub struct EncodedWrite {
     pub ack: Ack,
     /// The archived `Vec<Record>`, checked when it is applied.
     pub records: Vec<u8>,
+    /// When the leader proposed it (epoch nanoseconds; 0 until [`EncodedWrite::stamped`]):
+    /// the commit time its events carry to subscribers, the same on every node.
+    pub commit_ns: i64,
 }
 
 impl EncodedWrite {
@@ -84,7 +87,14 @@ impl EncodedWrite {
             payload_hash: xxhash_rust::xxh3::xxh3_64(&archived),
             ack,
             records: archived.to_vec(),
+            commit_ns: 0,
         })
+    }
+
+    /// The write with its commit time set: the leader stamps it as it proposes the entry.
+    pub fn stamped(mut self, commit_ns: i64) -> EncodedWrite {
+        self.commit_ns = commit_ns;
+        self
     }
 
     /// The bytes of the log entry carrying this write.

@@ -1,5 +1,6 @@
-//! Retention: dropping whole old partitions and old journal entries, as an engine operation at
-//! a log index (the Raft layer proposes it with explicit cut-offs, so no node consults a clock).
+//! Retention: dropping whole old partitions and old journal entries (with the commit times of
+//! their batches), as an engine operation at a log index (the Raft layer proposes it with
+//! explicit cut-offs, so no node consults a clock).
 //!
 //! Removed partitions stay in the catalog as tombstones (marked with the log index that removed
 //! them). Their files are deleted by [`sweep`] only once that index is flushed: until then a
@@ -114,6 +115,14 @@ pub fn retain(
         ) {
             batch.delete(row?.0);
             report.journal_entries_removed += 1;
+        }
+        for row in crate::query::range::scan_keys(
+            engine,
+            keys::commit_time(0),
+            keys::commit_time(cutoff),
+            None,
+        ) {
+            batch.delete(row?.0);
         }
         report.parked_removed = drop_parked(engine, cutoff, &mut batch)?;
     }

@@ -1,0 +1,131 @@
+//! Reading committed events back from the event journal: where a stream that starts in the
+//! past, or that fell behind the live feed, reads from.
+
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+use super::{CommittedBatch, CommittedEvent, EventFilter, Position};
+use crate::apply::JournalEntry;
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::record::decode;
+use qastore_lsm::Engine;
+
+/// What one read of the journal found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JournalRead {
+    /// The events after the start that match the filter, grouped by batch, in order.
+    pub batches: Vec<CommittedBatch>,
+    /// The last position this read covered: every matching event up to it is in `batches`.
+    /// `None` when the journal holds nothing after the start.
+    pub covered_through: Option<Position>,
+    /// Events looked at (matching or not).
+    pub scanned: usize,
+}
+
+/// Reads the events after `after` (exclusive) that match `filter`, looking at no more than
+/// `max_scan` events. Commit times are read once per batch.
+pub fn read_after(
+    engine: &Engine,
+    after: Position,
+    filter: &EventFilter,
+    max_scan: usize,
+) -> Result<JournalRead> {
+    let start = after.successor();
+    let lower = keys::journal(start.index, start.ordinal);
+    let upper = [keys::JOURNAL + 1];
+    let mut read = JournalRead::default();
+    for row in engine.scan(Bound::Included(&lower), Bound::Excluded(&upper[..])) {
+        if read.scanned >= max_scan {
+            break;
+        }
+        let (key, value) = row?;
+        let Some((index, ordinal)) = keys::parse_journal(&key) else {
+            return Err(bad_key(&key));
+        };
+        read.scanned += 1;
+        read.covered_through = Some(Position::new(index, ordinal));
+        let entry: JournalEntry = decode(&value).map_err(|e| bad_value(&key, e))?;
+        if !filter.matches(&entry.record) {
+            continue;
+        }
+        let event = CommittedEvent {
+            ordinal,
+            record: entry.record,
+            outcome: entry.outcome,
+        };
+        match read.batches.last_mut() {
+            Some(b) if b.index == index => b.events.push(event),
+            _ => read.batches.push(CommittedBatch {
+                index,
+                commit_ns: commit_time(engine, index)?.unwrap_or(0),
+                events: vec![event],
+            }),
+        }
+    }
+    Ok(read)
+}
+
+/// The oldest position the journal still holds, if it holds any.
+pub fn earliest(engine: &Engine) -> Result<Option<Position>> {
+    let lower = [keys::JOURNAL];
+    let upper = [keys::JOURNAL + 1];
+    match engine
+        .scan(Bound::Included(&lower[..]), Bound::Excluded(&upper[..]))
+        .next()
+    {
+        Some(row) => {
+            let (key, _) = row?;
+            let (index, ordinal) = keys::parse_journal(&key).ok_or_else(|| bad_key(&key))?;
+            Ok(Some(Position::new(index, ordinal)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// When the leader proposed the write batch at `index`, if that was recorded.
+pub fn commit_time(engine: &Engine, index: u64) -> Result<Option<i64>> {
+    match engine.get(&keys::commit_time(index))? {
+        Some(v) => Ok(Some(decode_time(&keys::commit_time(index), &v)?)),
+        None => Ok(None),
+    }
+}
+
+/// The log index of the first write batch committed at or after `time_ns`, if the journal
+/// holds one with a recorded commit time.
+pub fn first_at_or_after(engine: &Engine, time_ns: i64) -> Result<Option<u64>> {
+    let lower = [keys::COMMIT_TIME];
+    let upper = [keys::COMMIT_TIME + 1];
+    for row in engine.scan(Bound::Included(&lower[..]), Bound::Excluded(&upper[..])) {
+        let (key, value) = row?;
+        let index = keys::parse_commit_time(&key).ok_or_else(|| bad_key(&key))?;
+        if decode_time(&key, &value)? >= time_ns {
+            return Ok(Some(index));
+        }
+    }
+    Ok(None)
+}
+
+/// The stored form of a commit time.
+pub fn encode_time(time_ns: i64) -> Bytes {
+    Bytes::copy_from_slice(&time_ns.to_be_bytes())
+}
+
+fn decode_time(key: &[u8], value: &[u8]) -> Result<i64> {
+    let bytes: [u8; 8] = value.try_into().map_err(|_| {
+        bad_value(
+            key,
+            format!("a commit time of {} bytes, not 8", value.len()),
+        )
+    })?;
+    Ok(i64::from_be_bytes(bytes))
+}
+
+fn bad_key(key: &[u8]) -> Error {
+    bad_value(key, "not a key of its keyspace")
+}
+
+fn bad_value(key: &[u8], e: impl std::fmt::Display) -> Error {
+    Error::bad_value(String::from_utf8_lossy(key).into_owned(), e.to_string())
+}

@@ -1,0 +1,17 @@
+//! What subscriptions are made of: a committed record's [`Position`], the [`EventFilter`] a
+//! subscriber chooses, the [`CommittedBatch`]es a node hands to its live feed as it applies
+//! entries ([`EventSink`]), reading events back from the journal ([`journal`]) and merging a
+//! window of events into the latest state per key ([`conflate`]).
+//!
+//! Positions are assigned by the log, so they are the same on every replica: a subscriber can
+//! resume on any node after the last position it saw.
+
+mod batch;
+pub mod conflate;
+mod filter;
+pub mod journal;
+mod position;
+
+pub use batch::{CommittedBatch, CommittedEvent, EventSink};
+pub use filter::{EventFilter, EventKind, InvalidFilter, MAX_FILTER_ENTRIES, MAX_FILTER_ID_BYTES};
+pub use position::{ParsePositionError, Position};
