@@ -83,7 +83,7 @@ async fn a_subscriber_on_a_killed_follower_goes_on_elsewhere_without_gap_or_repe
     let writes = tokio::spawn({
         let (writer, stop) = (writer.clone(), stop.clone());
         async move {
-            let mut last = (0, 0);
+            let mut last: (u64, u32) = (0, 0);
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) || n < 40 {
                 let batch = (0..3).map(|k| order("u1", &format!("o{n}-{k}"))).collect();

@@ -4,7 +4,8 @@
 use clap::{Args, ValueEnum};
 use futures::StreamExt;
 use qastore_client::{
-    parse_position, Client, ClientError, Mode, Start, SubscribeOptions, SubscriptionItem,
+    parse_position, Client, ClientError, Mode, Start, SubscribeOptions, Subscription,
+    SubscriptionItem,
 };
 use qastore_exchange::feed::EventKind;
 use qastore_proto::v1 as pb;
@@ -15,7 +16,7 @@ use super::CtlResult;
 use crate::output::{outln, Format};
 
 /// Where `--from` starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FromArg(pub Start);
 
 /// How events are delivered, as the CLI names it.
@@ -249,10 +250,10 @@ fn print_item(item: &SubscriptionItem, out: Format, show_progress: bool) {
     }
 }
 
-/// Acknowledges `position` for `consumer`.
-async fn ack(client: &Client, consumer: &str, position: pb::Position) -> CtlResult {
-    client
-        .ack(consumer, position)
+/// Acknowledges `position` for the subscription's consumer.
+async fn ack(stream: &Subscription, consumer: &str, position: pb::Position) -> CtlResult {
+    stream
+        .ack(position)
         .await
         .map(|_| ())
         .map_err(|e| format!("ack of {consumer:?}: {e}"))
@@ -280,7 +281,7 @@ pub async fn run(client: &Client, args: &SubscribeArgs, out: Format) -> CtlResul
         unacked = e.position;
         if let (Some(c), Some(every), Some(p)) = (consumer, args.ack_every, unacked) {
             if events.is_multiple_of(every) {
-                ack(client, c, p).await?;
+                ack(&stream, c, p).await?;
                 unacked = None;
             }
         }
@@ -289,7 +290,7 @@ pub async fn run(client: &Client, args: &SubscribeArgs, out: Format) -> CtlResul
         }
     }
     if let (Some(c), Some(_), Some(p)) = (consumer, args.ack_every, unacked) {
-        ack(client, c, p).await?;
+        ack(&stream, c, p).await?;
     }
     let stats = stream.stats();
     tracing::info!(

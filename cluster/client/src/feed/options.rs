@@ -6,7 +6,7 @@ use std::time::Duration;
 use qastore_proto::v1 as pb;
 
 /// Where a subscription starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Start {
     /// Right after this position (exclusive).
     After(pb::Position),

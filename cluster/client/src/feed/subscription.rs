@@ -35,7 +35,7 @@ pub enum SubscriptionItem {
 }
 
 /// A subscription's counters, as of now.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SubscriptionStats {
     /// Streams opened again after a failure.
     pub reconnects: u64,
@@ -61,6 +61,10 @@ struct Shared {
 pub struct Subscription {
     inner: BoxStream<'static, Result<SubscriptionItem, ClientError>>,
     shared: Arc<Shared>,
+    connector: Connector,
+    endpoints: Vec<String>,
+    call_timeout: Duration,
+    consumer: Option<String>,
 }
 
 impl std::fmt::Debug for Subscription {
@@ -79,11 +83,12 @@ impl Subscription {
         options: SubscribeOptions,
     ) -> Subscription {
         let shared = Arc::new(Shared::default());
+        let consumer = options.consumer.clone();
         let driver = Driver {
             cursor: Cursor::new(options.start.clone(), options.consumer.is_some()),
             options,
-            connector,
-            endpoints,
+            connector: connector.clone(),
+            endpoints: endpoints.clone(),
             call_timeout,
             shared: shared.clone(),
             stream: None,
@@ -104,7 +109,51 @@ impl Subscription {
             Some((item, d))
         })
         .boxed();
-        Subscription { inner, shared }
+        Subscription {
+            inner,
+            shared,
+            connector,
+            endpoints,
+            call_timeout,
+            consumer,
+        }
+    }
+
+    /// Acknowledges, for the subscription's durable consumer, every event up to and including
+    /// `position`; answers the consumer's cursor after it. Asks the node serving the stream
+    /// first (a node accepts acks only up to what it has applied), then the other endpoints.
+    pub async fn ack(&self, position: pb::Position) -> Result<pb::Position, ClientError> {
+        let Some(consumer) = &self.consumer else {
+            return Err(Status::invalid_argument(
+                "field consumer: the subscription has no durable consumer",
+            )
+            .into());
+        };
+        let serving = self.shared.node.lock().clone();
+        let others = self
+            .endpoints
+            .iter()
+            .filter(|a| Some(*a) != serving.as_ref());
+        let mut last = None;
+        for addr in serving.iter().chain(others) {
+            let mut feed = self.connector.feed_at(addr)?;
+            let mut req = tonic::Request::new(pb::AckRequest {
+                consumer: consumer.clone(),
+                position: Some(position),
+            });
+            req.set_timeout(self.call_timeout);
+            match feed.ack(req).await {
+                Ok(r) => return Ok(r.into_inner().cursor.unwrap_or_default()),
+                Err(status) => {
+                    let e = ClientError::from(status);
+                    if !e.is_retryable() {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::BadEndpoint("no endpoints given".into())))
     }
 
     /// Its counters now.
