@@ -199,6 +199,14 @@ fn fatal(e: &ClientError) -> bool {
     }
 }
 
+/// Whether a node refused a resumed start as beyond the committed log. What was delivered
+/// was committed, so such a node has not yet learnt the latest commit (an election is under
+/// way): another node, or the same one a moment later, will serve it.
+fn lags_behind(e: &ClientError) -> bool {
+    matches!(e, ClientError::Status { status }
+        if status.code() == Code::InvalidArgument && status.message().contains("start.after"))
+}
+
 /// The state behind a [`Subscription`].
 struct Driver {
     options: SubscribeOptions,
@@ -328,6 +336,7 @@ impl Driver {
             let Some(addr) = self.next_node().await else {
                 return Err(ClientError::BadEndpoint("no endpoints given".into()));
             };
+            let resuming = self.opened && matches!(start, Some(Start::After(_)));
             match self.try_open(&addr, start).await {
                 Ok(stream) => {
                     if self.opened {
@@ -342,7 +351,7 @@ impl Driver {
                     self.stream = Some((addr, stream));
                     return Ok(());
                 }
-                Err(e) if fatal(&e) => return Err(e),
+                Err(e) if fatal(&e) && !(resuming && lags_behind(&e)) => return Err(e),
                 Err(e) => {
                     let wait = self.backoff.next(e.retry_after());
                     tracing::debug!(node = %addr, error = %e, ?wait, "subscription not opened");
