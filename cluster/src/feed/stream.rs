@@ -194,7 +194,12 @@ impl Stream {
             tokio::select! {
                 _ = marks.changed() => {}
                 _ = tokio::time::sleep_until(wake) => {}
-                _ = stopped.changed() => {}
+                changed = stopped.changed() => {
+                    // The node's stop signal is gone with the node: stop too.
+                    if changed.is_err() {
+                        return Err(ApiError::Unavailable("the node is shutting down".into()).into());
+                    }
+                }
                 _ = self.tx.closed() => return Err(End::Gone),
             }
         }
