@@ -28,6 +28,7 @@ pub mod config;
 pub mod convert;
 mod deadline;
 mod error;
+mod feed;
 mod forward;
 pub mod http;
 mod membership;

@@ -1,0 +1,3 @@
+//! Subscriptions as a node serves them.
+
+pub mod consumers;
