@@ -28,6 +28,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use super::convert::{position_from_pb, position_to_pb};
 use crate::deadline::call_timeout;
 use crate::error::ApiError;
 use crate::forward::{self, Route};
@@ -41,6 +42,19 @@ struct Delivered {
     streams: usize,
     /// The last position they delivered (the cursor they started after, before any).
     through: Position,
+}
+
+/// Ends a consumer's stream on this node (see [`Consumers::open`]) when dropped.
+#[derive(Debug)]
+pub struct Closing {
+    consumers: Arc<Consumers>,
+    name: String,
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.consumers.closed(&self.name);
+    }
 }
 
 /// A node's durable consumers: shared by its `Feed` service and the streams it runs.
@@ -64,16 +78,9 @@ fn check_name(name: &str, field: &'static str) -> Result<(), Status> {
     consumer::check_name(name).map_err(|e| invalid(e.in_field(field).to_string()))
 }
 
-fn position_from_pb(p: Option<pb::Position>, field: &str) -> Result<Position, Status> {
-    p.map(|p| Position::new(p.log_index, p.ordinal))
+fn required_position(p: Option<pb::Position>, field: &str) -> Result<Position, Status> {
+    p.map(|p| position_from_pb(&p))
         .ok_or_else(|| invalid(format!("field {field}: a position is required")))
-}
-
-fn position_to_pb(p: Position) -> pb::Position {
-    pb::Position {
-        log_index: p.index,
-        ordinal: p.ordinal,
-    }
 }
 
 fn is_forwarded(metadata: &MetadataMap) -> bool {
@@ -133,7 +140,7 @@ impl Consumers {
     ) -> Result<pb::ConsumerInfo, Status> {
         self.node.check_serving()?;
         check_name(&req.name, "name")?;
-        let cursor = position_from_pb(req.cursor, "cursor")?;
+        let cursor = required_position(req.cursor, "cursor")?;
         let forwarded = is_forwarded(metadata);
         if !forwarded {
             let applied = self.node.raft.applied_index();
@@ -173,7 +180,7 @@ impl Consumers {
     ) -> Result<pb::AckResponse, Status> {
         self.node.check_serving()?;
         check_name(&req.consumer, "consumer")?;
-        let position = position_from_pb(req.position, "position")?;
+        let position = required_position(req.position, "position")?;
         let forwarded = is_forwarded(metadata);
         // The node that serves the consumer's stream knows what it delivered; the leader a
         // follower forwards to trusts that node's check.
@@ -278,25 +285,42 @@ impl Consumers {
         Ok(pb::ListConsumersResponse { consumers })
     }
 
-    /// Where a stream of consumer `name` starts after: its cursor, or, for a consumer that
-    /// does not exist yet, `start_after`, with which it is created (through the leader). The
-    /// stream counts as running here until [`Consumers::closed`].
-    pub async fn open(&self, name: &str, start_after: Position) -> Result<Position, Status> {
+    /// The cursor of consumer `name`, read once this node has caught up with the leader;
+    /// `None` for an unknown consumer. An expired consumer cannot resume: OUT_OF_RANGE.
+    pub async fn cursor(&self, name: &str) -> Result<Option<Position>, Status> {
         self.node.check_serving()?;
         check_name(name, "consumer")?;
         self.catch_up(self.node.read_timeout()).await;
         let owned = name.to_owned();
-        let existing = self
-            .read(move |engine, _| consumer::get(engine, &owned))
+        let (found, earliest) = self
+            .read(move |engine, applied| {
+                let earliest = journal::earliest(engine)?;
+                Ok((
+                    consumer::get(engine, &owned)?,
+                    earliest.unwrap_or(Position::end_of(applied)),
+                ))
+            })
             .await?;
-        let cursor = match existing {
-            Some(c) if c.expired => {
-                return Err(Status::out_of_range(format!(
+        match found {
+            Some(c) if c.expired => Err(ApiError::OutOfRange {
+                message: format!(
                     "field consumer: {name} expired (retention dropped events it had not \
                      acknowledged); delete it and create it again"
-                )))
+                ),
+                earliest,
+                last_delivered: None,
             }
-            Some(c) => c.cursor,
+            .into()),
+            found => Ok(found.map(|c| c.cursor)),
+        }
+    }
+
+    /// Where a stream of consumer `name` starts after: its cursor, or, for a consumer that
+    /// does not exist yet, `start_after`, with which it is created (through the leader). The
+    /// stream counts as running here until [`Consumers::closed`].
+    pub async fn open(&self, name: &str, start_after: Position) -> Result<Position, Status> {
+        let cursor = match self.cursor(name).await? {
+            Some(cursor) => cursor,
             None => {
                 let created = self
                     .create(
@@ -309,7 +333,7 @@ impl Consumers {
                     .await?;
                 created
                     .cursor
-                    .map_or(start_after, |p| Position::new(p.log_index, p.ordinal))
+                    .map_or(start_after, |p| position_from_pb(&p))
             }
         };
         let mut delivered = self.delivered.lock();
@@ -327,6 +351,14 @@ impl Consumers {
     pub fn note_delivered(&self, name: &str, position: Position) {
         if let Some(d) = self.delivered.lock().get_mut(name) {
             d.through = d.through.max(position);
+        }
+    }
+
+    /// Calls [`Consumers::closed`] for a stream of `name` when dropped: held by the stream.
+    pub fn closing(self: &Arc<Self>, name: &str) -> Closing {
+        Closing {
+            consumers: self.clone(),
+            name: name.to_owned(),
         }
     }
 
