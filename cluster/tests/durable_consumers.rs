@@ -118,10 +118,7 @@ impl Nodes {
 }
 
 fn position(log_index: u64, ordinal: u32) -> pb::Position {
-    pb::Position {
-        log_index,
-        ordinal,
-    }
+    pb::Position { log_index, ordinal }
 }
 
 /// Writes one batch through node `id`; answers its log index and record count.
@@ -251,7 +248,11 @@ async fn a_consumer_acked_on_a_follower_resumes_on_another_node_after_the_leader
     // with it before answering).
     nodes.leader().await;
     for id in [f1, f2] {
-        assert_eq!(cursor_on(&nodes, id, "risk").await, Some(acked), "node {id}");
+        assert_eq!(
+            cursor_on(&nodes, id, "risk").await,
+            Some(acked),
+            "node {id}"
+        );
     }
     let listed = nodes
         .feed(f2)
@@ -275,7 +276,10 @@ async fn a_consumer_acked_on_a_follower_resumes_on_another_node_after_the_leader
     let mut seen = Vec::new();
     let deadline = Instant::now() + PATIENCE;
     while seen.len() < n - 4 + 1 {
-        assert!(Instant::now() < deadline, "the stream stalled after {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the stream stalled after {seen:?}"
+        );
         let frame = tokio::time::timeout(PATIENCE, stream.message())
             .await
             .unwrap()

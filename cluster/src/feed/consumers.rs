@@ -331,9 +331,7 @@ impl Consumers {
                         },
                     )
                     .await?;
-                created
-                    .cursor
-                    .map_or(start_after, |p| position_from_pb(&p))
+                created.cursor.map_or(start_after, |p| position_from_pb(&p))
             }
         };
         let mut delivered = self.delivered.lock();

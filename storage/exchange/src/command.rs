@@ -362,6 +362,17 @@ mod tests {
         "0000000000000000",
     );
 
+    /// The archived command is as large as its largest variant: the system commands added
+    /// later must never make it larger than the client write of the first format, or entries
+    /// already stored would no longer be found at their archive's end.
+    #[test]
+    fn system_commands_fit_within_the_stored_write_command() {
+        assert!(
+            std::mem::size_of::<ArchivedSystemCommand>()
+                <= std::mem::size_of::<ArchivedWriteCommand>()
+        );
+    }
+
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
