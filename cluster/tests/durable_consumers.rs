@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use qastore_cluster::config::InitialMember;
-use qastore_cluster::convert::record_to_pb;
+use qastore_cluster::convert::records::record_to_pb;
 use qastore_cluster::{NodeConfig, RunningNode};
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::admin_client::AdminClient;
