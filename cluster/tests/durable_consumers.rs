@@ -295,3 +295,102 @@ async fn a_consumer_acked_on_a_follower_resumes_on_another_node_after_the_leader
     drop(stream);
     nodes.stop_all().await;
 }
+
+/// Acks `position` for `consumer` on node `id`, retrying while the node has not applied it.
+async fn ack_when_applied(nodes: &Nodes, id: u64, consumer: &str, position: pb::Position) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let r = nodes
+            .feed(id)
+            .ack(pb::AckRequest {
+                consumer: consumer.into(),
+                position: Some(position),
+            })
+            .await;
+        match r {
+            Ok(r) => {
+                assert_eq!(r.into_inner().cursor, Some(position));
+                return;
+            }
+            Err(e) if e.code() == Code::InvalidArgument && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_creates_its_consumer_and_its_node_takes_acks_only_of_what_it_delivered() {
+    let _serial = SERIAL.lock().await;
+    init_tracing();
+    let mut nodes = Nodes::start().await;
+    let leader = nodes.leader().await;
+    let followers: Vec<u64> = nodes.up().into_iter().filter(|&n| n != leader).collect();
+    let (f1, f2) = (followers[0], followers[1]);
+
+    // An unknown consumer is created by its first stream, at the live tail.
+    let mut stream = nodes
+        .feed(f1)
+        .subscribe(pb::SubscribeRequest {
+            consumer: "audit".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let created = cursor_on(&nodes, f2, "audit").await.expect("created");
+
+    let (index, n) = write(&nodes, leader, 1, 20241202).await;
+    assert!(created.log_index < index);
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        let frame = tokio::time::timeout(PATIENCE, stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(pb::subscribe_response::Frame::Events(b)) = frame.frame {
+            seen.extend(b.events.into_iter().map(|e| e.position.unwrap()));
+        }
+    }
+    let last = position(index, n as u32 - 1);
+    assert_eq!(seen.last(), Some(&last));
+
+    // The node serving the stream takes acks up to what it delivered, not beyond.
+    let e = nodes
+        .feed(f1)
+        .ack(pb::AckRequest {
+            consumer: "audit".into(),
+            position: Some(position(index, u32::MAX)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("field position"), "{e:?}");
+    assert!(e.message().contains("delivered"), "{e:?}");
+    ack_when_applied(&nodes, f1, "audit", last).await;
+    // A node without a stream of it takes acks up to what it applied.
+    ack_when_applied(&nodes, f2, "audit", position(index, u32::MAX)).await;
+
+    // Deleted, it is gone everywhere.
+    let deleted = nodes
+        .feed(f2)
+        .delete_consumer(pb::DeleteConsumerRequest {
+            name: "audit".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(deleted.deleted);
+    let e = nodes
+        .feed(leader)
+        .get_consumer(pb::GetConsumerRequest {
+            name: "audit".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    drop(stream);
+    nodes.stop_all().await;
+}
