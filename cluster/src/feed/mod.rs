@@ -14,5 +14,8 @@ mod service;
 pub mod start;
 pub mod stream;
 
+#[cfg(test)]
+mod tests;
+
 pub use live::LiveFeed;
 pub use service::FeedService;
