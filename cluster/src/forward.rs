@@ -82,7 +82,7 @@ pub async fn forward(
 /// The caller's own metadata: what the transport and gRPC set on the way in (content type,
 /// encodings, the timeout) is left for this node's client to set afresh, and no caller can
 /// pose as a forwarding node.
-fn callers_metadata(md: &MetadataMap) -> MetadataMap {
+pub(crate) fn callers_metadata(md: &MetadataMap) -> MetadataMap {
     const TRANSPORT: [&str; 4] = ["te", "content-type", "user-agent", "content-length"];
     let mut kept = tonic::codegen::http::HeaderMap::new();
     for (name, value) in md.clone().into_headers().iter() {

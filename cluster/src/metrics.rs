@@ -196,6 +196,17 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "1 while the disk use is over the alarm ratio of the quota (writes refused).",
     ),
     (
+        "qastore_feed_consumers",
+        Kind::Gauge,
+        "Durable consumers (expired ones included), as this node's state holds them.",
+    ),
+    (
+        "qastore_feed_consumers_expired_total",
+        Kind::Counter,
+        "Durable consumers this node expired applying retention: retention passed the hard \
+         limit of entries held for them and dropped events they had not acknowledged.",
+    ),
+    (
         "qastore_rpc_seconds",
         Kind::LabeledHistogram,
         "Latency of the node's gRPC calls, by method.",
@@ -423,7 +434,15 @@ impl Sampler {
             self.add("qastore_write_stalls_total", e.slowdowns + e.stops);
             let micros = self.growth(STALL_SECONDS, e.slowdown_micros + e.stop_micros);
             *STALL_SECONDS_TOTAL.lock() += micros as f64 / 1e6;
+            match qastore_exchange::consumer::list(&engine) {
+                Ok(c) => gauge!("qastore_feed_consumers").set(c.len() as f64),
+                Err(e) => tracing::debug!(error = %e, "durable consumers not counted"),
+            }
         }
+        self.add(
+            "qastore_feed_consumers_expired_total",
+            node.raft.app().consumers_expired(),
+        );
         gauge!("qastore_disk_used_bytes").set(node.quota.used_bytes() as f64);
         gauge!("qastore_disk_quota_bytes").set(node.quota.quota_bytes() as f64);
         gauge!("qastore_disk_alarm").set(if node.quota.alarm() { 1.0 } else { 0.0 });

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use qastore_proto::v1::admin_client::AdminClient;
+use qastore_proto::v1::feed_client::FeedClient;
 use qastore_proto::v1::store_client::StoreClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -51,6 +52,13 @@ impl ApiPeers {
     /// The admin API of the node at `addr`.
     pub fn admin(&self, addr: &str) -> Result<AdminClient<Channel>, ApiError> {
         Ok(AdminClient::new(self.channel(addr)?)
+            .max_decoding_message_size(self.max_message_bytes)
+            .max_encoding_message_size(self.max_message_bytes))
+    }
+
+    /// The feed API of the node at `addr`.
+    pub fn feed(&self, addr: &str) -> Result<FeedClient<Channel>, ApiError> {
+        Ok(FeedClient::new(self.channel(addr)?)
             .max_decoding_message_size(self.max_message_bytes)
             .max_encoding_message_size(self.max_message_bytes))
     }

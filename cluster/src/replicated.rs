@@ -46,6 +46,11 @@ impl ExchangeApp {
     pub fn settings(&self) -> Arc<ClusterConfig> {
         self.machine.settings()
     }
+
+    /// How many durable consumers retention expired on this node since it started.
+    pub fn consumers_expired(&self) -> u64 {
+        self.machine.consumers_expired()
+    }
 }
 
 /// The request carrying `command`.

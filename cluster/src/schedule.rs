@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
 
+use qastore_exchange::consumer;
 use qastore_exchange::keys::Stream;
 use qastore_exchange::olap::{self, RetentionPolicy};
 use qastore_exchange::{Command, StreamKind, SystemCommand};
@@ -69,9 +70,23 @@ pub fn due(
     let policy = settings
         .retention
         .policy(&calendar, today, engine.applied_index());
+    // What the run would really drop once durable consumers hold the journal back, so a
+    // run they would make a no-op is not proposed.
+    let held = RetentionPolicy {
+        drop_journal_before: consumer::hold_journal(
+            &engine,
+            policy.drop_journal_before,
+            consumer::hard_cutoff(
+                engine.applied_index() + 1,
+                settings.consumer_max_held_entries,
+            ),
+        )?
+        .cutoff,
+        ..policy
+    };
     if policy != RetentionPolicy::default()
         && last_retention.as_ref() != Some(&policy)
-        && olap::would_drop(&engine, policy)?
+        && olap::would_drop(&engine, held)?
     {
         out.push(SystemCommand::Retain {
             drop_days_before: policy.drop_days_before,

@@ -6,6 +6,7 @@
 //! delivers in its mode. A node only sends what it has applied, so every event sent was
 //! committed, and positions mean the same on every node.
 
+mod consumers;
 pub mod convert;
 pub mod live;
 pub mod metrics;

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use super::consumers::Consumers;
 use super::convert::filter_from_pb;
 use super::live::LiveFeed;
 use super::start::{self, Start};
@@ -37,6 +38,7 @@ const STREAM_CHANNEL_FRAMES: usize = 8;
 pub struct FeedService {
     node: Arc<Node>,
     live: Arc<LiveFeed>,
+    consumers: Arc<Consumers>,
     streams: Arc<AtomicUsize>,
     stopped: watch::Receiver<bool>,
 }
@@ -46,6 +48,7 @@ impl FeedService {
     pub fn new(node: Arc<Node>, stopped: watch::Receiver<bool>) -> FeedService {
         let live = node.raft.app().live().clone();
         FeedService {
+            consumers: Arc::new(Consumers::new(node.clone())),
             node,
             live,
             streams: Arc::new(AtomicUsize::new(0)),
@@ -117,16 +120,26 @@ impl FeedService {
     async fn open(
         &self,
         mut req: pb::SubscribeRequest,
-    ) -> Result<ReceiverStream<Result<pb::SubscribeResponse, Status>>, ApiError> {
+    ) -> Result<ReceiverStream<Result<pb::SubscribeResponse, Status>>, Status> {
         self.node.check_serving()?;
-        let spec = self.spec(&mut req)?;
-        let start = start::start_from_pb(req.start.take())?;
-        if !req.consumer.is_empty() {
-            return Err(ApiError::Unavailable(
-                "durable consumers are not served by this node".into(),
-            ));
+        let mut spec = self.spec(&mut req)?;
+        let mut start = start::start_from_pb(req.start.take())?;
+        let consumer = (!req.consumer.is_empty()).then(|| req.consumer.clone());
+        if let Some(name) = &consumer {
+            // A known consumer resumes after its cursor; an unknown one starts as asked.
+            if let Some(cursor) = self.consumers.cursor(name).await? {
+                if start.is_some() {
+                    return Err(ApiError::InvalidArgument(format!(
+                        "field start: must be unset for consumer {name}, which resumes after \
+                         its last acknowledged position {cursor}"
+                    ))
+                    .into());
+                }
+                start = Some(Start::After(cursor));
+            }
         }
-        let resolved = start::resolve(
+        let slot = StreamSlot::take(&self.streams, self.node.config.feed.max_streams)?;
+        let mut resolved = start::resolve(
             &self.node,
             &self.live,
             start.unwrap_or(Start::Tail),
@@ -134,11 +147,29 @@ impl FeedService {
             self.node.read_timeout(),
         )
         .await?;
-        let slot = StreamSlot::take(&self.streams, self.node.config.feed.max_streams)?;
+        let mut closing = None;
+        if let Some(name) = consumer {
+            let cursor = self.consumers.open(&name, resolved.cursor).await?;
+            closing = Some(self.consumers.closing(&name));
+            if cursor != resolved.cursor {
+                // Created meanwhile, elsewhere, with another cursor: resume after that one.
+                resolved = start::resolve(
+                    &self.node,
+                    &self.live,
+                    Start::After(cursor),
+                    &spec.filter,
+                    self.node.read_timeout(),
+                )
+                .await?;
+            }
+            let consumers = self.consumers.clone();
+            spec.on_delivered = Some(Box::new(move |p| consumers.note_delivered(&name, p)));
+        }
         let (tx, rx) = mpsc::channel(STREAM_CHANNEL_FRAMES);
         let (node, live, stopped) = (self.node.clone(), self.live.clone(), self.stopped.clone());
         tokio::spawn(async move {
             let _slot = slot;
+            let _closing = closing;
             if let Some(state) = resolved.state {
                 let records = state.records.iter().map(record_to_pb).collect();
                 let part = spec.max_frame_events;
@@ -185,39 +216,43 @@ impl Feed for FeedService {
         Ok(Response::new(self.open(request.into_inner()).await?))
     }
 
-    // Durable consumers: see `consumers`.
     async fn create_consumer(
         &self,
-        _request: Request<pb::CreateConsumerRequest>,
+        request: Request<pb::CreateConsumerRequest>,
     ) -> Result<Response<pb::ConsumerInfo>, Status> {
-        Err(Status::unimplemented("durable consumers: see consumers"))
+        let (md, _, req) = request.into_parts();
+        Ok(Response::new(self.consumers.create(&md, req).await?))
     }
 
     async fn ack(
         &self,
-        _request: Request<pb::AckRequest>,
+        request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
-        Err(Status::unimplemented("durable consumers: see consumers"))
+        let (md, _, req) = request.into_parts();
+        Ok(Response::new(self.consumers.ack(&md, req).await?))
     }
 
     async fn list_consumers(
         &self,
-        _request: Request<pb::ListConsumersRequest>,
+        request: Request<pb::ListConsumersRequest>,
     ) -> Result<Response<pb::ListConsumersResponse>, Status> {
-        Err(Status::unimplemented("durable consumers: see consumers"))
+        let (md, _, req) = request.into_parts();
+        Ok(Response::new(self.consumers.list(&md, req).await?))
     }
 
     async fn get_consumer(
         &self,
-        _request: Request<pb::GetConsumerRequest>,
+        request: Request<pb::GetConsumerRequest>,
     ) -> Result<Response<pb::ConsumerInfo>, Status> {
-        Err(Status::unimplemented("durable consumers: see consumers"))
+        let (md, _, req) = request.into_parts();
+        Ok(Response::new(self.consumers.get(&md, req).await?))
     }
 
     async fn delete_consumer(
         &self,
-        _request: Request<pb::DeleteConsumerRequest>,
+        request: Request<pb::DeleteConsumerRequest>,
     ) -> Result<Response<pb::DeleteConsumerResponse>, Status> {
-        Err(Status::unimplemented("durable consumers: see consumers"))
+        let (md, _, req) = request.into_parts();
+        Ok(Response::new(self.consumers.delete(&md, req).await?))
     }
 }

@@ -20,6 +20,9 @@ pub struct ClusterConfig {
     /// How many log entries a write's request id is remembered for (retries within that many
     /// entries are recognised).
     pub dedup_window_entries: u64,
+    /// The most log entries journal retention keeps for durable consumers that have not
+    /// acknowledged them; a consumer further behind is expired.
+    pub consumer_max_held_entries: u64,
 }
 
 impl Default for ClusterConfig {
@@ -29,6 +32,7 @@ impl Default for ClusterConfig {
             convert_after_minutes: 30,
             retention: RetentionConfig::default(),
             dedup_window_entries: 1_000_000,
+            consumer_max_held_entries: 10_000_000,
         }
     }
 }
@@ -65,5 +69,15 @@ mod tests {
         assert_eq!(s.dedup_window_entries, 1_000_000);
         assert!(ClusterConfig::from_toml("bogus = 1").is_err());
         assert!(ClusterConfig::from_toml("dedup_window_entries = 0").is_err());
+    }
+
+    #[test]
+    fn consumers_hold_ten_million_entries_unless_set_otherwise() {
+        assert_eq!(
+            ClusterConfig::default().consumer_max_held_entries,
+            10_000_000
+        );
+        let s = ClusterConfig::from_toml("consumer_max_held_entries = 500\n").unwrap();
+        assert_eq!(s.consumer_max_held_entries, 500);
     }
 }

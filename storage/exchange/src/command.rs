@@ -7,6 +7,8 @@
 use rkyv::{Archive, Deserialize, Serialize};
 
 use crate::apply::Outcome;
+use crate::consumer::ConsumerState;
+use crate::feed::Position;
 use crate::record::{encode, inspect, DecodeError, Record};
 use crate::write::EncodedWrite;
 
@@ -118,6 +120,28 @@ pub enum SystemCommand {
     /// Changes nothing: every node hashes its state as of this entry, so replicas can be
     /// compared at one exact index while writes go on.
     HashMark,
+    /// Create a durable consumer (see [`crate::consumer`]); one that exists is left as it is.
+    CreateConsumer {
+        /// Its name.
+        name: String,
+        /// Its first cursor: a stream for it starts right after this position.
+        cursor: Position,
+        /// When the leader proposed it (epoch nanoseconds).
+        created_at_ns: i64,
+    },
+    /// Acknowledge every event of a durable consumer up to and including `position` (its
+    /// cursor only moves forward).
+    AckConsumer {
+        /// The consumer.
+        name: String,
+        /// The last acknowledged position.
+        position: Position,
+    },
+    /// Delete a durable consumer.
+    DeleteConsumer {
+        /// The consumer.
+        name: String,
+    },
 }
 
 /// What an entry asks the state machine to do.
@@ -196,11 +220,25 @@ pub enum Response {
         partitions_removed: usize,
         /// Journal entries removed.
         journal_entries_removed: u64,
+        /// Durable consumers expired: retention passed events they had not acknowledged.
+        consumers_expired: usize,
     },
     /// The calendar or the cluster settings were replaced.
     SettingsChanged,
     /// A hash mark was applied; the state hash as of it is being computed.
     HashMarked,
+    /// A durable consumer as it stands after a create or an ack.
+    Consumer(ConsumerState),
+    /// A durable consumer deletion ran.
+    ConsumerDeleted {
+        /// Whether the consumer existed (it no longer does).
+        existed: bool,
+    },
+    /// The durable consumer named does not exist; nothing changed.
+    UnknownConsumer {
+        /// The name asked for.
+        name: String,
+    },
     /// The command could not be carried out; nothing changed. Deterministic: every node
     /// refuses it alike.
     Refused {
@@ -238,7 +276,17 @@ mod tests {
             EncodedWrite::new("c1", 8, Ack::Quorum, samples::records()).unwrap(),
         );
         let system = Command::System(SystemCommand::HashMark);
-        for cmd in [write, encoded, system] {
+        let create = Command::System(SystemCommand::CreateConsumer {
+            name: "risk-engine".into(),
+            cursor: Position::new(41, 3),
+            created_at_ns: -7,
+        });
+        let ack = Command::System(SystemCommand::AckConsumer {
+            name: "r".into(),
+            position: Position::end_of(9),
+        });
+        let delete = Command::System(SystemCommand::DeleteConsumer { name: "r".into() });
+        for cmd in [write, encoded, system, create, ack, delete] {
             let bytes = cmd.to_bytes();
             assert_eq!(Command::from_entry(&bytes).unwrap(), cmd);
             assert_eq!(decode::<Command>(&bytes).unwrap(), cmd);
@@ -310,6 +358,17 @@ mod tests {
         "0000000000000000",
         "0000000000000000",
     );
+
+    /// The archived command is as large as its largest variant: the system commands added
+    /// later must never make it larger than the client write of the first format, or entries
+    /// already stored would no longer be found at their archive's end.
+    #[test]
+    fn system_commands_fit_within_the_stored_write_command() {
+        assert!(
+            std::mem::size_of::<ArchivedSystemCommand>()
+                <= std::mem::size_of::<ArchivedWriteCommand>()
+        );
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

@@ -74,6 +74,7 @@ pub mod apply;
 pub mod calendar;
 pub mod cluster_config;
 mod command;
+pub mod consumer;
 pub mod datagen;
 pub mod dedup;
 mod error;

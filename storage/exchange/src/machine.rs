@@ -12,6 +12,7 @@
 //! What depends on the input (a bad record, a bad calendar) is an answer, refused alike on
 //! every node; an error returned here means the engine failed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use crate::apply::stage;
 use crate::calendar::TradingCalendar;
 use crate::cluster_config::ClusterConfig;
 use crate::command::{payload_hash, Command, Response, SystemCommand};
+use crate::consumer;
 use crate::dedup::{self, Check, DedupRecord};
 use crate::error::{Error, Result};
 use crate::feed::{journal, CommittedBatch, CommittedEvent, EventSink};
@@ -66,6 +68,8 @@ pub struct ExchangeMachine {
     calendar: RwLock<Arc<TradingCalendar>>,
     settings: RwLock<Arc<ClusterConfig>>,
     sink: OnceLock<Arc<dyn EventSink>>,
+    /// Durable consumers this machine expired since it was opened.
+    consumers_expired: AtomicU64,
 }
 
 impl ExchangeMachine {
@@ -77,6 +81,7 @@ impl ExchangeMachine {
             calendar: RwLock::new(Arc::new(calendar)),
             settings: RwLock::new(Arc::new(settings)),
             sink: OnceLock::new(),
+            consumers_expired: AtomicU64::new(0),
         })
     }
 
@@ -100,6 +105,11 @@ impl ExchangeMachine {
     /// The cluster settings in force.
     pub fn settings(&self) -> Arc<ClusterConfig> {
         self.settings.read().clone()
+    }
+
+    /// How many durable consumers retention expired on this machine since it was opened.
+    pub fn consumers_expired(&self) -> u64 {
+        self.consumers_expired.load(Ordering::Relaxed)
     }
 
     /// Applies the entry at log index `index` (at least 1): what `content` asks, together with
@@ -246,15 +256,55 @@ impl ExchangeMachine {
                 drop_days_before,
                 drop_journal_before,
             } => {
+                // Consumers hold the journal back, up to the replicated hard limit; those
+                // retention must pass anyway expire in the same batch.
+                let max_held = self.settings().consumer_max_held_entries;
+                let hold = consumer::hold_journal(
+                    engine,
+                    *drop_journal_before,
+                    consumer::hard_cutoff(index, max_held),
+                )?;
+                for c in &hold.expired {
+                    tracing::warn!(
+                        consumer = %c.name,
+                        cursor = %c.cursor,
+                        max_held,
+                        "durable consumer expired: retention drops events it has not acknowledged"
+                    );
+                    consumer::put(&mut sys, c);
+                }
                 let policy = RetentionPolicy {
                     drop_days_before: *drop_days_before,
-                    drop_journal_before: *drop_journal_before,
+                    drop_journal_before: hold.cutoff,
                 };
                 let r = olap::retain(engine, policy, index, sys)?;
+                self.consumers_expired
+                    .fetch_add(hold.expired.len() as u64, Ordering::Relaxed);
                 Ok(Response::Retained {
                     partitions_removed: r.partitions_removed,
                     journal_entries_removed: r.journal_entries_removed,
+                    consumers_expired: hold.expired.len(),
                 })
+            }
+            SystemCommand::CreateConsumer {
+                name,
+                cursor,
+                created_at_ns,
+            } => {
+                let response =
+                    consumer::create(engine, index, name, *cursor, *created_at_ns, &mut sys)?;
+                engine.apply(&sys, index)?;
+                Ok(response)
+            }
+            SystemCommand::AckConsumer { name, position } => {
+                let response = consumer::ack(engine, index, name, *position, &mut sys)?;
+                engine.apply(&sys, index)?;
+                Ok(response)
+            }
+            SystemCommand::DeleteConsumer { name } => {
+                let response = consumer::delete(engine, name, &mut sys)?;
+                engine.apply(&sys, index)?;
+                Ok(response)
             }
             SystemCommand::SetCalendar { toml } => match TradingCalendar::from_toml(toml) {
                 Ok(cal) => {

@@ -5,7 +5,20 @@ use std::str::FromStr;
 
 /// Where a committed record sits in the log: the same on every replica. Printed and parsed as
 /// `index:ordinal` (`1234:7`). Positions order as the log does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct Position {
     /// The log index of the record's batch.
     pub index: u64,

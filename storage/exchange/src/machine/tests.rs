@@ -266,3 +266,228 @@ fn records_that_do_not_decode_are_refused_and_the_entry_still_counts() {
         .unwrap()
         .is_empty());
 }
+
+mod consumers {
+    use super::*;
+    use crate::consumer::{self, ConsumerState};
+    use crate::feed::{journal, Position};
+
+    fn create(machine: &ExchangeMachine, engine: &Engine, index: u64, name: &str) -> Response {
+        let cmd = SystemCommand::CreateConsumer {
+            name: name.into(),
+            cursor: Position::end_of(index - 1),
+            created_at_ns: 1_000 + index as i64,
+        };
+        system(machine, engine, index, cmd)
+    }
+
+    fn ack(
+        machine: &ExchangeMachine,
+        engine: &Engine,
+        index: u64,
+        name: &str,
+        position: Position,
+    ) -> Response {
+        let cmd = SystemCommand::AckConsumer {
+            name: name.into(),
+            position,
+        };
+        system(machine, engine, index, cmd)
+    }
+
+    fn cursor_of(response: &Response) -> Position {
+        match response {
+            Response::Consumer(c) => c.cursor,
+            other => panic!("not a consumer: {other:?}"),
+        }
+    }
+
+    fn write_batch(machine: &ExchangeMachine, engine: &Engine, index: u64) {
+        let cmd = WriteCommand::new("gw", index, Ack::Quorum, samples::records());
+        assert!(matches!(
+            write(machine, engine, index, &cmd),
+            Response::Written { .. }
+        ));
+    }
+
+    fn retain_journal(
+        machine: &ExchangeMachine,
+        engine: &Engine,
+        index: u64,
+        before: u64,
+    ) -> Response {
+        let cmd = SystemCommand::Retain {
+            drop_days_before: None,
+            drop_journal_before: Some(before),
+        };
+        system(machine, engine, index, cmd)
+    }
+
+    #[test]
+    fn a_consumer_is_created_once_and_creating_it_again_answers_it_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        let first = create(&machine, &engine, 3, "risk");
+        let expected = ConsumerState {
+            name: "risk".into(),
+            cursor: Position::end_of(2),
+            created_at_ns: 1_003,
+            expired: false,
+        };
+        assert_eq!(first, Response::Consumer(expected.clone()));
+        assert_eq!(create(&machine, &engine, 4, "risk"), first);
+        assert_eq!(consumer::get(&engine, "risk").unwrap(), Some(expected));
+        assert_eq!(applied_marker(&engine), Some(Bytes::from("4")));
+    }
+
+    #[test]
+    fn an_ack_moves_the_cursor_forward_and_never_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        write_batch(&machine, &engine, 1);
+        create(&machine, &engine, 2, "risk");
+        write_batch(&machine, &engine, 3);
+        let moved = ack(&machine, &engine, 4, "risk", Position::new(3, 2));
+        assert_eq!(cursor_of(&moved), Position::new(3, 2));
+        let back = ack(&machine, &engine, 5, "risk", Position::new(1, 0));
+        assert_eq!(cursor_of(&back), Position::new(3, 2));
+        assert_eq!(
+            consumer::get(&engine, "risk").unwrap().unwrap().cursor,
+            Position::new(3, 2)
+        );
+    }
+
+    #[test]
+    fn an_ack_of_an_unknown_consumer_or_beyond_the_log_is_refused_and_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        assert_eq!(
+            ack(&machine, &engine, 1, "nobody", Position::new(0, 0)),
+            Response::UnknownConsumer {
+                name: "nobody".into()
+            }
+        );
+        create(&machine, &engine, 2, "risk");
+        let Response::Refused { reason } = ack(&machine, &engine, 3, "risk", Position::new(3, 0))
+        else {
+            panic!("an ack beyond the log is refused");
+        };
+        assert!(reason.starts_with("field position: "), "{reason}");
+        assert_eq!(
+            consumer::get(&engine, "risk").unwrap().unwrap().cursor,
+            Position::end_of(1)
+        );
+        let bad = SystemCommand::CreateConsumer {
+            name: "no spaces".into(),
+            cursor: Position::end_of(0),
+            created_at_ns: 0,
+        };
+        let Response::Refused { reason } = system(&machine, &engine, 4, bad) else {
+            panic!("a bad name is refused");
+        };
+        assert!(reason.starts_with("field name: "), "{reason}");
+        assert_eq!(consumer::list(&engine).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_consumer_is_gone_and_deleting_it_again_says_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        create(&machine, &engine, 1, "risk");
+        let delete = || SystemCommand::DeleteConsumer {
+            name: "risk".into(),
+        };
+        assert_eq!(
+            system(&machine, &engine, 2, delete()),
+            Response::ConsumerDeleted { existed: true }
+        );
+        assert_eq!(consumer::get(&engine, "risk").unwrap(), None);
+        assert_eq!(
+            system(&machine, &engine, 3, delete()),
+            Response::ConsumerDeleted { existed: false }
+        );
+    }
+
+    #[test]
+    fn retention_keeps_the_events_a_live_consumer_has_not_acknowledged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        write_batch(&machine, &engine, 1);
+        create(&machine, &engine, 2, "risk");
+        write_batch(&machine, &engine, 3);
+        write_batch(&machine, &engine, 4);
+        ack(&machine, &engine, 5, "risk", Position::new(3, 4));
+        // Retention asks for everything before 5 to go: batch 3, which "risk" has not finished,
+        // is kept whole.
+        let Response::Retained {
+            consumers_expired, ..
+        } = retain_journal(&machine, &engine, 6, 5)
+        else {
+            panic!("retention runs");
+        };
+        assert_eq!(consumers_expired, 0);
+        assert_eq!(
+            journal::earliest(&engine).unwrap(),
+            Some(Position::new(3, 0))
+        );
+        assert!(journal::commit_time(&engine, 1).unwrap().is_none());
+        // Deleted, it holds nothing back.
+        system(
+            &machine,
+            &engine,
+            7,
+            SystemCommand::DeleteConsumer {
+                name: "risk".into(),
+            },
+        );
+        retain_journal(&machine, &engine, 8, 5);
+        assert_eq!(journal::earliest(&engine).unwrap(), None);
+    }
+
+    #[test]
+    fn a_consumer_past_the_hard_limit_expires_and_can_no_longer_ack() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        system(
+            &machine,
+            &engine,
+            1,
+            SystemCommand::SetClusterSettings {
+                toml: "consumer_max_held_entries = 3\n".into(),
+            },
+        );
+        create(&machine, &engine, 2, "slow");
+        for index in 3..=6 {
+            write_batch(&machine, &engine, index);
+        }
+        // At index 7, holding 3 entries keeps 5 on: "slow" needs 3 on, so it expires.
+        let Response::Retained {
+            consumers_expired, ..
+        } = retain_journal(&machine, &engine, 7, 7)
+        else {
+            panic!("retention runs");
+        };
+        assert_eq!(consumers_expired, 1);
+        assert_eq!(machine.consumers_expired(), 1);
+        assert_eq!(
+            journal::earliest(&engine).unwrap(),
+            Some(Position::new(5, 0))
+        );
+        let slow = consumer::get(&engine, "slow").unwrap().unwrap();
+        assert!(slow.expired);
+        let Response::Refused { reason } = ack(&machine, &engine, 8, "slow", Position::new(6, 0))
+        else {
+            panic!("an expired consumer cannot ack");
+        };
+        assert!(reason.contains("expired"), "{reason}");
+        // It no longer holds retention back.
+        retain_journal(&machine, &engine, 9, 7);
+        assert_eq!(journal::earliest(&engine).unwrap(), None);
+    }
+}
