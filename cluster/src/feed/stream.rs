@@ -387,7 +387,9 @@ impl Stream {
             commit_time_ns: mark.commit_ns,
             node_id: self.node.raft.id(),
         }))
-        .await
+        .await?;
+        self.report_delivered();
+        Ok(())
     }
 
     async fn send(&mut self, frame: pb::subscribe_response::Frame) -> Result<(), End> {
@@ -399,8 +401,14 @@ impl Stream {
         Ok(())
     }
 
+    /// Tells a durable consumer's bookkeeping how far this stream has delivered: up to the
+    /// last event sent, or further where progress said everything up to there was sent (so a
+    /// consumer with a narrow filter can acknowledge past its last matching event).
     fn report_delivered(&self) {
-        if let (Some(report), Some(last)) = (&self.spec.on_delivered, self.last_event) {
+        if let Some(report) = &self.spec.on_delivered {
+            let last = self
+                .last_event
+                .map_or(self.delivered, |e| e.max(self.delivered));
             report(last);
         }
     }
