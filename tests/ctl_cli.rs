@@ -88,6 +88,25 @@ fn help_describes_every_option_and_offers_examples_and_completions() {
         (&["ctl", "transfer-leader"], &["--to"]),
         (&["ctl", "compact"], &["--node"]),
         (&["ctl", "backup"], &["--node"]),
+        (
+            &["ctl", "subscribe"],
+            &[
+                "--kinds",
+                "--instruments",
+                "--prefixes",
+                "--users",
+                "--exchange",
+                "--from",
+                "--mode",
+                "--window-ms",
+                "--heartbeat-ms",
+                "--consumer",
+                "--ack-every",
+                "--limit",
+                "--show-progress",
+            ],
+        ),
+        (&["ctl", "consumers", "list"], &[]),
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");

@@ -1,6 +1,6 @@
 //! Subscriptions against real node processes: a subscriber on a follower keeps its stream when
-//! that follower is killed mid-stream (the stream goes on on another node, with no event lost
-//! or repeated), and `qastore ctl subscribe --limit N --output json` prints the first N
+//! that follower is killed or falls silent mid-stream (the stream goes on on another node,
+//! with no event lost or repeated), and `qastore ctl subscribe --limit N --output json` prints the first N
 //! committed events as JSON lines.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -57,9 +57,31 @@ async fn events_through(
     events
 }
 
+/// How the follower serving the subscriber fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Its process is killed (SIGKILL): the connection breaks.
+    Kill,
+    /// Its process is stopped (SIGSTOP): the connection stays open and goes silent.
+    Pause,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_subscriber_on_a_killed_follower_goes_on_elsewhere_without_gap_or_repeat() {
     let _serial = SERIAL.lock().await;
+    follower_fails_under_a_subscriber(Failure::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_whose_follower_falls_silent_moves_on_after_three_heartbeats() {
+    let _serial = SERIAL.lock().await;
+    follower_fails_under_a_subscriber(Failure::Pause).await;
+}
+
+/// A subscriber reads orders from the oldest on a follower while orders keep being written;
+/// the follower fails; the subscriber must go on on another node and see exactly the
+/// committed orders, each once, in position order.
+async fn follower_fails_under_a_subscriber(failure: Failure) {
     let mut c = ProcCluster::start(3, "").await.unwrap();
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let followers = c.others(leader);
@@ -78,7 +100,8 @@ async fn a_subscriber_on_a_killed_follower_goes_on_elsewhere_without_gap_or_repe
     );
 
     // Orders keep being written while the follower dies.
-    let writer = Arc::new(c.client().unwrap());
+    // Written through the leader only, so that no write waits on the failed follower.
+    let writer = Arc::new(client_of(vec![c.api(leader)]));
     let stop = Arc::new(AtomicBool::new(false));
     let writes = tokio::spawn({
         let (writer, stop) = (writer.clone(), stop.clone());
@@ -105,7 +128,10 @@ async fn a_subscriber_on_a_killed_follower_goes_on_elsewhere_without_gap_or_repe
             seen.push(e);
         }
     }
-    c.kill(victim).unwrap();
+    match failure {
+        Failure::Kill => c.kill(victim).unwrap(),
+        Failure::Pause => c.pause(victim, true).unwrap(),
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let last = writes.await.unwrap();

@@ -36,10 +36,10 @@ pub struct SubscribeArgs {
     /// Only these kinds, comma-separated: orders, trades, accounts, positions, ticks, books.
     #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
     kinds: Vec<pb::RecordKind>,
-    /// Only these instruments, comma-separated (IF2412 or CFFEX.IF2412).
+    /// Only these instruments, comma-separated (rb2501 or SHFE.rb2501).
     #[arg(long, value_delimiter = ',')]
     instruments: Vec<String>,
-    /// Only instruments starting with one of these, comma-separated (IF24 or SHFE.rb).
+    /// Only instruments starting with one of these, comma-separated (rb25 or SHFE.rb).
     #[arg(long, value_delimiter = ',')]
     prefixes: Vec<String>,
     /// Only these users, comma-separated.

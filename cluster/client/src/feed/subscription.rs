@@ -24,6 +24,8 @@ use crate::error::ClientError;
 use crate::retry::Backoff;
 
 /// What a subscription yields.
+// Events are nearly every item: boxing each would cost more than the space it saves.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum SubscriptionItem {
     /// One committed event.
@@ -311,12 +313,10 @@ impl Driver {
                 self.cursor.progress(&p);
                 self.pending.push_back(SubscriptionItem::Progress(p));
             }
-            Some(Frame::Snapshot(s)) => {
-                if self.cursor.accept_snapshot(&s) {
-                    self.pending.push_back(SubscriptionItem::Snapshot(s));
-                }
+            Some(Frame::Snapshot(s)) if self.cursor.accept_snapshot(&s) => {
+                self.pending.push_back(SubscriptionItem::Snapshot(s));
             }
-            None => {}
+            Some(Frame::Snapshot(_)) | None => {}
         }
     }
 
