@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use qastore_client::Client;
+use qastore_client::{Client, ClientConfig};
 use qastore_proto::v1 as pb;
 use qastore_testkit::samples;
 use qastore_testkit::{ProcCluster, SERIAL};
@@ -136,7 +136,9 @@ impl Script {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (tx, lines) = mpsc::channel();
+        // No line is read ahead: a test that stops reading holds the script's printing back
+        // once the pipe is full, as a slow consumer would.
+        let (tx, lines) = mpsc::sync_channel(0);
         let out = BufReader::new(child.stdout.take().unwrap());
         std::thread::spawn(move || {
             for line in out.lines() {
@@ -243,32 +245,56 @@ async fn a_python_subscriber_on_a_follower_prints_every_committed_event_from_the
     script.finish();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_subscriber_whose_node_is_killed_goes_on_at_the_next_endpoint_without_gap_or_duplicate(
-) {
-    let (py, gen) = generated();
-    let _serial = SERIAL.lock().await;
-    let mut c = ProcCluster::start(3, "").await.unwrap();
-    let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
-    let client = c.client().unwrap();
-    // More than a pipe holds: the script is still printing these when its node dies.
-    let mut expected = write(&client, 0..30, pb::AckLevel::All).await;
-    let later = 10;
-    let total = expected.len() + later * batch(0).len();
+/// What happens to the node the script reads from.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL: its connections are reset at once.
+    Kill,
+    /// SIGSTOP: its connections stay open and silent.
+    Freeze,
+}
 
+/// Streams 280 events from the oldest with two followers as endpoints: from the journal, then
+/// live from the first follower, which then suffers `fault`, then from the second one only.
+/// Answers the script's stderr.
+async fn fail_over(fault: Fault) -> String {
+    let (py, gen) = generated();
+    let mut c = ProcCluster::start(3, "").await.unwrap();
+    let (leader, leader_api) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
+    // Writes go straight to the leader, never through the follower at fault.
+    let client = Client::new(&[leader_api], ClientConfig::default()).unwrap();
+    let mut expected = write(&client, 0..20, pb::AckLevel::All).await;
+    let total = expected.len() + 20 * batch(0).len();
     let f = c.others(leader);
     let endpoints = [c.api(f[0]), c.api(f[1])];
     let mut script = Script::start(&py, gen.path(), &args(&endpoints, total));
     let mut seen = script.read(1);
-    c.kill(f[0]).unwrap();
-    // Events only the surviving nodes ever had.
-    expected.extend(write(&client, 30..30 + later as u64, pb::AckLevel::Quorum).await);
+    expected.extend(write(&client, 20..30, pb::AckLevel::Quorum).await);
+    match fault {
+        Fault::Kill => c.kill(f[0]).unwrap(),
+        Fault::Freeze => c.pause(f[0], true).unwrap(),
+    }
+    expected.extend(write(&client, 30..40, pb::AckLevel::Quorum).await);
     assert_eq!(expected.len(), total);
     seen.extend(script.read(total - 1));
     assert_eq!(seen, expected);
     let stderr = script.finish();
-    assert!(
-        stderr.contains(&format!("resuming on {}", endpoints[1])),
-        "{stderr}"
-    );
+    let resumed = format!("resuming on {} --from ", endpoints[1]);
+    assert!(stderr.contains(&resumed), "{stderr}");
+    stderr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_subscriber_whose_node_is_killed_goes_on_at_the_next_endpoint_without_gap_or_duplicate(
+) {
+    let _serial = SERIAL.lock().await;
+    fail_over(Fault::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_subscriber_whose_node_freezes_gives_up_on_its_silence_and_goes_on_without_gap_or_duplicate(
+) {
+    let _serial = SERIAL.lock().await;
+    let stderr = fail_over(Fault::Freeze).await;
+    assert!(stderr.contains("nothing received for"), "{stderr}");
 }

@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import sys
+import threading
 import time
 
 import grpc
@@ -36,8 +37,23 @@ RETRYABLE = {
     grpc.StatusCode.DEADLINE_EXCEEDED,
 }
 
-# A node that stops answering (frozen, cut off) is given up on after about this long.
-KEEPALIVE_MS = 5_000
+# An idle stream gets a progress frame this often; a node that sends nothing at all for
+# IDLE_LIMIT_S (frozen, or its host unreachable) is given up on.
+HEARTBEAT_MS = 1_000
+IDLE_LIMIT_S = 5.0
+
+
+def retryable(error, resuming):
+    """Whether another node (or the same one, later) may go on where this stream stopped."""
+    if error.code() in RETRYABLE:
+        return True
+    # A node cut off from its leader cannot tell that a position another node sent is
+    # committed, and refuses it as a start: the next node can serve it.
+    return (
+        resuming
+        and error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        and "start.after" in (error.details() or "")
+    )
 
 
 def parse_position(text):
@@ -102,14 +118,16 @@ def request(args, after):
         kinds=[feed_pb2.RecordKind.Value("RECORD_KIND_" + k.upper()) for k in args.kinds],
         instruments=args.instruments,
     )
-    start = after if after is not None else args.start
+    start = after or args.start
     if start == "oldest":
         at = feed_pb2.StartAt(oldest=True)
     elif start == "tail":
         at = feed_pb2.StartAt(tail=True)
     else:
         at = feed_pb2.StartAt(after=feed_pb2.Position(log_index=start[0], ordinal=start[1]))
-    return feed_pb2.SubscribeRequest(filter=flt, start=at, mode=feed_pb2.DELIVERY_MODE_REALTIME)
+    return feed_pb2.SubscribeRequest(
+        filter=flt, start=at, mode=feed_pb2.DELIVERY_MODE_REALTIME, heartbeat_ms=HEARTBEAT_MS
+    )
 
 
 def as_text(position):
@@ -137,59 +155,122 @@ def emit(line):
     print(json.dumps(line), flush=True)
 
 
+class Output:
+    """What was printed so far: a new stream starts right after `after`."""
+
+    def __init__(self, args):
+        self.after = None  # (log_index, ordinal); None until the first event or progress.
+        self.printed = 0
+        self.frames = 0
+        self.limit = args.limit
+        self.show_progress = args.progress
+
+    def events(self, batch):
+        """Prints the events not printed yet; answers whether the limit is reached."""
+        for event in batch.events:
+            pos = (event.position.log_index, event.position.ordinal)
+            if self.after is not None and pos <= self.after:
+                continue  # Printed before a reconnect.
+            emit(event_line(event))
+            self.after = pos
+            self.printed += 1
+            if self.printed == self.limit:
+                return True
+        return False
+
+    def progress(self, progress):
+        # Everything matching up to `applied` was sent: a later stream can start there even
+        # if no event matched since.
+        applied = progress.applied
+        self.after = max(self.after or (0, 0), (applied.log_index, applied.ordinal))
+        if self.show_progress:
+            emit({
+                "progress": as_text(applied),
+                "commit_time_ns": progress.commit_time_ns,
+                "node_id": progress.node_id,
+            })
+
+
+class Watchdog:
+    """Cancels a stream that sends nothing, not even a progress frame, for IDLE_LIMIT_S while
+    we wait for it (time spent printing does not count)."""
+
+    def __init__(self, call):
+        self.call = call
+        self.waiting_since = None
+        self.fired = False
+        self.stopped = threading.Event()
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def watch(self):
+        while not self.stopped.wait(0.5):
+            since = self.waiting_since
+            if since is not None and time.monotonic() - since > IDLE_LIMIT_S:
+                self.fired = True
+                self.call.cancel()
+                return
+
+    def frames(self):
+        frames = iter(self.call)
+        while True:
+            self.waiting_since = time.monotonic()
+            frame = next(frames, None)
+            self.waiting_since = None
+            if frame is None:
+                return
+            yield frame
+
+
+def stream_from(endpoint, args, out):
+    """Prints one stream from `endpoint`: None once the limit is reached, otherwise why the
+    stream broke. Exits on an error no other node would answer differently."""
+    with grpc.insecure_channel(endpoint) as channel:
+        call = feed_pb2_grpc.FeedStub(channel).Subscribe(request(args, out.after))
+        watchdog = Watchdog(call)
+        try:
+            for frame in watchdog.frames():
+                out.frames += 1
+                which = frame.WhichOneof("frame")
+                if which == "events" and out.events(frame.events):
+                    call.cancel()
+                    return None
+                if which == "progress":
+                    out.progress(frame.progress)
+        except grpc.RpcError as e:
+            if watchdog.fired:
+                return f"nothing received for {IDLE_LIMIT_S:.0f} s"
+            if not retryable(e, resuming=out.after is not None):
+                sys.exit(f"{endpoint}: {e.code().name}: {e.details()}")
+            return f"{e.code().name}: {e.details()}"
+        finally:
+            watchdog.stopped.set()
+    return "the stream ended"
+
+
 def subscribe(args):
-    """Streams until `--limit` events are printed; fails over between endpoints for ever."""
-    after = None  # The last position everything up to which was printed.
-    printed = 0
-    attempt = 0
+    """Streams until `--limit` events are printed, moving to the next endpoint whenever a
+    stream breaks."""
+    out = Output(args)
+    current = 0
+    failures = 0  # Streams in a row that broke before sending anything.
     while True:
-        endpoint = args.endpoint[attempt % len(args.endpoint)]
-        options = [
-            ("grpc.keepalive_time_ms", KEEPALIVE_MS),
-            ("grpc.keepalive_timeout_ms", KEEPALIVE_MS),
-            ("grpc.http2.max_pings_without_data", 0),
-        ]
-        with grpc.insecure_channel(endpoint, options=options) as channel:
-            stream = feed_pb2_grpc.FeedStub(channel).Subscribe(request(args, after))
-            try:
-                for frame in stream:
-                    attempt = 0
-                    which = frame.WhichOneof("frame")
-                    if which == "events":
-                        for event in frame.events.events:
-                            pos = (event.position.log_index, event.position.ordinal)
-                            if after is not None and pos <= after:
-                                continue  # Already printed before a reconnect.
-                            emit(event_line(event))
-                            after = pos
-                            printed += 1
-                            if printed == args.limit:
-                                stream.cancel()
-                                return
-                    elif which == "progress":
-                        # Everything matching up to `applied` was sent: a later stream can
-                        # start there even if no event matched.
-                        applied = frame.progress.applied
-                        after = max(after or (0, 0), (applied.log_index, applied.ordinal))
-                        if args.progress:
-                            emit({
-                                "progress": as_text(applied),
-                                "commit_time_ns": frame.progress.commit_time_ns,
-                                "node_id": frame.progress.node_id,
-                            })
-                # A stream only ends when the node stops serving it: go on elsewhere.
-                reason = "the stream ended"
-            except grpc.RpcError as e:
-                if e.code() not in RETRYABLE:
-                    sys.exit(f"{endpoint}: {e.code().name}: {e.details()}")
-                reason = f"{e.code().name}: {e.details()}"
-        attempt += 1
-        resume = "--from " + (f"{after[0]}:{after[1]}" if after else str(args.start))
-        next_endpoint = args.endpoint[attempt % len(args.endpoint)]
-        print(f"{endpoint}: {reason}; resuming on {next_endpoint} {resume}", file=sys.stderr)
-        if attempt % len(args.endpoint) == 0:
+        endpoint = args.endpoint[current]
+        frames = out.frames
+        reason = stream_from(endpoint, args, out)
+        if reason is None:
+            return
+        failures = failures + 1 if out.frames == frames else 0
+        current = (current + 1) % len(args.endpoint)
+        start = out.after or args.start
+        if isinstance(start, tuple):
+            start = f"{start[0]}:{start[1]}"
+        print(
+            f"{endpoint}: {reason}; resuming on {args.endpoint[current]} --from {start}",
+            file=sys.stderr,
+        )
+        if failures and failures % len(args.endpoint) == 0:
             # Every endpoint failed in a row: wait a little before the next round.
-            time.sleep(min(0.2 * attempt, 5.0))
+            time.sleep(min(0.2 * failures, 5.0))
 
 
 def main():

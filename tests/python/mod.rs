@@ -22,6 +22,10 @@ pub fn python() -> PathBuf {
     let wanted = std::fs::read_to_string(&requirements).unwrap();
     let dir = target_dir().join("grpc-tools-venv");
     let python = dir.join("bin/python");
+    // Tests (and test processes) running at once install it once, one after the other.
+    std::fs::create_dir_all(target_dir()).unwrap();
+    let lock = std::fs::File::create(target_dir().join("grpc-tools-venv.lock")).unwrap();
+    lock.lock().unwrap();
     // The installed requirements are remembered: a change of pins reinstalls.
     let ready = dir.join(".installed-requirements");
     if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
