@@ -230,7 +230,8 @@ fn args(endpoints: &[String], limit: usize) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_python_subscriber_on_a_follower_prints_every_committed_event_from_the_oldest() {
+async fn a_python_subscriber_on_a_follower_prints_every_committed_event_from_the_oldest_filtered_or_not(
+) {
     let (py, gen) = generated();
     let _serial = SERIAL.lock().await;
     let c = ProcCluster::start(3, "").await.unwrap();
@@ -242,6 +243,20 @@ async fn a_python_subscriber_on_a_follower_prints_every_committed_event_from_the
     let mut script = Script::start(&py, gen.path(), &args(&[c.api(follower)], expected.len()));
     let seen = script.read(expected.len());
     assert_eq!(seen, expected);
+    script.finish();
+
+    // The node filters: ticks and trades of one instrument.
+    let wanted: Vec<Seen> = expected
+        .into_iter()
+        .filter(|(_, kind, ids)| {
+            ["tick", "trade_executed"].contains(&kind.as_str()) && ids.contains("IF2412")
+        })
+        .collect();
+    assert_eq!(wanted.len(), 8, "a tick and a trade in each even batch");
+    let mut filtered = args(&[c.api(follower)], wanted.len());
+    filtered.extend(["--kinds", "ticks,trades", "--instruments", "IF2412"].map(String::from));
+    let mut script = Script::start(&py, gen.path(), &filtered);
+    assert_eq!(script.read(wanted.len()), wanted);
     script.finish();
 }
 

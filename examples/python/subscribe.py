@@ -152,7 +152,7 @@ def event_line(event):
 
 
 def emit(line):
-    print(json.dumps(line), flush=True)
+    print(json.dumps(line, ensure_ascii=False), flush=True)
 
 
 class Output:
