@@ -152,7 +152,13 @@ async fn wait_for(node: &Node, p: Position, timeout: Duration) -> Result<(), Api
     let raft = &node.raft;
     let committed = raft.status().committed.unwrap_or(0);
     let known = if p.index > committed {
-        raft.linearizable_index(timeout).await.unwrap_or(committed)
+        // Only the leader knows whether the position is committed: a node cut off from it
+        // cannot tell, and another node may serve the stream.
+        raft.linearizable_index(timeout).await.map_err(|e| {
+            ApiError::Unavailable(format!(
+                "this node cannot confirm that position {p} is committed ({e}); try another node"
+            ))
+        })?
     } else {
         committed
     };
