@@ -40,6 +40,13 @@
 //! [wal]                            # write-ahead log (the Raft log); defaults shown
 //! segment_bytes = 67108864         # 64 MiB: a new segment file starts past this size
 //! max_entry_bytes = 67108864       # 64 MiB: the largest log entry; at least max_request_bytes
+//!
+//! [feed]                           # subscriptions; defaults shown
+//! live_buffer_events = 262144      # recent events kept in memory for live streams
+//! live_buffer_bytes = 134217728    # 128 MiB: the same bound in bytes
+//! stream_buffer_events = 65536     # a stream further behind than this reads from the journal
+//! stream_buffer_bytes = 33554432   # 32 MiB: the same bound in bytes
+//! max_streams = 4096               # streams served at once
 //! ```
 //!
 //! Unknown keys are refused. The engine and WAL values are checked together when the config is
@@ -53,8 +60,10 @@ use std::path::{Path, PathBuf};
 use qastore_raft::RaftConfig;
 use serde::Deserialize;
 
+mod feed;
 mod storage;
 
+pub use feed::FeedSection;
 pub use storage::{EngineSection, WalSection};
 
 /// A member of the cluster when it is first formed.
@@ -119,6 +128,8 @@ pub struct NodeConfig {
     pub engine: EngineSection,
     /// Write-ahead log settings.
     pub wal: WalSection,
+    /// Subscription settings.
+    pub feed: FeedSection,
 }
 
 impl Default for NodeConfig {
@@ -145,6 +156,7 @@ impl Default for NodeConfig {
             raft: RaftConfig::default(),
             engine: EngineSection::default(),
             wal: WalSection::default(),
+            feed: FeedSection::default(),
         }
     }
 }
@@ -254,6 +266,7 @@ impl NodeConfig {
         })?;
         self.engine.validate()?;
         self.wal.validate(self.max_request_bytes)?;
+        self.feed.validate()?;
         Ok(())
     }
 

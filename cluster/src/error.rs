@@ -51,6 +51,17 @@ pub enum ApiError {
     /// A failure of the node itself (I/O, damage).
     #[error("{0}")]
     Internal(String),
+    /// A subscription's events left the journal: a start older than it holds, or a stream
+    /// that fell that far behind.
+    #[error("{message}; the earliest position still available is {earliest}")]
+    OutOfRange {
+        /// What happened.
+        message: String,
+        /// Where the journal's history now begins.
+        earliest: qastore_exchange::feed::Position,
+        /// For a stream cut off: the last position it delivered.
+        last_delivered: Option<qastore_exchange::feed::Position>,
+    },
 }
 
 fn leader_text(id: &Option<u64>, api: &Option<String>) -> String {
@@ -128,6 +139,7 @@ impl ApiError {
             ApiError::NotAllAcked { .. } | ApiError::DeadlineExceeded(_) => Code::DeadlineExceeded,
             ApiError::NotFound(_) => Code::NotFound,
             ApiError::Internal(_) => Code::Internal,
+            ApiError::OutOfRange { .. } => Code::OutOfRange,
         }
     }
 }
@@ -150,6 +162,19 @@ impl From<ApiError> for Status {
             }
             ApiError::NotAllAcked { log_index } => {
                 md.insert(api_metadata::LOG_INDEX, (*log_index).into());
+            }
+            ApiError::OutOfRange {
+                earliest,
+                last_delivered,
+                ..
+            } => {
+                if let Ok(v) = MetadataValue::try_from(earliest.to_string()) {
+                    md.insert(api_metadata::EARLIEST_POSITION, v);
+                }
+                if let Some(Ok(v)) = last_delivered.map(|p| MetadataValue::try_from(p.to_string()))
+                {
+                    md.insert(api_metadata::LAST_DELIVERED, v);
+                }
             }
             _ => {}
         }

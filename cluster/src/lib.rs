@@ -7,6 +7,8 @@
 //!   forwarding from followers to the leader, the disk quota, and the HTTP port with metrics,
 //!   health and JSON admin routes. It answers a [`RunningNode`] to stop, or a [`StartError`].
 //! * [`config`]: the node's settings file (`node.toml`) and its sections.
+//! * [`feed`]: subscriptions: the live feed each node keeps of what it applies, and the
+//!   `Feed` service's streams (public for tools and tests that follow a node in-process).
 //! * [`recovery`]: the offline operator commands (forcing a new cluster, restoring a backup).
 //! * [`convert`]: conversions between the API's messages and the storage crate's records, for
 //!   tools and tests that build API requests from records.
@@ -28,6 +30,7 @@ pub mod config;
 pub mod convert;
 mod deadline;
 mod error;
+pub mod feed;
 mod forward;
 pub mod http;
 mod membership;

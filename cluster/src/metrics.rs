@@ -200,6 +200,53 @@ const METRICS: &[(&str, Kind, &str)] = &[
         Kind::LabeledHistogram,
         "Latency of the node's gRPC calls, by method.",
     ),
+    (
+        "qastore_feed_streams",
+        Kind::Gauge,
+        "Subscription streams this node serves now.",
+    ),
+    (
+        "qastore_feed_events_sent_total",
+        Kind::Counter,
+        "Events this node sent to subscribers (a conflated event counts once).",
+    ),
+    (
+        "qastore_feed_bytes_sent_total",
+        Kind::Counter,
+        "Encoded bytes of the event frames this node sent to subscribers.",
+    ),
+    (
+        "qastore_feed_streams_moved_to_journal_total",
+        Kind::Counter,
+        "Times a stream fell out of the live buffer (or started in the past) and read the \
+         journal; it rejoins the live feed once caught up.",
+    ),
+    (
+        "qastore_feed_streams_cut_total",
+        Kind::Counter,
+        "Streams ended because the events they still needed had left the journal.",
+    ),
+    (
+        "qastore_feed_live_buffer_events",
+        Kind::Gauge,
+        "Events of recent batches the live feed holds in memory.",
+    ),
+    (
+        "qastore_feed_live_buffer_bytes",
+        Kind::Gauge,
+        "Bytes of the events the live feed holds in memory.",
+    ),
+    (
+        "qastore_feed_stream_lag_entries_max",
+        Kind::Gauge,
+        "Log entries between this node's applied index and the furthest-behind stream.",
+    ),
+    (
+        "qastore_feed_stream_lag_seconds_max",
+        Kind::Gauge,
+        "Commit-time distance between the last applied batch and the last event the \
+         furthest-behind stream took.",
+    ),
 ];
 
 /// A running total with a fractional value, which the recorder's integer counters cannot
@@ -299,6 +346,7 @@ pub fn spawn_sampler(node: Arc<Node>, mut stop: tokio::sync::watch::Receiver<boo
         let mut state = Sampler::default();
         loop {
             state.sample(&node);
+            crate::feed::metrics::sample(node.raft.app().live());
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = stop.wait_for(|s| *s) => return,

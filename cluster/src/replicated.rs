@@ -18,6 +18,9 @@ use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore};
 use qastore_lsm::{Engine, WriteBatch};
 use qastore_raft::{AppError, Application, Applied, MakeBlob, Payload, RaftNode, Request};
 
+use crate::config::FeedSection;
+use crate::feed::LiveFeed;
+
 /// A Raft node replicating the exchange.
 pub type ExchangeNode = RaftNode<ExchangeApp>;
 
@@ -25,9 +28,15 @@ pub type ExchangeNode = RaftNode<ExchangeApp>;
 #[derive(Debug)]
 pub struct ExchangeApp {
     machine: ExchangeMachine,
+    live: Arc<LiveFeed>,
 }
 
 impl ExchangeApp {
+    /// The live feed the machine announces applied entries to (what subscriptions follow).
+    pub fn live(&self) -> &Arc<LiveFeed> {
+        &self.live
+    }
+
     /// The trading calendar in force (replicated; the built-in one until replaced).
     pub fn calendar(&self) -> Arc<TradingCalendar> {
         self.machine.calendar()
@@ -64,7 +73,13 @@ impl Application for ExchangeApp {
 
     fn open(engine: &Engine) -> Result<Self, AppError> {
         let machine = ExchangeMachine::open(engine).map_err(app_error)?;
-        Ok(ExchangeApp { machine })
+        let defaults = FeedSection::default();
+        let live = Arc::new(LiveFeed::new(
+            defaults.live_buffer_events,
+            defaults.live_buffer_bytes,
+        ));
+        machine.set_event_sink(live.clone());
+        Ok(ExchangeApp { machine, live })
     }
 
     fn reload(&self, engine: &Engine) -> Result<(), AppError> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qastore_proto::v1::admin_server::AdminServer;
+use qastore_proto::v1::feed_server::FeedServer;
 use qastore_proto::v1::store_server::StoreServer;
 use qastore_raft::PeerNode;
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use tokio_stream::StreamExt;
 
 use crate::admin_service::AdminService;
 use crate::config::NodeConfig;
+use crate::feed::FeedService;
 use crate::node::Node;
 use crate::quota::DiskQuota;
 use crate::replicated::ExchangeNode;
@@ -86,6 +88,10 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         config.disk_alarm_ratio,
     );
     quota.spawn(stopped.clone());
+    raft.app().live().set_limits(
+        config.feed.live_buffer_events,
+        config.feed.live_buffer_bytes,
+    );
     let node = Arc::new(Node::new(raft, config, quota, api_addr, http_addr));
     let prometheus = metrics::install();
     metrics::spawn_sampler(node.clone(), stopped.clone());
@@ -139,6 +145,9 @@ fn spawn_grpc(
     let admin = AdminServer::new(AdminService::new(node.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
+    let feed = FeedServer::new(FeedService::new(node.clone(), stopped.clone()))
+        .max_decoding_message_size(max)
+        .max_encoding_message_size(max);
     tokio::spawn(async move {
         // The builder's TCP options do not reach sockets we accept ourselves: without
         // TCP_NODELAY, a response's frames wait on the client's delayed ACK (~40 ms).
@@ -151,6 +160,7 @@ fn spawn_grpc(
             .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))
             .add_service(store)
             .add_service(admin)
+            .add_service(feed)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.wait_for(|s| *s).await;
             })
@@ -178,8 +188,9 @@ impl RunningNode {
         self.node.http_addr
     }
 
-    /// Stops gracefully: refuses new calls, lets calls in flight finish (up to `grace`),
-    /// stops Raft, and flushes the engine so a restart has little log to re-apply.
+    /// Stops gracefully: refuses new calls, ends subscription streams, lets calls in flight
+    /// finish (up to `grace`), stops Raft, and flushes the engine so a restart has little log
+    /// to re-apply.
     pub async fn shutdown(self, grace: Duration) -> Result<(), qastore_raft::Error> {
         let id = self.node.raft.id();
         tracing::info!(node = id, "shutting down");
@@ -190,9 +201,9 @@ impl RunningNode {
                 tracing::warn!(node = id, "calls still in flight after the grace period");
             }
         }
+        // Stopping Raft also flushes and closes the engine.
         let raft = self.node.raft.shutdown().await;
-        let flushed = self.node.raft.flush().await;
         tracing::info!(node = id, "node stopped");
-        raft.and(flushed)
+        raft
     }
 }

@@ -101,7 +101,8 @@ impl StoreService {
         let records = conv::records_from_pb(req.records)?;
         let request_id = req.request_id;
         let cmd = EncodedWrite::new(&req.client_id, request_id, ack, records)
-            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?
+            .stamped(now_ns());
         let (request, all_voters) = write_request(cmd);
         let out = self
             .node
@@ -458,4 +459,11 @@ impl Store for StoreService {
             next_page_token: next,
         }))
     }
+}
+
+/// The leader's clock, stamped on a write as its commit time.
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -319,8 +319,9 @@ impl<A: Application> RaftNode<A> {
         &self.config
     }
 
-    /// Stops the node: Raft, the peer server and the background tasks. The data directory is
-    /// left as it is; starting again resumes from it.
+    /// Stops the node: Raft, the peer server and the background tasks, then flushes and closes
+    /// the engine (waiting for a snapshot still being built). The data directory is left as
+    /// it is; starting again resumes from it.
     pub async fn shutdown(&self) -> Result<()> {
         let _ = self.stop.send(true);
         self.sm.damage().stop();

@@ -287,6 +287,12 @@ pub fn commit_time(index: u64) -> Vec<u8> {
     KeyBuf::new(COMMIT_TIME).u64(index).build()
 }
 
+/// Where the journal's retained history begins: the cut-off of the last journal retention
+/// (`u64` big-endian). Events of lower log indexes are gone.
+pub fn journal_floor() -> Vec<u8> {
+    KeyBuf::new(SYSTEM).last_id("journal-floor").build()
+}
+
 /// The log index a commit-time key is for.
 pub fn parse_commit_time(key: &[u8]) -> Option<u64> {
     if key.len() != 9 || key[0] != COMMIT_TIME {

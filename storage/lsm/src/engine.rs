@@ -30,7 +30,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use crate::compaction::WritePressure;
 pub use config::EngineConfig;
-pub use read::EngineIter;
+pub use read::{EngineIter, ReadView};
 pub use stats::{EngineStats, LevelStats};
 
 use crate::batch::{BatchOp, WriteBatch};

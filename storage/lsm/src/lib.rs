@@ -131,7 +131,7 @@ pub mod wal;
 
 pub use batch::{BatchOp, WriteBatch};
 pub use engine::{
-    Engine, EngineConfig, EngineIter, EngineStats, LevelStats, TableInfo, WritePressure,
+    Engine, EngineConfig, EngineIter, EngineStats, LevelStats, ReadView, TableInfo, WritePressure,
 };
 pub use error::{Error, InvalidArgument, Result};
 pub use sstable::TableConfig;

@@ -91,6 +91,32 @@ fn puts_deletes_and_scans_within_a_batch_and_across_batches() {
 }
 
 #[test]
+fn a_read_view_keeps_seeing_one_batch_while_later_ones_are_applied_and_flushed() {
+    let vfs = SimVfs::new(1);
+    let e = Engine::open(vfs.shared(), "/db", small()).unwrap();
+    e.apply(&batch(&[("a/1", Some("1")), ("b/1", Some("1"))]), 1)
+        .unwrap();
+    let view = e.read_view();
+    e.apply(
+        &batch(&[("a/1", None), ("a/2", Some("2")), ("b/2", Some("2"))]),
+        2,
+    )
+    .unwrap();
+    e.flush().unwrap();
+    let keys = |it: qastore_lsm::EngineIter| -> Vec<Bytes> { it.map(|r| r.unwrap().0).collect() };
+    assert_eq!(view.applied_index(), 1);
+    assert_eq!(
+        keys(view.scan_prefix(b"a/")),
+        vec![Bytes::from_static(b"a/1")]
+    );
+    assert_eq!(
+        keys(view.scan_prefix(b"b/")),
+        vec![Bytes::from_static(b"b/1")]
+    );
+    assert_eq!(keys(e.scan_prefix(b"a/")), vec![Bytes::from_static(b"a/2")]);
+}
+
+#[test]
 fn only_flushed_batches_survive_a_reopen_and_flushed_index_says_which() {
     let vfs = SimVfs::new(1);
     {

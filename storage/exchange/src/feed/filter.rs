@@ -192,7 +192,9 @@ fn names_instrument(
 
 /// A record's exchange, instrument and user, where it has them.
 fn fields(record: &Record) -> (Option<&str>, Option<&str>, Option<&str>) {
-    let s = |v: &String| Some(v.as_str());
+    fn s(v: &str) -> Option<&str> {
+        Some(v)
+    }
     match record {
         Record::OrderInsert(o) => (s(&o.exchange_id), s(&o.instrument_id), s(&o.user_id)),
         Record::OrderUpdate(u) => (None, None, s(&u.user_id)),

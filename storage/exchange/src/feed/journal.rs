@@ -84,6 +84,38 @@ pub fn earliest(engine: &Engine) -> Result<Option<Position>> {
     }
 }
 
+/// The lowest log index whose events the journal may still hold: retention has dropped every
+/// event below it (0 when nothing was ever dropped).
+pub fn floor(engine: &Engine) -> Result<u64> {
+    let key = keys::journal_floor();
+    match engine.get(&key)? {
+        Some(v) => {
+            let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| {
+                bad_value(&key, format!("a journal floor of {} bytes, not 8", v.len()))
+            })?;
+            Ok(u64::from_be_bytes(bytes))
+        }
+        None => Ok(0),
+    }
+}
+
+/// Whether a stream that has seen everything up to `cursor` can go on from the journal: no
+/// event after it was dropped by retention. When it cannot, the error's earliest position is
+/// where the journal's history now begins.
+pub fn check_retained(
+    engine: &Engine,
+    cursor: Position,
+) -> Result<std::result::Result<(), Position>> {
+    let floor = floor(engine)?;
+    if floor == 0 || cursor.successor().index >= floor {
+        return Ok(Ok(()));
+    }
+    let earliest = earliest(engine)?
+        .filter(|e| e.index >= floor)
+        .unwrap_or(Position::new(floor, 0));
+    Ok(Err(earliest))
+}
+
 /// When the leader proposed the write batch at `index`, if that was recorded.
 pub fn commit_time(engine: &Engine, index: u64) -> Result<Option<i64>> {
     match engine.get(&keys::commit_time(index))? {

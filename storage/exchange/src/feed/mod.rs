@@ -1,7 +1,8 @@
 //! What subscriptions are made of: a committed record's [`Position`], the [`EventFilter`] a
 //! subscriber chooses, the [`CommittedBatch`]es a node hands to its live feed as it applies
 //! entries ([`EventSink`]), reading events back from the journal ([`journal`]) and merging a
-//! window of events into the latest state per key ([`conflate`]).
+//! window of events into the latest state per key ([`conflate`]) and the state a "snapshot
+//! then tail" stream starts with ([`snapshot`]).
 //!
 //! Positions are assigned by the log, so they are the same on every replica: a subscriber can
 //! resume on any node after the last position it saw.
@@ -11,6 +12,7 @@ pub mod conflate;
 mod filter;
 pub mod journal;
 mod position;
+pub mod snapshot;
 
 pub use batch::{CommittedBatch, CommittedEvent, EventSink};
 pub use filter::{EventFilter, EventKind, InvalidFilter, MAX_FILTER_ENTRIES, MAX_FILTER_ID_BYTES};

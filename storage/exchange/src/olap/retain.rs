@@ -124,6 +124,12 @@ pub fn retain(
         ) {
             batch.delete(row?.0);
         }
+        if cutoff > crate::feed::journal::floor(engine)? {
+            batch.put(
+                keys::journal_floor(),
+                bytes::Bytes::copy_from_slice(&cutoff.to_be_bytes()),
+            );
+        }
         report.parked_removed = drop_parked(engine, cutoff, &mut batch)?;
     }
     for op in extra.ops() {

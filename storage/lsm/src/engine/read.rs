@@ -38,15 +38,17 @@ impl Engine {
     /// Iterates over the keys within the bounds, in order, as of the last applied batch.
     pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> EngineIter {
         let snapshot = self.inner.visible_seq.load(Ordering::Acquire);
-        let view = self.inner.view();
-        let mut sources: Vec<Source> = Vec::new();
-        for m in std::iter::once(&view.active).chain(view.immutables.iter().rev()) {
-            sources.push(Box::new(MemtableIter::new(m.clone(), lower, upper).map(Ok)));
-        }
-        sources.extend(view.version.iters(lower, upper));
-        EngineIter {
-            inner: VisibleIter::new(MergeIter::new(sources), snapshot),
-            _view: view,
+        scan_view(self.inner.view(), snapshot, lower, upper)
+    }
+
+    /// A read view fixed at the last applied batch: every scan and lookup through it sees the
+    /// same state, however many batches are applied meanwhile. It holds the tables it reads
+    /// from, so keep it only for the length of one read.
+    pub fn read_view(&self) -> ReadView {
+        let snapshot = self.inner.visible_seq.load(Ordering::Acquire);
+        ReadView {
+            snapshot,
+            view: self.inner.view(),
         }
     }
 
@@ -63,6 +65,68 @@ impl Engine {
             Some(end) => self.scan(Bound::Included(prefix), Bound::Excluded(&end)),
             None => self.scan(Bound::Included(prefix), Bound::Unbounded),
         }
+    }
+}
+
+fn scan_view(
+    view: Arc<View>,
+    snapshot: u64,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+) -> EngineIter {
+    let mut sources: Vec<Source> = Vec::new();
+    for m in std::iter::once(&view.active).chain(view.immutables.iter().rev()) {
+        sources.push(Box::new(MemtableIter::new(m.clone(), lower, upper).map(Ok)));
+    }
+    sources.extend(view.version.iters(lower, upper));
+    EngineIter {
+        inner: VisibleIter::new(MergeIter::new(sources), snapshot),
+        _view: view,
+    }
+}
+
+/// Reads at one fixed point of the engine: the batch that was last applied when it was taken
+/// ([`Engine::read_view`]).
+pub struct ReadView {
+    snapshot: u64,
+    view: Arc<View>,
+}
+
+impl ReadView {
+    /// The log index of the last batch it sees.
+    pub fn applied_index(&self) -> u64 {
+        crate::ikey::index_of(self.snapshot)
+    }
+
+    /// Iterates over the keys within the bounds, in order, as of this view.
+    pub fn scan(&self, lower: Bound<&[u8]>, upper: Bound<&[u8]>) -> EngineIter {
+        scan_view(self.view.clone(), self.snapshot, lower, upper)
+    }
+
+    /// Iterates over every key starting with `prefix`, as of this view.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> EngineIter {
+        match prefix_end(prefix) {
+            Some(end) => scan_view(
+                self.view.clone(),
+                self.snapshot,
+                Bound::Included(prefix),
+                Bound::Excluded(&end),
+            ),
+            None => scan_view(
+                self.view.clone(),
+                self.snapshot,
+                Bound::Included(prefix),
+                Bound::Unbounded,
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadView")
+            .field("applied_index", &self.applied_index())
+            .finish()
     }
 }
 

@@ -1,0 +1,174 @@
+//! Where a stream starts: after a position, at a time, at the oldest event the journal holds,
+//! at the live tail, or with the current state then everything after it.
+
+use std::time::Duration;
+
+use qastore_exchange::feed::snapshot::{read_state, StateSnapshot};
+use qastore_exchange::feed::{journal, EventFilter, Position};
+use qastore_proto::v1 as pb;
+
+use super::convert::position_from_pb;
+use super::live::LiveFeed;
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// A checked start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Right after this position.
+    After(Position),
+    /// At the first batch committed at or after this time (epoch nanoseconds).
+    Time(i64),
+    /// At the oldest event the journal holds.
+    Oldest,
+    /// At the live tail.
+    Tail,
+    /// The current state, then every event after it.
+    Snapshot,
+}
+
+/// The start a request asks for; `None` when it names none.
+pub fn start_from_pb(s: Option<pb::StartAt>) -> Result<Option<Start>, ApiError> {
+    use pb::start_at::At;
+    let Some(at) = s.and_then(|s| s.at) else {
+        return Ok(None);
+    };
+    let must_be_set = |field: &str| {
+        ApiError::InvalidArgument(format!("field start.{field}: must be true when given"))
+    };
+    Ok(Some(match at {
+        At::After(p) => Start::After(position_from_pb(&p)),
+        At::TimeNs(t) => Start::Time(t),
+        At::Oldest(true) => Start::Oldest,
+        At::Oldest(false) => return Err(must_be_set("oldest")),
+        At::Tail(true) => Start::Tail,
+        At::Tail(false) => return Err(must_be_set("tail")),
+        At::Snapshot(true) => Start::Snapshot,
+        At::Snapshot(false) => return Err(must_be_set("snapshot")),
+    }))
+}
+
+/// Where a stream begins: its cursor (everything up to it is not sent), and for a snapshot
+/// start the state it sends first.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The stream sends events after this position.
+    pub cursor: Position,
+    /// The state to send first, as of the cursor's batch.
+    pub state: Option<StateSnapshot>,
+}
+
+/// Resolves `start` on this node: waits for its own apply when the position is committed but
+/// not applied here yet, and refuses a start whose events have left the journal.
+pub async fn resolve(
+    node: &Node,
+    live: &LiveFeed,
+    start: Start,
+    filter: &EventFilter,
+    timeout: Duration,
+) -> Result<Resolved, ApiError> {
+    let raft = &node.raft;
+    match start {
+        Start::After(p) => {
+            let applied = raft.applied_index();
+            if p.index > applied {
+                wait_for(node, p, timeout).await?;
+            }
+            let engine = raft.engine()?;
+            blocking(move || {
+                journal::check_retained(&engine, p)?
+                    .map_err(|earliest| too_old(format!("start {p}"), earliest))?;
+                Ok(p)
+            })
+            .await
+            .map(cursor_only)
+        }
+        Start::Time(t) => {
+            let engine = raft.engine()?;
+            blocking(move || {
+                let applied = engine.applied_index();
+                let floor = journal::floor(&engine)?;
+                match journal::first_at_or_after(&engine, t)? {
+                    Some(index) => {
+                        let cursor = Position::end_of(index.saturating_sub(1));
+                        // Retention dropped batches before the first one kept; any of them
+                        // may have been committed after `t`.
+                        let first_kept = journal::first_at_or_after(&engine, i64::MIN)?;
+                        if floor > 0 && first_kept == Some(index) {
+                            let earliest =
+                                journal::earliest(&engine)?.unwrap_or(Position::new(floor, 0));
+                            return Err(too_old(format!("start time {t}"), earliest));
+                        }
+                        Ok(cursor)
+                    }
+                    None => Ok(Position::end_of(applied)),
+                }
+            })
+            .await
+            .map(cursor_only)
+        }
+        Start::Oldest => {
+            let engine = raft.engine()?;
+            blocking(move || {
+                let floor = journal::floor(&engine)?;
+                Ok(Position::end_of(floor.saturating_sub(1)))
+            })
+            .await
+            .map(cursor_only)
+        }
+        Start::Tail => Ok(cursor_only(Position::end_of(
+            raft.applied_index().max(live.mark().index),
+        ))),
+        Start::Snapshot => {
+            let engine = raft.engine()?;
+            let filter = filter.clone();
+            let state = blocking(move || Ok(read_state(&engine, &filter)?)).await?;
+            Ok(Resolved {
+                cursor: Position::end_of(state.applied_index),
+                state: Some(state),
+            })
+        }
+    }
+}
+
+fn cursor_only(cursor: Position) -> Resolved {
+    Resolved {
+        cursor,
+        state: None,
+    }
+}
+
+fn too_old(what: String, earliest: Position) -> ApiError {
+    ApiError::OutOfRange {
+        message: format!("{what} is older than the journal holds"),
+        earliest,
+        last_delivered: None,
+    }
+}
+
+/// Waits until this node has applied `p`'s batch; refuses a position beyond what the cluster
+/// has committed.
+async fn wait_for(node: &Node, p: Position, timeout: Duration) -> Result<(), ApiError> {
+    let raft = &node.raft;
+    let committed = raft.status().committed.unwrap_or(0);
+    let known = if p.index > committed {
+        raft.linearizable_index(timeout).await.unwrap_or(committed)
+    } else {
+        committed
+    };
+    if p.index > known {
+        return Err(ApiError::InvalidArgument(format!(
+            "field start.after: position {p} is beyond the last committed log index {known}"
+        )));
+    }
+    raft.wait_applied(p.index, timeout).await?;
+    Ok(())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}

@@ -1,0 +1,439 @@
+//! One subscription's stream: catch up from the journal, follow the live feed, deliver in the
+//! stream's mode, send progress when idle.
+//!
+//! The stream keeps a cursor: every event matching its filter up to the cursor has been handed
+//! to its mode (sent at once when realtime, held for the window otherwise). It reads the live
+//! feed while the feed holds what follows the cursor and not too much of it waits; otherwise
+//! it reads the journal in bounded steps on the blocking pool, then joins the live feed again.
+//! Either way it takes only events after its cursor, so moving between them neither skips nor
+//! repeats an event. Nothing here ever makes applying wait: a stream that cannot send waits on
+//! its own channel, and the live feed moves on without it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use qastore_exchange::feed::conflate::Conflator;
+use qastore_exchange::feed::{journal, CommittedBatch, EventFilter, Position};
+use qastore_proto::v1 as pb;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tonic::Status;
+
+use super::convert::{conflated_to_pb, event_to_pb, position_to_pb};
+use super::live::{LiveFeed, LiveRead};
+use super::metrics as feed_metrics;
+use crate::error::ApiError;
+use crate::node::Node;
+
+/// Events one step looks at, from the live feed or the journal.
+const STEP_EVENTS: usize = 8192;
+
+/// How a stream delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Every event as soon as it is applied.
+    Realtime,
+    /// Every event, one delivery per window.
+    Batched(Duration),
+    /// The latest state per key, one delivery per window.
+    Conflated(Duration),
+}
+
+/// What a subscriber asked for, checked.
+pub struct StreamSpec {
+    /// Which events.
+    pub filter: EventFilter,
+    /// How they are delivered.
+    pub mode: Mode,
+    /// How long an idle stream waits before a progress frame.
+    pub heartbeat: Duration,
+    /// The most events in one frame.
+    pub max_frame_events: usize,
+    /// Events that may wait for this stream in the live feed before it reads the journal.
+    pub max_pending_events: u64,
+    /// The same in bytes.
+    pub max_pending_bytes: u64,
+    /// Told the last position delivered after each frame (a durable consumer's streams).
+    pub on_delivered: Option<Box<dyn Fn(Position) + Send + Sync>>,
+}
+
+impl std::fmt::Debug for StreamSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamSpec")
+            .field("filter", &self.filter)
+            .field("mode", &self.mode)
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a stream sends its frames.
+pub type FrameSender = mpsc::Sender<Result<pb::SubscribeResponse, Status>>;
+
+/// Why a stream ended.
+enum End {
+    /// The subscriber went away.
+    Gone,
+    /// It ends with this status.
+    Fail(ApiError),
+}
+
+impl From<ApiError> for End {
+    fn from(e: ApiError) -> Self {
+        End::Fail(e)
+    }
+}
+
+/// The stream's state between steps.
+struct Stream {
+    node: Arc<Node>,
+    live: Arc<LiveFeed>,
+    spec: StreamSpec,
+    tx: FrameSender,
+    /// Every matching event up to here was handed to the mode.
+    cursor: Position,
+    /// Every matching event up to here was sent.
+    delivered: Position,
+    /// The position of the last event sent, if any.
+    last_event: Option<Position>,
+    on_journal: bool,
+    last_sent: Instant,
+    window_end: Instant,
+    frame: Vec<pb::Event>,
+    held: Vec<pb::Event>,
+    conflator: Conflator,
+    /// The commit time of the last event taken.
+    taken_commit_ns: i64,
+    gauge: feed_metrics::StreamGauge,
+}
+
+/// Runs a stream from `cursor` (exclusive) until the subscriber goes away, the node stops
+/// (`stopped`), or the events it needs have left the journal.
+pub async fn run(
+    node: Arc<Node>,
+    live: Arc<LiveFeed>,
+    spec: StreamSpec,
+    cursor: Position,
+    tx: FrameSender,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let now = Instant::now();
+    let window = match spec.mode {
+        Mode::Realtime => Duration::ZERO,
+        Mode::Batched(w) | Mode::Conflated(w) => w,
+    };
+    let mut s = Stream {
+        node,
+        live,
+        spec,
+        tx,
+        cursor,
+        delivered: cursor,
+        last_event: None,
+        on_journal: false,
+        last_sent: now,
+        window_end: now + window,
+        frame: Vec::new(),
+        held: Vec::new(),
+        conflator: Conflator::new(),
+        taken_commit_ns: 0,
+        gauge: feed_metrics::StreamGauge::open(),
+    };
+    let ended = s.drive(&mut stopped, window).await;
+    if let Err(End::Fail(e)) = ended {
+        if matches!(e, ApiError::OutOfRange { .. }) {
+            feed_metrics::stream_cut();
+        }
+        tracing::info!(error = %e, cursor = %s.cursor, "subscription ended");
+        let _ = s.tx.send(Err(e.into())).await;
+    }
+}
+
+impl Stream {
+    async fn drive(
+        &mut self,
+        stopped: &mut watch::Receiver<bool>,
+        window: Duration,
+    ) -> Result<(), End> {
+        let mut marks = self.live.subscribe();
+        loop {
+            if *stopped.borrow() {
+                return Err(ApiError::Unavailable("the node is shutting down".into()).into());
+            }
+            marks.borrow_and_update();
+            let moved = if self.window_full() {
+                false
+            } else {
+                self.step().await?
+            };
+            self.gauge
+                .lag()
+                .set(self.cursor.index, self.taken_commit_ns);
+            let now = Instant::now();
+            if !matches!(self.spec.mode, Mode::Realtime) && now >= self.window_end {
+                self.end_window().await?;
+                self.window_end = now + window;
+            }
+            if moved && self.cursor < Position::end_of(self.live.mark().index) {
+                // More is there already (catching up): go on after letting others run.
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if matches!(self.spec.mode, Mode::Realtime) {
+                self.flush_frame().await?;
+                self.delivered = self.cursor;
+                self.report_delivered();
+            }
+            if Instant::now() >= self.last_sent + self.spec.heartbeat {
+                self.send_progress().await?;
+            }
+            let mut wake = self.last_sent + self.spec.heartbeat;
+            if !matches!(self.spec.mode, Mode::Realtime) {
+                wake = wake.min(self.window_end);
+            }
+            tokio::select! {
+                _ = marks.changed() => {}
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = stopped.changed() => {}
+                _ = self.tx.closed() => return Err(End::Gone),
+            }
+        }
+    }
+
+    /// A batched stream holding as many events as it may stops reading until its window ends.
+    fn window_full(&self) -> bool {
+        matches!(self.spec.mode, Mode::Batched(_))
+            && self.held.len() as u64 >= self.spec.max_pending_events
+    }
+
+    /// Takes what follows the cursor from the live feed or the journal. Returns whether the
+    /// cursor moved.
+    async fn step(&mut self) -> Result<bool, End> {
+        let before = self.cursor;
+        // A conflated stream never falls behind for its own buffer: it conflates more.
+        let (max_pending, max_bytes) = match self.spec.mode {
+            Mode::Conflated(_) => (u64::MAX, u64::MAX),
+            _ => (self.spec.max_pending_events, self.spec.max_pending_bytes),
+        };
+        match self
+            .live
+            .read_after(self.cursor, STEP_EVENTS, max_pending, max_bytes)
+        {
+            LiveRead::Batches { batches, through } => {
+                if self.on_journal {
+                    self.on_journal = false;
+                    tracing::debug!(cursor = %self.cursor, "subscription rejoined the live feed");
+                }
+                for lb in batches {
+                    let encoded = lb.events_pb();
+                    for (e, pb_event) in lb.batch.events.iter().zip(encoded) {
+                        let position = lb.batch.position_of(e);
+                        if position <= self.cursor || !self.spec.filter.matches(&e.record) {
+                            continue;
+                        }
+                        self.hand_over(position, &lb.batch, e, || pb_event.clone())
+                            .await?;
+                    }
+                }
+                self.cursor = self.cursor.max(through);
+            }
+            LiveRead::Behind | LiveRead::Lagging => {
+                if !self.on_journal {
+                    self.on_journal = true;
+                    feed_metrics::moved_to_journal();
+                    tracing::debug!(cursor = %self.cursor, "subscription reads the journal");
+                }
+                self.journal_step().await?;
+            }
+        }
+        Ok(self.cursor > before)
+    }
+
+    async fn journal_step(&mut self) -> Result<(), End> {
+        let engine = loop {
+            match self.node.raft.engine() {
+                Ok(e) => break e,
+                // A snapshot is being installed: the engine is back shortly.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        let cursor = self.cursor;
+        let filter = self.spec.filter.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            // Applied first: the scan's view, taken after, holds at least everything up to it.
+            let applied = engine.applied_index();
+            match journal::check_retained(&engine, cursor)? {
+                Ok(()) => {}
+                Err(earliest) => return Ok(Err(earliest)),
+            }
+            journal::read_after(&engine, cursor, &filter, STEP_EVENTS).map(|r| Ok((applied, r)))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)?;
+        let (applied, read) = match read {
+            Ok(r) => r,
+            Err(earliest) => {
+                return Err(ApiError::OutOfRange {
+                    message: format!(
+                        "the stream fell behind: events after {} have left the journal",
+                        self.cursor
+                    ),
+                    earliest,
+                    last_delivered: Some(self.delivered),
+                }
+                .into())
+            }
+        };
+        let complete = read.scanned < STEP_EVENTS;
+        for batch in &read.batches {
+            for e in &batch.events {
+                let position = batch.position_of(e);
+                self.hand_over(position, batch, e, || event_to_pb(batch, e))
+                    .await?;
+            }
+        }
+        if let Some(through) = read.covered_through {
+            self.cursor = self.cursor.max(through);
+        }
+        if complete {
+            self.cursor = self.cursor.max(Position::end_of(applied));
+        }
+        Ok(())
+    }
+
+    /// Gives one matching event to the stream's mode.
+    async fn hand_over(
+        &mut self,
+        position: Position,
+        batch: &CommittedBatch,
+        event: &qastore_exchange::feed::CommittedEvent,
+        encode: impl FnOnce() -> pb::Event,
+    ) -> Result<(), End> {
+        self.taken_commit_ns = batch.commit_ns;
+        match self.spec.mode {
+            Mode::Realtime => {
+                self.frame.push(encode());
+                self.last_event = Some(position);
+                if self.frame.len() >= self.spec.max_frame_events {
+                    self.flush_frame().await?;
+                    self.delivered = position;
+                    self.report_delivered();
+                }
+            }
+            Mode::Batched(_) => self.held.push(encode()),
+            Mode::Conflated(_) => self
+                .conflator
+                .push(position, batch.commit_ns, event.clone()),
+        }
+        Ok(())
+    }
+
+    /// Sends what the window gathered, then progress.
+    async fn end_window(&mut self) -> Result<(), End> {
+        match self.spec.mode {
+            Mode::Realtime => return Ok(()),
+            Mode::Batched(_) => {
+                let held = std::mem::take(&mut self.held);
+                for chunk in held.chunks(self.spec.max_frame_events.max(1)) {
+                    self.send_events(chunk.to_vec()).await?;
+                }
+            }
+            Mode::Conflated(_) => {
+                let merged = self.conflator.take();
+                for chunk in merged.chunks(self.spec.max_frame_events.max(1)) {
+                    self.send_events(chunk.iter().map(conflated_to_pb).collect())
+                        .await?;
+                }
+            }
+        }
+        self.delivered = self.cursor;
+        self.report_delivered();
+        self.send_progress().await
+    }
+
+    async fn flush_frame(&mut self) -> Result<(), End> {
+        if self.frame.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.frame);
+        self.send_events(events).await
+    }
+
+    async fn send_events(&mut self, events: Vec<pb::Event>) -> Result<(), End> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if let Some(p) = events.last().and_then(|e| e.position) {
+            self.last_event = Some(Position::new(p.log_index, p.ordinal));
+        }
+        let bytes: usize = events.iter().map(prost::Message::encoded_len).sum();
+        feed_metrics::events_sent(events.len(), bytes);
+        self.send(pb::subscribe_response::Frame::Events(pb::EventBatch {
+            events,
+        }))
+        .await
+    }
+
+    async fn send_progress(&mut self) -> Result<(), End> {
+        let mark = self.live.mark();
+        self.send(pb::subscribe_response::Frame::Progress(pb::Progress {
+            applied: Some(position_to_pb(self.delivered)),
+            commit_time_ns: mark.commit_ns,
+            node_id: self.node.raft.id(),
+        }))
+        .await
+    }
+
+    async fn send(&mut self, frame: pb::subscribe_response::Frame) -> Result<(), End> {
+        self.tx
+            .send(Ok(pb::SubscribeResponse { frame: Some(frame) }))
+            .await
+            .map_err(|_| End::Gone)?;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    fn report_delivered(&self) {
+        if let (Some(report), Some(last)) = (&self.spec.on_delivered, self.last_event) {
+            report(last);
+        }
+    }
+}
+
+/// Sends the state of a snapshot start in parts of at most `part_records` records.
+pub async fn send_state(
+    tx: &FrameSender,
+    applied_index: u64,
+    records: Vec<pb::Record>,
+    part_records: usize,
+) -> bool {
+    let part_records = part_records.max(1);
+    let mut parts = records.chunks(part_records).peekable();
+    if parts.peek().is_none() {
+        let frame = pb::subscribe_response::Frame::Snapshot(pb::SnapshotPart {
+            applied_index,
+            records: Vec::new(),
+            last: true,
+        });
+        return tx
+            .send(Ok(pb::SubscribeResponse { frame: Some(frame) }))
+            .await
+            .is_ok();
+    }
+    while let Some(part) = parts.next() {
+        let frame = pb::subscribe_response::Frame::Snapshot(pb::SnapshotPart {
+            applied_index,
+            records: part.to_vec(),
+            last: parts.peek().is_none(),
+        });
+        if tx
+            .send(Ok(pb::SubscribeResponse { frame: Some(frame) }))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
+}
