@@ -13,5 +13,8 @@ mod service;
 pub mod start;
 pub mod stream;
 
+#[cfg(test)]
+mod tests;
+
 pub use live::LiveFeed;
 pub use service::FeedService;

@@ -146,13 +146,12 @@ impl Command {
             ArchivedCommand::EncodedWrite(w) => Ok(Command::EncodedWrite(EncodedWrite {
                 client_id: w.client_id.as_str().to_owned(),
                 request_id: w.request_id.to_native(),
-                payload_hash: w.payload_hash.to_native(),
+                commit_ns: w.commit_ns.to_native(),
                 ack: match w.ack {
                     ArchivedAck::Quorum => Ack::Quorum,
                     ArchivedAck::All => Ack::All,
                 },
                 records: w.records.as_slice().to_vec(),
-                commit_ns: w.commit_ns.to_native(),
             })),
             other => rkyv::deserialize::<Command, rkyv::rancor::Error>(other)
                 .map_err(|e| DecodeError(e.to_string())),
@@ -264,10 +263,9 @@ mod tests {
         let encoded = Command::EncodedWrite(EncodedWrite {
             client_id: "c1".into(),
             request_id: 7,
-            payload_hash: 0x0102_0304_0506_0708,
+            commit_ns: 0x0102_0304_0506_0708,
             ack: Ack::All,
             records: vec![0xaa, 0xbb, 0xcc],
-            commit_ns: 0x1112_1314_1516_1718,
         });
         for (cmd, stored) in [
             (write, WRITE_BYTES),
@@ -292,8 +290,7 @@ mod tests {
         "00000000",
     );
     /// `Command::EncodedWrite`: the records' bytes and padding, the tag, "c1" stored inline,
-    /// request id 7, the payload hash, `All`, the byte vector (offset, length 3), the commit
-    /// time.
+    /// request id 7, the commit time, `All`, the byte vector (offset, length 3).
     const ENCODED_WRITE_BYTES: &str = concat!(
         "aabbcc0000000000",
         "0200000000000000",

@@ -140,7 +140,7 @@ impl ExchangeMachine {
                     let write = Write {
                         client_id: &w.client_id,
                         request_id: w.request_id,
-                        payload_hash: w.payload_hash,
+                        payload_hash: w.payload_hash(),
                         records: &records,
                         earlier_hash: Some(payload_hash),
                         commit_ns: w.commit_ns,

@@ -233,7 +233,7 @@ fn a_retry_of_a_write_logged_in_the_earlier_format_is_still_a_retry() {
         panic!("the first write is applied");
     };
     let retry = crate::EncodedWrite::new("gw-1", 5, Ack::Quorum, records.clone()).unwrap();
-    assert_ne!(retry.payload_hash, earlier.payload_hash);
+    assert_ne!(retry.payload_hash(), earlier.payload_hash);
     assert_eq!(
         write_encoded(&machine, &engine, 2, &retry),
         Response::Duplicate {
