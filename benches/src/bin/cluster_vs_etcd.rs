@@ -172,10 +172,7 @@ async fn run(args: Args) -> Result<(), String> {
             "qastore" => {
                 let exe = find_qastore(args.qastore_bin.as_deref())?;
                 eprintln!("QAStore: starting three nodes ({})", exe.display());
-                report.context.insert(
-                    "qastore".into(),
-                    version_of(&exe),
-                );
+                report.context.insert("qastore".into(), version_of(&exe));
                 let sys = Arc::new(QaCluster::start(&exe).await?);
                 let m = measure(sys.clone(), &args).await;
                 sys.shutdown();
@@ -257,10 +254,7 @@ async fn run_etcd(
     use qastore_benches::versus::etcd::{find_etcd, EtcdCluster};
     let exe = find_etcd().ok_or("no etcd program (install etcd-server, or set ETCD_BIN)")?;
     eprintln!("etcd: starting three members ({})", exe.display());
-    report.context.insert(
-        "etcd".into(),
-        version_of(&exe),
-    );
+    report.context.insert("etcd".into(), version_of(&exe));
     let sys = Arc::new(EtcdCluster::start(&exe).await?);
     let m = measure(sys.clone(), args).await;
     sys.shutdown();

@@ -247,4 +247,3 @@ fn main() {
         std::process::exit(1);
     }
 }
-

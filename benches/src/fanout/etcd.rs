@@ -45,7 +45,9 @@ impl FeedSystem for EtcdCluster {
     }
 
     async fn write(&self, batch: Vec<Stamp>) -> Result<(), String> {
-        let client = self.client(self.write_node()).ok_or("etcd: no such member")?;
+        let client = self
+            .client(self.write_node())
+            .ok_or("etcd: no such member")?;
         let txns = batch.chunks(MAX_TXN_OPS).map(|chunk| {
             let ops: Vec<TxnOp> = chunk
                 .iter()
@@ -131,7 +133,12 @@ async fn watch(client: &etcd_client::Client, from: &mut i64, tap: &Tap) {
                 .filter_map(|e| e.kv())
                 .filter_map(|kv| stamp::decode(kv.value())),
         );
-        if let Some(rev) = events.iter().filter_map(|e| e.kv()).map(|kv| kv.mod_revision()).max() {
+        if let Some(rev) = events
+            .iter()
+            .filter_map(|e| e.kv())
+            .map(|kv| kv.mod_revision())
+            .max()
+        {
             *from = (*from).max(rev + 1);
         }
     }

@@ -68,7 +68,12 @@ pub struct Written {
 impl Pacer {
     /// Starts writing to `sys` at `rate`, sequence numbers from `first_seq`; `keep_acked` keeps
     /// every acknowledged sequence number.
-    pub fn start<S: FeedSystem>(sys: Arc<S>, rate: Rate, first_seq: u64, keep_acked: bool) -> Pacer {
+    pub fn start<S: FeedSystem>(
+        sys: Arc<S>,
+        rate: Rate,
+        first_seq: u64,
+        keep_acked: bool,
+    ) -> Pacer {
         let shared = Arc::new(Shared::default());
         shared.next_seq.store(first_seq, Ordering::SeqCst);
         let sh = shared.clone();

@@ -1,10 +1,14 @@
 //! The QAStore side: the three-node cluster of the write comparison; a batch is one write of
 //! that many ticks (quorum acknowledgement), subscribers are realtime `Feed.Subscribe` streams
-//! at one node. A resuming stream goes on at the next node right after the last position it
-//! was sent (an event, or a progress frame's applied position).
+//! at one node (the fan-out and replay rows). A resuming subscriber is the client library's subscription, which goes on at
+//! another node right after the last position it delivered; the others read the generated
+//! client's stream as it comes.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt;
+use qastore_client::{Client, ClientConfig, SubscribeOptions, SubscriptionItem};
 
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::feed_client::FeedClient;
@@ -14,7 +18,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::stamp::{self, Stamp};
 use super::tap::Tap;
-use super::{next_node, FeedSystem, Start, Subscription};
+use super::{FeedSystem, Start, Subscription};
 use crate::versus::qastore::QaCluster;
 use crate::versus::System;
 
@@ -25,6 +29,8 @@ const MAX_MESSAGE_BYTES: usize = 64 << 20;
 pub struct QaFeed {
     cluster: QaCluster,
     channels: Vec<Channel>,
+    /// For each node, a client that lists it first: where its resuming subscriptions start.
+    resuming: Vec<Arc<Client>>,
 }
 
 impl QaFeed {
@@ -43,7 +49,26 @@ impl QaFeed {
                     .map_err(|e| format!("endpoint {addr}: {e}"))
             })
             .collect::<Result<_, _>>()?;
-        Ok(QaFeed { cluster, channels })
+        let endpoints = cluster.endpoints().to_vec();
+        let resuming = (0..endpoints.len())
+            .map(|first| {
+                let order: Vec<String> = (0..endpoints.len())
+                    .map(|k| endpoints[(first + k) % endpoints.len()].clone())
+                    .collect();
+                let config = ClientConfig {
+                    client_id: format!("bench-subscriber-{}-{first}", std::process::id()),
+                    ..ClientConfig::default()
+                };
+                Client::new(&order, config)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(QaFeed {
+            cluster,
+            channels,
+            resuming,
+        })
     }
 }
 
@@ -74,21 +99,16 @@ impl FeedSystem for QaFeed {
     }
 
     fn subscribe(&self, node: usize, start: Start, resume: bool, tap: Arc<Tap>) -> Subscription {
+        if resume {
+            return resuming(self.resuming[node].clone(), start, tap);
+        }
         let channels = self.channels.clone();
         Subscription::spawn(async move {
-            let mut from = match start {
+            let from = match start {
                 Start::Tail => At::Tail(true),
                 Start::Oldest => At::Oldest(true),
             };
-            let mut node = node;
-            loop {
-                stream(channels[node].clone(), &mut from, &tap).await;
-                if !resume {
-                    return;
-                }
-                node = next_node(node, channels.len());
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            stream(channels[node].clone(), from, &tap).await;
         })
     }
 
@@ -113,18 +133,42 @@ impl FeedSystem for QaFeed {
     }
 }
 
-/// Streams from `from` at one node until the stream breaks, moving `from` to just after the
-/// last position the node sent.
-async fn stream(channel: Channel, from: &mut At, tap: &Tap) {
+/// The client library's subscription, starting at the client's first node (in the given order,
+/// not followers first: the placement already chose the node).
+fn resuming(client: Arc<Client>, start: Start, tap: Arc<Tap>) -> Subscription {
+    Subscription::spawn(async move {
+        let options = SubscribeOptions::new()
+            .kinds([pb::RecordKind::Ticks])
+            .prefer_followers(false)
+            .start(match start {
+                Start::Tail => qastore_client::Start::Tail,
+                Start::Oldest => qastore_client::Start::Oldest,
+            });
+        let mut events = client.subscribe(options);
+        while let Some(item) = events.next().await {
+            match item {
+                Ok(SubscriptionItem::Event(e)) => {
+                    tap.deliver(e.record.as_ref().and_then(stamp::of_record));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("  QAStore subscription ended: {e}");
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// Streams from `from` at one node until the stream ends or breaks.
+async fn stream(channel: Channel, from: At, tap: &Tap) {
     let mut feed = FeedClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let request = pb::SubscribeRequest {
         filter: Some(pb::EventFilter {
             kinds: vec![pb::RecordKind::Ticks as i32],
             ..Default::default()
         }),
-        start: Some(pb::StartAt {
-            at: Some(from.clone()),
-        }),
+        start: Some(pb::StartAt { at: Some(from) }),
         mode: pb::DeliveryMode::Realtime as i32,
         ..Default::default()
     };
@@ -133,32 +177,13 @@ async fn stream(channel: Channel, from: &mut At, tap: &Tap) {
     };
     let mut frames = answer.into_inner();
     while let Ok(Some(frame)) = frames.message().await {
-        match frame.frame {
-            Some(Frame::Events(batch)) => {
-                tap.deliver(
-                    batch
-                        .events
-                        .iter()
-                        .filter_map(|e| e.record.as_ref().and_then(stamp::of_record)),
-                );
-                if let Some(p) = batch.events.last().and_then(|e| e.position) {
-                    *from = At::After(p);
-                }
-            }
-            Some(Frame::Progress(p)) => {
-                if let Some(applied) = p.applied {
-                    let ahead = match from {
-                        At::After(last) => {
-                            (applied.log_index, applied.ordinal) > (last.log_index, last.ordinal)
-                        }
-                        _ => true,
-                    };
-                    if ahead {
-                        *from = At::After(applied);
-                    }
-                }
-            }
-            Some(Frame::Snapshot(_)) | None => {}
+        if let Some(Frame::Events(batch)) = frame.frame {
+            tap.deliver(
+                batch
+                    .events
+                    .iter()
+                    .filter_map(|e| e.record.as_ref().and_then(stamp::of_record)),
+            );
         }
     }
 }

@@ -132,13 +132,15 @@ impl Report {
                 row(|f| cpu_text(&f.cpu)),
             );
         }
-        self.line(&mut out, "replay from the oldest: events/s (events)", |m| {
-            match &m.replay {
+        self.line(
+            &mut out,
+            "replay from the oldest: events/s (events)",
+            |m| match &m.replay {
                 Some(Ok(r)) => format!("{:.0} ({})", r.per_sec(), r.events),
                 Some(Err(e)) => format!("failed: {e}"),
                 None => "-".into(),
-            }
-        });
+            },
+        );
         self.line(&mut out, "replay: CPU busy; nodes / bench process", |m| {
             m.replay_ok().map_or("-".into(), |r| cpu_text(&r.cpu))
         });
@@ -217,7 +219,12 @@ fn fanout_aim(qa: &Measured, peers: &[&Measured], n: usize) -> Aim {
     let aim = format!("fan-out at {n} subscribers >= 5x etcd watch and above JetStream");
     let per = |m: &Measured| m.at(n).map(|f| f.delivered_per_sec);
     let Some(q) = per(qa) else {
-        return Aim { aim, met: None, figures: "no figure".into(), note: None };
+        return Aim {
+            aim,
+            met: None,
+            figures: "no figure".into(),
+            note: None,
+        };
     };
     let mut met = true;
     let mut figures = vec![format!("QAStore {q:.0}/s")];
@@ -241,7 +248,12 @@ fn fanout_aim(qa: &Measured, peers: &[&Measured], n: usize) -> Aim {
             )
         })
     });
-    Aim { aim, met: Some(met), figures: figures.join(", "), note }
+    Aim {
+        aim,
+        met: Some(met),
+        figures: figures.join(", "),
+        note,
+    }
 }
 
 fn latency_aim(qa: &Measured, peers: &[&Measured], counts: &[usize]) -> Aim {
@@ -282,13 +294,23 @@ fn latency_aim(qa: &Measured, peers: &[&Measured], counts: &[usize]) -> Aim {
             .collect::<Vec<_>>()
             .join("; ")
     });
-    Aim { aim, met: Some(met), figures: figures.join("; "), note }
+    Aim {
+        aim,
+        met: Some(met),
+        figures: figures.join("; "),
+        note,
+    }
 }
 
 fn replay_aim(qa: &Measured) -> Aim {
     let aim = "replay >= 1 M events/s".to_string();
     let Some(r) = qa.replay_ok() else {
-        return Aim { aim, met: None, figures: "no figure".into(), note: None };
+        return Aim {
+            aim,
+            met: None,
+            figures: "no figure".into(),
+            note: None,
+        };
     };
     let met = r.per_sec() >= 1e6;
     let note = (!met).then(|| {
@@ -299,7 +321,12 @@ fn replay_aim(qa: &Measured) -> Aim {
             cpu_text(&r.cpu)
         )
     });
-    Aim { aim, met: Some(met), figures: format!("{:.0} events/s", r.per_sec()), note }
+    Aim {
+        aim,
+        met: Some(met),
+        figures: format!("{:.0} events/s", r.per_sec()),
+        note,
+    }
 }
 
 fn resume_aim(qa: &Measured) -> Aim {
@@ -342,7 +369,9 @@ fn system_json(m: &Measured) -> Value {
         })
         .collect();
     let replay = match &m.replay {
-        Some(Ok(r)) => json!({"events": r.events, "secs": r.took.as_secs_f64(), "per_sec": r.per_sec(), "node_cores": r.cpu.nodes, "bench_cores": r.cpu.bench}),
+        Some(Ok(r)) => {
+            json!({"events": r.events, "secs": r.took.as_secs_f64(), "per_sec": r.per_sec(), "node_cores": r.cpu.nodes, "bench_cores": r.cpu.bench})
+        }
         Some(Err(e)) => json!({"error": e}),
         None => Value::Null,
     };

@@ -83,7 +83,9 @@ pub async fn fanout<S: FeedSystem>(
 ) -> Result<Fanout, String> {
     wait_healthy(sys.as_ref(), GIVE_UP).await?;
     let nodes = sys.placement().await?;
-    let taps: Vec<Arc<Tap>> = (0..subscribers).map(|_| Arc::new(Tap::new(false))).collect();
+    let taps: Vec<Arc<Tap>> = (0..subscribers)
+        .map(|_| Arc::new(Tap::new(false)))
+        .collect();
     let subs: Vec<Subscription> = taps
         .iter()
         .enumerate()

@@ -58,8 +58,9 @@ impl Tap {
             let before = s.events;
             for st in stamps {
                 s.events += 1;
-                s.latency
-                    .record(Duration::from_nanos(now.saturating_sub(st.sent_ns).max(0) as u64));
+                s.latency.record(Duration::from_nanos(
+                    now.saturating_sub(st.sent_ns).max(0) as u64
+                ));
                 if self.keep_seqs {
                     s.seqs.push(st.seq);
                 }
@@ -144,7 +145,10 @@ mod tests {
         tap.mark(10);
         tap.deliver([Stamp { seq: 9, sent_ns: 1 }]);
         assert!(tap.marked_at().is_none());
-        tap.deliver([Stamp { seq: 11, sent_ns: 1 }]);
+        tap.deliver([Stamp {
+            seq: 11,
+            sent_ns: 1,
+        }]);
         assert!(tap.marked_at().is_some());
         assert_eq!(tap.seqs(), vec![9, 11]);
         assert_eq!(tap.snapshot().events, 2);

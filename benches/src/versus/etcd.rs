@@ -121,7 +121,11 @@ impl EtcdCluster {
 
     /// The process ids of the running members.
     pub fn pids(&self) -> Vec<u32> {
-        self.with_members(|m| m.iter().filter_map(|m| m.child.as_ref().map(Child::id)).collect())
+        self.with_members(|m| {
+            m.iter()
+                .filter_map(|m| m.child.as_ref().map(Child::id))
+                .collect()
+        })
     }
 
     fn with_members<T>(&self, f: impl FnOnce(&mut Vec<Member>) -> T) -> T {

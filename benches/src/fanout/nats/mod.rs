@@ -67,7 +67,9 @@ impl NatsCluster {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            clients.push(connected.ok_or_else(|| format!("nats-server at {} did not come up", urls[i]))?);
+            clients.push(
+                connected.ok_or_else(|| format!("nats-server at {} did not come up", urls[i]))?,
+            );
         }
         let sys = NatsCluster {
             servers,
@@ -133,7 +135,10 @@ impl FeedSystem for NatsCluster {
     }
 
     async fn placement(&self) -> Result<Vec<usize>, String> {
-        let leader = self.leader().await.ok_or("NATS: the stream has no leader")?;
+        let leader = self
+            .leader()
+            .await
+            .ok_or("NATS: the stream has no leader")?;
         self.write_node.store(leader, Ordering::Relaxed);
         let mut order: Vec<usize> = (0..self.nodes()).filter(|n| *n != leader).collect();
         order.push(leader);

@@ -99,7 +99,9 @@ impl Servers {
         self.with(|servers| {
             let s = servers.get_mut(i).ok_or("no such server")?;
             if let Some(mut child) = s.child.take() {
-                child.kill().map_err(|e| format!("killing {}: {e}", s.name))?;
+                child
+                    .kill()
+                    .map_err(|e| format!("killing {}: {e}", s.name))?;
                 let _ = child.wait();
             }
             Ok(())
@@ -118,7 +120,11 @@ impl Servers {
 
     /// The process ids of the running servers.
     pub fn pids(&self) -> Vec<u32> {
-        self.with(|s| s.iter().filter_map(|s| s.child.as_ref().map(Child::id)).collect())
+        self.with(|s| {
+            s.iter()
+                .filter_map(|s| s.child.as_ref().map(Child::id))
+                .collect()
+        })
     }
 
     /// Stops every server and removes the files.
