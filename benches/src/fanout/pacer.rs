@@ -111,7 +111,9 @@ impl Pacer {
                         Err(e) => {
                             sh.failed_batches.fetch_add(1, Ordering::Relaxed);
                             if let Ok(mut f) = sh.first_error.lock() {
-                                f.get_or_insert(e);
+                                if f.is_none() {
+                                    *f = Some(e);
+                                }
                             }
                         }
                     }

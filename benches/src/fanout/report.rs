@@ -388,3 +388,67 @@ fn system_json(m: &Measured) -> Value {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fan(subscribers: usize, delivered: f64, p99_us: u64) -> Fanout {
+        let mut latency = crate::Latencies::new();
+        for _ in 0..100 {
+            latency.record(Duration::from_micros(p99_us));
+        }
+        Fanout {
+            subscribers,
+            written_per_sec: 1000.0,
+            delivered_per_sec: delivered,
+            latency,
+            cpu: CpuSplit::default(),
+            write_errors: (0, None),
+        }
+    }
+
+    fn system(name: &str, delivered: f64, p99_us: u64) -> Measured {
+        Measured {
+            name: name.into(),
+            fanout: vec![fan(64, delivered, p99_us)],
+            ..Measured::default()
+        }
+    }
+
+    #[test]
+    fn a_fanout_short_of_five_times_etcd_misses_its_aim_and_says_where_the_time_went() {
+        let report = Report {
+            systems: vec![
+                system(QA, 40_000.0, 500),
+                system("etcd", 10_000.0, 900),
+                system("NATS JetStream", 30_000.0, 800),
+            ],
+            subscribers: vec![64],
+            context: BTreeMap::new(),
+        };
+        let aims = report.aims();
+        assert_eq!(aims[0].met, Some(false));
+        assert!(aims[0].note.is_some());
+        assert_eq!(aims[1].met, Some(true));
+        let md = report.markdown();
+        assert!(md.contains("| measurement | QAStore | etcd | NATS JetStream |"));
+        assert!(md.contains("Where the time goes"));
+    }
+
+    #[test]
+    fn five_times_etcd_and_above_jetstream_meets_the_fanout_aim() {
+        let report = Report {
+            systems: vec![
+                system(QA, 60_000.0, 500),
+                system("etcd", 10_000.0, 900),
+                system("NATS JetStream", 30_000.0, 400),
+            ],
+            subscribers: vec![64],
+            context: BTreeMap::new(),
+        };
+        let aims = report.aims();
+        assert_eq!(aims[0].met, Some(true));
+        assert_eq!(aims[1].met, Some(false));
+    }
+}
