@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use qastore_benches::versus::drill::{kill_leader, transfer_leader};
+use qastore_benches::versus::host::{find_qastore, machine, version_of};
 use qastore_benches::versus::qastore::QaCluster;
 use qastore_benches::versus::report::{LoadFigures, Report, Row, Spread};
 use qastore_benches::versus::rows::{run_row, RowKind};
@@ -155,57 +156,6 @@ async fn measure<S: System>(sys: Arc<S>, args: &Args) -> Result<Measured, String
     Ok(m)
 }
 
-fn find_qastore(args: &Args) -> Result<PathBuf, String> {
-    if let Some(p) = &args.qastore_bin {
-        return Ok(p.clone());
-    }
-    let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
-    let beside = exe.with_file_name("qastore");
-    if beside.is_file() {
-        return Ok(beside);
-    }
-    Err(format!(
-        "no qastore program beside {} (build it: cargo build --release -p qastore, or set QASTORE_BIN)",
-        exe.display()
-    ))
-}
-
-fn first_line(cmd: &str, arg: &str) -> String {
-    std::process::Command::new(cmd)
-        .arg(arg)
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.lines().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
-        })
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or("?".into(), |kb| format!("{} GiB", kb / (1 << 20)));
-    format!(
-        "{cores} cores ({cpu}), {mem} RAM, {}",
-        first_line("uname", "-sr")
-    )
-}
-
 async fn run(args: Args) -> Result<(), String> {
     let mut results: BTreeMap<&'static str, Measured> = BTreeMap::new();
     let mut report = Report::default();
@@ -220,12 +170,9 @@ async fn run(args: Args) -> Result<(), String> {
     for system in &args.systems {
         match system.as_str() {
             "qastore" => {
-                let exe = find_qastore(&args)?;
+                let exe = find_qastore(args.qastore_bin.as_deref())?;
                 eprintln!("QAStore: starting three nodes ({})", exe.display());
-                report.context.insert(
-                    "qastore".into(),
-                    first_line(&exe.to_string_lossy(), "--version"),
-                );
+                report.context.insert("qastore".into(), version_of(&exe));
                 let sys = Arc::new(QaCluster::start(&exe).await?);
                 let m = measure(sys.clone(), &args).await;
                 sys.shutdown();
@@ -307,10 +254,7 @@ async fn run_etcd(
     use qastore_benches::versus::etcd::{find_etcd, EtcdCluster};
     let exe = find_etcd().ok_or("no etcd program (install etcd-server, or set ETCD_BIN)")?;
     eprintln!("etcd: starting three members ({})", exe.display());
-    report.context.insert(
-        "etcd".into(),
-        first_line(&exe.to_string_lossy(), "--version"),
-    );
+    report.context.insert("etcd".into(), version_of(&exe));
     let sys = Arc::new(EtcdCluster::start(&exe).await?);
     let m = measure(sys.clone(), args).await;
     sys.shutdown();

@@ -109,6 +109,25 @@ impl EtcdCluster {
         Ok(sys)
     }
 
+    /// The client of member `node` (its own endpoint only).
+    pub fn client(&self, node: usize) -> Option<Client> {
+        self.clients.get(node).cloned()
+    }
+
+    /// The member writes go to: the leader when last asked through [`System::leader`].
+    pub fn write_node(&self) -> usize {
+        self.write_node.load(Ordering::Relaxed)
+    }
+
+    /// The process ids of the running members.
+    pub fn pids(&self) -> Vec<u32> {
+        self.with_members(|m| {
+            m.iter()
+                .filter_map(|m| m.child.as_ref().map(Child::id))
+                .collect()
+        })
+    }
+
     fn with_members<T>(&self, f: impl FnOnce(&mut Vec<Member>) -> T) -> T {
         match self.members.lock() {
             Ok(mut m) => f(&mut m),
@@ -329,12 +348,5 @@ impl Drop for EtcdCluster {
 
 /// The `etcd` program: `$ETCD_BIN`, else `etcd` on the `PATH`.
 pub fn find_etcd() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("ETCD_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("etcd"))
-            .find(|p| p.is_file())
-    })
+    super::host::find_program("ETCD_BIN", "etcd")
 }

@@ -10,6 +10,7 @@
 pub mod drill;
 #[cfg(feature = "etcd")]
 pub mod etcd;
+pub mod host;
 pub mod qastore;
 pub mod report;
 pub mod rows;

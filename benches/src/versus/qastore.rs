@@ -80,6 +80,26 @@ impl QaCluster {
         Ok(sys)
     }
 
+    /// The nodes' API addresses, node 0 first.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
+    /// The client library's client of the cluster.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// The process ids of the running nodes.
+    pub fn pids(&self) -> Vec<u32> {
+        self.with_cluster(|c| {
+            c.ids()
+                .into_iter()
+                .filter_map(|id| c.node(id).and_then(|n| n.pid()))
+                .collect()
+        })
+    }
+
     fn record(&self, worker: usize, seq: u64, shape: Shape) -> pb::Record {
         match shape {
             Shape::Kv => kv_record(key_number(worker, seq, 0)),
