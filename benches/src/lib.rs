@@ -5,9 +5,10 @@
 //!   same run.
 //! * [`versus`]: one QAStore and one etcd cluster driven by the same load, side by side; the
 //!   load engine, the workload and the QAStore processes come from `qastore_testkit`.
-//! * [`fanout`]: subscriptions (QAStore's Feed service, etcd watches, NATS JetStream consumers)
-//!   side by side under the same fixed write rate.
+//! * `fanout` (with the `etcd` and `nats` features): subscriptions (QAStore's Feed service,
+//!   etcd watches, NATS JetStream consumers) side by side under the same fixed write rate.
 
+#[cfg(all(feature = "etcd", feature = "nats"))]
 pub mod fanout;
 pub mod versus;
 
