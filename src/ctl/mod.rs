@@ -1,8 +1,10 @@
 //! `qastore ctl`: operate a cluster from the command line.
 
 mod admin;
+mod consumers;
 pub mod endpoint;
 mod query;
+mod subscribe;
 pub mod time;
 mod write;
 
@@ -24,7 +26,8 @@ use qastore_client::drill;
   qastore ctl --endpoints http://10.0.0.1:7001,10.0.0.2:7001 members -w json
   qastore ctl orders --user u0001 --consistency bounded --max-staleness-ms 500 --node 127.0.0.1:7002
   qastore ctl ticks --instrument cu2501 --from 2024-12-02 --to 2024-12-03T00:00:00+08:00
-  qastore ctl drill kill --max-unavailable-ms 5000")]
+  qastore ctl drill kill --max-unavailable-ms 5000
+  qastore ctl subscribe --kinds orders,trades --from oldest --output json")]
 pub struct CtlArgs {
     /// Client API addresses of the cluster's nodes (any subset), comma-separated: host:port
     /// or http://host:port.
@@ -231,6 +234,21 @@ enum CtlCommand {
         range: query::RangeArgs,
         #[command(flatten)]
         read: ReadArgs,
+    },
+    /// Stream committed events as they are applied (or from an earlier point), one JSON line
+    /// or table row per event. Served by a follower when one answers, and resumed on another
+    /// node if it fails, without gap or repeat. Runs until --limit events or an error.
+    #[command(
+        after_help = "Examples:\n  qastore ctl subscribe --kinds orders,trades --users u0001 --output json\n  qastore ctl subscribe --prefixes SHFE.rb --from 2024-12-02T09:00:00+08:00 --limit 100\n  qastore ctl subscribe --consumer risk --from oldest --ack-every 100\n  qastore ctl subscribe --kinds ticks --mode conflated --window-ms 500 --show-progress"
+    )]
+    Subscribe(subscribe::SubscribeArgs),
+    /// Durable consumers: list them, show one, delete one.
+    #[command(
+        after_help = "Examples:\n  qastore ctl consumers list\n  qastore ctl consumers show risk --output json\n  qastore ctl consumers delete risk"
+    )]
+    Consumers {
+        #[command(subcommand)]
+        command: consumers::ConsumersCommand,
     },
     /// Hand leadership to a caught-up voter (nothing to do if it already leads).
     #[command(after_help = "Example:\n  qastore ctl transfer-leader --to 2")]
@@ -456,6 +474,8 @@ pub async fn run(args: CtlArgs) -> ExitCode {
                 )
                 .await
             }
+            CtlCommand::Subscribe(sub) => subscribe::run(&client()?, &sub, out).await,
+            CtlCommand::Consumers { command } => consumers::run(&client()?, &command, out).await,
             CtlCommand::TransferLeader { to } => admin::transfer(&client()?, to, out).await,
             CtlCommand::AddLearner {
                 id,

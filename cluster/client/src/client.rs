@@ -2,7 +2,6 @@
 //! leader change with the same request id and the same batch (so a write is applied once
 //! however often it is retried). Every call has a deadline.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -10,10 +9,12 @@ use parking_lot::Mutex;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::admin_client::AdminClient;
+use qastore_proto::v1::feed_client::FeedClient;
 use qastore_proto::v1::store_client::StoreClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
+use crate::connector::Connector;
 use crate::error::ClientError;
 use crate::retry::Backoff;
 
@@ -46,7 +47,7 @@ impl Default for ClientConfig {
 pub struct Client {
     options: ClientConfig,
     endpoints: Vec<String>,
-    channels: Mutex<HashMap<String, Channel>>,
+    connector: Connector,
     /// The client address of the node believed to lead.
     leader: Mutex<Option<String>>,
     next: AtomicUsize,
@@ -70,9 +71,9 @@ impl Client {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         Ok(Client {
+            connector: Connector::new(options.call_timeout, options.max_message_bytes),
             options,
             endpoints: endpoints.to_vec(),
-            channels: Mutex::new(HashMap::new()),
             leader: Mutex::new(None),
             next: AtomicUsize::new(0),
             request_ids: AtomicU64::new(start.max(1)),
@@ -89,40 +90,35 @@ impl Client {
         &self.endpoints
     }
 
+    /// The next endpoint in turn, for calls any node can answer.
+    pub(crate) fn next_endpoint(&self) -> String {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        self.endpoints[i % self.endpoints.len()].clone()
+    }
+
     /// A new request id, unique for this client.
     pub fn next_request_id(&self) -> u64 {
         self.request_ids.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
-        let mut channels = self.channels.lock();
-        if let Some(c) = channels.get(addr) {
-            return Ok(c.clone());
-        }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClientError::BadEndpoint(format!("{addr:?}: {e}")))?
-            .connect_timeout(self.options.call_timeout.min(Duration::from_secs(2)))
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .connect_lazy();
-        channels.insert(addr.to_string(), channel.clone());
-        Ok(channel)
+    /// The connections it keeps, for what it opens that outlives a borrow of it.
+    pub(crate) fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     /// The store API of the node at `addr`.
     pub fn store_at(&self, addr: &str) -> Result<StoreClient<Channel>, ClientError> {
-        let max = self.options.max_message_bytes;
-        Ok(StoreClient::new(self.channel(addr)?)
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max))
+        self.connector.store_at(addr)
     }
 
     /// The admin API of the node at `addr`.
     pub fn admin_at(&self, addr: &str) -> Result<AdminClient<Channel>, ClientError> {
-        let max = self.options.max_message_bytes;
-        Ok(AdminClient::new(self.channel(addr)?)
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max))
+        self.connector.admin_at(addr)
+    }
+
+    /// The feed API (subscriptions and durable consumers) of the node at `addr`.
+    pub fn feed_at(&self, addr: &str) -> Result<FeedClient<Channel>, ClientError> {
+        self.connector.feed_at(addr)
     }
 
     /// A request with this client's deadline.
@@ -137,8 +133,7 @@ impl Client {
         if let Some(l) = self.leader.lock().clone() {
             return l;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        self.endpoints[i % self.endpoints.len()].clone()
+        self.next_endpoint()
     }
 
     /// Learns from a failed call where the leader is (or that `addr` is not it).

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use qastore_proto::api_metadata;
+use qastore_proto::v1 as pb;
 use tonic::{Code, Status};
 
 /// A failed client call.
@@ -23,6 +24,19 @@ pub enum ClientError {
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+    /// A subscription could not be resumed on any node in the time allowed.
+    #[error("no node served the subscription for {}s: {last}", .tried_for.as_secs_f64())]
+    GaveUp {
+        /// How long it kept trying.
+        tried_for: Duration,
+        /// The last failure.
+        last: String,
+    },
+    /// A subscription started from a snapshot failed after part of the snapshot was delivered
+    /// and before its last part: the rest cannot be had from another node without repeating
+    /// what was delivered, so the caller must start again.
+    #[error("the subscription's snapshot was cut off before its last part: {0}")]
+    SnapshotInterrupted(String),
 }
 
 /// The code's name as gRPC spells it.
@@ -94,8 +108,29 @@ impl ClientError {
                 _ => false,
             },
             ClientError::NoLeader(_) => true,
-            ClientError::BadEndpoint(_) | ClientError::Closed => false,
+            ClientError::BadEndpoint(_)
+            | ClientError::Closed
+            | ClientError::GaveUp { .. }
+            | ClientError::SnapshotInterrupted(_) => false,
         }
+    }
+
+    /// On OUT_OF_RANGE from a subscription: the earliest position the journal still holds.
+    pub fn earliest_position(&self) -> Option<pb::Position> {
+        self.position_in(api_metadata::EARLIEST_POSITION)
+    }
+
+    /// On a subscription cut off by the node: the last position it delivered.
+    pub fn last_delivered(&self) -> Option<pb::Position> {
+        self.position_in(api_metadata::LAST_DELIVERED)
+    }
+
+    fn position_in(&self, key: &str) -> Option<pb::Position> {
+        let ClientError::Status { status } = self else {
+            return None;
+        };
+        let text = status.metadata().get(key)?.to_str().ok()?;
+        parse_position(text)
     }
 
     /// How long the node asked us to wait before retrying.
@@ -112,9 +147,48 @@ impl ClientError {
     }
 }
 
+/// Reads a position as the API prints it: `log_index:ordinal`.
+pub fn parse_position(text: &str) -> Option<pb::Position> {
+    let (index, ordinal) = text.trim().split_once(':')?;
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(index) || !digits(ordinal) {
+        return None;
+    }
+    Some(pb::Position {
+        log_index: index.parse().ok()?,
+        ordinal: ordinal.parse().ok()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_carries_the_earliest_position() {
+        let mut s = Status::out_of_range("field start: older than the journal");
+        s.metadata_mut()
+            .insert(api_metadata::EARLIEST_POSITION, "120:3".parse().unwrap());
+        let e = ClientError::from(s);
+        assert_eq!(
+            e.earliest_position(),
+            Some(pb::Position {
+                log_index: 120,
+                ordinal: 3
+            })
+        );
+        assert_eq!(e.last_delivered(), None);
+        assert!(!e.is_retryable());
+        assert_eq!(parse_position("1:x"), None);
+        assert_eq!(parse_position(":1"), None);
+        let e = ClientError::GaveUp {
+            tried_for: Duration::from_secs(30),
+            last: "127.0.0.1:1: UNAVAILABLE: down".into(),
+        };
+        assert!(e
+            .to_string()
+            .starts_with("no node served the subscription for 30s"));
+    }
 
     #[test]
     fn codes_read_like_grpc_names_and_retry_rules_hold() {

@@ -6,6 +6,10 @@
 //!   however often it is retried. Every call has a deadline.
 //! * [`Ingestor`]: the trading path's non-blocking `submit` into a bounded queue, batched into
 //!   writes in the background.
+//! * [`Subscription`] (from [`Client::subscribe`] with [`SubscribeOptions`]): the committed
+//!   event stream, served by followers first and resumed on another node when one fails, so
+//!   the caller sees every matching event once, in position order. The durable consumer calls
+//!   (`create_consumer`, `ack`, `list_consumers`, `consumer`, `delete_consumer`) go to any node.
 //! * [`drill`]: failover drills (planned and kill), their measurements and verdict.
 //! * [`ClientError`]: why a call failed (a node's error status, a bad endpoint, no leader).
 //!
@@ -42,11 +46,14 @@
 //! ```
 
 mod client;
+mod connector;
 pub mod drill;
 mod error;
+mod feed;
 mod ingestor;
 mod retry;
 
 pub use client::{Client, ClientConfig};
-pub use error::ClientError;
+pub use error::{parse_position, ClientError};
+pub use feed::{Mode, Start, SubscribeOptions, Subscription, SubscriptionItem, SubscriptionStats};
 pub use ingestor::{Completion, IngestStats, Ingestor, IngestorConfig, RecordAck, SubmitError};

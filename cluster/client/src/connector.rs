@@ -1,0 +1,74 @@
+//! Connections to nodes, one lazily connected channel per address, shared by a client and the
+//! subscriptions it opens (a subscription outlives the borrow of its client).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use qastore_proto::v1::admin_client::AdminClient;
+use qastore_proto::v1::feed_client::FeedClient;
+use qastore_proto::v1::store_client::StoreClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ClientError;
+
+/// Makes and keeps the channels to nodes. Cheap to clone: clones share the channels.
+#[derive(Debug, Clone)]
+pub(crate) struct Connector {
+    connect_timeout: Duration,
+    max_message_bytes: usize,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Connector {
+    /// Channels that give up connecting after `call_timeout` (at most 2 s) and carry messages
+    /// up to `max_message_bytes`.
+    pub(crate) fn new(call_timeout: Duration, max_message_bytes: usize) -> Connector {
+        Connector {
+            connect_timeout: call_timeout.min(Duration::from_secs(2)),
+            max_message_bytes,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The channel to `addr` (`host:port`), made on first use.
+    pub(crate) fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
+        let mut channels = self.channels.lock();
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| ClientError::BadEndpoint(format!("{addr:?}: {e}")))?
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .connect_lazy();
+        channels.insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    /// The store API of the node at `addr`.
+    pub(crate) fn store_at(&self, addr: &str) -> Result<StoreClient<Channel>, ClientError> {
+        let max = self.max_message_bytes;
+        Ok(StoreClient::new(self.channel(addr)?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max))
+    }
+
+    /// The admin API of the node at `addr`.
+    pub(crate) fn admin_at(&self, addr: &str) -> Result<AdminClient<Channel>, ClientError> {
+        let max = self.max_message_bytes;
+        Ok(AdminClient::new(self.channel(addr)?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max))
+    }
+
+    /// The feed API of the node at `addr`.
+    pub(crate) fn feed_at(&self, addr: &str) -> Result<FeedClient<Channel>, ClientError> {
+        let max = self.max_message_bytes;
+        Ok(FeedClient::new(self.channel(addr)?)
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max))
+    }
+}
