@@ -4,6 +4,8 @@
 //! gap-free, each event once, unaltered).
 
 pub mod check;
+pub mod journal;
+pub mod watch;
 
 use qastore_cluster::convert::records::record_from_pb;
 use qastore_cluster::feed::convert::filter_from_pb;
