@@ -47,9 +47,15 @@ pub struct Watcher {
 impl Watcher {
     /// Subscribes through `client` with `options`, whose start must be after a position, and
     /// records until stopped.
-    pub fn start(name: &str, client: &Client, options: SubscribeOptions) -> Result<Watcher, String> {
+    pub fn start(
+        name: &str,
+        client: &Client,
+        options: SubscribeOptions,
+    ) -> Result<Watcher, String> {
         let Some(Start::After(after)) = options.start_at().cloned() else {
-            return Err(format!("subscriber {name}: field start: must be after a position"));
+            return Err(format!(
+                "subscriber {name}: field start: must be after a position"
+            ));
         };
         let after = Position::new(after.log_index, after.ordinal);
         let filter = options.filter().clone();
