@@ -2,11 +2,13 @@
 //! (three `qastore serve` processes on 127.0.0.1), streams a realistic exchange workload
 //! through the ingestor, reads it back from followers at each consistency, kills the leader,
 //! shows the new leader and that every acknowledged write is still there, restarts the killed
-//! node and checks that all replicas are identical, and prints a summary. `--stop` stops the
+//! node and checks that all replicas are identical, checks a live subscriber that followed
+//! every committed event through all of it against the journal, and prints a summary. `--stop` stops the
 //! nodes a kept demo left running.
 
 mod check;
 mod dir;
+mod subscriber;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -81,7 +83,7 @@ impl Expected {
 const BOUNDED_PATIENCE: Duration = Duration::from_secs(10);
 
 fn step(n: u32, text: &str) {
-    outln!("\n[{n}/6] {text}");
+    outln!("\n[{n}/7] {text}");
 }
 
 async fn wait_for_leader(client: &Client, within: Duration) -> Result<(u64, String), String> {
@@ -175,6 +177,8 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), 
         args.dir.display(),
         started.elapsed().as_millis()
     );
+    let live = subscriber::start(&client)?;
+    outln!("  a live subscriber follows every committed event (a follower serves it)");
 
     step(2, "streaming an exchange workload through the ingestor");
     let ingest = ingest(&client, args).await?;
@@ -222,8 +226,26 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), 
         .lock()
         .map_err(|_| "the cluster handle is poisoned")?
         .spawn(old_leader, false)?;
-    let hashes = compare_replicas(&client).await?;
+    let (hashes, hash_index) = compare_replicas(&client).await?;
     outln!("  {hashes}");
+
+    step(7, "checking the live subscriber against the journal");
+    let (_, leader_api) = client.find_leader().await.map_err(|e| e.to_string())?;
+    let live = subscriber::finish(live, &client, &leader_api, hash_index).await?;
+    outln!(
+        "  {} events received through the leader's kill (resumed {} times, {} repeats dropped on resuming), checked against the journal: {} gaps, {} duplicates",
+        live.check.received,
+        live.reconnects,
+        live.repeats_dropped,
+        live.check.gaps,
+        live.check.duplicates.len()
+    );
+    if !live.check.ok() {
+        return Err(format!(
+            "the live subscriber's events differ from the journal: {}",
+            live.check.describe()
+        ));
+    }
 
     let lat = &ingest.latency;
     let mut t = Table::new(&["MEASURE", "VALUE"]);
@@ -259,6 +281,18 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), 
     ]);
     t.row(vec!["acknowledged writes lost".into(), "0".into()]);
     t.row(vec!["replicas identical".into(), "yes".into()]);
+    t.row(vec![
+        "live subscriber: events received".into(),
+        live.check.received.to_string(),
+    ]);
+    t.row(vec![
+        "live subscriber: gaps".into(),
+        live.check.gaps.to_string(),
+    ]);
+    t.row(vec![
+        "live subscriber: duplicates".into(),
+        live.check.duplicates.len().to_string(),
+    ]);
     outln!("\nSummary\n{}", indent(&t.render()));
 
     if report.verdict != drill::Verdict::Pass {
@@ -544,8 +578,9 @@ async fn verify_all(client: &Client, expected: &Expected) -> Result<String, Stri
     ))
 }
 
-/// Waits until every node answers, then compares state hashes at a fresh hash mark.
-async fn compare_replicas(client: &Client) -> Result<String, String> {
+/// Waits until every node answers, then compares state hashes at a fresh hash mark; answers
+/// what it found and the mark's index.
+async fn compare_replicas(client: &Client) -> Result<(String, u64), String> {
     let (_, leader_api) = client.find_leader().await.map_err(|e| e.to_string())?;
     let started = Instant::now();
     let index = loop {
@@ -585,9 +620,10 @@ async fn compare_replicas(client: &Client) -> Result<String, String> {
     if distinct.len() != 1 {
         return Err(format!("the replicas differ at index {index}: {hashes:x?}"));
     }
-    Ok(format!(
+    let found = format!(
         "nodes {:?} hold identical state at log index {index} (hash {:016x})",
         hashes.keys().collect::<Vec<_>>(),
         hashes.values().next().copied().unwrap_or_default()
-    ))
+    );
+    Ok((found, index))
 }

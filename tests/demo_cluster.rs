@@ -1,7 +1,8 @@
 //! `qastore demo` with real processes: a second run refuses a directory whose nodes run or
 //! whose lock is held and never wipes an earlier demo unasked, `--stop` stops exactly the
-//! demo's nodes, a failed `--keep` run leaves its cluster up, and `qastore bench` against a
-//! kept demo leaves the demo's data as it was.
+//! demo's nodes, a failed `--keep` run leaves its cluster up, `qastore bench` against a
+//! kept demo leaves the demo's data as it was, and the demo's live subscriber received every
+//! record written, with no gap and no duplicate against the journal.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,6 +34,16 @@ async fn qastore(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// The value of the demo summary's row `measure` (its last word).
+fn summary_value(stdout: &str, measure: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.contains(measure))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no {measure:?} in the summary:\n{stdout}"))
+        .to_string()
 }
 
 /// The pids recorded in a demo directory, by node id.
@@ -174,7 +185,24 @@ async fn a_kept_demo_is_refused_by_a_second_run_untouched_by_bench_and_stopped_e
         text(&first.stdout),
         text(&first.stderr)
     );
-    assert!(text(&first.stdout).contains("qastore demo --stop --dir"));
+    let stdout = text(&first.stdout);
+    assert!(stdout.contains("qastore demo --stop --dir"));
+    // The live subscriber followed the whole run, the leader's kill included: every record
+    // the demo wrote reached it, and the journal check found nothing missing or repeated.
+    let received: u64 = summary_value(&stdout, "live subscriber: events received")
+        .parse()
+        .unwrap();
+    assert!(received >= 3000, "{received} events received:\n{stdout}");
+    assert_eq!(
+        summary_value(&stdout, "live subscriber: gaps"),
+        "0",
+        "{stdout}"
+    );
+    assert_eq!(
+        summary_value(&stdout, "live subscriber: duplicates"),
+        "0",
+        "{stdout}"
+    );
     let pids = recorded(&dir);
     assert_eq!(pids.len(), 3, "{pids:?}");
     assert!(pids.iter().all(|(_, p)| alive(*p)), "{pids:?}");

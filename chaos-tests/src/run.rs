@@ -15,6 +15,7 @@ use crate::checker::{check_history, HistoryCheck};
 use crate::cluster::ChaosCluster;
 use crate::history::{Event, Op, Outcome, INFINITY};
 use crate::nemesis::{inject, Fault, FaultStatus, Nemesis};
+use crate::subscribers::{self, SubscriberReport};
 use crate::workload::{self, Recorder, WorkloadConfig, ORDER_USER};
 use crate::HarnessError;
 
@@ -125,6 +126,8 @@ pub struct Report {
     pub duplicated: Vec<String>,
     /// Whether every node reached the same state hash after the last heal.
     pub converged: bool,
+    /// Each subscriber's events against the committed journal.
+    pub subscriptions: Vec<SubscriberReport>,
     /// Time to a new leader after each leader-affecting fault, ms.
     pub time_to_new_leader_ms: Spread,
     /// Write-unavailability window after each leader-affecting fault, ms.
@@ -169,7 +172,7 @@ impl Report {
             )
         };
         format!(
-            "chaos run: {:?} (seed {})\n{}\n  faults: {} installed of {}\n  before: {}\n  during: {}\n  after:  {}\n  time to new leader (ms): min {} median {} max {} over {}\n  writes unavailable (ms): min {} median {} max {} over {}\n  linearizability: {} registers, {} not linearizable, {} unknown; {} bad local/bounded reads\n  lost acknowledged inserts: {}, duplicated: {}, replicas converged: {}\n",
+            "chaos run: {:?} (seed {})\n{}\n  faults: {} installed of {}\n  before: {}\n  during: {}\n  after:  {}\n  time to new leader (ms): min {} median {} max {} over {}\n  writes unavailable (ms): min {} median {} max {} over {}\n  linearizability: {} registers, {} not linearizable, {} unknown; {} bad local/bounded reads\n  lost acknowledged inserts: {}, duplicated: {}, replicas converged: {}\n{}",
             self.verdict,
             self.settings.seed,
             self.reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"),
@@ -193,6 +196,27 @@ impl Report {
             self.lost.len(),
             self.duplicated.len(),
             self.converged,
+            self.subscriptions_summary(),
+        )
+    }
+}
+
+impl Report {
+    /// The subscriptions' line of the summary.
+    fn subscriptions_summary(&self) -> String {
+        let s = &self.subscriptions;
+        let sum = |f: fn(&SubscriberReport) -> usize| s.iter().map(f).sum::<usize>();
+        format!(
+            "  subscriptions: {} subscribers, {} events received, {} checked; {} gaps, {} duplicates, {} out of order, {} unexpected, {} altered; {} resumes\n",
+            s.len(),
+            sum(|r| r.check.received),
+            sum(|r| r.check.expected),
+            sum(|r| r.check.gaps),
+            sum(|r| r.check.duplicates.len()),
+            sum(|r| r.check.out_of_order.len()),
+            sum(|r| r.check.unexpected.len()),
+            sum(|r| r.check.altered.len()),
+            s.iter().map(|r| r.reconnects).sum::<u64>(),
         )
     }
 }
@@ -224,6 +248,7 @@ pub async fn run(settings: RunConfig) -> Report {
             lost: Vec::new(),
             duplicated: Vec::new(),
             converged: false,
+            subscriptions: Vec::new(),
             time_to_new_leader_ms: Spread::default(),
             write_unavailable_ms: Spread::default(),
             before: PhaseCounts::default(),
@@ -238,6 +263,7 @@ async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
     let mut rng = SmallRng::seed_from_u64(s.seed);
     let mut cluster = ChaosCluster::start(s.nodes, &s.dir, &s.node_env).await?;
     let admin = cluster.client("chaos-admin", Duration::from_millis(500), Duration::ZERO)?;
+    let subscribers = subscribers::start(&cluster)?;
     let recorder = Recorder::new();
     let stop = Arc::new(AtomicBool::new(false));
     let nodes: Vec<(u64, String)> = cluster
@@ -312,6 +338,13 @@ async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
     }
     let history_check = check_history(&events, Duration::from_secs(10));
     let (lost, duplicated) = read_back(&cluster, &admin, &events).await?;
+    let subscriptions = match check_subscribers(&cluster, &admin, subscribers).await {
+        Ok(s) => s,
+        Err(e) => {
+            reasons.push(format!("harness: subscriptions: {}", e.0));
+            Vec::new()
+        }
+    };
     let converged = converge(&cluster, &admin).await;
 
     // Leader-affecting faults: time to a new leader, and the gap until a write succeeded.
@@ -378,7 +411,14 @@ async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
     if !converged {
         reasons.push("the replicas did not converge to one state hash".into());
     }
-    let invalid = !history_check.ok() || !lost.is_empty() || !duplicated.is_empty() || !converged;
+    let (bad_subscriptions, unmeasured_subscriptions) = judge_subscriptions(&subscriptions);
+    let invalid = !history_check.ok()
+        || !lost.is_empty()
+        || !duplicated.is_empty()
+        || !converged
+        || !bad_subscriptions.is_empty();
+    reasons.extend(bad_subscriptions);
+    reasons.extend(unmeasured_subscriptions);
     let too_few = [
         ("before", before.ok),
         ("during", during.ok),
@@ -409,6 +449,7 @@ async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
         lost,
         duplicated,
         converged,
+        subscriptions,
         time_to_new_leader_ms: spread(to_leader),
         write_unavailable_ms: spread(unavailable),
         before,
@@ -485,6 +526,60 @@ async fn read_back(
         }
     }
     Ok((lost, duplicated))
+}
+
+/// Catches every subscriber up with a fresh index of the leader's, stops them, and checks
+/// each against the journal read back from the leader.
+async fn check_subscribers(
+    cluster: &ChaosCluster,
+    client: &Client,
+    subs: Vec<subscribers::Subscriber>,
+) -> Result<Vec<SubscriberReport>, HarnessError> {
+    let leader = cluster
+        .leader(client)
+        .await
+        .ok_or_else(|| HarnessError("no leader after the run".into()))?;
+    let addr = cluster
+        .node(leader)
+        .map(|n| n.api.to_string())
+        .ok_or_else(|| HarnessError(format!("no node {leader}")))?;
+    let mut admin = client
+        .admin_at(&addr)
+        .map_err(|e| HarnessError(e.to_string()))?;
+    let through = admin
+        .hash_mark(pb::HashMarkRequest {})
+        .await
+        .map_err(|s| HarnessError(format!("a fresh index: {}", s.message())))?
+        .into_inner()
+        .index;
+    subscribers::finish(subs, client, &addr, through).await
+}
+
+/// The reasons the subscriptions make a run invalid (a stream that skipped, repeated,
+/// reordered or altered an event, or ended quietly on its own), and those that leave it
+/// unmeasured (a subscriber that never caught up, or had nothing to check).
+fn judge_subscriptions(subs: &[SubscriberReport]) -> (Vec<String>, Vec<String>) {
+    let mut bad = Vec::new();
+    let mut unmeasured = Vec::new();
+    for s in subs {
+        let who = format!("subscriber on node {} ({})", s.node, s.filter);
+        if !s.check.ok() {
+            bad.push(format!("{who}: {}", s.check.describe()));
+        }
+        match &s.ended {
+            Some(e) if !s.ended_out_of_range => bad.push(format!("{who} ended: {e}")),
+            Some(_) => {}
+            None if !s.caught_up => unmeasured.push(format!(
+                "{who} had everything only up to index {} when stopped",
+                s.covered
+            )),
+            None if s.check.expected == 0 => {
+                unmeasured.push(format!("{who} had no event to check"));
+            }
+            None => {}
+        }
+    }
+    (bad, unmeasured)
 }
 
 /// Whether every node reaches the same state hash at a fresh hash mark.

@@ -19,6 +19,7 @@ mod cluster;
 mod cpu;
 mod error;
 mod exe;
+pub mod feed;
 pub mod http;
 pub mod load;
 pub mod locks;
