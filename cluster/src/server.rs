@@ -66,8 +66,10 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     #[cfg(feature = "failpoints")]
     {
         // Fault points come from the FAILPOINTS environment variable, for the life of the
-        // process.
-        std::mem::forget(fail::FailScenario::setup());
+        // process. A scenario holds a process-wide lock while it lives: set it up once, or a
+        // second node started in the same process (tests) would wait for it forever.
+        static SETUP: std::sync::Once = std::sync::Once::new();
+        SETUP.call_once(|| std::mem::forget(fail::FailScenario::setup()));
     }
     let api_listener = bind(config.api_listen).await?;
     let http_listener = bind(config.http_listen).await?;
