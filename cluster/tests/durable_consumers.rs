@@ -357,12 +357,13 @@ async fn a_stream_creates_its_consumer_and_its_node_takes_acks_only_of_what_it_d
     let last = position(index, n as u32 - 1);
     assert_eq!(seen.last(), Some(&last));
 
-    // The node serving the stream takes acks up to what it delivered, not beyond.
+    // The node serving the stream takes acks up to what it delivered (the end of the batch
+    // once it has sent everything in it), not beyond.
     let e = nodes
         .feed(f1)
         .ack(pb::AckRequest {
             consumer: "audit".into(),
-            position: Some(position(index, u32::MAX)),
+            position: Some(position(index + 1, 0)),
         })
         .await
         .unwrap_err();
