@@ -204,7 +204,7 @@ impl RunningNode {
             }
         }
         // Stopping Raft also flushes and closes the engine.
-        let raft = self.node.raft.shutdown().await;
+        let raft = self.node.raft.shutdown_flushed().await;
         tracing::info!(node = id, "node stopped");
         raft
     }

@@ -200,13 +200,13 @@ impl StateMachine {
         e.into()
     }
 
-    /// Closes the engine when the node shuts down, after Raft has stopped: flushes it, waits
+    /// Closes the engine when the node shuts down, after Raft has stopped: flushes it if asked, waits
     /// for a snapshot being built or installed and for queries still holding the engine, then
     /// for the engine's threads. Nothing writes into the data directory after this returns.
-    pub async fn close(&self) -> Result<()> {
+    pub async fn close(&self, flush: bool) -> Result<()> {
         let _home = self.inner.home.lock().await;
         // What is applied goes into tables first, so a restart has little log to re-apply.
-        if let Ok(engine) = self.inner.engine.get() {
+        if let (true, Ok(engine)) = (flush, self.inner.engine.get()) {
             let flushed = tokio::task::spawn_blocking(move || engine.flush())
                 .await
                 .map_err(|e| Error::Stopped(e.to_string()))?;

@@ -319,10 +319,20 @@ impl<A: Application> RaftNode<A> {
         &self.config
     }
 
-    /// Stops the node: Raft, the peer server and the background tasks, then flushes and closes
-    /// the engine (waiting for a snapshot still being built). The data directory is left as
-    /// it is; starting again resumes from it.
+    /// Stops the node: Raft, the peer server and the background tasks, then closes the engine
+    /// (waiting for a snapshot still being built). The data directory is left as it is;
+    /// starting again resumes from it, re-applying what was not flushed.
     pub async fn shutdown(&self) -> Result<()> {
+        self.stop_all(false).await
+    }
+
+    /// Like [`RaftNode::shutdown`], flushing the engine before it is closed, so a restart has
+    /// little of the log to re-apply.
+    pub async fn shutdown_flushed(&self) -> Result<()> {
+        self.stop_all(true).await
+    }
+
+    async fn stop_all(&self, flush: bool) -> Result<()> {
         let _ = self.stop.send(true);
         self.sm.damage().stop();
         let t0 = Instant::now();
@@ -334,7 +344,7 @@ impl<A: Application> RaftNode<A> {
             tracing::info!(node = self.id, task = i, elapsed = ?t0.elapsed(), "task stopped");
         }
         // A snapshot build that Raft started may still be writing its checkpoint.
-        if let Err(e) = self.sm.close().await {
+        if let Err(e) = self.sm.close(flush).await {
             tracing::warn!(node = self.id, error = %e, "closing the engine");
         }
         tracing::info!(node = self.id, "node stopped");
