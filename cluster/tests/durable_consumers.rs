@@ -147,6 +147,21 @@ async fn cursor_on(nodes: &Nodes, id: u64, name: &str) -> Option<pb::Position> {
     got.ok().and_then(|r| r.into_inner().cursor)
 }
 
+/// Waits until node `id` has applied consumer `name`'s creation and returns its cursor.
+async fn cursor_once_created(nodes: &Nodes, id: u64, name: &str) -> pb::Position {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(cursor) = cursor_on(nodes, id, name).await {
+            return cursor;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {id} never learned of consumer {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_consumer_acked_on_a_follower_resumes_on_another_node_after_the_leader_is_lost() {
     let _serial = SERIAL.lock().await;
@@ -339,7 +354,7 @@ async fn a_stream_creates_its_consumer_and_its_node_takes_acks_only_of_what_it_d
         .await
         .unwrap()
         .into_inner();
-    let created = cursor_on(&nodes, f2, "audit").await.expect("created");
+    let created = cursor_once_created(&nodes, f2, "audit").await;
 
     let (index, n) = write(&nodes, leader, 1, 20241202).await;
     assert!(created.log_index < index);
