@@ -1,5 +1,6 @@
 //! Which committed events a subscriber wants: record kinds, instruments, users, exchange.
 
+use super::OrderPlace;
 use crate::record::Record;
 
 /// The most entries one list of a filter may hold.
@@ -80,6 +81,11 @@ pub struct InvalidFilter {
 /// field a part filters on does not match that part (an account update has no instrument),
 /// except that an instrument entry written `EXCHANGE.id` matches a record that carries no
 /// exchange (ticks, books) on its id alone.
+///
+/// An order update carries no instrument or exchange of its own: it is matched on those of its
+/// order (its insert), handed in as an [`OrderPlace`] by [`EventFilter::matches_with`]. An
+/// update with no known order (one parked because it came before its insert) does not match
+/// instrument, prefix or exchange parts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     kinds: Vec<EventKind>,
@@ -133,12 +139,34 @@ impl EventFilter {
         self.kinds.is_empty() || self.kinds.contains(&kind)
     }
 
-    /// Whether `record` passes every part.
+    /// Whether matching an order update needs its order's place: the filter selects orders
+    /// and has an instrument, prefix or exchange part. When it does not, no place need be
+    /// looked up.
+    pub fn needs_order_place(&self) -> bool {
+        self.wants_kind(EventKind::Orders)
+            && (self.exchange.is_some()
+                || !self.instruments.is_empty()
+                || !self.instrument_prefixes.is_empty())
+    }
+
+    /// Whether `record` passes every part, with no order place known: an order update never
+    /// passes an instrument, prefix or exchange part this way (see
+    /// [`EventFilter::matches_with`]).
     pub fn matches(&self, record: &Record) -> bool {
+        self.matches_with(record, None)
+    }
+
+    /// Whether `record` passes every part; `order` is where the order of an order update
+    /// trades (`None`: unknown). Records other than order updates ignore `order`.
+    pub fn matches_with(&self, record: &Record, order: Option<&OrderPlace>) -> bool {
         if !self.wants_kind(EventKind::of(record)) {
             return false;
         }
-        let (exchange, instrument, user) = fields(record);
+        let (mut exchange, mut instrument, user) = fields(record);
+        if let (Record::OrderUpdate(_), Some(place)) = (record, order) {
+            exchange = Some(&place.exchange_id);
+            instrument = Some(&place.instrument_id);
+        }
         if let Some(want) = &self.exchange {
             if exchange != Some(want.as_str()) {
                 return false;
@@ -320,6 +348,48 @@ mod tests {
         assert_eq!(kinds_matched(&both), vec![EventKind::Trades]);
         let wrong = filter(&[EventKind::Trades], &[], &[], &["u1001"], Some("SHFE"));
         assert!(kinds_matched(&wrong).is_empty());
+    }
+
+    #[test]
+    fn an_order_update_matches_instrument_and_exchange_parts_by_its_orders_place() {
+        let records = samples::records();
+        let update = records
+            .iter()
+            .find(|r| matches!(r, Record::OrderUpdate(_)))
+            .unwrap();
+        let Some(Record::OrderInsert(insert)) = records.first() else {
+            panic!("the samples start with an order insert");
+        };
+        let place = OrderPlace::of(insert);
+        let other = OrderPlace {
+            exchange_id: "SHFE".into(),
+            instrument_id: "rb2501".into(),
+        };
+        let wanting = [
+            filter(&[EventKind::Orders], &["IF2412"], &[], &[], None),
+            filter(&[], &["CFFEX.IF2412"], &[], &[], None),
+            filter(&[], &[], &["CFFEX.IF24"], &[], None),
+            filter(&[EventKind::Orders], &[], &[], &["u1001"], Some("CFFEX")),
+        ];
+        for f in &wanting {
+            assert!(f.needs_order_place(), "{f:?}");
+            assert!(f.matches_with(update, Some(&place)), "{f:?}");
+            assert!(!f.matches_with(update, Some(&other)), "{f:?}");
+            // Its order unknown (the update was parked): instrument and exchange parts fail.
+            assert!(!f.matches_with(update, None), "{f:?}");
+            assert!(!f.matches(update), "{f:?}");
+        }
+        // A place changes nothing for filters without those parts, nor for other records.
+        let by_user = filter(&[], &[], &[], &["u1001"], None);
+        assert!(!by_user.needs_order_place());
+        assert!(by_user.matches_with(update, None));
+        let ticks_only = filter(&[EventKind::Ticks], &["IF2412"], &[], &[], None);
+        assert!(!ticks_only.needs_order_place());
+        let account = records
+            .iter()
+            .find(|r| matches!(r, Record::AccountUpdate(_)))
+            .unwrap();
+        assert!(!wanting[0].matches_with(account, Some(&place)));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::ops::Bound;
 
 use bytes::Bytes;
 
-use super::{CommittedBatch, CommittedEvent, EventFilter, Position};
+use super::{CommittedBatch, CommittedEvent, EventFilter, OrderPlaces, Position};
 use crate::apply::JournalEntry;
 use crate::error::{Error, Result};
 use crate::keys;
@@ -25,7 +25,9 @@ pub struct JournalRead {
 }
 
 /// Reads the events after `after` (exclusive) that match `filter`, looking at no more than
-/// `max_scan` events. Commit times are read once per batch.
+/// `max_scan` events. Commit times are read once per batch. An order update is matched on its
+/// order's place (see [`OrderPlaces`]), read from the inserts the read passes or from the
+/// engine, only when the filter needs it.
 pub fn read_after(
     engine: &Engine,
     after: Position,
@@ -36,6 +38,7 @@ pub fn read_after(
     let lower = keys::journal(start.index, start.ordinal);
     let upper = [keys::JOURNAL + 1];
     let mut read = JournalRead::default();
+    let mut places = OrderPlaces::new();
     for row in engine.scan(Bound::Included(&lower), Bound::Excluded(&upper[..])) {
         if read.scanned >= max_scan {
             break;
@@ -47,7 +50,9 @@ pub fn read_after(
         read.scanned += 1;
         read.covered_through = Some(Position::new(index, ordinal));
         let entry: JournalEntry = decode(&value).map_err(|e| bad_value(&key, e))?;
-        if !filter.matches(&entry.record) {
+        places.learn(&entry.record, entry.outcome);
+        let place = places.resolve(engine, filter, &entry.record, entry.outcome)?;
+        if !filter.matches_with(&entry.record, place) {
             continue;
         }
         let event = CommittedEvent {

@@ -1,5 +1,6 @@
 //! What subscriptions are made of: a committed record's [`Position`], the [`EventFilter`] a
-//! subscriber chooses, the [`CommittedBatch`]es a node hands to its live feed as it applies
+//! subscriber chooses (with the [`OrderPlace`] an order update is matched on), the
+//! [`CommittedBatch`]es a node hands to its live feed as it applies
 //! entries ([`EventSink`]), reading events back from the journal ([`journal`]) and merging a
 //! window of events into the latest state per key ([`conflate`]) and the state a "snapshot
 //! then tail" stream starts with ([`snapshot`]).
@@ -11,9 +12,11 @@ mod batch;
 pub mod conflate;
 mod filter;
 pub mod journal;
+pub mod order_place;
 mod position;
 pub mod snapshot;
 
 pub use batch::{CommittedBatch, CommittedEvent, EventSink};
 pub use filter::{EventFilter, EventKind, InvalidFilter, MAX_FILTER_ENTRIES, MAX_FILTER_ID_BYTES};
+pub use order_place::{OrderPlace, OrderPlaces};
 pub use position::{ParsePositionError, Position};
