@@ -8,19 +8,26 @@
 //! Either way it takes only events after its cursor, so moving between them neither skips nor
 //! repeats an event. Nothing here ever makes applying wait: a stream that cannot send waits on
 //! its own channel, and the live feed moves on without it.
+//!
+//! A filter with instrument or exchange parts matches an order update on its order's place:
+//! from an insert in the same read, else one point read of the engine per order, on the
+//! blocking pool (the journal read does it in its own blocking step).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use qastore_exchange::feed::conflate::Conflator;
-use qastore_exchange::feed::{journal, CommittedBatch, EventFilter, Position};
+use qastore_exchange::feed::{
+    journal, order_place, CommittedBatch, EventFilter, OrderPlaces, Position,
+};
+use qastore_lsm::Engine;
 use qastore_proto::v1 as pb;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
 
 use super::convert::{conflated_to_pb, event_to_pb, position_to_pb};
-use super::live::{LiveFeed, LiveRead};
+use super::live::{LiveBatch, LiveFeed, LiveRead};
 use super::metrics as feed_metrics;
 use crate::error::ApiError;
 use crate::node::Node;
@@ -229,11 +236,16 @@ impl Stream {
                     self.on_journal = false;
                     tracing::debug!(cursor = %self.cursor, "subscription rejoined the live feed");
                 }
+                let places = self.live_places(&batches).await?;
                 for lb in batches {
                     let encoded = lb.events_pb();
                     for (e, pb_event) in lb.batch.events.iter().zip(encoded) {
                         let position = lb.batch.position_of(e);
-                        if position <= self.cursor || !self.spec.filter.matches(&e.record) {
+                        if position <= self.cursor {
+                            continue;
+                        }
+                        let place = places.for_event(&self.spec.filter, &e.record, e.outcome);
+                        if !self.spec.filter.matches_with(&e.record, place) {
                             continue;
                         }
                         self.hand_over(position, &lb.batch, e, || pb_event.clone())
@@ -254,14 +266,58 @@ impl Stream {
         Ok(self.cursor > before)
     }
 
-    async fn journal_step(&mut self) -> Result<(), End> {
-        let engine = loop {
+    /// The node's engine, once it is there.
+    async fn engine(&self) -> Arc<Engine> {
+        loop {
             match self.node.raft.engine() {
                 Ok(e) => break e,
                 // A snapshot is being installed: the engine is back shortly.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
+        }
+    }
+
+    /// The places the filter matches the order updates of `batches` on (those after the
+    /// cursor): learned from the inserts there, the rest read from the engine on the blocking
+    /// pool, never on the runtime's threads. A filter without instrument or exchange parts
+    /// reads nothing.
+    async fn live_places(&self, batches: &[Arc<LiveBatch>]) -> Result<OrderPlaces, End> {
+        let mut places = OrderPlaces::new();
+        if !self.spec.filter.needs_order_place() {
+            return Ok(places);
+        }
+        let events = || {
+            batches.iter().flat_map(|lb| {
+                lb.batch
+                    .events
+                    .iter()
+                    .filter(|e| lb.batch.position_of(e) > self.cursor)
+            })
         };
+        for e in events() {
+            places.learn(&e.record, e.outcome);
+        }
+        let missing = places.missing(&self.spec.filter, events().map(|e| (&e.record, e.outcome)));
+        if missing.is_empty() {
+            return Ok(places);
+        }
+        let engine = self.engine().await;
+        let places = tokio::task::spawn_blocking(move || {
+            for (user, order_id) in &missing {
+                if let Some(place) = order_place::stored(&engine, user, order_id)? {
+                    places.insert(user, order_id, place);
+                }
+            }
+            Ok::<_, qastore_exchange::Error>(places)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)?;
+        Ok(places)
+    }
+
+    async fn journal_step(&mut self) -> Result<(), End> {
+        let engine = self.engine().await;
         let cursor = self.cursor;
         let filter = self.spec.filter.clone();
         let read = tokio::task::spawn_blocking(move || {

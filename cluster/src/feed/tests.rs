@@ -392,7 +392,12 @@ async fn filters_select_by_kind_instrument_user_and_exchange() {
                 kinds: vec![pb::RecordKind::Orders as i32],
                 ..Default::default()
             },
-            Box::new(|r| matches!(r.kind, Some(pb::record::Kind::OrderInsert(_)))),
+            Box::new(|r| {
+                matches!(
+                    r.kind,
+                    Some(pb::record::Kind::OrderInsert(_) | pb::record::Kind::OrderUpdate(_))
+                )
+            }),
         ),
     ];
     for (filter, keep) in cases {
@@ -410,6 +415,8 @@ async fn filters_select_by_kind_instrument_user_and_exchange() {
     solo.stop().await;
 }
 
+/// The instrument a record of [`batch`] is for; an order update's is its order's (order
+/// `o-{b}` trades what batch `b` does).
 fn instrument_of(r: &pb::Record) -> Option<&str> {
     use pb::record::Kind;
     match r.kind.as_ref()? {
@@ -418,7 +425,15 @@ fn instrument_of(r: &pb::Record) -> Option<&str> {
         Kind::PositionUpdate(p) => Some(&p.instrument_id),
         Kind::Tick(t) => Some(&t.instrument_id),
         Kind::OrderBookSnapshot(b) => Some(&b.instrument_id),
-        Kind::OrderUpdate(_) | Kind::AccountUpdate(_) => None,
+        Kind::OrderUpdate(u) => {
+            let b: u64 = u.order_id.strip_prefix("o-")?.parse().ok()?;
+            Some(if b.is_multiple_of(2) {
+                "IF2412"
+            } else {
+                "IF2501"
+            })
+        }
+        Kind::AccountUpdate(_) => None,
     }
 }
 
@@ -432,6 +447,166 @@ fn user_of(r: &pb::Record) -> Option<&str> {
         Kind::PositionUpdate(p) => Some(&p.user_id),
         Kind::Tick(_) | Kind::OrderBookSnapshot(_) => None,
     }
+}
+
+/// An order of user `u7` on `instrument`, as the samples' order otherwise.
+fn order_on(order_id: &str, exchange: &str, instrument: &str) -> Record {
+    let mut r = samples::records().remove(0);
+    if let Record::OrderInsert(o) = &mut r {
+        o.user_id = "u7".into();
+        o.order_id = order_id.into();
+        o.exchange_id = exchange.into();
+        o.instrument_id = instrument.into();
+    }
+    r
+}
+
+/// An update of user `u7`'s order `order_id`, saying `msg`.
+fn update_of(order_id: &str, msg: &str) -> Record {
+    Record::OrderUpdate(qastore_exchange::record::OrderUpdate {
+        user_id: "u7".into(),
+        order_id: order_id.into(),
+        status: qastore_exchange::record::OrderStatus::Alive,
+        volume_left: 1,
+        last_msg: msg.into(),
+        time: samples::SAMPLE_TIME,
+    })
+}
+
+/// Writes `records` as one batch; answers its log index and its events as written.
+async fn write_records(
+    solo: &Solo,
+    request_id: u64,
+    records: Vec<Record>,
+) -> Vec<(Position, pb::Record)> {
+    let records: Vec<pb::Record> = records.iter().map(record_to_pb).collect();
+    let mut store = StoreClient::connect(solo.api.clone()).await.unwrap();
+    let index = store
+        .write(pb::WriteRequest {
+            client_id: "feed-order-test".into(),
+            request_id,
+            records: records.clone(),
+            ack: pb::AckLevel::Quorum as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .log_index;
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| (Position::new(index, i as u32), r))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_on_one_instrument_gets_its_orders_inserts_and_updates_live_and_from_the_journal()
+{
+    // A ring of a few events: the history below has left it, so the stream from the oldest
+    // event reads it from the journal.
+    let solo = Solo::start(|c| {
+        c.feed.live_buffer_events = 8;
+    })
+    .await;
+    let mut history = Vec::new();
+    history.extend(
+        write_records(
+            &solo,
+            1,
+            vec![
+                order_on("rb-1", "SHFE", "rb2501"),
+                order_on("cu-1", "SHFE", "cu2501"),
+            ],
+        )
+        .await,
+    );
+    // Updates in a batch of their own, so their orders' places are read from the engine;
+    // `late` is updated before it is inserted: the parked update has no known order.
+    let parked = update_of("late", "parked");
+    history.extend(
+        write_records(
+            &solo,
+            2,
+            vec![
+                update_of("rb-1", "rb first"),
+                update_of("cu-1", "cu first"),
+                parked.clone(),
+            ],
+        )
+        .await,
+    );
+    history.extend(write_records(&solo, 3, vec![order_on("late", "SHFE", "rb2501")]).await);
+    let filler = (0..16)
+        .map(|i| {
+            let mut r = samples::records()
+                .into_iter()
+                .find(|r| matches!(r, Record::Tick(_)))
+                .unwrap();
+            if let Record::Tick(t) = &mut r {
+                t.sequence = 1000 + i;
+            }
+            r
+        })
+        .collect();
+    write_records(&solo, 4, filler).await;
+    // rb-1's insert and update and late's insert; not late's parked update, nothing of cu-1.
+    let want_history: Vec<_> = [0, 2, 5].iter().map(|&i| history[i].clone()).collect();
+    assert_eq!(history[4].1, record_to_pb(&parked));
+
+    let filter = pb::EventFilter {
+        kinds: vec![pb::RecordKind::Orders as i32],
+        instruments: vec!["SHFE.rb2501".into()],
+        ..Default::default()
+    };
+    let mut feed = solo.feed().await;
+    let mut req = request(Some(pb::start_at::At::Oldest(true)));
+    req.filter = Some(filter.clone());
+    let mut replay = open(&mut feed, req).await;
+    let mut req = request(Some(pb::start_at::At::Tail(true)));
+    req.filter = Some(filter);
+    let mut live = open(&mut feed, req).await;
+    read_until(&mut live, |s| !s.progress.is_empty()).await;
+    let seen = events(&mut replay, want_history.len()).await;
+    assert_eq!(got(&seen), want_history);
+
+    // Live: updates of orders inserted long ago (placed from the engine), then an order
+    // inserted and updated in one batch (placed from its insert).
+    let later = write_records(
+        &solo,
+        5,
+        vec![
+            update_of("cu-1", "cu second"),
+            update_of("rb-1", "rb second"),
+            update_of("late", "late first"),
+        ],
+    )
+    .await;
+    let want_later: Vec<_> = later.iter().skip(1).cloned().collect();
+    assert_eq!(got(&events(&mut live, 2).await), want_later);
+    let last = write_records(
+        &solo,
+        6,
+        vec![
+            order_on("rb-2", "SHFE", "rb2501"),
+            order_on("cu-2", "SHFE", "cu2501"),
+            update_of("cu-2", "cu third"),
+            update_of("rb-2", "rb third"),
+        ],
+    )
+    .await;
+    let want_last: Vec<_> = vec![last[0].clone(), last[3].clone()];
+    assert_eq!(got(&events(&mut live, 2).await), want_last);
+    // The replaying stream goes on with the same.
+    let more = events(&mut replay, 4).await;
+    let mut want_more = want_later.clone();
+    want_more.extend(want_last.clone());
+    assert_eq!(got(&more), want_more);
+    // Nothing else was on its way for either.
+    for s in [&mut live, &mut replay] {
+        let idle = read_until(s, |s| !s.progress.is_empty()).await;
+        assert!(idle.events.is_empty());
+    }
+    solo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
