@@ -356,6 +356,26 @@ pub fn outcome_to_pb(o: &Outcome) -> pb::RecordResult {
     }
 }
 
+/// The outcome an API result stands for; `None` for a value this build does not know (or
+/// unspecified).
+pub fn outcome_from_pb(r: &pb::RecordResult) -> Option<Outcome> {
+    use pb::Outcome as P;
+    Some(match P::try_from(r.outcome).ok()? {
+        P::Unspecified => return None,
+        P::OrderInserted => Outcome::OrderInserted {
+            merged_updates: r.merged_updates,
+        },
+        P::DuplicateOrder => Outcome::DuplicateOrder,
+        P::OrderUpdated => Outcome::OrderUpdated,
+        P::UpdateParked => Outcome::UpdateParked,
+        P::TradeRecorded => Outcome::TradeRecorded,
+        P::AccountReplaced => Outcome::AccountReplaced,
+        P::PositionReplaced => Outcome::PositionReplaced,
+        P::TickRecorded => Outcome::TickRecorded,
+        P::BookRecorded => Outcome::BookRecorded,
+    })
+}
+
 /// A journal event as the API shows it.
 pub fn journal_to_pb(e: &JournalEntry) -> pb::JournalEntry {
     pb::JournalEntry {
@@ -387,6 +407,30 @@ mod tests {
             let back = record_from_pb(record_to_pb(&r)).unwrap();
             assert_eq!(back, r);
         }
+    }
+
+    #[test]
+    fn every_outcome_round_trips_and_unknown_ones_read_as_none() {
+        let all = [
+            Outcome::OrderInserted { merged_updates: 3 },
+            Outcome::DuplicateOrder,
+            Outcome::OrderUpdated,
+            Outcome::UpdateParked,
+            Outcome::TradeRecorded,
+            Outcome::AccountReplaced,
+            Outcome::PositionReplaced,
+            Outcome::TickRecorded,
+            Outcome::BookRecorded,
+        ];
+        for o in all {
+            assert_eq!(outcome_from_pb(&outcome_to_pb(&o)), Some(o));
+        }
+        let unknown = pb::RecordResult {
+            outcome: 99,
+            merged_updates: 0,
+        };
+        assert_eq!(outcome_from_pb(&unknown), None);
+        assert_eq!(outcome_from_pb(&pb::RecordResult::default()), None);
     }
 
     #[test]

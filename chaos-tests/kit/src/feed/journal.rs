@@ -1,7 +1,8 @@
 //! Reading the committed events back from one node after a run: every event from the oldest
 //! the journal holds up to a given log index, split by the filters being checked. A plain
 //! stream on one node, without the client's resuming, so that the read does not lean on what
-//! it is used to check.
+//! it is used to check. Order updates are matched on their order's exchange and instrument,
+//! as the node matches them.
 
 use std::time::Duration;
 
@@ -10,7 +11,9 @@ use qastore_exchange::feed::Position;
 use qastore_proto::v1 as pb;
 
 use super::check::{Committed, Seen};
+use super::place::Placer;
 use super::Matcher;
+use qastore_cluster::convert::records::{outcome_from_pb, record_from_pb};
 
 /// Reads node `addr`'s journal from the oldest event it holds until a progress frame vouches
 /// for log index `through`, within `within`; answers, for each of `matchers`, the committed
@@ -49,6 +52,7 @@ async fn read(
         .into_inner();
     let mut out: Vec<Committed> = matchers.iter().map(|_| Committed::default()).collect();
     let mut first: Option<Position> = None;
+    let mut placer = Placer::new(matchers.iter().any(Matcher::needs_order_places));
     loop {
         let frame = stream
             .message()
@@ -60,9 +64,19 @@ async fn read(
                 for e in batch.events {
                     let Some(seen) = Seen::of(&e) else { continue };
                     first.get_or_insert(seen.position);
-                    let Some(record) = &e.record else { continue };
+                    // A record the node could not decode passes no filter.
+                    let Some(Ok(record)) = e.record.map(record_from_pb) else {
+                        continue;
+                    };
+                    let place = match e.result.as_ref().and_then(outcome_from_pb) {
+                        Some(outcome) => placer
+                            .place(client, addr, &record, outcome)
+                            .await
+                            .map_err(fail)?,
+                        None => None,
+                    };
                     for (m, c) in matchers.iter().zip(&mut out) {
-                        if m.matches(record) {
+                        if m.matches(&record, place.as_ref()) {
                             c.events.push(seen);
                         }
                     }

@@ -5,10 +5,12 @@
 
 pub mod check;
 pub mod journal;
+mod place;
 pub mod watch;
 
-use qastore_cluster::convert::records::record_from_pb;
 use qastore_cluster::feed::convert::filter_from_pb;
+use qastore_exchange::feed::OrderPlace;
+use qastore_exchange::record::Record;
 use qastore_proto::v1 as pb;
 
 pub use check::{check_subscription, Committed, Received, Seen, SubscriptionCheck};
@@ -28,8 +30,15 @@ impl Matcher {
             .map_err(|e| e.to_string())
     }
 
-    /// Whether `record` passes. A record the node could not decode passes no filter.
-    pub fn matches(&self, record: &pb::Record) -> bool {
-        record_from_pb(record.clone()).is_ok_and(|r| self.filter.matches(&r))
+    /// Whether matching needs order updates placed (the filter has instrument or exchange
+    /// parts and selects orders).
+    pub fn needs_order_places(&self) -> bool {
+        self.filter.needs_order_place()
+    }
+
+    /// Whether `record` passes; `place` is where an order update's order trades (`None`:
+    /// unknown, as for an update parked before its insert).
+    pub fn matches(&self, record: &Record, place: Option<&OrderPlace>) -> bool {
+        self.filter.matches_with(record, place)
     }
 }

@@ -34,21 +34,28 @@ impl OrderPlace {
     }
 }
 
-/// The order `(user, order id)` whose place `filter` needs to match `record`: set only for an
-/// order update applied to its order, and only when the filter has parts a place can decide.
+/// The order `(user, order id)` that has a place for `record`: set only for an order update
+/// applied to its order.
+pub fn placed_order(record: &Record, outcome: Outcome) -> Option<(&str, &str)> {
+    match record {
+        Record::OrderUpdate(u) if outcome == Outcome::OrderUpdated => {
+            Some((&u.user_id, &u.order_id))
+        }
+        _ => None,
+    }
+}
+
+/// The order whose place `filter` needs to match `record`: [`placed_order`], when the filter
+/// has parts a place can decide.
 pub fn wanted<'a>(
     filter: &EventFilter,
     record: &'a Record,
     outcome: Outcome,
 ) -> Option<(&'a str, &'a str)> {
-    match record {
-        Record::OrderUpdate(u)
-            if outcome == Outcome::OrderUpdated && filter.needs_order_place() =>
-        {
-            Some((&u.user_id, &u.order_id))
-        }
-        _ => None,
+    if !filter.needs_order_place() {
+        return None;
     }
+    placed_order(record, outcome)
 }
 
 /// The place of the order stored under `(user, order_id)`, if the engine holds it.
