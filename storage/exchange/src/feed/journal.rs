@@ -166,3 +166,60 @@ fn bad_key(key: &[u8]) -> Error {
 fn bad_value(key: &[u8], e: impl std::fmt::Display) -> Error {
     Error::bad_value(String::from_utf8_lossy(key).into_owned(), e.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::apply;
+    use crate::record::{samples, OrderInsert, OrderUpdate, Record};
+    use qastore_lsm::vfs::OsVfs;
+    use qastore_lsm::EngineConfig;
+
+    fn order(id: &str, instrument: &str) -> OrderInsert {
+        let Some(Record::OrderInsert(mut o)) = samples::records().into_iter().next() else {
+            panic!("the samples start with an order insert");
+        };
+        o.order_id = id.into();
+        o.instrument_id = instrument.into();
+        o
+    }
+
+    fn update(o: &OrderInsert) -> Record {
+        Record::OrderUpdate(OrderUpdate {
+            user_id: o.user_id.clone(),
+            order_id: o.order_id.clone(),
+            ..OrderUpdate::default()
+        })
+    }
+
+    #[test]
+    fn a_read_filtered_on_an_instrument_keeps_its_orders_updates_but_not_parked_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(OsVfs::shared(), dir.path(), EngineConfig::default()).unwrap();
+        let (mine, other, late) = (
+            order("a", "IF2412"),
+            order("b", "IF2501"),
+            order("c", "IF2412"),
+        );
+        let inserts = [mine.clone(), other.clone()].map(Record::OrderInsert);
+        apply(&engine, &inserts, 1).unwrap();
+        apply(&engine, &[update(&mine), update(&other), update(&late)], 2).unwrap();
+        apply(&engine, &[Record::OrderInsert(late.clone())], 3).unwrap();
+        let f =
+            EventFilter::new(vec![], vec!["CFFEX.IF2412".into()], vec![], vec![], None).unwrap();
+        // From the start: the insert is read first; from after it: placed from the engine.
+        for after in [Position::end_of(0), Position::end_of(1)] {
+            let read = read_after(&engine, after, &f, 100).unwrap();
+            let got: Vec<Position> = read
+                .batches
+                .iter()
+                .flat_map(|b| b.events.iter().map(|e| b.position_of(e)))
+                .collect();
+            let mut want = vec![Position::new(2, 0), Position::new(3, 0)];
+            if after == Position::end_of(0) {
+                want.insert(0, Position::new(1, 0));
+            }
+            assert_eq!(got, want, "after {after}");
+        }
+    }
+}
