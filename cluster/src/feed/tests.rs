@@ -473,7 +473,7 @@ fn update_of(order_id: &str, msg: &str) -> Record {
     })
 }
 
-/// Writes `records` as one batch; answers its log index and its events as written.
+/// Writes `records` as one batch; answers its events as written, at their positions.
 async fn write_records(
     solo: &Solo,
     request_id: u64,
