@@ -21,6 +21,9 @@ const PREFIX: &str = "/feed/";
 /// etcd's default `--max-txn-ops`.
 pub const MAX_TXN_OPS: usize = 128;
 
+/// The largest watch response the subscribers accept.
+const MAX_WATCH_RESPONSE: usize = 1 << 30;
+
 /// Distinct keys the records rotate over.
 const KEYS: u64 = 1_000_000;
 
@@ -112,7 +115,11 @@ async fn watch(client: &etcd_client::Client, from: &mut i64, tap: &Tap) {
     if *from > 0 {
         options = options.with_start_revision(*from);
     }
-    let mut c = client.clone();
+    // A watch from an old revision gets the history in one response, far over the client's
+    // default 4 MiB message limit.
+    let mut c = client
+        .watch_client()
+        .max_decoding_message_size(MAX_WATCH_RESPONSE);
     let Ok(mut stream) = c.watch(PREFIX, Some(options)).await else {
         return;
     };
