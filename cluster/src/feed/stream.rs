@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::convert::{conflated_to_pb, event_to_pb, position_to_pb};
+use super::convert::{batch_to_pb, conflated_to_pb, event_to_pb, position_to_pb};
 use super::live::{LiveBatch, LiveFeed, LiveRead};
 use super::metrics as feed_metrics;
 use crate::error::ApiError;
@@ -91,6 +91,20 @@ impl From<ApiError> for End {
     }
 }
 
+/// A journal read that started after `after`.
+struct JournalFetch {
+    after: Position,
+    handle: tokio::task::JoinHandle<qastore_exchange::Result<Result<Fetched, Position>>>,
+}
+
+/// What a journal read found: the applied index when it began, the events, and (unless the
+/// stream conflates) the events of each batch in the API's form.
+struct Fetched {
+    applied: u64,
+    read: journal::JournalRead,
+    encoded: Vec<Vec<pb::Event>>,
+}
+
 /// The stream's state between steps.
 struct Stream {
     node: Arc<Node>,
@@ -109,6 +123,8 @@ struct Stream {
     frame: Vec<pb::Event>,
     held: Vec<pb::Event>,
     conflator: Conflator,
+    /// The next journal read, started while the previous one is sent.
+    prefetch: Option<JournalFetch>,
     /// The commit time of the last event taken.
     taken_commit_ns: i64,
     gauge: feed_metrics::StreamGauge,
@@ -143,6 +159,7 @@ pub async fn run(
         frame: Vec::new(),
         held: Vec::new(),
         conflator: Conflator::new(),
+        prefetch: None,
         taken_commit_ns: 0,
         gauge: feed_metrics::StreamGauge::open(),
     };
@@ -232,6 +249,7 @@ impl Stream {
             .read_after(self.cursor, STEP_EVENTS, max_pending, max_bytes)
         {
             LiveRead::Batches { batches, through } => {
+                self.prefetch = None;
                 if self.on_journal {
                     self.on_journal = false;
                     tracing::debug!(cursor = %self.cursor, "subscription rejoined the live feed");
@@ -317,23 +335,21 @@ impl Stream {
     }
 
     async fn journal_step(&mut self) -> Result<(), End> {
-        let engine = self.engine().await;
-        let cursor = self.cursor;
-        let filter = self.spec.filter.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            // Applied first: the scan's view, taken after, holds at least everything up to it.
-            let applied = engine.applied_index();
-            match journal::check_retained(&engine, cursor)? {
-                Ok(()) => {}
-                Err(earliest) => return Ok(Err(earliest)),
-            }
-            journal::read_after(&engine, cursor, &filter, STEP_EVENTS).map(|r| Ok((applied, r)))
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::from)?;
-        let (applied, read) = match read {
-            Ok(r) => r,
+        let fetch = match self.prefetch.take() {
+            Some(f) if f.after == self.cursor => f,
+            _ => self.start_fetch(self.cursor).await,
+        };
+        let fetched = fetch
+            .handle
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::from)?;
+        let Fetched {
+            applied,
+            read,
+            encoded,
+        } = match fetched {
+            Ok(f) => f,
             Err(earliest) => {
                 return Err(ApiError::OutOfRange {
                     message: format!(
@@ -347,11 +363,20 @@ impl Stream {
             }
         };
         let complete = read.scanned < STEP_EVENTS;
+        // The next part is read on the blocking pool while this one is sent.
+        if let (false, Some(through)) = (complete, read.covered_through) {
+            self.prefetch = Some(self.start_fetch(through).await);
+        }
+        let mut encoded = encoded.into_iter();
         for batch in &read.batches {
+            let mut ready = encoded.next().unwrap_or_default().into_iter();
             for e in &batch.events {
                 let position = batch.position_of(e);
-                self.hand_over(position, batch, e, || event_to_pb(batch, e))
-                    .await?;
+                let pb_event = ready.next();
+                self.hand_over(position, batch, e, || {
+                    pb_event.unwrap_or_else(|| event_to_pb(batch, e))
+                })
+                .await?;
             }
         }
         if let Some(through) = read.covered_through {
@@ -361,6 +386,33 @@ impl Stream {
             self.cursor = self.cursor.max(Position::end_of(applied));
         }
         Ok(())
+    }
+
+    /// Starts reading the journal after `after` on the blocking pool, the events already in
+    /// the API's form unless the stream conflates them.
+    async fn start_fetch(&self, after: Position) -> JournalFetch {
+        let engine = self.engine().await;
+        let filter = self.spec.filter.clone();
+        let encode = !matches!(self.spec.mode, Mode::Conflated(_));
+        let handle = tokio::task::spawn_blocking(move || {
+            // Applied first: the scan's view, taken after, holds at least everything up to it.
+            let applied = engine.applied_index();
+            if let Err(earliest) = journal::check_retained(&engine, after)? {
+                return Ok(Err(earliest));
+            }
+            let read = journal::read_after(&engine, after, &filter, STEP_EVENTS)?;
+            let encoded = if encode {
+                read.batches.iter().map(batch_to_pb).collect()
+            } else {
+                Vec::new()
+            };
+            Ok(Ok(Fetched {
+                applied,
+                read,
+                encoded,
+            }))
+        });
+        JournalFetch { after, handle }
     }
 
     /// Gives one matching event to the stream's mode.
