@@ -353,12 +353,18 @@ impl Driver {
                 }
                 Err(e) if fatal(&e) && !(resuming && lags_behind(&e)) => return Err(e),
                 Err(e) => {
-                    let wait = self.backoff.next(e.retry_after());
-                    tracing::debug!(node = %addr, error = %e, ?wait, "subscription not opened");
                     if let ClientError::Status { status } = &e {
                         self.learn(status);
                     }
                     self.failed(addr.clone(), format!("{addr}: {e}"));
+                    // Another node of this round may serve it at once (one that has applied
+                    // further than a node restarted a moment ago): wait only between rounds.
+                    if !self.queue.is_empty() {
+                        tracing::debug!(node = %addr, error = %e, "subscription not opened; trying the next node");
+                        continue;
+                    }
+                    let wait = self.backoff.next(e.retry_after());
+                    tracing::debug!(node = %addr, error = %e, ?wait, "subscription not opened");
                     tokio::time::sleep(wait).await;
                 }
             }
