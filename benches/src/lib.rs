@@ -10,6 +10,7 @@
 
 #[cfg(all(feature = "etcd", feature = "nats"))]
 pub mod fanout;
+pub mod report_files;
 pub mod versus;
 
 use std::time::Duration;

@@ -180,23 +180,13 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 fn write_report(args: &Args, report: &Report, md: &str) -> Result<(), String> {
-    std::fs::create_dir_all(&args.out)
-        .map_err(|e| format!("creating {}: {e}", args.out.display()))?;
-    let json = serde_json::to_string_pretty(&report.json()).map_err(|e| e.to_string())?;
-    let (json_path, md_path) = (
-        args.out.join("feed-vs-peers.json"),
-        args.out.join("feed-vs-peers.md"),
-    );
-    std::fs::write(&json_path, json).map_err(|e| format!("{}: {e}", json_path.display()))?;
-    let context: String = report
-        .context
-        .iter()
-        .map(|(k, v)| format!("- {k}: {v}\n"))
-        .collect();
-    std::fs::write(&md_path, format!("{md}\n{context}"))
-        .map_err(|e| format!("{}: {e}", md_path.display()))?;
-    eprintln!("wrote {} and {}", json_path.display(), md_path.display());
-    Ok(())
+    qastore_benches::report_files::write_report_files(
+        &args.out,
+        "feed-vs-peers",
+        &report.json(),
+        md,
+        &report.context,
+    )
 }
 
 #[cfg(feature = "etcd")]
