@@ -1,21 +1,22 @@
 //! QAStore's exchange layer, on top of the LSM engine (`qastore-lsm`).
 //!
-//! Records ([`record`]) and their key layout ([`keys`]), applying batches of them ([`apply`])
-//! with request deduplication ([`dedup`]), the commands a replicated log carries ([`command`])
-//! and applying one committed entry ([`machine`]) under the replicated settings
-//! ([`cluster_config`]), queries and bars ([`query`], [`calendar`]), the
-//! Parquet path ([`olap`]), what subscriptions are made of ([`feed`]: positions, filters,
-//! committed batches, journal reads, conflation) and a generator of realistic data
-//! ([`datagen`]).
+//! Records ([`record`]) and their key layout ([`keys`]), applying batches of them ([`apply`]),
+//! a client's write as its log entry carries it ([`EncodedWrite`]), the commands a replicated
+//! log carries ([`Command`]) and applying one committed entry, with request deduplication
+//! ([`ExchangeMachine`]) under the replicated settings ([`ClusterConfig`]), queries and bars
+//! ([`query`], [`calendar`]), the Parquet path ([`olap`]), durable consumers ([`consumer`]),
+//! what subscriptions are made of ([`feed`]: positions, filters, committed batches, journal
+//! reads, conflation) and a generator of realistic data ([`datagen`]).
 //!
 //! What it is not: no storage engine (it works on a [`qastore_lsm::Engine`] its caller opens,
 //! and does not re-export it: import engine types from `qastore_lsm`), and no network or Raft.
 //! It owns the `olap` directory beside the engine's tables and the lock that keeps it still
 //! while checkpoints copy it ([`olap::create_checkpoint`]).
 //!
-//! The public surface: every module above is used by the Raft state machine, the gRPC node,
-//! the benchmarks or the test kit, so each stays public with its own curated re-exports; the
-//! crate's error types ([`Error`], [`InvalidArgument`], [`Result`]) are at the root.
+//! The public surface: the modules linked above are used by the node, the benchmarks or the
+//! test kit, each with its own curated items; the write, the commands, the machine that applies
+//! them, the replicated settings and the crate's error types ([`Error`], [`InvalidArgument`],
+//! [`Result`]) are at the root. Deduplication is internal to applying.
 //!
 //! Exchange records: apply a batch, query it, build bars, convert a closed day to Parquet:
 //!
@@ -72,19 +73,19 @@
 
 pub mod apply;
 pub mod calendar;
-pub mod cluster_config;
+mod cluster_config;
 mod command;
 pub mod consumer;
 pub mod datagen;
-pub mod dedup;
+mod dedup;
 mod error;
 pub mod feed;
 pub mod keys;
-pub mod machine;
+mod machine;
 pub mod olap;
 pub mod query;
 pub mod record;
-pub mod write;
+mod write;
 
 pub use cluster_config::ClusterConfig;
 pub use command::{payload_hash, Ack, Command, Response, StreamKind, SystemCommand, WriteCommand};
