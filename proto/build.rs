@@ -78,5 +78,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     config.compile_fds(descriptors)?;
+    feed_frames_server();
     Ok(())
+}
+
+/// The `Feed` service's server as the node serves it: `Subscribe` writes frames of events
+/// encoded once (`frames::SubscribeCodec`), the other calls are plain protobuf. Same service
+/// name and routes as `feed.proto`'s, so the generated client (and any other) talks to it.
+fn feed_frames_server() {
+    use tonic_build::manual::{Builder, Method, Service};
+    let unary = |name: &str, route: &str, input: &str, output: &str| {
+        Method::builder()
+            .name(name)
+            .route_name(route)
+            .input_type(format!("crate::v1::{input}"))
+            .output_type(format!("crate::v1::{output}"))
+            .codec_path("tonic_prost::ProstCodec")
+            .build()
+    };
+    let service = Service::builder()
+        .name("Feed")
+        .package("qastore.v1")
+        .method(
+            Method::builder()
+                .name("subscribe")
+                .route_name("Subscribe")
+                .input_type("crate::v1::SubscribeRequest")
+                .output_type("crate::frames::SubscribeFrame")
+                .codec_path("crate::frames::SubscribeCodec")
+                .server_streaming()
+                .build(),
+        )
+        .method(unary(
+            "create_consumer",
+            "CreateConsumer",
+            "CreateConsumerRequest",
+            "ConsumerInfo",
+        ))
+        .method(unary("ack", "Ack", "AckRequest", "AckResponse"))
+        .method(unary(
+            "list_consumers",
+            "ListConsumers",
+            "ListConsumersRequest",
+            "ListConsumersResponse",
+        ))
+        .method(unary(
+            "get_consumer",
+            "GetConsumer",
+            "GetConsumerRequest",
+            "ConsumerInfo",
+        ))
+        .method(unary(
+            "delete_consumer",
+            "DeleteConsumer",
+            "DeleteConsumerRequest",
+            "DeleteConsumerResponse",
+        ))
+        .build();
+    Builder::new().build_client(false).compile(&[service]);
 }

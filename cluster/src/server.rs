@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use qastore_proto::frames::feed_server::FeedServer;
 use qastore_proto::v1::admin_server::AdminServer;
-use qastore_proto::v1::feed_server::FeedServer;
 use qastore_proto::v1::store_server::StoreServer;
 use qastore_raft::PeerNode;
 use tokio::net::TcpListener;

@@ -5,7 +5,9 @@
 //!   cluster use among themselves (replication, elections, snapshots, leadership transfer).
 //! * [`v1::store_server`] / [`v1::store_client`]: the client API (writes and queries).
 //! * [`v1::admin_server`] / [`v1::admin_client`]: the operator API.
-//! * [`v1::feed_server`] / [`v1::feed_client`]: subscriptions and durable consumers.
+//! * [`v1::feed_client`]: subscriptions and durable consumers; [`frames::feed_server`] is the
+//!   server the node runs, whose `Subscribe` writes events encoded once per batch
+//!   ([`frames::SubscribeFrame`]), the same bytes on the wire as `v1::feed_server`'s messages.
 //! * [`peer_metadata`] and [`api_metadata`]: the gRPC metadata keys both sides agree on.
 //!
 //! The messages read and write JSON (serde), with enum fields by name; how is internal.
@@ -16,6 +18,7 @@ pub mod v1 {
     tonic::include_proto!("qastore.v1");
 }
 
+pub mod frames;
 mod record_json;
 mod serde_enums;
 

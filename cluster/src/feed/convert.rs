@@ -1,6 +1,8 @@
 //! The feed's messages: positions, filters and events between the API's form and the
 //! exchange's.
 
+use bytes::{Bytes, BytesMut};
+use prost::Message;
 use qastore_exchange::feed::conflate::Conflated;
 use qastore_exchange::feed::{CommittedBatch, CommittedEvent, EventFilter, EventKind, Position};
 use qastore_proto::v1 as pb;
@@ -32,20 +34,44 @@ pub fn event_to_pb(batch: &CommittedBatch, e: &CommittedEvent) -> pb::Event {
     }
 }
 
-/// Every event of a batch in the API's form.
-pub fn batch_to_pb(batch: &CommittedBatch) -> Vec<pb::Event> {
-    batch.events.iter().map(|e| event_to_pb(batch, e)).collect()
+/// One event encoded in the API's form, as frames carry it (see `qastore_proto::frames`).
+pub fn event_encoded(batch: &CommittedBatch, e: &CommittedEvent) -> Bytes {
+    Bytes::from(event_to_pb(batch, e).encode_to_vec())
 }
 
-/// A conflated event in the API's form.
-pub fn conflated_to_pb(c: &Conflated) -> pb::Event {
-    pb::Event {
+/// Every event of a batch encoded in the API's form, in ordinal order: one buffer, one slice
+/// per event, so every stream the batch goes to shares the same bytes.
+pub fn batch_encoded(batch: &CommittedBatch) -> Vec<Bytes> {
+    let events: Vec<pb::Event> = batch.events.iter().map(|e| event_to_pb(batch, e)).collect();
+    let total = events.iter().map(Message::encoded_len).sum();
+    let mut buf = BytesMut::with_capacity(total);
+    let mut ends = Vec::with_capacity(events.len());
+    for e in &events {
+        // The buffer was sized for every event: encoding cannot run out of room.
+        let _ = e.encode(&mut buf);
+        ends.push(buf.len());
+    }
+    let all = buf.freeze();
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let one = all.slice(start..end);
+            start = end;
+            one
+        })
+        .collect()
+}
+
+/// A conflated event encoded in the API's form.
+pub fn conflated_encoded(c: &Conflated) -> Bytes {
+    let event = pb::Event {
         position: Some(position_to_pb(c.position)),
         record: Some(record_to_pb(&c.record)),
         result: Some(outcome_to_pb(&c.outcome)),
         commit_time_ns: c.commit_ns,
         merged: c.merged,
-    }
+    };
+    Bytes::from(event.encode_to_vec())
 }
 
 /// A checked filter from the API's form (absent: every event).
@@ -84,6 +110,34 @@ pub fn filter_from_pb(f: Option<pb::EventFilter>) -> Result<EventFilter, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qastore_exchange::apply::Outcome;
+    use qastore_exchange::record::samples;
+
+    #[test]
+    fn a_batch_encoded_once_reads_back_as_its_events() {
+        let batch = CommittedBatch {
+            index: 41,
+            commit_ns: 1_733_100_000_000_000_000,
+            events: samples::records()
+                .into_iter()
+                .enumerate()
+                .map(|(i, record)| CommittedEvent {
+                    ordinal: i as u32,
+                    record,
+                    outcome: Outcome::OrderUpdated,
+                })
+                .collect(),
+        };
+        let encoded = batch_encoded(&batch);
+        assert_eq!(encoded.len(), batch.events.len());
+        for (bytes, e) in encoded.iter().zip(&batch.events) {
+            assert_eq!(
+                pb::Event::decode(bytes.clone()).unwrap(),
+                event_to_pb(&batch, e)
+            );
+            assert_eq!(*bytes, event_encoded(&batch, e));
+        }
+    }
 
     #[test]
     fn unknown_kinds_and_empty_entries_are_refused_naming_the_field() {

@@ -14,9 +14,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use qastore_exchange::feed::{CommittedBatch, EventSink, Position};
-use qastore_proto::v1 as pb;
 use tokio::sync::watch;
 
 use super::convert;
@@ -36,14 +36,15 @@ pub struct LiveMark {
 pub struct LiveBatch {
     /// The batch.
     pub batch: Arc<CommittedBatch>,
-    encoded: OnceLock<Vec<pb::Event>>,
+    encoded: OnceLock<Vec<Bytes>>,
 }
 
 impl LiveBatch {
-    /// The batch's events in the API's form, in ordinal order.
-    pub fn events_pb(&self) -> &[pb::Event] {
+    /// The batch's events encoded in the API's form, in ordinal order: encoded once, by the
+    /// first stream that sends them, and shared by every other.
+    pub fn events_encoded(&self) -> &[Bytes] {
         self.encoded
-            .get_or_init(|| convert::batch_to_pb(&self.batch))
+            .get_or_init(|| convert::batch_encoded(&self.batch))
     }
 }
 

@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use qastore_proto::frames::feed_server::Feed;
+use qastore_proto::frames::SubscribeFrame;
 use qastore_proto::v1 as pb;
-use qastore_proto::v1::feed_server::Feed;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -120,7 +121,7 @@ impl FeedService {
     async fn open(
         &self,
         mut req: pb::SubscribeRequest,
-    ) -> Result<ReceiverStream<Result<pb::SubscribeResponse, Status>>, Status> {
+    ) -> Result<ReceiverStream<Result<SubscribeFrame, Status>>, Status> {
         self.node.check_serving()?;
         let mut spec = self.spec(&mut req)?;
         let mut start = start::start_from_pb(req.start.take())?;
@@ -207,7 +208,7 @@ impl Drop for StreamSlot {
 
 #[tonic::async_trait]
 impl Feed for FeedService {
-    type SubscribeStream = ReceiverStream<Result<pb::SubscribeResponse, Status>>;
+    type SubscribeStream = ReceiverStream<Result<SubscribeFrame, Status>>;
 
     async fn subscribe(
         &self,

@@ -16,17 +16,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use qastore_exchange::feed::conflate::Conflator;
 use qastore_exchange::feed::{
     journal, order_place, CommittedBatch, EventFilter, OrderPlaces, Position,
 };
 use qastore_lsm::Engine;
+use qastore_proto::frames::SubscribeFrame;
 use qastore_proto::v1 as pb;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::Status;
 
-use super::convert::{batch_to_pb, conflated_to_pb, event_to_pb, position_to_pb};
+use super::convert::{batch_encoded, conflated_encoded, event_encoded, position_to_pb};
 use super::live::{LiveBatch, LiveFeed, LiveRead};
 use super::metrics as feed_metrics;
 use crate::error::ApiError;
@@ -75,7 +77,13 @@ impl std::fmt::Debug for StreamSpec {
 }
 
 /// Where a stream sends its frames.
-pub type FrameSender = mpsc::Sender<Result<pb::SubscribeResponse, Status>>;
+pub type FrameSender = mpsc::Sender<Result<SubscribeFrame, Status>>;
+
+/// An event ready to send: its position and its encoding in the API's form.
+struct Ready {
+    position: Position,
+    bytes: Bytes,
+}
 
 /// Why a stream ended.
 enum End {
@@ -98,11 +106,11 @@ struct JournalFetch {
 }
 
 /// What a journal read found: the applied index when it began, the events, and (unless the
-/// stream conflates) the events of each batch in the API's form.
+/// stream conflates) the events of each batch encoded in the API's form.
 struct Fetched {
     applied: u64,
     read: journal::JournalRead,
-    encoded: Vec<Vec<pb::Event>>,
+    encoded: Vec<Vec<Bytes>>,
 }
 
 /// The stream's state between steps.
@@ -120,8 +128,8 @@ struct Stream {
     on_journal: bool,
     last_sent: Instant,
     window_end: Instant,
-    frame: Vec<pb::Event>,
-    held: Vec<pb::Event>,
+    frame: Vec<Ready>,
+    held: Vec<Ready>,
     conflator: Conflator,
     /// The next journal read, started while the previous one is sent.
     prefetch: Option<JournalFetch>,
@@ -256,8 +264,8 @@ impl Stream {
                 }
                 let places = self.live_places(&batches).await?;
                 for lb in batches {
-                    let encoded = lb.events_pb();
-                    for (e, pb_event) in lb.batch.events.iter().zip(encoded) {
+                    let encoded = lb.events_encoded();
+                    for (e, bytes) in lb.batch.events.iter().zip(encoded) {
                         let position = lb.batch.position_of(e);
                         if position <= self.cursor {
                             continue;
@@ -266,7 +274,7 @@ impl Stream {
                         if !self.spec.filter.matches_with(&e.record, place) {
                             continue;
                         }
-                        self.hand_over(position, &lb.batch, e, || pb_event.clone())
+                        self.hand_over(position, &lb.batch, e, || bytes.clone())
                             .await?;
                     }
                 }
@@ -372,9 +380,9 @@ impl Stream {
             let mut ready = encoded.next().unwrap_or_default().into_iter();
             for e in &batch.events {
                 let position = batch.position_of(e);
-                let pb_event = ready.next();
+                let bytes = ready.next();
                 self.hand_over(position, batch, e, || {
-                    pb_event.unwrap_or_else(|| event_to_pb(batch, e))
+                    bytes.unwrap_or_else(|| event_encoded(batch, e))
                 })
                 .await?;
             }
@@ -388,8 +396,8 @@ impl Stream {
         Ok(())
     }
 
-    /// Starts reading the journal after `after` on the blocking pool, the events already in
-    /// the API's form unless the stream conflates them.
+    /// Starts reading the journal after `after` on the blocking pool, the events already
+    /// encoded in the API's form unless the stream conflates them.
     async fn start_fetch(&self, after: Position) -> JournalFetch {
         let engine = self.engine().await;
         let filter = self.spec.filter.clone();
@@ -402,7 +410,7 @@ impl Stream {
             }
             let read = journal::read_after(&engine, after, &filter, STEP_EVENTS)?;
             let encoded = if encode {
-                read.batches.iter().map(batch_to_pb).collect()
+                read.batches.iter().map(batch_encoded).collect()
             } else {
                 Vec::new()
             };
@@ -421,12 +429,15 @@ impl Stream {
         position: Position,
         batch: &CommittedBatch,
         event: &qastore_exchange::feed::CommittedEvent,
-        encode: impl FnOnce() -> pb::Event,
+        encode: impl FnOnce() -> Bytes,
     ) -> Result<(), End> {
         self.taken_commit_ns = batch.commit_ns;
         match self.spec.mode {
             Mode::Realtime => {
-                self.frame.push(encode());
+                self.frame.push(Ready {
+                    position,
+                    bytes: encode(),
+                });
                 self.last_event = Some(position);
                 if self.frame.len() >= self.spec.max_frame_events {
                     self.flush_frame().await?;
@@ -434,7 +445,10 @@ impl Stream {
                     self.report_delivered();
                 }
             }
-            Mode::Batched(_) => self.held.push(encode()),
+            Mode::Batched(_) => self.held.push(Ready {
+                position,
+                bytes: encode(),
+            }),
             Mode::Conflated(_) => self
                 .conflator
                 .push(position, batch.commit_ns, event.clone()),
@@ -447,16 +461,23 @@ impl Stream {
         match self.spec.mode {
             Mode::Realtime => return Ok(()),
             Mode::Batched(_) => {
-                let held = std::mem::take(&mut self.held);
-                for chunk in held.chunks(self.spec.max_frame_events.max(1)) {
-                    self.send_events(chunk.to_vec()).await?;
+                let mut held = std::mem::take(&mut self.held).into_iter().peekable();
+                while held.peek().is_some() {
+                    let chunk = held.by_ref().take(self.spec.max_frame_events.max(1));
+                    self.send_events(chunk.collect()).await?;
                 }
             }
             Mode::Conflated(_) => {
                 let merged = self.conflator.take();
                 for chunk in merged.chunks(self.spec.max_frame_events.max(1)) {
-                    self.send_events(chunk.iter().map(conflated_to_pb).collect())
-                        .await?;
+                    let ready = chunk
+                        .iter()
+                        .map(|c| Ready {
+                            position: c.position,
+                            bytes: conflated_encoded(c),
+                        })
+                        .collect();
+                    self.send_events(ready).await?;
                 }
             }
         }
@@ -473,19 +494,15 @@ impl Stream {
         self.send_events(events).await
     }
 
-    async fn send_events(&mut self, events: Vec<pb::Event>) -> Result<(), End> {
-        if events.is_empty() {
+    async fn send_events(&mut self, events: Vec<Ready>) -> Result<(), End> {
+        let Some(last) = events.last() else {
             return Ok(());
-        }
-        if let Some(p) = events.last().and_then(|e| e.position) {
-            self.last_event = Some(Position::new(p.log_index, p.ordinal));
-        }
-        let bytes: usize = events.iter().map(prost::Message::encoded_len).sum();
+        };
+        self.last_event = Some(last.position);
+        let bytes: usize = events.iter().map(|e| e.bytes.len()).sum();
         feed_metrics::events_sent(events.len(), bytes);
-        self.send(pb::subscribe_response::Frame::Events(pb::EventBatch {
-            events,
-        }))
-        .await
+        let frame = SubscribeFrame::Events(events.into_iter().map(|e| e.bytes).collect());
+        self.send_frame(frame).await
     }
 
     async fn send_progress(&mut self) -> Result<(), End> {
@@ -501,10 +518,12 @@ impl Stream {
     }
 
     async fn send(&mut self, frame: pb::subscribe_response::Frame) -> Result<(), End> {
-        self.tx
-            .send(Ok(pb::SubscribeResponse { frame: Some(frame) }))
-            .await
-            .map_err(|_| End::Gone)?;
+        let message = pb::SubscribeResponse { frame: Some(frame) };
+        self.send_frame(SubscribeFrame::Message(message)).await
+    }
+
+    async fn send_frame(&mut self, frame: SubscribeFrame) -> Result<(), End> {
+        self.tx.send(Ok(frame)).await.map_err(|_| End::Gone)?;
         self.last_sent = Instant::now();
         Ok(())
     }
@@ -538,7 +557,9 @@ pub async fn send_state(
             last: true,
         });
         return tx
-            .send(Ok(pb::SubscribeResponse { frame: Some(frame) }))
+            .send(Ok(SubscribeFrame::Message(pb::SubscribeResponse {
+                frame: Some(frame),
+            })))
             .await
             .is_ok();
     }
@@ -549,7 +570,9 @@ pub async fn send_state(
             last: parts.peek().is_none(),
         });
         if tx
-            .send(Ok(pb::SubscribeResponse { frame: Some(frame) }))
+            .send(Ok(SubscribeFrame::Message(pb::SubscribeResponse {
+                frame: Some(frame),
+            })))
             .await
             .is_err()
         {
