@@ -223,6 +223,12 @@ async fn run_nats(_: &Args, _: &mut Report) -> Result<Measured, String> {
 
 fn main() {
     let args = Args::parse();
+    // What the subscribers' client does, on RUST_LOG (e.g. `qastore_client=debug`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

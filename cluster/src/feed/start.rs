@@ -167,7 +167,26 @@ async fn wait_for(node: &Node, p: Position, timeout: Duration) -> Result<(), Api
             "field start.after: position {p} is beyond the last committed log index {known}"
         )));
     }
+    catching_up(raft.applied_index(), p)?;
     raft.wait_applied(p.index, timeout).await?;
+    Ok(())
+}
+
+/// A node this many entries short of the position a stream starts after is catching up (it
+/// restarted a moment ago, or was cut off): rather than hold the stream until it has applied
+/// them (seconds, after a restart), it refuses, and the client opens the stream on another
+/// node at once. A node a few entries short only waits for its own apply.
+const CATCHING_UP_ENTRIES: u64 = 32;
+
+/// Refuses a start after `p` on a node that has applied only up to `applied`, when that is far
+/// behind (see [`CATCHING_UP_ENTRIES`]).
+fn catching_up(applied: u64, p: Position) -> Result<(), ApiError> {
+    if p.index.saturating_sub(applied) > CATCHING_UP_ENTRIES {
+        return Err(ApiError::Unavailable(format!(
+            "this node is catching up: it has applied up to log index {applied}, the stream \
+             starts after {p}; another node can serve it now"
+        )));
+    }
     Ok(())
 }
 
@@ -177,4 +196,19 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_far_behind_the_start_refuses_and_one_close_to_it_waits() {
+        let p = Position::new(1_000, 7);
+        assert!(catching_up(1_000, p).is_ok());
+        assert!(catching_up(1_000 - CATCHING_UP_ENTRIES, p).is_ok());
+        let e = catching_up(1_000 - CATCHING_UP_ENTRIES - 1, p).unwrap_err();
+        assert!(matches!(e, ApiError::Unavailable(_)), "{e}");
+        assert!(e.to_string().contains("catching up"), "{e}");
+    }
 }

@@ -333,15 +333,24 @@ impl Driver {
                 }
             }
             let start = self.cursor.resume_start(self.consumer_known)?;
+            let choosing = Instant::now();
             let Some(addr) = self.next_node().await else {
                 return Err(ClientError::BadEndpoint("no endpoints given".into()));
             };
+            let chosen_in = choosing.elapsed();
             let resuming = self.opened && matches!(start, Some(Start::After(_)));
+            let opening = Instant::now();
             match self.try_open(&addr, start).await {
                 Ok(stream) => {
                     if self.opened {
                         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(node = %addr, after = ?self.cursor.last_event(), "subscription resumed");
+                        tracing::info!(
+                            node = %addr,
+                            after = ?self.cursor.last_event(),
+                            choosing_ms = chosen_in.as_millis() as u64,
+                            opening_ms = opening.elapsed().as_millis() as u64,
+                            "subscription resumed"
+                        );
                     }
                     self.opened = true;
                     // Roles may have changed by the next failure: ask again then.
@@ -360,7 +369,13 @@ impl Driver {
                     // Another node of this round may serve it at once (one that has applied
                     // further than a node restarted a moment ago): wait only between rounds.
                     if !self.queue.is_empty() {
-                        tracing::debug!(node = %addr, error = %e, "subscription not opened; trying the next node");
+                        tracing::debug!(
+                            node = %addr,
+                            error = %e,
+                            choosing_ms = chosen_in.as_millis() as u64,
+                            opening_ms = opening.elapsed().as_millis() as u64,
+                            "subscription not opened; trying the next node"
+                        );
                         continue;
                     }
                     let wait = self.backoff.next(e.retry_after());
