@@ -3,6 +3,8 @@
 //! PyPI the first time), and Python code generated from the `.proto` files with stock
 //! grpcio-tools, as a user would.
 
+mod venv;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,45 +12,12 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"))
-}
-
-/// The venv's python, with the pinned packages installed (creating the venv if needed).
+/// The venv's python, with the packages `examples/python/requirements.txt` pins installed
+/// (creating the venv if needed).
 pub fn python() -> PathBuf {
     let requirements = repo().join("examples/python/requirements.txt");
     let wanted = std::fs::read_to_string(&requirements).unwrap();
-    let dir = target_dir().join("grpc-tools-venv");
-    let python = dir.join("bin/python");
-    // Tests (and test processes) running at once install it once, one after the other.
-    std::fs::create_dir_all(target_dir()).unwrap();
-    let lock = std::fs::File::create(target_dir().join("grpc-tools-venv.lock")).unwrap();
-    lock.lock().unwrap();
-    // The installed requirements are remembered: a change of pins reinstalls.
-    let ready = dir.join(".installed-requirements");
-    if std::fs::read_to_string(&ready).ok().as_deref() != Some(wanted.as_str()) {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&dir)
-            .status()
-            .expect("python3 is needed to create the test's virtual environment");
-        assert!(status.success(), "python3 -m venv failed");
-        let out = Command::new(dir.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements)
-            .output()
-            .expect("pip runs");
-        assert!(
-            out.status.success(),
-            "installing {} from PyPI failed:\n{}",
-            wanted.trim().replace('\n', ", "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(&ready, &wanted).unwrap();
-    }
-    python
+    venv::python_with(repo(), "grpc-tools-venv", &wanted)
 }
 
 /// The folder the `.proto` files are imported from (`-I`).

@@ -22,39 +22,16 @@ use qastore_lsm::vfs::OsVfs;
 use qastore_lsm::WriteBatch;
 use qastore_lsm::{Engine, EngineConfig};
 
-const PYARROW: &str = "pyarrow==26.0.1";
+/// The shared test venv helper (also used by the root crate's Python tests).
+#[path = "../../../tests/python/venv.rs"]
+mod venv;
 
-fn venv() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("pyarrow-venv")
-}
+const PYARROW: &str = "pyarrow==26.0.1\n";
 
 /// The venv's python with pyarrow installed, creating it if needed.
 fn python() -> PathBuf {
-    let dir = venv();
-    let python = dir.join("bin/python");
-    let ready = dir.join(".pyarrow-installed");
-    if !ready.exists() {
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&dir)
-            .status()
-            .expect("python3 is needed to create the test's virtual environment");
-        assert!(status.success(), "python3 -m venv failed");
-        let out = Command::new(dir.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", PYARROW])
-            .output()
-            .expect("pip runs");
-        assert!(
-            out.status.success(),
-            "installing {PYARROW} from PyPI failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(&ready, PYARROW).unwrap();
-    }
-    python
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    venv::python_with(&workspace, "pyarrow-venv", PYARROW)
 }
 
 const CHECK: &str = r#"
