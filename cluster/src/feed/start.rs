@@ -167,15 +167,19 @@ async fn wait_for(node: &Node, p: Position, timeout: Duration) -> Result<(), Api
             "field start.after: position {p} is beyond the last committed log index {known}"
         )));
     }
-    catching_up(raft.applied_index(), p)?;
+    // The leader is never left behind by the others: it waits for its own apply.
+    if !raft.is_leader() {
+        catching_up(raft.applied_index(), p)?;
+    }
     raft.wait_applied(p.index, timeout).await?;
     Ok(())
 }
 
-/// A node this many entries short of the position a stream starts after is catching up (it
-/// restarted a moment ago, or was cut off): rather than hold the stream until it has applied
-/// them (seconds, after a restart), it refuses, and the client opens the stream on another
-/// node at once. A node a few entries short only waits for its own apply.
+/// A follower this many entries short of the position a stream starts after is catching up
+/// (it restarted a moment ago, or was cut off): rather than hold the stream until it has
+/// applied them (seconds, after a restart), it refuses, and the client opens the stream on
+/// another node at once. A follower a few entries short, and the leader, wait for their own
+/// apply.
 const CATCHING_UP_ENTRIES: u64 = 32;
 
 /// Refuses a start after `p` on a node that has applied only up to `applied`, when that is far
