@@ -452,10 +452,7 @@ mod tests {
 
     #[test]
     fn a_tick_needs_five_levels_and_a_record_needs_a_kind() {
-        let tick = samples::records()
-            .into_iter()
-            .find(|r| matches!(r, Record::Tick(_)))
-            .unwrap();
+        let tick = samples::first(|r| matches!(r, Record::Tick(_))).unwrap();
         let mut wire = record_to_pb(&tick);
         if let Some(pb::record::Kind::Tick(t)) = &mut wire.kind {
             t.ask_volume.pop();

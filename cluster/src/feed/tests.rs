@@ -538,10 +538,7 @@ async fn a_stream_on_one_instrument_gets_its_orders_inserts_and_updates_live_and
     history.extend(write_records(&solo, 3, vec![order_on("late", "SHFE", "rb2501")]).await);
     let filler = (0..16)
         .map(|i| {
-            let mut r = samples::records()
-                .into_iter()
-                .find(|r| matches!(r, Record::Tick(_)))
-                .unwrap();
+            let mut r = samples::first(|r| matches!(r, Record::Tick(_))).unwrap();
             if let Record::Tick(t) = &mut r {
                 t.sequence = 1000 + i;
             }

@@ -144,12 +144,7 @@ mod tests {
 
     #[test]
     fn the_latest_state_per_key_wins_and_counts_what_it_merged() {
-        let records = samples::records();
-        let tick = records
-            .iter()
-            .find(|r| matches!(r, Record::Tick(_)))
-            .unwrap()
-            .clone();
+        let tick = samples::first(|r| matches!(r, Record::Tick(_))).unwrap();
         let mut later = tick.clone();
         if let Record::Tick(t) = &mut later {
             t.last_price += 1.0;
@@ -169,17 +164,8 @@ mod tests {
 
     #[test]
     fn trades_are_never_merged_and_output_follows_positions() {
-        let records = samples::records();
-        let trade = records
-            .iter()
-            .find(|r| matches!(r, Record::TradeExecuted(_)))
-            .unwrap()
-            .clone();
-        let account = records
-            .iter()
-            .find(|r| matches!(r, Record::AccountUpdate(_)))
-            .unwrap()
-            .clone();
+        let trade = samples::first(|r| matches!(r, Record::TradeExecuted(_))).unwrap();
+        let account = samples::first(|r| matches!(r, Record::AccountUpdate(_))).unwrap();
         let mut c = Conflator::new();
         c.push(Position::new(1, 0), 0, event(0, account.clone()));
         c.push(Position::new(1, 1), 0, event(1, trade.clone()));
@@ -193,17 +179,8 @@ mod tests {
 
     #[test]
     fn an_order_inserted_and_updated_in_one_window_is_the_insert_with_the_update_folded_in() {
-        let records = samples::records();
-        let insert = records
-            .iter()
-            .find(|r| matches!(r, Record::OrderInsert(_)))
-            .unwrap()
-            .clone();
-        let update = records
-            .iter()
-            .find(|r| matches!(r, Record::OrderUpdate(_)))
-            .unwrap()
-            .clone();
+        let insert = samples::first(|r| matches!(r, Record::OrderInsert(_))).unwrap();
+        let update = samples::first(|r| matches!(r, Record::OrderUpdate(_))).unwrap();
         let mut c = Conflator::new();
         c.push(Position::new(5, 0), 0, event(0, insert));
         c.push(Position::new(5, 1), 0, event(1, update.clone()));

@@ -20,6 +20,12 @@ pub const RECORD_FORMAT_VERSION: u32 = 1;
 /// 2024-12-02 09:30:00 +08:00, in epoch nanoseconds.
 pub const SAMPLE_TIME: i64 = 1_733_103_000_000_000_000;
 
+/// The first sample record `pick` accepts: tests ask for "a tick" or "an order update" with
+/// `first(|r| matches!(r, Record::Tick(_)))`.
+pub fn first(pick: impl Fn(&Record) -> bool) -> Option<Record> {
+    records().into_iter().find(|r| pick(r))
+}
+
 /// One record of each kind, with realistic values.
 pub fn records() -> Vec<Record> {
     vec![
