@@ -48,7 +48,8 @@ pub struct SubscribeArgs {
     /// Only this exchange (SHFE).
     #[arg(long)]
     exchange: Option<String>,
-    /// Where to start: tail (only new events), oldest (the oldest the journal holds),
+    /// Where to start: tail (only new events), oldest (the oldest the journal holds; for ticks
+    /// and trades only, the oldest Parquet holds),
     /// snapshot (the current state, then new events), INDEX:ORDINAL (right after that
     /// position) or a time (RFC 3339, a date, or epoch nanoseconds). Default: tail, or with a
     /// known --consumer, right after its last acknowledged position.

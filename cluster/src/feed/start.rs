@@ -1,10 +1,11 @@
-//! Where a stream starts: after a position, at a time, at the oldest event the journal holds,
-//! at the live tail, or with the current state then everything after it.
+//! Where a stream starts: after a position, at a time, at the oldest event the journal holds
+//! (or, for ticks and trades, Parquet), at the live tail, or with the current state then
+//! everything after it.
 
 use std::time::Duration;
 
 use qastore_exchange::feed::snapshot::{read_state, StateSnapshot};
-use qastore_exchange::feed::{journal, EventFilter, Position};
+use qastore_exchange::feed::{archive, journal, EventFilter, Position};
 use qastore_proto::v1 as pb;
 
 use super::convert::position_from_pb;
@@ -75,8 +76,9 @@ pub async fn resolve(
                 wait_for(node, p, timeout).await?;
             }
             let engine = raft.engine()?;
+            let filter = filter.clone();
             blocking(move || {
-                journal::check_retained(&engine, p)?
+                archive::locate(&engine, p, &filter)?
                     .map_err(|earliest| too_old(format!("start {p}"), earliest))?;
                 Ok(p)
             })
@@ -109,12 +111,10 @@ pub async fn resolve(
         }
         Start::Oldest => {
             let engine = raft.engine()?;
-            blocking(move || {
-                let floor = journal::floor(&engine)?;
-                Ok(Position::end_of(floor.saturating_sub(1)))
-            })
-            .await
-            .map(cursor_only)
+            let filter = filter.clone();
+            blocking(move || Ok(archive::oldest_start(&engine, &filter)?))
+                .await
+                .map(cursor_only)
         }
         Start::Tail => Ok(cursor_only(Position::end_of(
             raft.applied_index().max(live.mark().index),

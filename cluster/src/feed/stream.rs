@@ -4,7 +4,8 @@
 //! The stream keeps a cursor: every event matching its filter up to the cursor has been handed
 //! to its mode (sent at once when realtime, held for the window otherwise). It reads the live
 //! feed while the feed holds what follows the cursor and not too much of it waits; otherwise
-//! it reads the journal in bounded steps on the blocking pool, then joins the live feed again.
+//! it reads the journal in bounded steps on the blocking pool (a stream of ticks and trades
+//! reads Parquet below the journal's floor, see `archive`), then joins the live feed again.
 //! Either way it takes only events after its cursor, so moving between them neither skips nor
 //! repeats an event. Nothing here ever makes applying wait: a stream that cannot send waits on
 //! its own channel, and the live feed moves on without it.
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use qastore_exchange::feed::archive::{self, Source};
 use qastore_exchange::feed::conflate::Conflator;
 use qastore_exchange::feed::{
     journal, order_place, CommittedBatch, EventFilter, OrderPlaces, Position,
@@ -105,12 +107,14 @@ struct JournalFetch {
     handle: tokio::task::JoinHandle<qastore_exchange::Result<Result<Fetched, Position>>>,
 }
 
-/// What a journal read found: the applied index when it began, the events, and (unless the
-/// stream conflates) the events of each batch encoded in the API's form.
+/// What a journal read found: the applied index when it began, the events, (unless the
+/// stream conflates) the events of each batch encoded in the API's form, and whether it
+/// reached the journal's end.
 struct Fetched {
     applied: u64,
     read: journal::JournalRead,
     encoded: Vec<Vec<Bytes>>,
+    complete: bool,
 }
 
 /// The stream's state between steps.
@@ -356,6 +360,7 @@ impl Stream {
             applied,
             read,
             encoded,
+            complete,
         } = match fetched {
             Ok(f) => f,
             Err(earliest) => {
@@ -370,7 +375,6 @@ impl Stream {
                 .into())
             }
         };
-        let complete = read.scanned < STEP_EVENTS;
         // The next part is read on the blocking pool while this one is sent.
         if let (false, Some(through)) = (complete, read.covered_through) {
             self.prefetch = Some(self.start_fetch(through).await);
@@ -396,8 +400,9 @@ impl Stream {
         Ok(())
     }
 
-    /// Starts reading the journal after `after` on the blocking pool, the events already
-    /// encoded in the API's form unless the stream conflates them.
+    /// Starts reading the journal after `after` on the blocking pool (Parquet where the
+    /// journal dropped the ticks and trades the stream needs), the events already encoded in
+    /// the API's form unless the stream conflates them.
     async fn start_fetch(&self, after: Position) -> JournalFetch {
         let engine = self.engine().await;
         let filter = self.spec.filter.clone();
@@ -405,10 +410,18 @@ impl Stream {
         let handle = tokio::task::spawn_blocking(move || {
             // Applied first: the scan's view, taken after, holds at least everything up to it.
             let applied = engine.applied_index();
-            if let Err(earliest) = journal::check_retained(&engine, after)? {
-                return Ok(Err(earliest));
-            }
-            let read = journal::read_after(&engine, after, &filter, STEP_EVENTS)?;
+            let (read, complete) = match archive::locate(&engine, after, &filter)? {
+                Err(earliest) => return Ok(Err(earliest)),
+                Ok(Source::Journal) => {
+                    let read = journal::read_after(&engine, after, &filter, STEP_EVENTS)?;
+                    let complete = read.scanned < STEP_EVENTS;
+                    (read, complete)
+                }
+                // The journal takes over at its floor, on a later read.
+                Ok(Source::Archive { below }) => {
+                    (archive::read_after(&engine, after, below, &filter)?, false)
+                }
+            };
             let encoded = if encode {
                 read.batches.iter().map(batch_encoded).collect()
             } else {
@@ -418,6 +431,7 @@ impl Stream {
                 applied,
                 read,
                 encoded,
+                complete,
             }))
         });
         JournalFetch { after, handle }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use qastore_exchange::feed::Position;
 use qastore_exchange::record::{samples, Record};
-use qastore_exchange::{Command, SystemCommand};
+use qastore_exchange::{Command, StreamKind, SystemCommand};
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::feed_client::FeedClient;
@@ -799,6 +799,78 @@ async fn a_start_older_than_the_journal_is_refused_with_the_earliest_position() 
     )
     .await;
     assert_eq!(got(&events(&mut s, want.len()).await), want);
+    solo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ticks_and_trades_older_than_the_journal_replay_from_parquet_then_follow_live() {
+    let solo = Solo::start(|_| {}).await;
+    let mut written = Vec::new();
+    for b in 0..6 {
+        written.push((b, solo.write(b).await));
+    }
+    let raft = &solo.running().node().raft;
+    for stream in [StreamKind::Ticks, StreamKind::Trades] {
+        let convert = Command::System(SystemCommand::ConvertDay {
+            stream,
+            trading_day: 20241202,
+        });
+        raft.propose(crate::request(&convert), WAIT).await.unwrap();
+    }
+    let cutoff = written[4].1;
+    let retain = Command::System(SystemCommand::Retain {
+        drop_days_before: None,
+        drop_journal_before: Some(cutoff),
+    });
+    raft.propose(crate::request(&retain), WAIT).await.unwrap();
+    let is_tick_or_trade = |r: &pb::Record| {
+        matches!(
+            r.kind,
+            Some(pb::record::Kind::Tick(_) | pb::record::Kind::TradeExecuted(_))
+        )
+    };
+    let mut want: Vec<_> = expected(&written)
+        .into_iter()
+        .filter(|(_, r)| is_tick_or_trade(r))
+        .collect();
+    let mut feed = solo.feed().await;
+    let mut req = request(Some(pb::start_at::At::Oldest(true)));
+    req.filter = Some(pb::EventFilter {
+        kinds: vec![pb::RecordKind::Ticks as i32, pb::RecordKind::Trades as i32],
+        ..Default::default()
+    });
+    let mut s = open(&mut feed, req.clone()).await;
+    assert_eq!(got(&events(&mut s, want.len()).await), want);
+    // Then live, with no gap.
+    let live = [(6, solo.write(6).await)];
+    let more: Vec<_> = expected(&live)
+        .into_iter()
+        .filter(|(_, r)| is_tick_or_trade(r))
+        .collect();
+    assert_eq!(got(&events(&mut s, more.len()).await), more);
+    want.extend(more);
+    // From a position the journal dropped, in the middle of the converted history.
+    req.start = Some(pb::StartAt {
+        at: Some(pb::start_at::At::After(pb::Position {
+            log_index: written[1].1,
+            ordinal: u32::MAX,
+        })),
+    });
+    let from = want
+        .iter()
+        .position(|(p, _)| p.index > written[1].1)
+        .unwrap();
+    let mut s = open(&mut feed, req).await;
+    assert_eq!(got(&events(&mut s, want.len() - from).await), want[from..]);
+    // Every kind: only the journal holds the others, so the stream starts at its floor.
+    let e = feed
+        .subscribe(request(Some(pb::start_at::At::After(pb::Position {
+            log_index: written[1].1,
+            ordinal: 0,
+        }))))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
     solo.stop().await;
 }
 

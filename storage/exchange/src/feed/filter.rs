@@ -149,6 +149,20 @@ impl EventFilter {
                 || !self.instrument_prefixes.is_empty())
     }
 
+    /// Whether some event on `instrument` (of any exchange) may pass the instrument and
+    /// prefix parts: lets a reader skip whole partitions of other instruments.
+    pub fn may_match_instrument(&self, instrument: &str) -> bool {
+        (self.instruments.is_empty() && self.instrument_prefixes.is_empty())
+            || self
+                .instruments
+                .iter()
+                .any(|w| names_instrument(w, None, instrument, |a, b| a == b))
+            || self
+                .instrument_prefixes
+                .iter()
+                .any(|w| names_instrument(w, None, instrument, |a, b| a.starts_with(b)))
+    }
+
     /// Whether `record` passes every part, with no order place known: an order update never
     /// passes an instrument, prefix or exchange part this way (see
     /// [`EventFilter::matches_with`]).

@@ -13,9 +13,11 @@
 use std::collections::HashMap;
 
 use super::catalog::{self, CatalogEntry};
-use super::parquet::{encode_ticks, encode_trades};
+use super::origin::{self, DayOrigins};
+use super::parquet::{encode_ticks, encode_trades, RowOrigin};
 use super::read::{read_partition_ticks, read_partition_trades};
 use crate::error::{Error, Result};
+use crate::feed::Position;
 use crate::keys::{self, Stream};
 use crate::query::decode_at;
 use crate::query::range::{scan_keys, TimeRange};
@@ -99,6 +101,8 @@ where
 struct Encoded {
     /// The LSM keys of the rows (deleted once the file is in the catalog).
     keys: Vec<Vec<u8>>,
+    /// Where each row came from.
+    origins: Vec<RowOrigin>,
     /// The Parquet file.
     bytes: Vec<u8>,
     /// First and last event time.
@@ -184,16 +188,40 @@ fn drop_known<T: PartialEq>(
     Ok(dropped)
 }
 
+/// Where the rows of one partition come from, and the events no part will hold at their own
+/// position (replaced before conversion, or resent copies left out).
+struct Origins<'a> {
+    day: &'a mut DayOrigins,
+    /// The log index of the partition's last conversion (0: none).
+    since: u64,
+    superseded: &'a mut Vec<Position>,
+}
+
+impl Origins<'_> {
+    fn of(&mut self, key: &[u8]) -> RowOrigin {
+        self.day.take(key, self.since, self.superseded)
+    }
+
+    /// The origins of the rows kept, noting the left-out copies as superseded.
+    fn resolve(&mut self, kept: &[Vec<u8>], left_out: &[Vec<u8>]) -> Vec<RowOrigin> {
+        for k in left_out {
+            if let Some(p) = self.of(k).position() {
+                self.superseded.push(p);
+            }
+        }
+        kept.iter().map(|k| self.of(k)).collect()
+    }
+}
+
 /// The rows of one instrument's `day` still in the LSM, encoded as part `part` (`None` when
 /// there are none to write), and the keys of late rows left out because `earlier` parts hold
 /// them already.
 fn encode_day(
     engine: &Engine,
     stream: Stream,
-    day: u32,
-    instrument: &str,
-    part: u32,
+    (day, instrument, part): (u32, &str, u32),
     earlier: &[&CatalogEntry],
+    mut origins: Origins<'_>,
 ) -> Result<(Option<Encoded>, Vec<Vec<u8>>)> {
     let file = || catalog::part_file(stream, day, instrument, part);
     match stream {
@@ -211,14 +239,20 @@ fn encode_day(
                         .collect())
                 },
             )?;
-            let records: Vec<Tick> = rows.iter().map(|(_, t)| t.clone()).collect();
+            let (keys, records): (Vec<Vec<u8>>, Vec<Tick>) = rows.into_iter().unzip();
+            let origins = origins.resolve(&keys, &dropped);
             let span = match (records.first(), records.last()) {
                 (Some(a), Some(b)) => (a.datetime, b.datetime),
                 _ => return Ok((None, dropped)),
             };
-            let bytes = encode_ticks(&records).map_err(|e| parquet_error(file(), e))?;
-            let keys = rows.into_iter().map(|(k, _)| k).collect();
-            Ok((Some(Encoded { keys, bytes, span }), dropped))
+            let bytes = encode_ticks(&records, &origins).map_err(|e| parquet_error(file(), e))?;
+            let encoded = Encoded {
+                keys,
+                origins,
+                bytes,
+                span,
+            };
+            Ok((Some(encoded), dropped))
         }
         Stream::Trades => {
             let mut rows =
@@ -243,14 +277,20 @@ fn encode_day(
                         .collect())
                 },
             )?;
-            let records: Vec<TradeExecuted> = rows.iter().map(|(_, t)| t.clone()).collect();
+            let (keys, records): (Vec<Vec<u8>>, Vec<TradeExecuted>) = rows.into_iter().unzip();
+            let origins = origins.resolve(&keys, &dropped);
             let span = match (records.first(), records.last()) {
                 (Some(a), Some(b)) => (a.trade_date_time, b.trade_date_time),
                 _ => return Ok((None, dropped)),
             };
-            let bytes = encode_trades(&records).map_err(|e| parquet_error(file(), e))?;
-            let keys = rows.into_iter().map(|(k, _)| k).collect();
-            Ok((Some(Encoded { keys, bytes, span }), dropped))
+            let bytes = encode_trades(&records, &origins).map_err(|e| parquet_error(file(), e))?;
+            let encoded = Encoded {
+                keys,
+                origins,
+                bytes,
+                span,
+            };
+            Ok((Some(encoded), dropped))
         }
     }
 }
@@ -274,6 +314,8 @@ pub fn convert_day(
     let entries = catalog::for_day(engine, stream, day)?;
     let mut report = Conversion::default();
     let mut batch = WriteBatch::new();
+    let mut day_origins = DayOrigins::read(engine, stream, day)?;
+    let mut superseded = Vec::new();
     for instrument in instruments(engine, stream)? {
         let parts: Vec<&CatalogEntry> = entries
             .iter()
@@ -285,7 +327,13 @@ pub fn convert_day(
         }
         // Parts are numbered from 0 and never deleted alone, so the count is the next number.
         let part = parts.len() as u32;
-        let (encoded, known) = encode_day(engine, stream, day, &instrument, part, &parts)?;
+        let origins = Origins {
+            day: &mut day_origins,
+            since: parts.iter().map(|e| e.converted_at).max().unwrap_or(0),
+            superseded: &mut superseded,
+        };
+        let (encoded, known) =
+            encode_day(engine, stream, (day, &instrument, part), &parts, origins)?;
         report.duplicates_dropped += known.len() as u64;
         for k in known {
             batch.delete(k);
@@ -298,6 +346,7 @@ pub fn convert_day(
         };
         let entry = write_part(engine, stream, day, &instrument, part, &encoded, log_index)?;
         catalog::put(&mut batch, &entry);
+        origin::put_span(&mut batch, &entry, &encoded.origins);
         for k in encoded.keys {
             batch.delete(k);
         }
@@ -307,6 +356,9 @@ pub fn convert_day(
             report.late_rows += entry.rows;
         }
         report.partitions.push(entry);
+    }
+    for p in superseded {
+        origin::put_superseded(&mut batch, p);
     }
     for op in extra.ops() {
         match op {

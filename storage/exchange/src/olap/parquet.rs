@@ -7,6 +7,11 @@
 //! same name. Rows are sorted by time. Files are compressed with ZSTD (level 3), carry page
 //! statistics and the page index, and are cut into row groups of 65,536 rows whose time
 //! statistics let readers skip them.
+//!
+//! Both schemas end with where each row came from ([`RowOrigin`]): `log_index` and
+//! `log_ordinal`, its event's position in the journal, and `commit_time`, when its batch was
+//! committed (all 0 when the journal no longer held the event at conversion). They let a
+//! subscription replay ticks and trades from the files once the journal has dropped them.
 
 use std::sync::Arc;
 
@@ -23,6 +28,7 @@ use parquet::file::statistics::Statistics;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 
+use crate::feed::Position;
 use crate::keys;
 use crate::query::bar_input::{BarInput, TickOrder};
 use crate::query::TimeRange;
@@ -32,6 +38,39 @@ use crate::record::{Direction, Offset, Tick, TradeExecuted, TICK_LEVELS};
 pub const ROW_GROUP_ROWS: usize = 65_536;
 /// Rows per data page (so the page index is fine-grained).
 const PAGE_ROWS: usize = 8_192;
+
+/// Where a converted row came from: its event's position in the journal and its batch's commit
+/// time. A log index of 0 means unknown (no write batch is ever at index 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowOrigin {
+    /// The log index of the event's batch (0: unknown).
+    pub log_index: u64,
+    /// The event's place in its batch.
+    pub ordinal: u32,
+    /// When the leader proposed the batch (epoch nanoseconds; 0 when not recorded).
+    pub commit_ns: i64,
+}
+
+impl RowOrigin {
+    /// The event's position, when known.
+    pub fn position(&self) -> Option<Position> {
+        (self.log_index > 0).then(|| Position::new(self.log_index, self.ordinal))
+    }
+}
+
+/// The origin columns every schema ends with.
+const ORIGIN_COLUMNS: &str = "REQUIRED INT64 log_index (INTEGER(64,false));\n\
+     REQUIRED INT64 log_ordinal;\n\
+     REQUIRED INT64 commit_time (TIMESTAMP(NANOS,true));\n";
+
+fn origin_values(origins: &[RowOrigin]) -> [Values; 3] {
+    [
+        // Stored as the bits of an unsigned 64-bit integer.
+        Values::I64(origins.iter().map(|o| o.log_index as i64).collect()),
+        Values::I64(origins.iter().map(|o| i64::from(o.ordinal)).collect()),
+        Values::I64(origins.iter().map(|o| o.commit_ns).collect()),
+    ]
+}
 
 /// The columns of one file, in schema order.
 enum Values {
@@ -70,13 +109,25 @@ fn tick_schema() -> String {
             s.push_str(&format!("REQUIRED {ty} {name}{level};\n"));
         }
     }
-    s.push_str("REQUIRED DOUBLE upper_limit;\nREQUIRED DOUBLE lower_limit;\n}\n");
+    s.push_str("REQUIRED DOUBLE upper_limit;\nREQUIRED DOUBLE lower_limit;\n");
+    s.push_str(ORIGIN_COLUMNS);
+    s.push_str("}\n");
     s
 }
 
+/// The first origin column of a tick file.
+const TICK_ORIGIN_COLUMN: usize = 12 + 4 * TICK_LEVELS;
+
 const TICK_TIME_COLUMN: usize = 1;
 
-const TRADE_SCHEMA: &str = "message trade {
+fn trade_schema() -> String {
+    format!("{TRADE_COLUMNS}{ORIGIN_COLUMNS}}}\n")
+}
+
+/// The first origin column of a trade file.
+const TRADE_ORIGIN_COLUMN: usize = 12;
+
+const TRADE_COLUMNS: &str = "message trade {
   REQUIRED BYTE_ARRAY user_id (STRING);
   REQUIRED BYTE_ARRAY trade_id (STRING);
   REQUIRED BYTE_ARRAY order_id (STRING);
@@ -89,7 +140,7 @@ const TRADE_SCHEMA: &str = "message trade {
   REQUIRED INT64 volume;
   REQUIRED DOUBLE commission;
   REQUIRED INT64 trade_date_time (TIMESTAMP(NANOS,true));
-}";
+";
 
 const TRADE_TIME_COLUMN: usize = 11;
 
@@ -145,8 +196,9 @@ fn write(
     Ok(out)
 }
 
-/// Encodes ticks (already in time order) as a Parquet file.
-pub fn encode_ticks(ticks: &[Tick]) -> Result<Vec<u8>, ParquetError> {
+/// Encodes ticks (already in time order) and where each came from as a Parquet file.
+pub fn encode_ticks(ticks: &[Tick], origins: &[RowOrigin]) -> Result<Vec<u8>, ParquetError> {
+    check_origins(ticks.len(), origins)?;
     let f64s = |f: &dyn Fn(&Tick) -> f64| Values::F64(ticks.iter().map(f).collect());
     let i64s = |f: &dyn Fn(&Tick) -> i64| Values::I64(ticks.iter().map(f).collect());
     let mut columns = vec![
@@ -176,13 +228,28 @@ pub fn encode_ticks(ticks: &[Tick]) -> Result<Vec<u8>, ParquetError> {
     }
     columns.push(f64s(&|t| t.upper_limit));
     columns.push(f64s(&|t| t.lower_limit));
+    columns.extend(origin_values(origins));
     write(&tick_schema(), &columns, ticks.len(), TICK_TIME_COLUMN)
 }
 
-/// Encodes trades (already in time order) as a Parquet file.
-pub fn encode_trades(trades: &[TradeExecuted]) -> Result<Vec<u8>, ParquetError> {
+fn check_origins(rows: usize, origins: &[RowOrigin]) -> Result<(), ParquetError> {
+    if origins.len() != rows {
+        return Err(ParquetError::General(format!(
+            "{} origins for {rows} rows",
+            origins.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Encodes trades (already in time order) and where each came from as a Parquet file.
+pub fn encode_trades(
+    trades: &[TradeExecuted],
+    origins: &[RowOrigin],
+) -> Result<Vec<u8>, ParquetError> {
+    check_origins(trades.len(), origins)?;
     let strs = |f: &dyn Fn(&TradeExecuted) -> String| Values::str(trades.iter().map(f));
-    let columns = vec![
+    let mut columns = vec![
         strs(&|t| t.user_id.clone()),
         strs(&|t| t.trade_id.clone()),
         strs(&|t| t.order_id.clone()),
@@ -196,7 +263,8 @@ pub fn encode_trades(trades: &[TradeExecuted]) -> Result<Vec<u8>, ParquetError> 
         Values::F64(trades.iter().map(|t| t.commission).collect()),
         Values::I64(trades.iter().map(|t| t.trade_date_time).collect()),
     ];
-    write(TRADE_SCHEMA, &columns, trades.len(), TRADE_TIME_COLUMN)
+    columns.extend(origin_values(origins));
+    write(&trade_schema(), &columns, trades.len(), TRADE_TIME_COLUMN)
 }
 
 /// A row group's columns, read whole.
@@ -384,35 +452,62 @@ impl<T> Iterator for GroupReader<T> {
 
 fn decode_tick_group(g: &Group, cx: &Context, out: &mut Vec<Tick>) -> Result<(), ParquetError> {
     for r in 0..g.rows {
-        let datetime = g.i64(1, r)?;
-        if !cx.range.contains(datetime) {
-            continue;
+        if cx.range.contains(g.i64(1, r)?) {
+            out.push(tick_at(g, cx, r)?);
         }
-        let mut t = Tick {
-            instrument_id: cx.instrument.clone(),
-            datetime,
-            sequence: g.i64(2, r)? as u64,
-            trading_day: cx.trading_day,
-            last_price: g.f64(3, r)?,
-            open: g.f64(4, r)?,
-            highest: g.f64(5, r)?,
-            lowest: g.f64(6, r)?,
-            volume: g.i64(7, r)?,
-            amount: g.f64(8, r)?,
-            open_interest: g.i64(9, r)?,
-            ..Tick::default()
-        };
-        for l in 0..TICK_LEVELS {
-            t.bid_price[l] = g.f64(10 + l, r)?;
-            t.bid_volume[l] = g.i64(10 + TICK_LEVELS + l, r)?;
-            t.ask_price[l] = g.f64(10 + 2 * TICK_LEVELS + l, r)?;
-            t.ask_volume[l] = g.i64(10 + 3 * TICK_LEVELS + l, r)?;
-        }
-        t.upper_limit = g.f64(10 + 4 * TICK_LEVELS, r)?;
-        t.lower_limit = g.f64(11 + 4 * TICK_LEVELS, r)?;
-        out.push(t);
     }
     Ok(())
+}
+
+fn decode_tick_events(
+    g: &Group,
+    cx: &Context,
+    out: &mut Vec<(RowOrigin, Tick)>,
+) -> Result<(), ParquetError> {
+    for r in 0..g.rows {
+        if cx.range.contains(g.i64(1, r)?) {
+            out.push((origin_at(g, TICK_ORIGIN_COLUMN, r)?, tick_at(g, cx, r)?));
+        }
+    }
+    Ok(())
+}
+
+/// The origin of row `r`, from the origin columns starting at `first`.
+fn origin_at(g: &Group, first: usize, r: usize) -> Result<RowOrigin, ParquetError> {
+    let ordinal = g.i64(first + 1, r)?;
+    Ok(RowOrigin {
+        log_index: g.i64(first, r)? as u64,
+        ordinal: u32::try_from(ordinal)
+            .map_err(|_| ParquetError::General(format!("log_ordinal {ordinal} out of range")))?,
+        commit_ns: g.i64(first + 2, r)?,
+    })
+}
+
+fn tick_at(g: &Group, cx: &Context, r: usize) -> Result<Tick, ParquetError> {
+    let datetime = g.i64(1, r)?;
+    let mut t = Tick {
+        instrument_id: cx.instrument.clone(),
+        datetime,
+        sequence: g.i64(2, r)? as u64,
+        trading_day: cx.trading_day,
+        last_price: g.f64(3, r)?,
+        open: g.f64(4, r)?,
+        highest: g.f64(5, r)?,
+        lowest: g.f64(6, r)?,
+        volume: g.i64(7, r)?,
+        amount: g.f64(8, r)?,
+        open_interest: g.i64(9, r)?,
+        ..Tick::default()
+    };
+    for l in 0..TICK_LEVELS {
+        t.bid_price[l] = g.f64(10 + l, r)?;
+        t.bid_volume[l] = g.i64(10 + TICK_LEVELS + l, r)?;
+        t.ask_price[l] = g.f64(10 + 2 * TICK_LEVELS + l, r)?;
+        t.ask_volume[l] = g.i64(10 + 3 * TICK_LEVELS + l, r)?;
+    }
+    t.upper_limit = g.f64(10 + 4 * TICK_LEVELS, r)?;
+    t.lower_limit = g.f64(11 + 4 * TICK_LEVELS, r)?;
+    Ok(t)
 }
 
 fn parse_enum<T>(
@@ -429,27 +524,43 @@ fn decode_trade_group(
     out: &mut Vec<TradeExecuted>,
 ) -> Result<(), ParquetError> {
     for r in 0..g.rows {
-        let time = g.i64(11, r)?;
-        if !cx.range.contains(time) {
-            continue;
+        if cx.range.contains(g.i64(11, r)?) {
+            out.push(trade_at(g, cx, r)?);
         }
-        out.push(TradeExecuted {
-            user_id: g.str(0, r)?,
-            trade_id: g.str(1, r)?,
-            order_id: g.str(2, r)?,
-            exchange_id: g.str(3, r)?,
-            instrument_id: g.str(4, r)?,
-            exchange_trade_id: g.str(5, r)?,
-            direction: parse_enum(&g.str(6, r)?, "direction", Direction::parse)?,
-            offset: parse_enum(&g.str(7, r)?, "offset", Offset::parse)?,
-            price: g.f64(8, r)?,
-            volume: g.i64(9, r)?,
-            commission: g.f64(10, r)?,
-            trade_date_time: time,
-            trading_day: cx.trading_day,
-        });
     }
     Ok(())
+}
+
+fn decode_trade_events(
+    g: &Group,
+    cx: &Context,
+    out: &mut Vec<(RowOrigin, TradeExecuted)>,
+) -> Result<(), ParquetError> {
+    for r in 0..g.rows {
+        if cx.range.contains(g.i64(11, r)?) {
+            out.push((origin_at(g, TRADE_ORIGIN_COLUMN, r)?, trade_at(g, cx, r)?));
+        }
+    }
+    Ok(())
+}
+
+fn trade_at(g: &Group, cx: &Context, r: usize) -> Result<TradeExecuted, ParquetError> {
+    let time = g.i64(11, r)?;
+    Ok(TradeExecuted {
+        user_id: g.str(0, r)?,
+        trade_id: g.str(1, r)?,
+        order_id: g.str(2, r)?,
+        exchange_id: g.str(3, r)?,
+        instrument_id: g.str(4, r)?,
+        exchange_trade_id: g.str(5, r)?,
+        direction: parse_enum(&g.str(6, r)?, "direction", Direction::parse)?,
+        offset: parse_enum(&g.str(7, r)?, "offset", Offset::parse)?,
+        price: g.f64(8, r)?,
+        volume: g.i64(9, r)?,
+        commission: g.f64(10, r)?,
+        trade_date_time: time,
+        trading_day: cx.trading_day,
+    })
 }
 
 /// Reads the ticks of `range` from the tick file of `instrument` on `trading_day`, a row group
@@ -492,6 +603,46 @@ pub fn trade_groups(
         file,
         TRADE_TIME_COLUMN,
         decode_trade_group,
+        Columns::AllBut(&[]),
+        context,
+    )
+}
+
+/// Reads every tick of a tick file with where each came from, a row group at a time.
+pub fn tick_events(
+    file: Bytes,
+    trading_day: u32,
+    instrument: &str,
+) -> Result<GroupReader<(RowOrigin, Tick)>, ParquetError> {
+    let context = Context {
+        trading_day,
+        instrument: instrument.to_string(),
+        range: TimeRange::all(),
+    };
+    GroupReader::new(
+        file,
+        TICK_TIME_COLUMN,
+        decode_tick_events,
+        Columns::AllBut(&[0]),
+        context,
+    )
+}
+
+/// Reads every trade of a trade file with where each came from, a row group at a time.
+pub fn trade_events(
+    file: Bytes,
+    trading_day: u32,
+    instrument: &str,
+) -> Result<GroupReader<(RowOrigin, TradeExecuted)>, ParquetError> {
+    let context = Context {
+        trading_day,
+        instrument: instrument.to_string(),
+        range: TimeRange::all(),
+    };
+    GroupReader::new(
+        file,
+        TRADE_TIME_COLUMN,
+        decode_trade_events,
         Columns::AllBut(&[]),
         context,
     )

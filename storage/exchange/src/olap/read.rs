@@ -4,13 +4,14 @@ use bytes::Bytes;
 
 use super::catalog::CatalogEntry;
 use super::parquet::{
-    decode_ticks, decode_trades, tick_bar_inputs, tick_groups, trade_bar_inputs, trade_groups,
-    GroupReader,
+    decode_ticks, decode_trades, tick_bar_inputs, tick_events, tick_groups, trade_bar_inputs,
+    trade_events, trade_groups, GroupReader, RowOrigin,
 };
 use crate::error::{Error, Result};
 use crate::query::bar_input::{BarInput, TickOrder};
 use crate::query::TimeRange;
 use crate::record::{Tick, TradeExecuted};
+use parquet::errors::ParquetError;
 use qastore_lsm::Engine;
 
 fn load(engine: &Engine, entry: &CatalogEntry) -> Result<Bytes> {
@@ -98,4 +99,34 @@ pub fn partition_trade_bar_inputs(
     let bytes = load(engine, entry)?;
     trade_bar_inputs(bytes, entry.trading_day, &entry.instrument, range)
         .map_err(|e| group_error(engine, entry, e))
+}
+
+/// Every tick of a tick partition with where it came from.
+pub fn partition_tick_events(
+    engine: &Engine,
+    entry: &CatalogEntry,
+) -> Result<Vec<(RowOrigin, Tick)>> {
+    let bytes = load(engine, entry)?;
+    collect_events(tick_events(bytes, entry.trading_day, &entry.instrument))
+        .map_err(|e| group_error(engine, entry, e))
+}
+
+/// Every trade of a trade partition with where it came from.
+pub fn partition_trade_events(
+    engine: &Engine,
+    entry: &CatalogEntry,
+) -> Result<Vec<(RowOrigin, TradeExecuted)>> {
+    let bytes = load(engine, entry)?;
+    collect_events(trade_events(bytes, entry.trading_day, &entry.instrument))
+        .map_err(|e| group_error(engine, entry, e))
+}
+
+fn collect_events<T>(
+    groups: std::result::Result<GroupReader<T>, ParquetError>,
+) -> std::result::Result<Vec<T>, ParquetError> {
+    let mut out = Vec::new();
+    for g in groups? {
+        out.extend(g?);
+    }
+    Ok(out)
 }

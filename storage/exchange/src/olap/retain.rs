@@ -8,7 +8,7 @@
 //! directories no catalog entry knows (files of a conversion that never committed here, e.g.
 //! replaced by an installed snapshot).
 
-use super::catalog;
+use super::{catalog, origin};
 use crate::calendar::TradingCalendar;
 use crate::error::Result;
 use crate::keys::{self, Stream};
@@ -95,10 +95,15 @@ pub fn retain(
     let _olap = super::lock(engine);
     let mut batch = WriteBatch::new();
     let mut report = Retention::default();
+    // Ticks and trades stay replayable from the parts and the journal above this.
+    let mut replay_floor = origin::replay_floor(engine)?;
     if let Some(cutoff) = policy.drop_days_before {
         for stream in [Stream::Ticks, Stream::Trades] {
             for mut entry in catalog::all(engine, stream)? {
                 if entry.is_live() && entry.trading_day < cutoff {
+                    if let Some((_, last)) = origin::part_span(engine, &entry)? {
+                        replay_floor = replay_floor.max(last + 1);
+                    }
                     entry.removed_at = Some(log_index);
                     catalog::put(&mut batch, &entry);
                     report.partitions_removed += 1;
@@ -107,6 +112,9 @@ pub fn retain(
         }
     }
     if let Some(cutoff) = policy.drop_journal_before {
+        if let Some(index) = origin::uncovered_below(engine, cutoff, &mut batch)? {
+            replay_floor = replay_floor.max(index + 1);
+        }
         for row in crate::query::range::scan_keys(
             engine,
             keys::journal_from(0),
@@ -131,6 +139,9 @@ pub fn retain(
             );
         }
         report.parked_removed = drop_parked(engine, cutoff, &mut batch)?;
+    }
+    if report.partitions_removed > 0 || report.journal_entries_removed > 0 {
+        origin::raise_replay_floor(engine, &mut batch, replay_floor)?;
     }
     for op in extra.ops() {
         match op {

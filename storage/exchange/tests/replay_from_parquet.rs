@@ -1,0 +1,228 @@
+//! Ticks and trades that journal retention dropped replay from their Parquet parts, in position
+//! order and then on into the journal, exactly as the journal gave them; where a dropped event
+//! is in no part at its position, the replay floor rises above it and older starts are refused.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use qastore_exchange::apply::{apply, Outcome};
+use qastore_exchange::calendar::TradingCalendar;
+use qastore_exchange::datagen::{ExchangeGen, GenConfig};
+use qastore_exchange::feed::archive::{self, Source};
+use qastore_exchange::feed::{journal, EventFilter, EventKind, Position};
+use qastore_exchange::keys::Stream;
+use qastore_exchange::olap::{self, RetentionPolicy};
+use qastore_exchange::record::Record;
+use qastore_lsm::vfs::OsVfs;
+use qastore_lsm::{Engine, EngineConfig, WriteBatch};
+
+const DAY1: u32 = 20241202;
+const DAY2: u32 = 20241203;
+
+/// An engine with two trading days of three instruments applied, the log index of the last
+/// batch of each day, and the instrument ids.
+struct Loaded {
+    engine: Engine,
+    day1_last: u64,
+    last: u64,
+    instruments: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+fn loaded() -> Loaded {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(OsVfs::shared(), dir.path(), EngineConfig::default()).unwrap();
+    let mut gen = ExchangeGen::new(
+        GenConfig {
+            instruments: 3,
+            order_rate: 0.1,
+            ..GenConfig::default()
+        },
+        TradingCalendar::builtin(),
+    );
+    let mut index = 0;
+    let mut day1_last = 0;
+    for day in [DAY1, DAY2] {
+        for b in gen.trading_day(day) {
+            index += 1;
+            apply(&engine, &b, index).unwrap();
+        }
+        if day == DAY1 {
+            day1_last = index;
+        }
+    }
+    Loaded {
+        engine,
+        day1_last,
+        last: index,
+        instruments: gen.instrument_ids(),
+        _dir: dir,
+    }
+}
+
+fn ticks_and_trades(instruments: &[&str]) -> EventFilter {
+    let ids = instruments.iter().map(|s| s.to_string()).collect();
+    EventFilter::new(
+        vec![EventKind::Ticks, EventKind::Trades],
+        ids,
+        vec![],
+        vec![],
+        None,
+    )
+    .unwrap()
+}
+
+type Event = (Position, Record, Outcome);
+
+/// Every event after `after` matching `filter`, read as a stream does: from Parquet below the
+/// journal's floor, then from the journal. `Err` with the earliest start when some are gone.
+fn replay(e: &Engine, filter: &EventFilter, mut after: Position) -> Result<Vec<Event>, Position> {
+    let mut out = Vec::new();
+    loop {
+        let read = match archive::locate(e, after, filter).unwrap()? {
+            Source::Journal => journal::read_after(e, after, filter, 1_000).unwrap(),
+            Source::Archive { below } => archive::read_after(e, after, below, filter).unwrap(),
+        };
+        for b in &read.batches {
+            for ev in &b.events {
+                out.push((b.position_of(ev), ev.record.clone(), ev.outcome));
+            }
+        }
+        match read.covered_through {
+            Some(through) => {
+                assert!(through > after, "a read moved on from {after}");
+                after = through;
+            }
+            None => return Ok(out),
+        }
+    }
+}
+
+fn convert_day1(e: &Engine, index: u64) {
+    olap::convert_day(e, Stream::Ticks, DAY1, index, WriteBatch::new()).unwrap();
+    olap::convert_day(e, Stream::Trades, DAY1, index + 1, WriteBatch::new()).unwrap();
+}
+
+fn drop_journal_before(e: &Engine, cutoff: u64, index: u64) {
+    let policy = RetentionPolicy {
+        drop_journal_before: Some(cutoff),
+        ..RetentionPolicy::default()
+    };
+    olap::retain(e, policy, index, WriteBatch::new()).unwrap();
+}
+
+#[test]
+fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_each_once() {
+    let l = loaded();
+    let e = &l.engine;
+    let all = ticks_and_trades(&[]);
+    let one = ticks_and_trades(&[l.instruments[0].as_str()]);
+    let start = Position::end_of(0);
+    let before_all = replay(e, &all, start).unwrap();
+    let before_one = replay(e, &one, start).unwrap();
+    assert!(before_all.len() > 1_000, "{} events", before_all.len());
+    assert!(!before_one.is_empty() && before_one.len() < before_all.len());
+
+    convert_day1(e, l.last + 1);
+    // Every event of the first day leaves the journal.
+    let cutoff = l.day1_last + 1;
+    drop_journal_before(e, cutoff, l.last + 3);
+    assert_eq!(journal::floor(e).unwrap(), cutoff);
+    assert_eq!(olap::replay_floor(e).unwrap(), 0);
+    assert_eq!(
+        archive::locate(e, start, &all).unwrap(),
+        Ok(Source::Archive { below: cutoff })
+    );
+    assert_eq!(archive::oldest_start(e, &all).unwrap(), start);
+
+    assert_eq!(replay(e, &all, start).unwrap(), before_all);
+    assert_eq!(replay(e, &one, start).unwrap(), before_one);
+    // From the middle of the converted day, and from right before the journal's floor.
+    let mid = before_all.len() / 3;
+    assert_eq!(
+        replay(e, &all, before_all[mid].0).unwrap(),
+        before_all[mid + 1..]
+    );
+    let at_floor = before_all
+        .iter()
+        .position(|ev| ev.0.index >= cutoff)
+        .unwrap();
+    assert_eq!(
+        replay(e, &all, Position::end_of(cutoff - 1)).unwrap(),
+        before_all[at_floor..]
+    );
+
+    // Other kinds are not in Parquet: their stream still starts at the journal's floor.
+    let orders = EventFilter::new(vec![EventKind::Orders], vec![], vec![], vec![], None).unwrap();
+    assert_eq!(
+        archive::locate(e, start, &orders).unwrap(),
+        Err(journal::earliest(e).unwrap().unwrap())
+    );
+    assert_eq!(
+        archive::oldest_start(e, &orders).unwrap(),
+        Position::end_of(cutoff - 1)
+    );
+}
+
+#[test]
+fn a_dropped_event_that_no_part_holds_raises_the_replay_floor_above_it() {
+    let l = loaded();
+    let e = &l.engine;
+    let all = ticks_and_trades(&[]);
+    // A tick of the first day sent again, identical, before the conversion: the part holds it
+    // once, at the later position.
+    let resent = replay(e, &all, Position::end_of(0))
+        .unwrap()
+        .into_iter()
+        .find(|(p, r, _)| p.index > 10 && matches!(r, Record::Tick(_)))
+        .unwrap();
+    let mut index = l.last + 1;
+    apply(e, std::slice::from_ref(&resent.1), index).unwrap();
+    let before = replay(e, &all, Position::end_of(0)).unwrap();
+    convert_day1(e, index + 1);
+    index += 3;
+    drop_journal_before(e, l.day1_last + 1, index);
+    let floor = resent.0.index + 1;
+    assert_eq!(olap::replay_floor(e).unwrap(), floor);
+    assert_eq!(
+        replay(e, &all, Position::end_of(0)),
+        Err(Position::new(floor, 0))
+    );
+    assert_eq!(
+        archive::oldest_start(e, &all).unwrap(),
+        Position::end_of(floor - 1)
+    );
+    let from = before.iter().position(|ev| ev.0.index >= floor).unwrap();
+    assert_eq!(
+        replay(e, &all, Position::end_of(floor - 1)).unwrap(),
+        before[from..]
+    );
+
+    // The second day was never converted: dropping its events from the journal loses them.
+    index += 1;
+    drop_journal_before(e, l.last, index);
+    assert!(olap::replay_floor(e).unwrap() > l.day1_last + 1);
+    assert!(replay(e, &all, Position::end_of(l.day1_last)).is_err());
+}
+
+#[test]
+fn removing_a_converted_day_raises_the_replay_floor_above_its_parts() {
+    let l = loaded();
+    let e = &l.engine;
+    let all = ticks_and_trades(&[]);
+    convert_day1(e, l.last + 1);
+    drop_journal_before(e, l.day1_last + 1, l.last + 3);
+    assert_eq!(olap::replay_floor(e).unwrap(), 0);
+    let policy = RetentionPolicy {
+        drop_days_before: Some(DAY2),
+        ..RetentionPolicy::default()
+    };
+    olap::retain(e, policy, l.last + 4, WriteBatch::new()).unwrap();
+    let floor = olap::replay_floor(e).unwrap();
+    assert!(floor > 0 && floor <= l.day1_last + 1, "floor {floor}");
+    // Nothing below the journal's floor is left: a stream starts there.
+    assert_eq!(
+        archive::oldest_start(e, &all).unwrap(),
+        Position::end_of(floor.min(l.day1_last + 1) - 1)
+    );
+    assert!(replay(e, &all, Position::end_of(0)).is_err());
+}
