@@ -226,3 +226,34 @@ fn removing_a_converted_day_raises_the_replay_floor_above_its_parts() {
     );
     assert!(replay(e, &all, Position::end_of(0)).is_err());
 }
+
+#[test]
+fn a_late_row_converted_into_a_later_part_replays_at_its_own_position() {
+    let l = loaded();
+    let e = &l.engine;
+    let all = ticks_and_trades(&[]);
+    convert_day1(e, l.last + 1);
+    // A tick of the first day that arrives after its conversion, with a sequence of its own.
+    let Some((_, Record::Tick(mut late), _)) = replay(e, &all, Position::end_of(0))
+        .unwrap()
+        .into_iter()
+        .find(|(_, r, _)| matches!(r, Record::Tick(_)))
+    else {
+        panic!("the first day has ticks");
+    };
+    late.sequence += 1_000_000;
+    let mut index = l.last + 3;
+    apply(e, &[Record::Tick(late)], index).unwrap();
+    let before = replay(e, &all, Position::end_of(0)).unwrap();
+    index += 1;
+    let late_rows = olap::convert_day(e, Stream::Ticks, DAY1, index, WriteBatch::new()).unwrap();
+    assert_eq!(late_rows.late_rows, 1);
+    for stream in [Stream::Ticks, Stream::Trades] {
+        index += 1;
+        olap::convert_day(e, stream, DAY2, index, WriteBatch::new()).unwrap();
+    }
+    index += 1;
+    drop_journal_before(e, index, index);
+    assert_eq!(olap::replay_floor(e).unwrap(), 0);
+    assert_eq!(replay(e, &all, Position::end_of(0)).unwrap(), before);
+}

@@ -60,14 +60,15 @@ pub(super) fn instruments(engine: &Engine, stream: Stream) -> Result<Vec<String>
         .collect()
 }
 
-/// Keys and records of one instrument's `day`, in time order. A trading day's rows lie within
-/// a few calendar days before it (night sessions, weekends, holidays) and never after it.
+/// Keys and records of one instrument's `day` (at most `limit` of them), in time order. A
+/// trading day's rows lie within a few calendar days before it (night sessions, weekends,
+/// holidays) and never after it.
 fn day_rows<T>(
     engine: &Engine,
     stream: Stream,
-    instrument: &str,
-    day: u32,
+    (instrument, day): (&str, u32),
     trading_day: fn(&T) -> u32,
+    limit: usize,
 ) -> Result<Vec<(Vec<u8>, T)>>
 where
     T: rkyv::Archive,
@@ -92,9 +93,25 @@ where
         let record: T = decode_at(&k, &v)?;
         if trading_day(&record) == day {
             out.push((k.to_vec(), record));
+            if out.len() >= limit {
+                break;
+            }
         }
     }
     Ok(out)
+}
+
+/// Whether one instrument's `day` has rows in the LSM.
+fn has_rows(engine: &Engine, stream: Stream, instrument: &str, day: u32) -> Result<bool> {
+    Ok(match stream {
+        Stream::Ticks => {
+            !day_rows::<Tick>(engine, stream, (instrument, day), |t| t.trading_day, 1)?.is_empty()
+        }
+        Stream::Trades => {
+            !day_rows::<TradeExecuted>(engine, stream, (instrument, day), |t| t.trading_day, 1)?
+                .is_empty()
+        }
+    })
 }
 
 /// One instrument's day, encoded.
@@ -226,7 +243,13 @@ fn encode_day(
     let file = || catalog::part_file(stream, day, instrument, part);
     match stream {
         Stream::Ticks => {
-            let mut rows = day_rows::<Tick>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let mut rows = day_rows::<Tick>(
+                engine,
+                stream,
+                (instrument, day),
+                |t| t.trading_day,
+                usize::MAX,
+            )?;
             let dropped = drop_known(
                 &mut rows,
                 earlier,
@@ -255,8 +278,13 @@ fn encode_day(
             Ok((Some(encoded), dropped))
         }
         Stream::Trades => {
-            let mut rows =
-                day_rows::<TradeExecuted>(engine, stream, instrument, day, |t| t.trading_day)?;
+            let mut rows = day_rows::<TradeExecuted>(
+                engine,
+                stream,
+                (instrument, day),
+                |t| t.trading_day,
+                usize::MAX,
+            )?;
             let dropped = drop_known(
                 &mut rows,
                 earlier,
@@ -314,13 +342,31 @@ pub fn convert_day(
     let entries = catalog::for_day(engine, stream, day)?;
     let mut report = Conversion::default();
     let mut batch = WriteBatch::new();
-    let mut day_origins = DayOrigins::read(engine, stream, day)?;
-    let mut superseded = Vec::new();
-    for instrument in instruments(engine, stream)? {
-        let parts: Vec<&CatalogEntry> = entries
+    let instruments = instruments(engine, stream)?;
+    let parts_of = |instrument: &str| -> Vec<&CatalogEntry> {
+        entries
             .iter()
             .filter(|e| e.instrument == instrument)
-            .collect();
+            .collect()
+    };
+    let last_conversion = |parts: &[&CatalogEntry]| parts.iter().map(|e| e.converted_at).max();
+    // The journal is read only from the oldest last conversion among the partitions with rows
+    // to convert: a late-row conversion reads back only what came since.
+    let mut read_from = None;
+    for instrument in &instruments {
+        let parts = parts_of(instrument);
+        if parts.iter().all(|e| e.is_live()) && has_rows(engine, stream, instrument, day)? {
+            let since = last_conversion(&parts).unwrap_or(0);
+            read_from = Some(read_from.map_or(since, |r: u64| r.min(since)));
+        }
+    }
+    let mut day_origins = match read_from {
+        Some(since) => DayOrigins::read(engine, stream, day, since)?,
+        None => DayOrigins::default(),
+    };
+    let mut superseded = Vec::new();
+    for instrument in instruments {
+        let parts = parts_of(&instrument);
         if parts.iter().any(|e| !e.is_live()) {
             report.already_converted += 1;
             continue;
@@ -329,7 +375,7 @@ pub fn convert_day(
         let part = parts.len() as u32;
         let origins = Origins {
             day: &mut day_origins,
-            since: parts.iter().map(|e| e.converted_at).max().unwrap_or(0),
+            since: last_conversion(&parts).unwrap_or(0),
             superseded: &mut superseded,
         };
         let (encoded, known) =

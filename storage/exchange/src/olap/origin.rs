@@ -135,14 +135,20 @@ pub(super) fn raise_replay_floor(
 
 /// The origins of one stream's trading day, found in the journal: each row key's events, in
 /// log order.
+#[derive(Default)]
 pub(super) struct DayOrigins {
     events: HashMap<Vec<u8>, Vec<RowOrigin>>,
 }
 
 impl DayOrigins {
-    /// Reads every tick (or trade) event of `day` the journal holds.
-    pub(super) fn read(engine: &Engine, stream: Stream, day: u32) -> Result<DayOrigins> {
-        let lower = [keys::JOURNAL];
+    /// Reads every tick (or trade) event of `day` the journal holds after log index `after`.
+    pub(super) fn read(
+        engine: &Engine,
+        stream: Stream,
+        day: u32,
+        after: u64,
+    ) -> Result<DayOrigins> {
+        let lower = keys::journal_from(after.saturating_add(1));
         let upper = [keys::JOURNAL + 1];
         let mut events: HashMap<Vec<u8>, Vec<RowOrigin>> = HashMap::new();
         let mut commit = (0u64, 0i64);
