@@ -39,6 +39,11 @@ impl Default for TableConfig {
 /// Bytes buffered before they are written to the file.
 const WRITE_CHUNK: usize = 256 << 10;
 
+/// Written bytes are handed to the device every this many (see
+/// [`crate::vfs::VfsFile::start_writeback`]): a flush or compaction then never leaves tens of
+/// megabytes dirty for the log's next fsync to wait behind.
+const WRITEBACK_BYTES: u64 = 1 << 20;
+
 /// Builds one table file.
 #[derive(Debug)]
 pub struct TableBuilder<'a> {
@@ -48,6 +53,8 @@ pub struct TableBuilder<'a> {
     file: FileRef,
     opts: TableConfig,
     written: u64,
+    /// Bytes handed to the device so far.
+    written_back: u64,
     pending: Vec<u8>,
     block: BlockBuilder,
     index: IndexBuilder,
@@ -72,6 +79,7 @@ impl<'a> TableBuilder<'a> {
             block: BlockBuilder::new(opts.restart_interval),
             opts,
             written: 0,
+            written_back: 0,
             pending: Vec::with_capacity(WRITE_CHUNK + 8192),
             index: IndexBuilder::default(),
             bloom: BloomBuilder::default(),
@@ -165,6 +173,11 @@ impl<'a> TableBuilder<'a> {
             self.file.write_at(self.written, &self.pending)?;
             self.written += self.pending.len() as u64;
             self.pending.clear();
+            if self.written - self.written_back >= WRITEBACK_BYTES {
+                self.file
+                    .start_writeback(self.written_back, self.written - self.written_back)?;
+                self.written_back = self.written;
+            }
         }
         Ok(())
     }

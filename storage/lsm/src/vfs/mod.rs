@@ -36,6 +36,14 @@ pub trait VfsFile: Send + Sync + fmt::Debug {
     fn set_len(&self, len: u64) -> Result<()>;
     /// Makes the file's data (and the length change) durable.
     fn sync_data(&self) -> Result<()>;
+    /// Starts writing `len` bytes from `offset` to the device without waiting for them or
+    /// making them durable: a large file written this way as it grows never holds a pile of
+    /// dirty pages that a later fsync, of it or of another file on the same file system (the
+    /// log), must wait for. Durability still takes [`VfsFile::sync_data`].
+    fn start_writeback(&self, offset: u64, len: u64) -> Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// The path the file was opened under.
     fn path(&self) -> &Path;
 }

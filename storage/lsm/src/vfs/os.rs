@@ -58,6 +58,32 @@ impl VfsFile for OsFile {
             .map_err(|e| Error::io("sync_data", &self.path, e))
     }
 
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Ok(());
+        };
+        // SAFETY: the descriptor is open for as long as `self.file` lives; the call only asks
+        // the kernel to start writing back pages of that range.
+        let rc = unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                offset,
+                len,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::io(
+                "sync_file_range",
+                &self.path,
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
     fn path(&self) -> &Path {
         &self.path
     }
