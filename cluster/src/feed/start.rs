@@ -150,28 +150,55 @@ fn too_old(what: String, earliest: Position) -> ApiError {
 /// has committed.
 async fn wait_for(node: &Node, p: Position, timeout: Duration) -> Result<(), ApiError> {
     let raft = &node.raft;
+    let deadline = tokio::time::Instant::now() + timeout;
     let committed = raft.status().committed.unwrap_or(0);
-    let known = if p.index > committed {
-        // Only the leader knows whether the position is committed: a node cut off from it
-        // cannot tell, and another node may serve the stream.
-        raft.linearizable_index(timeout).await.map_err(|e| {
-            ApiError::Unavailable(format!(
-                "this node cannot confirm that position {p} is committed ({e}); try another node"
-            ))
-        })?
-    } else {
-        committed
-    };
-    if p.index > known {
-        return Err(ApiError::InvalidArgument(format!(
-            "field start.after: position {p} is beyond the last committed log index {known}"
-        )));
+    if p.index > committed {
+        // Only the leader knows whether the position is committed. A position a client
+        // resumes from was sent by a node that had applied it, so it is committed: when this
+        // node applies it before the leader answers (right after the leader was lost, a new
+        // leader's first commit brings it here before a read-index round can succeed), that
+        // settles it.
+        let confirmed = tokio::select! {
+            applied = raft.wait_applied(p.index, timeout) => {
+                if applied.is_ok() {
+                    return Ok(());
+                }
+                None
+            }
+            known = raft.linearizable_index(timeout) => Some(known),
+        };
+        match confirmed {
+            Some(Ok(known)) if p.index > known => {
+                return Err(ApiError::InvalidArgument(format!(
+                    "field start.after: position {p} is beyond the last committed log index \
+                     {known}"
+                )));
+            }
+            Some(Ok(_)) => {}
+            // No leader to ask right now: this node's own apply decides in the time left.
+            Some(Err(e)) => {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                return match raft.wait_applied(p.index, left).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(ApiError::Unavailable(format!(
+                        "this node cannot confirm that position {p} is committed ({e}); try \
+                         another node"
+                    ))),
+                };
+            }
+            None => {
+                return Err(ApiError::Unavailable(format!(
+                    "this node has not applied position {p} in time; try another node"
+                )))
+            }
+        }
     }
     // The leader is never left behind by the others: it waits for its own apply.
     if !raft.is_leader() {
         catching_up(raft.applied_index(), p)?;
     }
-    raft.wait_applied(p.index, timeout).await?;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    raft.wait_applied(p.index, left).await?;
     Ok(())
 }
 
