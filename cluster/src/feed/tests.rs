@@ -87,6 +87,13 @@ impl Solo {
             .log_index
     }
 
+    /// Proposes a system command and waits for it to be applied.
+    async fn system(&self, command: SystemCommand) {
+        let raft = &self.running().node().raft;
+        let command = Command::System(command);
+        raft.propose(crate::request(&command), WAIT).await.unwrap();
+    }
+
     async fn stop(mut self) {
         if let Some(r) = self.running.take() {
             r.shutdown(Duration::from_secs(5)).await.unwrap();
@@ -145,6 +152,11 @@ fn batch(b: u64) -> Vec<pb::Record> {
             record_to_pb(&r)
         })
         .collect()
+}
+
+/// A start right after `log_index:ordinal`.
+fn after(log_index: u64, ordinal: u32) -> Option<pb::start_at::At> {
+    Some(pb::start_at::At::After(pb::Position { log_index, ordinal }))
 }
 
 fn request(start: Option<pb::start_at::At>) -> pb::SubscribeRequest {
@@ -274,16 +286,9 @@ async fn each_start_kind_begins_where_it_says() {
     let all = expected(&written);
 
     // After a position: from the next event on, even inside a batch.
-    let after = Position::new(written[4].1, 2);
-    let mut s = open(
-        &mut feed,
-        request(Some(pb::start_at::At::After(pb::Position {
-            log_index: after.index,
-            ordinal: after.ordinal,
-        }))),
-    )
-    .await;
-    let want: Vec<_> = all.iter().filter(|(p, _)| *p > after).cloned().collect();
+    let from = Position::new(written[4].1, 2);
+    let mut s = open(&mut feed, request(after(from.index, from.ordinal))).await;
+    let want: Vec<_> = all.iter().filter(|(p, _)| *p > from).cloned().collect();
     assert_eq!(got(&events(&mut s, want.len()).await), want);
 
     // At a time: from the first batch committed at or after it.
@@ -740,13 +745,7 @@ async fn bad_requests_are_refused_naming_the_field() {
             request(Some(pb::start_at::At::Oldest(false))),
             "start.oldest",
         ),
-        (
-            request(Some(pb::start_at::At::After(pb::Position {
-                log_index: index + 1_000,
-                ordinal: 0,
-            }))),
-            "start.after",
-        ),
+        (request(after(index + 1_000, 0)), "start.after"),
     ];
     for (req, field) in cases {
         let e = feed.subscribe(req).await.unwrap_err();
@@ -764,18 +763,14 @@ async fn a_start_older_than_the_journal_is_refused_with_the_earliest_position() 
         written.push((b, solo.write(b).await));
     }
     let cutoff = written[3].1;
-    let raft = &solo.running().node().raft;
-    let retain = Command::System(SystemCommand::Retain {
+    solo.system(SystemCommand::Retain {
         drop_days_before: None,
         drop_journal_before: Some(cutoff),
-    });
-    raft.propose(crate::request(&retain), WAIT).await.unwrap();
+    })
+    .await;
     let mut feed = solo.feed().await;
     let e = feed
-        .subscribe(request(Some(pb::start_at::At::After(pb::Position {
-            log_index: written[1].1,
-            ordinal: 0,
-        }))))
+        .subscribe(request(after(written[1].1, 0)))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
@@ -790,14 +785,7 @@ async fn a_start_older_than_the_journal_is_refused_with_the_earliest_position() 
     let want = expected(&written[3..]);
     assert_eq!(got(&events(&mut s, want.len()).await), want);
     // Right before the cut-off is still complete.
-    let mut s = open(
-        &mut feed,
-        request(Some(pb::start_at::At::After(pb::Position {
-            log_index: cutoff - 1,
-            ordinal: u32::MAX,
-        }))),
-    )
-    .await;
+    let mut s = open(&mut feed, request(after(cutoff - 1, u32::MAX))).await;
     assert_eq!(got(&events(&mut s, want.len()).await), want);
     solo.stop().await;
 }
@@ -809,20 +797,18 @@ async fn ticks_and_trades_older_than_the_journal_replay_from_parquet_then_follow
     for b in 0..6 {
         written.push((b, solo.write(b).await));
     }
-    let raft = &solo.running().node().raft;
     for stream in [StreamKind::Ticks, StreamKind::Trades] {
-        let convert = Command::System(SystemCommand::ConvertDay {
+        solo.system(SystemCommand::ConvertDay {
             stream,
             trading_day: 20241202,
-        });
-        raft.propose(crate::request(&convert), WAIT).await.unwrap();
+        })
+        .await;
     }
-    let cutoff = written[4].1;
-    let retain = Command::System(SystemCommand::Retain {
+    solo.system(SystemCommand::Retain {
         drop_days_before: None,
-        drop_journal_before: Some(cutoff),
-    });
-    raft.propose(crate::request(&retain), WAIT).await.unwrap();
+        drop_journal_before: Some(written[4].1),
+    })
+    .await;
     let is_tick_or_trade = |r: &pb::Record| {
         matches!(
             r.kind,
@@ -851,10 +837,7 @@ async fn ticks_and_trades_older_than_the_journal_replay_from_parquet_then_follow
     want.extend(more);
     // From a position the journal dropped, in the middle of the converted history.
     req.start = Some(pb::StartAt {
-        at: Some(pb::start_at::At::After(pb::Position {
-            log_index: written[1].1,
-            ordinal: u32::MAX,
-        })),
+        at: after(written[1].1, u32::MAX),
     });
     let from = want
         .iter()
@@ -864,10 +847,7 @@ async fn ticks_and_trades_older_than_the_journal_replay_from_parquet_then_follow
     assert_eq!(got(&events(&mut s, want.len() - from).await), want[from..]);
     // Every kind: only the journal holds the others, so the stream starts at its floor.
     let e = feed
-        .subscribe(request(Some(pb::start_at::At::After(pb::Position {
-            log_index: written[1].1,
-            ordinal: 0,
-        }))))
+        .subscribe(request(after(written[1].1, 0)))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e:?}");

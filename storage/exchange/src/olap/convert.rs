@@ -22,6 +22,7 @@ use crate::keys::{self, Stream};
 use crate::query::decode_at;
 use crate::query::range::{scan_keys, TimeRange};
 use crate::record::{Tick, TradeExecuted};
+use parquet::errors::ParquetError;
 use qastore_lsm::vfs::{parent_dir, write_atomic};
 use qastore_lsm::Engine;
 use qastore_lsm::WriteBatch;
@@ -230,6 +231,33 @@ impl Origins<'_> {
     }
 }
 
+/// Encodes rows and their origins as a Parquet file.
+type EncodeRows<T> = fn(&[T], &[RowOrigin]) -> std::result::Result<Vec<u8>, ParquetError>;
+
+/// Encodes `rows` (in time order) with their origins (noting the `left_out` copies as
+/// superseded); `None` when there are none.
+fn encode_rows<T>(
+    rows: Vec<(Vec<u8>, T)>,
+    left_out: &[Vec<u8>],
+    mut origins: Origins<'_>,
+    time: fn(&T) -> i64,
+    encode: EncodeRows<T>,
+) -> std::result::Result<Option<Encoded>, ParquetError> {
+    let (keys, records): (Vec<Vec<u8>>, Vec<T>) = rows.into_iter().unzip();
+    let origins = origins.resolve(&keys, left_out);
+    let span = match (records.first(), records.last()) {
+        (Some(a), Some(b)) => (time(a), time(b)),
+        _ => return Ok(None),
+    };
+    let bytes = encode(&records, &origins)?;
+    Ok(Some(Encoded {
+        keys,
+        origins,
+        bytes,
+        span,
+    }))
+}
+
 /// The rows of one instrument's `day` still in the LSM, encoded as part `part` (`None` when
 /// there are none to write), and the keys of late rows left out because `earlier` parts hold
 /// them already.
@@ -238,7 +266,7 @@ fn encode_day(
     stream: Stream,
     (day, instrument, part): (u32, &str, u32),
     earlier: &[&CatalogEntry],
-    mut origins: Origins<'_>,
+    origins: Origins<'_>,
 ) -> Result<(Option<Encoded>, Vec<Vec<u8>>)> {
     let file = || catalog::part_file(stream, day, instrument, part);
     match stream {
@@ -262,20 +290,9 @@ fn encode_day(
                         .collect())
                 },
             )?;
-            let (keys, records): (Vec<Vec<u8>>, Vec<Tick>) = rows.into_iter().unzip();
-            let origins = origins.resolve(&keys, &dropped);
-            let span = match (records.first(), records.last()) {
-                (Some(a), Some(b)) => (a.datetime, b.datetime),
-                _ => return Ok((None, dropped)),
-            };
-            let bytes = encode_ticks(&records, &origins).map_err(|e| parquet_error(file(), e))?;
-            let encoded = Encoded {
-                keys,
-                origins,
-                bytes,
-                span,
-            };
-            Ok((Some(encoded), dropped))
+            let encoded = encode_rows(rows, &dropped, origins, |t| t.datetime, encode_ticks)
+                .map_err(|e| parquet_error(file(), e))?;
+            Ok((encoded, dropped))
         }
         Stream::Trades => {
             let mut rows = day_rows::<TradeExecuted>(
@@ -305,20 +322,15 @@ fn encode_day(
                         .collect())
                 },
             )?;
-            let (keys, records): (Vec<Vec<u8>>, Vec<TradeExecuted>) = rows.into_iter().unzip();
-            let origins = origins.resolve(&keys, &dropped);
-            let span = match (records.first(), records.last()) {
-                (Some(a), Some(b)) => (a.trade_date_time, b.trade_date_time),
-                _ => return Ok((None, dropped)),
-            };
-            let bytes = encode_trades(&records, &origins).map_err(|e| parquet_error(file(), e))?;
-            let encoded = Encoded {
-                keys,
+            let encoded = encode_rows(
+                rows,
+                &dropped,
                 origins,
-                bytes,
-                span,
-            };
-            Ok((Some(encoded), dropped))
+                |t| t.trade_date_time,
+                encode_trades,
+            )
+            .map_err(|e| parquet_error(file(), e))?;
+            Ok((encoded, dropped))
         }
     }
 }

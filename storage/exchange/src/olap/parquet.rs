@@ -450,13 +450,24 @@ impl<T> Iterator for GroupReader<T> {
     }
 }
 
-fn decode_tick_group(g: &Group, cx: &Context, out: &mut Vec<Tick>) -> Result<(), ParquetError> {
+/// Pushes `row(r)` for every row `r` of `g` whose time (column `time`) lies in the range.
+fn rows_in_range<T>(
+    g: &Group,
+    cx: &Context,
+    time: usize,
+    out: &mut Vec<T>,
+    row: impl Fn(usize) -> Result<T, ParquetError>,
+) -> Result<(), ParquetError> {
     for r in 0..g.rows {
-        if cx.range.contains(g.i64(1, r)?) {
-            out.push(tick_at(g, cx, r)?);
+        if cx.range.contains(g.i64(time, r)?) {
+            out.push(row(r)?);
         }
     }
     Ok(())
+}
+
+fn decode_tick_group(g: &Group, cx: &Context, out: &mut Vec<Tick>) -> Result<(), ParquetError> {
+    rows_in_range(g, cx, TICK_TIME_COLUMN, out, |r| tick_at(g, cx, r))
 }
 
 fn decode_tick_events(
@@ -464,12 +475,9 @@ fn decode_tick_events(
     cx: &Context,
     out: &mut Vec<(RowOrigin, Tick)>,
 ) -> Result<(), ParquetError> {
-    for r in 0..g.rows {
-        if cx.range.contains(g.i64(1, r)?) {
-            out.push((origin_at(g, TICK_ORIGIN_COLUMN, r)?, tick_at(g, cx, r)?));
-        }
-    }
-    Ok(())
+    rows_in_range(g, cx, TICK_TIME_COLUMN, out, |r| {
+        Ok((origin_at(g, TICK_ORIGIN_COLUMN, r)?, tick_at(g, cx, r)?))
+    })
 }
 
 /// The origin of row `r`, from the origin columns starting at `first`.
@@ -523,12 +531,7 @@ fn decode_trade_group(
     cx: &Context,
     out: &mut Vec<TradeExecuted>,
 ) -> Result<(), ParquetError> {
-    for r in 0..g.rows {
-        if cx.range.contains(g.i64(11, r)?) {
-            out.push(trade_at(g, cx, r)?);
-        }
-    }
-    Ok(())
+    rows_in_range(g, cx, TRADE_TIME_COLUMN, out, |r| trade_at(g, cx, r))
 }
 
 fn decode_trade_events(
@@ -536,12 +539,9 @@ fn decode_trade_events(
     cx: &Context,
     out: &mut Vec<(RowOrigin, TradeExecuted)>,
 ) -> Result<(), ParquetError> {
-    for r in 0..g.rows {
-        if cx.range.contains(g.i64(11, r)?) {
-            out.push((origin_at(g, TRADE_ORIGIN_COLUMN, r)?, trade_at(g, cx, r)?));
-        }
-    }
-    Ok(())
+    rows_in_range(g, cx, TRADE_TIME_COLUMN, out, |r| {
+        Ok((origin_at(g, TRADE_ORIGIN_COLUMN, r)?, trade_at(g, cx, r)?))
+    })
 }
 
 fn trade_at(g: &Group, cx: &Context, r: usize) -> Result<TradeExecuted, ParquetError> {
