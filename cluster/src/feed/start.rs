@@ -151,6 +151,16 @@ fn too_old(what: String, earliest: Position) -> ApiError {
 async fn wait_for(node: &Node, p: Position, timeout: Duration) -> Result<(), ApiError> {
     let raft = &node.raft;
     let deadline = tokio::time::Instant::now() + timeout;
+    // A follower far behind refuses before anything else: one that restarted a moment ago
+    // may not even hear from the leader for a while, so neither asking the leader nor its
+    // own apply would answer soon. The leader is never left behind by the others: it waits
+    // for its own apply.
+    if !raft.is_leader() {
+        catching_up(raft.applied_index(), p)?;
+        if raft.applied_index() < p.index {
+            out_of_touch(raft.staleness(), p)?;
+        }
+    }
     let committed = raft.status().committed.unwrap_or(0);
     if p.index > committed {
         // Only the leader knows whether the position is committed. A position a client
@@ -193,10 +203,6 @@ async fn wait_for(node: &Node, p: Position, timeout: Duration) -> Result<(), Api
             }
         }
     }
-    // The leader is never left behind by the others: it waits for its own apply.
-    if !raft.is_leader() {
-        catching_up(raft.applied_index(), p)?;
-    }
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     raft.wait_applied(p.index, left).await?;
     Ok(())
@@ -221,6 +227,23 @@ fn catching_up(applied: u64, p: Position) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A follower whose state is older than this (or of unknown age) is out of touch with the
+/// leader: a few heartbeats (100 ms apart by default) went by without it catching up.
+const OUT_OF_TOUCH: Duration = Duration::from_millis(300);
+
+/// Refuses a start after `p`, not yet applied here, on a follower out of touch with the
+/// leader (it restarted a moment ago and the leader has not reached it again, or it is cut
+/// off): it could not say when it will have applied `p`.
+fn out_of_touch(staleness: Option<Duration>, p: Position) -> Result<(), ApiError> {
+    match staleness {
+        Some(age) if age <= OUT_OF_TOUCH => Ok(()),
+        _ => Err(ApiError::Unavailable(format!(
+            "this node has not heard from the leader lately and has not applied {p} yet; \
+             another node can serve the stream now"
+        ))),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -241,5 +264,16 @@ mod tests {
         let e = catching_up(1_000 - CATCHING_UP_ENTRIES - 1, p).unwrap_err();
         assert!(matches!(e, ApiError::Unavailable(_)), "{e}");
         assert!(e.to_string().contains("catching up"), "{e}");
+    }
+
+    #[test]
+    fn a_follower_out_of_touch_with_the_leader_refuses_a_start_it_has_not_applied() {
+        let p = Position::new(1_000, 7);
+        assert!(out_of_touch(Some(Duration::from_millis(20)), p).is_ok());
+        assert!(out_of_touch(Some(OUT_OF_TOUCH), p).is_ok());
+        for age in [None, Some(OUT_OF_TOUCH + Duration::from_millis(1))] {
+            let e = out_of_touch(age, p).unwrap_err();
+            assert!(matches!(e, ApiError::Unavailable(_)), "{e}");
+        }
     }
 }

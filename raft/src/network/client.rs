@@ -8,8 +8,10 @@
 //!   [`flight`](super::flight)); a snapshot by a deadline on each chunk. Dropping a call
 //!   (openraft cancelling it) cancels it on the wire.
 //! * A peer that cannot be reached is reported as `Unreachable`, and replication to it backs off
-//!   (doubling from 50 ms to 2 s): openraft waits out the back-off while it makes a stream's
-//!   first request, so that request is taken before the peer is dialed.
+//!   (doubling from 50 ms to 400 ms): openraft waits out the back-off while it makes a stream's
+//!   first request, so that request is taken before the peer is dialed. The cap is short
+//!   because a restarted follower gets nothing until the next try: with a longer one the
+//!   cluster ran on two nodes for up to that long after the third was back.
 //! * Each peer's streams, failures and lost acknowledged entries are recorded
 //!   ([`peer_book`](super::peer_book)).
 
@@ -574,7 +576,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
     fn backoff(&self) -> Option<Backoff> {
         let steps = std::iter::successors(Some(Duration::from_millis(50)), |d| {
-            Some((*d * 2).min(Duration::from_secs(2)))
+            Some((*d * 2).min(Duration::from_millis(400)))
         });
         Some(Backoff::new(steps))
     }
