@@ -381,6 +381,16 @@ pub struct Context {
     range: TimeRange,
 }
 
+impl Context {
+    fn new(trading_day: u32, instrument: &str, range: TimeRange) -> Context {
+        Context {
+            trading_day,
+            instrument: instrument.to_string(),
+            range,
+        }
+    }
+}
+
 type Decode<T> = fn(&Group, &Context, &mut Vec<T>) -> Result<(), ParquetError>;
 
 /// Which columns of a row group to read.
@@ -571,18 +581,13 @@ pub fn tick_groups(
     instrument: &str,
     range: TimeRange,
 ) -> Result<GroupReader<Tick>, ParquetError> {
-    let context = Context {
-        trading_day,
-        instrument: instrument.to_string(),
-        range,
-    };
     // The instrument column is the same on every row; the partition says it.
     GroupReader::new(
         file,
         TICK_TIME_COLUMN,
         decode_tick_group,
         Columns::AllBut(&[0]),
-        context,
+        Context::new(trading_day, instrument, range),
     )
 }
 
@@ -594,17 +599,12 @@ pub fn trade_groups(
     instrument: &str,
     range: TimeRange,
 ) -> Result<GroupReader<TradeExecuted>, ParquetError> {
-    let context = Context {
-        trading_day,
-        instrument: instrument.to_string(),
-        range,
-    };
     GroupReader::new(
         file,
         TRADE_TIME_COLUMN,
         decode_trade_group,
         Columns::AllBut(&[]),
-        context,
+        Context::new(trading_day, instrument, range),
     )
 }
 
@@ -614,17 +614,12 @@ pub fn tick_events(
     trading_day: u32,
     instrument: &str,
 ) -> Result<GroupReader<(RowOrigin, Tick)>, ParquetError> {
-    let context = Context {
-        trading_day,
-        instrument: instrument.to_string(),
-        range: TimeRange::all(),
-    };
     GroupReader::new(
         file,
         TICK_TIME_COLUMN,
         decode_tick_events,
         Columns::AllBut(&[0]),
-        context,
+        Context::new(trading_day, instrument, TimeRange::all()),
     )
 }
 
@@ -634,17 +629,12 @@ pub fn trade_events(
     trading_day: u32,
     instrument: &str,
 ) -> Result<GroupReader<(RowOrigin, TradeExecuted)>, ParquetError> {
-    let context = Context {
-        trading_day,
-        instrument: instrument.to_string(),
-        range: TimeRange::all(),
-    };
     GroupReader::new(
         file,
         TRADE_TIME_COLUMN,
         decode_trade_events,
         Columns::AllBut(&[]),
-        context,
+        Context::new(trading_day, instrument, TimeRange::all()),
     )
 }
 
@@ -709,17 +699,12 @@ pub fn tick_bar_inputs(
     trading_day: u32,
     range: TimeRange,
 ) -> Result<GroupReader<(TickOrder, BarInput)>, ParquetError> {
-    let context = Context {
-        trading_day,
-        instrument: String::new(),
-        range,
-    };
     GroupReader::new(
         file,
         TICK_TIME_COLUMN,
         decode_tick_inputs,
         Columns::Only(&[1, 2, 3, 7, 8, 9]),
-        context,
+        Context::new(trading_day, "", range),
     )
 }
 
@@ -731,17 +716,12 @@ pub fn trade_bar_inputs(
     instrument: &str,
     range: TimeRange,
 ) -> Result<GroupReader<(Vec<u8>, BarInput)>, ParquetError> {
-    let context = Context {
-        trading_day,
-        instrument: instrument.to_string(),
-        range,
-    };
     GroupReader::new(
         file,
         TRADE_TIME_COLUMN,
         decode_trade_inputs,
         Columns::Only(&[0, 1, 5, 8, 9, 11]),
-        context,
+        Context::new(trading_day, instrument, range),
     )
 }
 
