@@ -422,6 +422,11 @@ impl Stream {
                     (archive::read_after(&engine, after, below, &filter)?, false)
                 }
             };
+            // A retention applied while this read ran may have dropped events it did not
+            // see: the stream then cannot go on from here, whatever the read found.
+            if let Err(earliest) = archive::locate(&engine, after, &filter)? {
+                return Ok(Err(earliest));
+            }
             let encoded = if encode {
                 read.batches.iter().map(batch_encoded).collect()
             } else {
