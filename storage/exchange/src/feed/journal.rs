@@ -92,16 +92,19 @@ pub fn earliest(engine: &Engine) -> Result<Option<Position>> {
 /// The lowest log index whose events the journal may still hold: retention has dropped every
 /// event below it (0 when nothing was ever dropped).
 pub fn floor(engine: &Engine) -> Result<u64> {
-    let key = keys::journal_floor();
-    match engine.get(&key)? {
-        Some(v) => {
-            let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| {
-                bad_value(&key, format!("a journal floor of {} bytes, not 8", v.len()))
-            })?;
-            Ok(u64::from_be_bytes(bytes))
-        }
-        None => Ok(0),
-    }
+    Ok(stored_u64(engine, &keys::journal_floor(), "journal floor")?.unwrap_or(0))
+}
+
+/// The `u64` (big-endian) stored at `key`, if any; `what` names it in an error.
+pub(crate) fn stored_u64(engine: &Engine, key: &[u8], what: &str) -> Result<Option<u64>> {
+    let Some(v) = engine.get(key)? else {
+        return Ok(None);
+    };
+    let bytes: [u8; 8] = v
+        .as_ref()
+        .try_into()
+        .map_err(|_| bad_value(key, format!("a {what} of {} bytes, not 8", v.len())))?;
+    Ok(Some(u64::from_be_bytes(bytes)))
 }
 
 /// Whether a stream that has seen everything up to `cursor` can go on from the journal: no

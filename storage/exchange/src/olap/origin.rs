@@ -104,27 +104,25 @@ pub(super) fn put_superseded(batch: &mut WriteBatch, p: Position) {
 /// trade event. Where it is below the journal's floor, ticks and trades below the floor are
 /// replayed from Parquet.
 pub fn replay_floor(engine: &Engine) -> Result<u64> {
-    let key = replay_floor_key();
-    match engine.get(&key)? {
-        Some(v) => {
-            let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| {
-                bad_value(&key, format!("a replay floor of {} bytes, not 8", v.len()))
-            })?;
-            Ok(u64::from_be_bytes(bytes))
-        }
+    match stored_replay_floor(engine)? {
+        Some(floor) => Ok(floor),
         // Never set: nothing was dropped since origins were recorded, or the journal was
         // trimmed before that and nothing below its floor can be trusted.
         None => journal::floor(engine),
     }
 }
 
-/// Sets the replay floor in `batch` to `floor` when that raises it.
+fn stored_replay_floor(engine: &Engine) -> Result<Option<u64>> {
+    journal::stored_u64(engine, &replay_floor_key(), "replay floor")
+}
+
+/// Sets the replay floor in `batch` to `floor` when that raises it (or it was never set).
 pub(super) fn raise_replay_floor(
     engine: &Engine,
     batch: &mut WriteBatch,
     floor: u64,
 ) -> Result<()> {
-    if engine.get(&replay_floor_key())?.is_none() || floor > replay_floor(engine)? {
+    if stored_replay_floor(engine)?.is_none_or(|stored| floor > stored) {
         batch.put(
             replay_floor_key(),
             Bytes::copy_from_slice(&floor.to_be_bytes()),
