@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use qastore_exchange::feed::snapshot::{read_state, StateSnapshot};
-use qastore_exchange::feed::{archive, journal, EventFilter, Position};
+use qastore_exchange::feed::{archive, EventFilter, Position};
 use qastore_proto::v1 as pb;
 
 use super::convert::position_from_pb;
@@ -87,24 +87,11 @@ pub async fn resolve(
         }
         Start::Time(t) => {
             let engine = raft.engine()?;
+            let filter = filter.clone();
             blocking(move || {
                 let applied = engine.applied_index();
-                let floor = journal::floor(&engine)?;
-                match journal::first_at_or_after(&engine, t)? {
-                    Some(index) => {
-                        let cursor = Position::end_of(index.saturating_sub(1));
-                        // Retention dropped batches before the first one kept; any of them
-                        // may have been committed after `t`.
-                        let first_kept = journal::first_at_or_after(&engine, i64::MIN)?;
-                        if floor > 0 && first_kept == Some(index) {
-                            let earliest =
-                                journal::earliest(&engine)?.unwrap_or(Position::new(floor, 0));
-                            return Err(too_old(format!("start time {t}"), earliest));
-                        }
-                        Ok(cursor)
-                    }
-                    None => Ok(Position::end_of(applied)),
-                }
+                archive::time_start(&engine, t, &filter, applied)?
+                    .map_err(|earliest| too_old(format!("start time {t}"), earliest))
             })
             .await
             .map(cursor_only)

@@ -826,7 +826,24 @@ async fn ticks_and_trades_older_than_the_journal_replay_from_parquet_then_follow
         ..Default::default()
     });
     let mut s = open(&mut feed, req.clone()).await;
-    assert_eq!(got(&events(&mut s, want.len()).await), want);
+    let replayed = events(&mut s, want.len()).await;
+    assert_eq!(got(&replayed), want);
+    // At a time the journal no longer holds: from the first batch committed then, found in
+    // the parts' commit times.
+    let third = replayed
+        .iter()
+        .find(|e| e.position.unwrap().log_index >= written[2].1)
+        .unwrap();
+    let mut at_time = req.clone();
+    at_time.start = Some(pb::StartAt {
+        at: Some(pb::start_at::At::TimeNs(third.commit_time_ns)),
+    });
+    let from = want
+        .iter()
+        .position(|(p, _)| p.index >= position(third).index)
+        .unwrap();
+    let mut t = open(&mut feed, at_time).await;
+    assert_eq!(got(&events(&mut t, want.len() - from).await), want[from..]);
     // Then live, with no gap.
     let live = [(6, solo.write(6).await)];
     let more: Vec<_> = expected(&live)

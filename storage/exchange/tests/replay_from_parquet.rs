@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use qastore_exchange::apply::{apply, Outcome};
+use qastore_exchange::apply::{apply, stage, Outcome};
 use qastore_exchange::calendar::TradingCalendar;
 use qastore_exchange::datagen::{ExchangeGen, GenConfig};
 use qastore_exchange::feed::archive::{self, Source};
 use qastore_exchange::feed::{journal, EventFilter, EventKind, Position};
-use qastore_exchange::keys::Stream;
+use qastore_exchange::keys::{self, Stream};
 use qastore_exchange::olap::{self, RetentionPolicy};
 use qastore_exchange::record::Record;
 use qastore_lsm::vfs::OsVfs;
@@ -18,8 +18,9 @@ use qastore_lsm::{Engine, EngineConfig, WriteBatch};
 const DAY1: u32 = 20241202;
 const DAY2: u32 = 20241203;
 
-/// An engine with two trading days of three instruments applied, the log index of the last
-/// batch of each day, and the instrument ids.
+/// An engine with two trading days of three instruments applied, each batch committed at its
+/// log index in milliseconds ([`committed_at`]), the log index of the last batch of each day,
+/// and the instrument ids.
 struct Loaded {
     engine: Engine,
     day1_last: u64,
@@ -44,7 +45,10 @@ fn loaded() -> Loaded {
     for day in [DAY1, DAY2] {
         for b in gen.trading_day(day) {
             index += 1;
-            apply(&engine, &b, index).unwrap();
+            let mut staged = stage(&engine, &b, index).unwrap();
+            let time = journal::encode_time(committed_at(index));
+            staged.batch.put(keys::commit_time(index), time);
+            engine.apply(&staged.batch, index).unwrap();
         }
         if day == DAY1 {
             day1_last = index;
@@ -57,6 +61,11 @@ fn loaded() -> Loaded {
         instruments: gen.instrument_ids(),
         _dir: dir,
     }
+}
+
+/// When the batch at `index` of [`loaded`] was committed.
+fn committed_at(index: u64) -> i64 {
+    index as i64 * 1_000_000
 }
 
 fn ticks_and_trades(instruments: &[&str]) -> EventFilter {
@@ -164,6 +173,50 @@ fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_eac
 }
 
 #[test]
+fn a_time_start_older_than_the_journal_finds_its_batch_in_parquet() {
+    let l = loaded();
+    let e = &l.engine;
+    let all = ticks_and_trades(&[]);
+    let one = ticks_and_trades(&[l.instruments[0].as_str()]);
+    let start = Position::end_of(0);
+    let before_all = replay(e, &all, start).unwrap();
+    let before_one = replay(e, &one, start).unwrap();
+    convert_day1(e, l.last + 1);
+    let cutoff = l.day1_last + 1;
+    drop_journal_before(e, cutoff, l.last + 3);
+    let applied = e.applied_index();
+
+    // Every event committed at or after the time, and none before, for each filter: times in
+    // the converted day, at the journal's floor, in the journal, and before everything.
+    let times = [0, l.day1_last / 3, l.day1_last - 1, cutoff, l.last - 5].map(committed_at);
+    for time in times {
+        for (filter, before) in [(&all, &before_all), (&one, &before_one)] {
+            let cursor = archive::time_start(e, time, filter, applied)
+                .unwrap()
+                .unwrap_or_else(|earliest| panic!("time {time} refused, earliest {earliest}"));
+            let want: Vec<Event> = before
+                .iter()
+                .filter(|ev| committed_at(ev.0.index) >= time)
+                .cloned()
+                .collect();
+            assert!(!want.is_empty());
+            assert_eq!(replay(e, filter, cursor).unwrap(), want, "time {time}");
+        }
+    }
+    // A time after every batch starts at the tail.
+    assert_eq!(
+        archive::time_start(e, committed_at(l.last + 100), &all, applied).unwrap(),
+        Ok(Position::end_of(applied))
+    );
+    // Orders are not in Parquet: their time start is refused with the journal's earliest.
+    let orders = EventFilter::new(vec![EventKind::Orders], vec![], vec![], vec![], None).unwrap();
+    assert_eq!(
+        archive::time_start(e, committed_at(1), &orders, applied).unwrap(),
+        Err(journal::earliest(e).unwrap().unwrap())
+    );
+}
+
+#[test]
 fn a_dropped_event_that_no_part_holds_raises_the_replay_floor_above_it() {
     let l = loaded();
     let e = &l.engine;
@@ -196,6 +249,22 @@ fn a_dropped_event_that_no_part_holds_raises_the_replay_floor_above_it() {
         replay(e, &all, Position::end_of(floor - 1)).unwrap(),
         before[from..]
     );
+    // A time before the floor cannot be placed; one after it can.
+    let applied = e.applied_index();
+    assert_eq!(
+        archive::time_start(e, committed_at(1), &all, applied).unwrap(),
+        Err(Position::new(floor, 0))
+    );
+    let later = before[from + 10].0.index;
+    let cursor = archive::time_start(e, committed_at(later), &all, applied)
+        .unwrap()
+        .unwrap();
+    let want: Vec<Event> = before
+        .iter()
+        .filter(|ev| ev.0.index >= later)
+        .cloned()
+        .collect();
+    assert_eq!(replay(e, &all, cursor).unwrap(), want);
 
     // The second day was never converted: dropping its events from the journal loses them.
     index += 1;

@@ -66,6 +66,65 @@ pub fn oldest_start(engine: &Engine, filter: &EventFilter) -> Result<Position> {
     Ok(Position::end_of(floor.saturating_sub(1)))
 }
 
+/// Where a stream with `filter` that starts at `time_ns` begins: right before the first batch
+/// committed at or after that time (after `applied`, this node's last applied batch, when none
+/// is yet). Batches the journal dropped may have been committed after `time_ns`; for a stream
+/// of ticks and trades their commit times are read from Parquet. `Err` with the earliest
+/// position a stream can still start at when what is left cannot tell.
+pub fn time_start(
+    engine: &Engine,
+    time_ns: i64,
+    filter: &EventFilter,
+    applied: u64,
+) -> Result<std::result::Result<Position, Position>> {
+    let below = journal::floor(engine)?;
+    let found = journal::first_at_or_after(engine, time_ns)?;
+    let Some(index) = found else {
+        return Ok(Ok(Position::end_of(applied)));
+    };
+    let in_journal = Ok(Ok(Position::end_of(index.saturating_sub(1))));
+    // The first batch the journal still holds is already at or after the time: some of those
+    // dropped before it may be too.
+    if below == 0 || journal::first_at_or_after(engine, i64::MIN)? != found {
+        return in_journal;
+    }
+    let journal_refusal = journal::earliest(engine)?.unwrap_or(Position::new(below, 0));
+    if !replayable(filter) {
+        return Ok(Err(journal_refusal));
+    }
+    let floor = olap::replay_floor(engine)?;
+    if floor >= below {
+        return Ok(Err(journal_refusal));
+    }
+    // Every tick and trade, not only those of the filter: the first archived batch of the
+    // filter's own instruments may come long after the first of all.
+    let all = EventFilter::of_kinds(&[EventKind::Ticks, EventKind::Trades]);
+    let mut after = Position::end_of(floor.saturating_sub(1));
+    let mut first = true;
+    while after.successor().index < below {
+        let read = read_after(engine, after, below, &all)?;
+        for batch in read.batches.iter().filter(|b| b.commit_ns != 0) {
+            if batch.commit_ns >= time_ns {
+                // Batches below the replay floor are gone from both: the first one the files
+                // hold being at or after the time says nothing about them.
+                if first && floor > 1 {
+                    return Ok(Err(Position::new(floor, 0)));
+                }
+                return Ok(Ok(Position::end_of(batch.index.saturating_sub(1))));
+            }
+            first = false;
+        }
+        after = read
+            .covered_through
+            .unwrap_or(Position::end_of(below.saturating_sub(1)));
+    }
+    if first && floor > 1 {
+        return Ok(Err(Position::new(floor, 0)));
+    }
+    // Every archived event was committed before the time.
+    in_journal
+}
+
 /// Whether the filter selects only ticks and trades, the kinds Parquet holds.
 pub fn replayable(filter: &EventFilter) -> bool {
     !filter.kinds().is_empty()

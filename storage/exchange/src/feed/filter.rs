@@ -101,6 +101,14 @@ impl EventFilter {
         EventFilter::default()
     }
 
+    /// A filter that lets every event of these kinds through.
+    pub fn of_kinds(kinds: &[EventKind]) -> EventFilter {
+        EventFilter {
+            kinds: kinds.to_vec(),
+            ..EventFilter::default()
+        }
+    }
+
     /// A checked filter. Ids must be 1 to [`MAX_FILTER_ID_BYTES`] bytes without control
     /// characters; a list holds at most [`MAX_FILTER_ENTRIES`].
     pub fn new(
