@@ -34,6 +34,7 @@
 //! pending_compaction_stop_bytes = 68719476736      # 64 GiB: writes wait
 //! max_write_delay_ms = 10          # the longest delay of one write while slowing down
 //! compaction_threads = 1
+//! background_nice = 10             # flush and compaction run this much nicer (0 to 19)
 //! block_bytes = 4096               # table data block size
 //! bloom_bits_per_key = 10          # bloom filter bits per key
 //!
@@ -373,6 +374,7 @@ mod tests {
             pending_compaction_stop_bytes = 1000009
             max_write_delay_ms = 13
             compaction_threads = 2
+            background_nice = 4
             block_bytes = 8192
             bloom_bits_per_key = 14
             [wal]
@@ -398,6 +400,7 @@ mod tests {
         assert_eq!(e.pending_compaction_stop_bytes, 1_000_009);
         assert_eq!(e.max_write_delay, std::time::Duration::from_millis(13));
         assert_eq!(e.compaction_threads, 2);
+        assert_eq!(e.background_nice, 4);
         assert_eq!(e.table.block_bytes, 8192);
         assert_eq!(e.table.bloom_bits_per_key, 14);
         assert_eq!(r.wal.segment_bytes, 1_000_011);

@@ -39,6 +39,8 @@ pub struct EngineSection {
     pub max_write_delay_ms: Option<u64>,
     /// Threads running compactions.
     pub compaction_threads: Option<usize>,
+    /// How much nicer (Linux niceness, 0 to 19) the flush and compaction threads run.
+    pub background_nice: Option<i32>,
     /// Size of a table's data block.
     pub block_bytes: Option<usize>,
     /// Bloom filter bits per key.
@@ -70,6 +72,7 @@ impl EngineSection {
             self.max_write_delay_ms.map(Duration::from_millis),
         );
         set(&mut o.compaction_threads, self.compaction_threads);
+        set(&mut o.background_nice, self.background_nice);
         set(&mut o.table.block_bytes, self.block_bytes);
         set(&mut o.table.bloom_bits_per_key, self.bloom_bits_per_key);
         o
@@ -115,6 +118,7 @@ fn engine_key(option: &str, o: &EngineConfig) -> &'static str {
         "level1_bytes" => "engine.level1_bytes",
         "level_multiplier" => "engine.level_multiplier",
         "table.block_bytes" => "engine.block_bytes",
+        "background_nice" => "engine.background_nice",
         _ => "engine",
     }
 }
@@ -265,6 +269,8 @@ mod tests {
             ("[engine]\nlevel_multiplier = 1", "engine.level_multiplier"),
             ("[engine]\nblock_bytes = 0", "engine.block_bytes"),
             ("[engine]\ncompaction_threads = 0", "engine.compaction_threads"),
+            ("[engine]\nbackground_nice = 20", "engine.background_nice"),
+            ("[engine]\nbackground_nice = -1", "engine.background_nice"),
             ("[wal]\nsegment_bytes = 0", "wal.segment_bytes"),
             ("[wal]\nmax_entry_bytes = 0", "wal.max_entry_bytes"),
             ("[wal]\nmax_entry_bytes = 1048575", "wal.max_entry_bytes"),

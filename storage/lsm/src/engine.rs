@@ -165,11 +165,15 @@ impl Engine {
             compaction: Mutex::new(CompactionState::default()),
         });
         let mut threads = Vec::new();
+        let nice = inner.opts.background_nice;
         let spawn = |name: String, body: fn(Arc<Inner>)| {
             let worker = inner.clone();
             std::thread::Builder::new()
                 .name(name.clone())
-                .spawn(move || body(worker))
+                .spawn(move || {
+                    crate::background::run_nicer(nice);
+                    body(worker)
+                })
                 .map_err(|e| Error::io("spawn", name, e))
         };
         let mut start = || -> Result<()> {

@@ -110,6 +110,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod background;
 mod batch;
 pub mod checkpoint;
 pub mod codec;

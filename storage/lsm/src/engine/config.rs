@@ -40,6 +40,11 @@ pub struct EngineConfig {
     pub max_write_delay: Duration,
     /// Threads running compactions.
     pub compaction_threads: usize,
+    /// How much nicer than the rest of the process the flush and compaction threads run
+    /// (Linux thread niceness, 0 to 19; 0 leaves them alone). When CPU is short they yield
+    /// to the threads that append, replicate and serve, which latency depends on, and still
+    /// get the idle CPU; writes wait for them only once frozen memtables or level 0 pile up.
+    pub background_nice: i32,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +66,7 @@ impl Default for EngineConfig {
             pending_compaction_stop_bytes: 64 << 30,
             max_write_delay: Duration::from_millis(10),
             compaction_threads: 1,
+            background_nice: 10,
         }
     }
 }
@@ -106,6 +112,9 @@ impl EngineConfig {
         }
         if self.level_multiplier < 2 {
             return bad("level_multiplier", "must be at least 2".into());
+        }
+        if !(0..=19).contains(&self.background_nice) {
+            return bad("background_nice", "must be 0 to 19".into());
         }
         if self.table.block_bytes == 0 || self.table.restart_interval == 0 {
             return bad(
