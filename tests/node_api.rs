@@ -64,6 +64,25 @@ async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_con
     .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("max_staleness_ms"), "{}", e.message());
+
+    // A client that knows every node learns the leader from the first forwarded answer and
+    // writes there from then on; one that knows only the follower keeps writing through it.
+    let everyone = [c.api(f[0]), c.api(leader), c.api(f[1])];
+    let everyone = Client::new(&everyone, ClientConfig::default()).unwrap();
+    let mut k = 0;
+    for (client, n) in [(&everyone, 4), (&via_follower, 2)] {
+        for _ in 0..n {
+            k += 1;
+            let r = client.write(vec![order("u2", &format!("o{k}"))], pb::AckLevel::Quorum);
+            r.await.unwrap();
+        }
+    }
+    let (_, page) = c.http_get(f[0], "/metrics").unwrap();
+    let forwarded = page
+        .lines()
+        .find_map(|l| l.strip_prefix("qastore_writes_forwarded_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok());
+    assert_eq!(forwarded, Some(1.0 + 1.0 + 2.0), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

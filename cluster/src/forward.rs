@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Request, Response, Status};
 
 use crate::error::ApiError;
@@ -42,7 +42,9 @@ pub fn route(node: &Node, forwarded: bool) -> Result<Route, ApiError> {
 }
 
 /// Sends the caller's write to the leader at `leader_api` with the caller's own metadata, the
-/// time left of its deadline, and the mark that stops the leader from forwarding it again.
+/// time left of its deadline, and the mark that stops the leader from forwarding it again. The
+/// answer names the leader (`qastore-leader`), so a client can send its next writes there
+/// and save the hop.
 pub async fn forward(
     node: &Node,
     metadata: &MetadataMap,
@@ -61,7 +63,12 @@ pub async fn forward(
     fwd.metadata_mut()
         .insert(api_metadata::FORWARDED, node.raft.id().into());
     match tokio::time::timeout(timeout, client.write(fwd)).await {
-        Ok(Ok(r)) => Ok(r),
+        Ok(Ok(mut r)) => {
+            if let Ok(v) = MetadataValue::try_from(leader_api) {
+                r.metadata_mut().insert(api_metadata::LEADER, v);
+            }
+            Ok(r)
+        }
         // The leader this node knows of cannot be reached: most likely it is gone and an
         // election is due.
         Ok(Err(s)) if s.code() == tonic::Code::Unavailable && s.metadata().is_empty() => {

@@ -151,6 +151,22 @@ impl Client {
         }
     }
 
+    /// Learns the leader from a successful answer that a follower forwarded (it names the
+    /// leader), when that leader is one of this client's endpoints: the next writes go there
+    /// directly. A leader at an address the caller did not give may not be reachable from
+    /// here, so forwarding stays the way to it.
+    fn note_forwarded(&self, metadata: &tonic::metadata::MetadataMap) {
+        let Some(hint) = metadata
+            .get(api_metadata::LEADER)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return;
+        };
+        if self.endpoints.iter().any(|e| e == hint) {
+            *self.leader.lock() = Some(hint.to_string());
+        }
+    }
+
     /// Writes `records` as one batch with a new request id, retrying through leader changes.
     pub async fn write(
         &self,
@@ -183,7 +199,10 @@ impl Client {
                 client
                     .write(self.request(req))
                     .await
-                    .map(|r| r.into_inner())
+                    .map(|r| {
+                        self.note_forwarded(r.metadata());
+                        r.into_inner()
+                    })
                     .map_err(ClientError::from)
             }
         })
