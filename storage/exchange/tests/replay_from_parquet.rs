@@ -119,22 +119,53 @@ fn drop_journal_before(e: &Engine, cutoff: u64, index: u64) {
     olap::retain(e, policy, index, WriteBatch::new()).unwrap();
 }
 
-#[test]
-fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_each_once() {
+/// [`loaded`], with the first day converted and then dropped from the journal, and what
+/// every tick and trade, and those of one instrument, replayed as before that.
+struct Archived {
+    l: Loaded,
+    all: EventFilter,
+    one: EventFilter,
+    before_all: Vec<Event>,
+    before_one: Vec<Event>,
+    /// The journal's floor: the first log index of the second day.
+    cutoff: u64,
+}
+
+fn first_day_archived() -> Archived {
     let l = loaded();
     let e = &l.engine;
     let all = ticks_and_trades(&[]);
     let one = ticks_and_trades(&[l.instruments[0].as_str()]);
-    let start = Position::end_of(0);
-    let before_all = replay(e, &all, start).unwrap();
-    let before_one = replay(e, &one, start).unwrap();
-    assert!(before_all.len() > 1_000, "{} events", before_all.len());
-    assert!(!before_one.is_empty() && before_one.len() < before_all.len());
-
+    let before_all = replay(e, &all, Position::end_of(0)).unwrap();
+    let before_one = replay(e, &one, Position::end_of(0)).unwrap();
     convert_day1(e, l.last + 1);
-    // Every event of the first day leaves the journal.
     let cutoff = l.day1_last + 1;
     drop_journal_before(e, cutoff, l.last + 3);
+    Archived {
+        l,
+        all,
+        one,
+        before_all,
+        before_one,
+        cutoff,
+    }
+}
+
+#[test]
+fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_each_once() {
+    let Archived {
+        l,
+        all,
+        one,
+        before_all,
+        before_one,
+        cutoff,
+    } = first_day_archived();
+    let e = &l.engine;
+    let start = Position::end_of(0);
+    assert!(before_all.len() > 1_000, "{} events", before_all.len());
+    assert!(!before_one.is_empty() && before_one.len() < before_all.len());
+    // Every event of the first day left the journal.
     assert_eq!(journal::floor(e).unwrap(), cutoff);
     assert_eq!(olap::replay_floor(e).unwrap(), 0);
     assert_eq!(
@@ -174,16 +205,15 @@ fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_eac
 
 #[test]
 fn a_time_start_older_than_the_journal_finds_its_batch_in_parquet() {
-    let l = loaded();
+    let Archived {
+        l,
+        all,
+        one,
+        before_all,
+        before_one,
+        cutoff,
+    } = first_day_archived();
     let e = &l.engine;
-    let all = ticks_and_trades(&[]);
-    let one = ticks_and_trades(&[l.instruments[0].as_str()]);
-    let start = Position::end_of(0);
-    let before_all = replay(e, &all, start).unwrap();
-    let before_one = replay(e, &one, start).unwrap();
-    convert_day1(e, l.last + 1);
-    let cutoff = l.day1_last + 1;
-    drop_journal_before(e, cutoff, l.last + 3);
     let applied = e.applied_index();
 
     // Every event committed at or after the time, and none before, for each filter: times in
