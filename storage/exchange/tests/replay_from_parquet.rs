@@ -205,22 +205,15 @@ fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_eac
 
 #[test]
 fn a_time_start_older_than_the_journal_finds_its_batch_in_parquet() {
-    let Archived {
-        l,
-        all,
-        one,
-        before_all,
-        before_one,
-        cutoff,
-    } = first_day_archived();
-    let e = &l.engine;
+    let a = first_day_archived();
+    let (l, e) = (&a.l, &a.l.engine);
     let applied = e.applied_index();
 
     // Every event committed at or after the time, and none before, for each filter: times in
     // the converted day, at the journal's floor, in the journal, and before everything.
-    let times = [0, l.day1_last / 3, l.day1_last - 1, cutoff, l.last - 5].map(committed_at);
+    let times = [0, l.day1_last / 3, l.day1_last - 1, a.cutoff, l.last - 5].map(committed_at);
     for time in times {
-        for (filter, before) in [(&all, &before_all), (&one, &before_one)] {
+        for (filter, before) in [(&a.all, &a.before_all), (&a.one, &a.before_one)] {
             let cursor = archive::time_start(e, time, filter, applied)
                 .unwrap()
                 .unwrap_or_else(|earliest| panic!("time {time} refused, earliest {earliest}"));
@@ -235,7 +228,7 @@ fn a_time_start_older_than_the_journal_finds_its_batch_in_parquet() {
     }
     // A time after every batch starts at the tail.
     assert_eq!(
-        archive::time_start(e, committed_at(l.last + 100), &all, applied).unwrap(),
+        archive::time_start(e, committed_at(l.last + 100), &a.all, applied).unwrap(),
         Ok(Position::end_of(applied))
     );
     // Orders are not in Parquet: their time start is refused with the journal's earliest.
