@@ -82,11 +82,10 @@ pub fn time_start(
     let Some(index) = found else {
         return Ok(Ok(Position::end_of(applied)));
     };
-    let in_journal = Ok(Ok(Position::end_of(index.saturating_sub(1))));
-    // The first batch the journal still holds is already at or after the time: some of those
-    // dropped before it may be too.
+    // Unless the first batch the journal still holds is already at or after the time, the
+    // batches dropped before it were all committed earlier.
     if below == 0 || journal::first_at_or_after(engine, i64::MIN)? != found {
-        return in_journal;
+        return Ok(Ok(Position::end_of(index.saturating_sub(1))));
     }
     let journal_refusal = journal::earliest(engine)?.unwrap_or(Position::new(below, 0));
     if !replayable(filter) {
@@ -100,29 +99,29 @@ pub fn time_start(
     // filter's own instruments may come long after the first of all.
     let all = EventFilter::of_kinds(&[EventKind::Ticks, EventKind::Trades]);
     let mut after = Position::end_of(floor.saturating_sub(1));
-    let mut first = true;
-    while after.successor().index < below {
+    let mut any_before = false;
+    let mut archived_at = None;
+    'read: while after.successor().index < below {
         let read = read_after(engine, after, below, &all)?;
         for batch in read.batches.iter().filter(|b| b.commit_ns != 0) {
             if batch.commit_ns >= time_ns {
-                // Batches below the replay floor are gone from both: the first one the files
-                // hold being at or after the time says nothing about them.
-                if first && floor > 1 {
-                    return Ok(Err(Position::new(floor, 0)));
-                }
-                return Ok(Ok(Position::end_of(batch.index.saturating_sub(1))));
+                archived_at = Some(batch.index);
+                break 'read;
             }
-            first = false;
+            any_before = true;
         }
         after = read
             .covered_through
             .unwrap_or(Position::end_of(below.saturating_sub(1)));
     }
-    if first && floor > 1 {
+    // Batches below the replay floor are gone from both: unless the files hold one committed
+    // before the time, any of those may have been committed after it.
+    if !any_before && floor > 1 {
         return Ok(Err(Position::new(floor, 0)));
     }
-    // Every archived event was committed before the time.
-    in_journal
+    // With every archived event committed before the time, the journal's batch is the first.
+    let first = archived_at.unwrap_or(index);
+    Ok(Ok(Position::end_of(first.saturating_sub(1))))
 }
 
 /// Whether the filter selects only ticks and trades, the kinds Parquet holds.
