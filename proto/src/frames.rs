@@ -106,6 +106,9 @@ impl Encoder for FrameEncoder {
     type Error = Status;
 
     fn encode(&mut self, item: SubscribeFrame, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        // A frame of many events is megabytes: room for all of it at once, not one regrowth
+        // (and copy of what is written so far) after another.
+        dst.reserve(item.encoded_len());
         item.encode(dst);
         Ok(())
     }

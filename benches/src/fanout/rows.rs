@@ -132,7 +132,7 @@ pub struct Replay {
     pub events: u64,
     /// From the subscribe call to the last event.
     pub took: Duration,
-    /// Where the CPU went (until the stream went quiet).
+    /// Where the CPU went, up to the last poll that saw events arrive.
     pub cpu: CpuSplit,
 }
 
@@ -153,9 +153,18 @@ pub async fn replay<S: FeedSystem>(sys: &Arc<S>, quiet: Duration) -> Result<Repl
     let mark = CpuMark::now(&pids);
     let started = Instant::now();
     let sub = sys.subscribe(node, Start::Oldest, false, tap.clone());
+    // The CPU split as of the last poll that saw events arrive: the quiet wait after the last
+    // event would otherwise dilute it.
+    let mut cpu = None;
+    let mut seen = None;
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        match tap.last_at() {
+        let last = tap.last_at();
+        if last != seen {
+            seen = last;
+            cpu = Some(mark.split(&pids));
+        }
+        match last {
             Some(last) if last.elapsed() >= quiet => break,
             None if started.elapsed() > GIVE_UP => {
                 return Err("no event arrived".into());
@@ -163,9 +172,9 @@ pub async fn replay<S: FeedSystem>(sys: &Arc<S>, quiet: Duration) -> Result<Repl
             _ => {}
         }
     }
-    let cpu = mark.split(&pids);
     drop(sub);
     let last = tap.last_at().ok_or("no event arrived")?;
+    let cpu = cpu.unwrap_or_else(|| mark.split(&pids));
     Ok(Replay {
         events: tap.snapshot().events,
         took: last.duration_since(started),
