@@ -229,23 +229,7 @@ async fn a_consumer_acked_on_a_follower_resumes_on_another_node_after_the_leader
     // Acknowledged through a follower (once it has applied the batch), up to the fourth event
     // of the first batch.
     let acked = position(first, 3);
-    let deadline = Instant::now() + PATIENCE;
-    let cursor = loop {
-        match feed
-            .ack(pb::AckRequest {
-                consumer: "risk".into(),
-                position: Some(acked),
-            })
-            .await
-        {
-            Ok(r) => break r.into_inner().cursor,
-            Err(e) if e.code() == Code::InvalidArgument && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("{e:?}"),
-        }
-    };
-    assert_eq!(cursor, Some(acked));
+    ack_when_applied(&nodes, f1, "risk", acked).await;
     // An older ack changes nothing.
     let back = feed
         .ack(pb::AckRequest {
@@ -279,18 +263,41 @@ async fn a_consumer_acked_on_a_follower_resumes_on_another_node_after_the_leader
     assert!(listed.consumers[0].lag_entries >= second - first);
 
     // A stream of the consumer on the other follower resumes right after the ack.
-    let mut stream = nodes
-        .feed(f2)
+    let mut stream = consumer_stream(&nodes, f2, "risk").await;
+    let seen = positions(&mut stream, n - 4 + 1).await;
+    assert_eq!(seen[0], position(first, 4));
+    assert_eq!(seen[n - 4 - 1], position(first, n as u32 - 1));
+    assert_eq!(seen[n - 4], position(second, 0));
+    drop(stream);
+    nodes.stop_all().await;
+}
+
+/// A stream of `consumer` on node `id`, from where the consumer is.
+async fn consumer_stream(
+    nodes: &Nodes,
+    id: u64,
+    consumer: &str,
+) -> tonic::Streaming<pb::SubscribeResponse> {
+    nodes
+        .feed(id)
         .subscribe(pb::SubscribeRequest {
-            consumer: "risk".into(),
+            consumer: consumer.into(),
             ..Default::default()
         })
         .await
         .unwrap()
-        .into_inner();
+        .into_inner()
+}
+
+/// The positions of the next events `stream` sends, at least `count` of them (all of the
+/// frame that reaches the count).
+async fn positions(
+    stream: &mut tonic::Streaming<pb::SubscribeResponse>,
+    count: usize,
+) -> Vec<pb::Position> {
     let mut seen = Vec::new();
     let deadline = Instant::now() + PATIENCE;
-    while seen.len() < n - 4 + 1 {
+    while seen.len() < count {
         assert!(
             Instant::now() < deadline,
             "the stream stalled after {seen:?}"
@@ -304,11 +311,7 @@ async fn a_consumer_acked_on_a_follower_resumes_on_another_node_after_the_leader
             seen.extend(b.events.into_iter().map(|e| e.position.unwrap()));
         }
     }
-    assert_eq!(seen[0], position(first, 4));
-    assert_eq!(seen[n - 4 - 1], position(first, n as u32 - 1));
-    assert_eq!(seen[n - 4], position(second, 0));
-    drop(stream);
-    nodes.stop_all().await;
+    seen
 }
 
 /// Acks `position` for `consumer` on node `id`, retrying while the node has not applied it.
@@ -345,30 +348,12 @@ async fn a_stream_creates_its_consumer_and_its_node_takes_acks_only_of_what_it_d
     let (f1, f2) = (followers[0], followers[1]);
 
     // An unknown consumer is created by its first stream, at the live tail.
-    let mut stream = nodes
-        .feed(f1)
-        .subscribe(pb::SubscribeRequest {
-            consumer: "audit".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = consumer_stream(&nodes, f1, "audit").await;
     let created = cursor_once_created(&nodes, f2, "audit").await;
 
     let (index, n) = write(&nodes, leader, 1, 20241202).await;
     assert!(created.log_index < index);
-    let mut seen = Vec::new();
-    while seen.len() < n {
-        let frame = tokio::time::timeout(PATIENCE, stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Some(pb::subscribe_response::Frame::Events(b)) = frame.frame {
-            seen.extend(b.events.into_iter().map(|e| e.position.unwrap()));
-        }
-    }
+    let seen = positions(&mut stream, n).await;
     let last = position(index, n as u32 - 1);
     assert_eq!(seen.last(), Some(&last));
 
