@@ -14,11 +14,11 @@
 //! from an insert in the same read, else one point read of the engine per order, on the
 //! blocking pool (the journal read does it in its own blocking step).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use qastore_exchange::feed::archive::{self, Source};
+use qastore_exchange::feed::archive::{self, OpenParts, Source};
 use qastore_exchange::feed::conflate::Conflator;
 use qastore_exchange::feed::{
     journal, order_place, CommittedBatch, EventFilter, OrderPlaces, Position,
@@ -38,6 +38,9 @@ use crate::node::Node;
 
 /// Events one step looks at, from the live feed or the journal.
 const STEP_EVENTS: usize = 8192;
+/// Parquet rows a read of ticks and trades that the journal dropped decodes at least (whole
+/// windows of overlapping row groups, half an hour of each part they reach).
+const ARCHIVE_WINDOW_ROWS: u64 = 1 << 16;
 
 /// How a stream delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +140,9 @@ struct Stream {
     conflator: Conflator,
     /// The next journal read, started while the previous one is sent.
     prefetch: Option<JournalFetch>,
+    /// The Parquet parts the stream's reads below the journal's floor go through, and the
+    /// engine they were opened from (a snapshot install replaces it).
+    archive: Arc<Mutex<(Weak<Engine>, OpenParts)>>,
     /// The commit time of the last event taken.
     taken_commit_ns: i64,
     gauge: feed_metrics::StreamGauge,
@@ -172,6 +178,7 @@ pub async fn run(
         held: Vec::new(),
         conflator: Conflator::new(),
         prefetch: None,
+        archive: Arc::new(Mutex::new((Weak::new(), OpenParts::new()))),
         taken_commit_ns: 0,
         gauge: feed_metrics::StreamGauge::open(),
     };
@@ -407,6 +414,7 @@ impl Stream {
         let engine = self.engine().await;
         let filter = self.spec.filter.clone();
         let encode = !matches!(self.spec.mode, Mode::Conflated(_));
+        let parts = self.archive.clone();
         let handle = tokio::task::spawn_blocking(move || {
             // Applied first: the scan's view, taken after, holds at least everything up to it.
             let applied = engine.applied_index();
@@ -419,7 +427,18 @@ impl Stream {
                 }
                 // The journal takes over at its floor, on a later read.
                 Ok(Source::Archive { below }) => {
-                    (archive::read_after(&engine, after, below, &filter)?, false)
+                    let mut guard = match parts.lock() {
+                        Ok(g) => g,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                    let (opened_from, open) = &mut *guard;
+                    if !Weak::ptr_eq(opened_from, &Arc::downgrade(&engine)) {
+                        *opened_from = Arc::downgrade(&engine);
+                        *open = OpenParts::new();
+                    }
+                    let window = ARCHIVE_WINDOW_ROWS;
+                    let read = archive::read_after(&engine, after, below, &filter, window, open)?;
+                    (read, false)
                 }
             };
             // A retention applied while this read ran may have dropped events it did not

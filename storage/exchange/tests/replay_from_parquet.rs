@@ -83,13 +83,33 @@ fn ticks_and_trades(instruments: &[&str]) -> EventFilter {
 type Event = (Position, Record, Outcome);
 
 /// Every event after `after` matching `filter`, read as a stream does: from Parquet below the
-/// journal's floor, then from the journal. `Err` with the earliest start when some are gone.
-fn replay(e: &Engine, filter: &EventFilter, mut after: Position) -> Result<Vec<Event>, Position> {
+/// journal's floor (a row group's window at a time, the smallest there is), then from the
+/// journal. `Err` with the earliest start when some are gone.
+fn replay(e: &Engine, filter: &EventFilter, after: Position) -> Result<Vec<Event>, Position> {
+    replay_in_windows(e, filter, after, 1).map(|(events, _)| events)
+}
+
+/// [`replay`], reading about `window_rows` Parquet rows at a time; also the most events one
+/// read from the files held.
+fn replay_in_windows(
+    e: &Engine,
+    filter: &EventFilter,
+    mut after: Position,
+    window_rows: u64,
+) -> Result<(Vec<Event>, usize), Position> {
     let mut out = Vec::new();
+    let mut most_held = 0;
+    let mut open = archive::OpenParts::new();
     loop {
         let read = match archive::locate(e, after, filter).unwrap()? {
             Source::Journal => journal::read_after(e, after, filter, 1_000).unwrap(),
-            Source::Archive { below } => archive::read_after(e, after, below, filter).unwrap(),
+            Source::Archive { below } => {
+                let read =
+                    archive::read_after(e, after, below, filter, window_rows, &mut open).unwrap();
+                let held = read.batches.iter().map(|b| b.events.len()).sum();
+                most_held = most_held.max(held);
+                read
+            }
         };
         for b in &read.batches {
             for ev in &b.events {
@@ -101,7 +121,7 @@ fn replay(e: &Engine, filter: &EventFilter, mut after: Position) -> Result<Vec<E
                 assert!(through > after, "a read moved on from {after}");
                 after = through;
             }
-            None => return Ok(out),
+            None => return Ok((out, most_held)),
         }
     }
 }
@@ -152,7 +172,7 @@ fn first_day_archived() -> Archived {
 }
 
 #[test]
-fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_each_once() {
+fn dropped_ticks_and_trades_replay_from_parquet_a_window_at_a_time_then_from_the_journal() {
     let Archived {
         l,
         all,
@@ -176,6 +196,15 @@ fn ticks_and_trades_the_journal_dropped_replay_from_parquet_then_the_journal_eac
 
     assert_eq!(replay(e, &all, start).unwrap(), before_all);
     assert_eq!(replay(e, &one, start).unwrap(), before_one);
+    // The day's parts are cut into half-hour row groups: one read holds a slice of the day,
+    // and reading the whole set at once gives the same events.
+    let (whole, held_whole) = replay_in_windows(e, &all, start, u64::MAX).unwrap();
+    let (_, held_windowed) = replay_in_windows(e, &all, start, 1).unwrap();
+    assert_eq!(whole, before_all);
+    assert!(
+        held_windowed * 4 < held_whole,
+        "one read held {held_windowed} of the day's {held_whole} events"
+    );
     // From the middle of the converted day, and from right before the journal's floor.
     let mid = before_all.len() / 3;
     assert_eq!(

@@ -4,16 +4,22 @@
 //!
 //! A read takes the first set of parts, among those the filter can match, whose log index
 //! ranges overlap (usually one trading day's parts), so every event up to the end of that set
-//! is in it; it holds that set's matching events in memory, sorted by position.
+//! is in it. Of those parts it decodes only the row groups whose log index statistics fall in
+//! a window (row groups cover at most half an hour of exchange time and positions follow time,
+//! so a window is a slice of the day, each group decoded for one window only), and holds that
+//! window's matching events in memory, sorted by position.
 
 use super::journal::{self, JournalRead};
 use super::{CommittedBatch, CommittedEvent, EventFilter, EventKind, Position};
 use crate::apply::Outcome;
 use crate::error::Result;
 use crate::keys::Stream;
-use crate::olap::{self, catalog, CatalogEntry};
+use crate::olap::{self, catalog, CatalogEntry, EventPart, IndexSpan};
 use crate::record::Record;
 use qastore_lsm::Engine;
+
+/// Rows a time start's search through the files decodes at a time.
+const TIME_START_WINDOW_ROWS: u64 = 1 << 18;
 
 /// Where the events after a stream's cursor are read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +105,18 @@ pub fn time_start(
     // filter's own instruments may come long after the first of all.
     let all = EventFilter::of_kinds(&[EventKind::Ticks, EventKind::Trades]);
     let mut after = Position::end_of(floor.saturating_sub(1));
+    let mut open = OpenParts::new();
     let mut any_before = false;
     let mut archived_at = None;
     'read: while after.successor().index < below {
-        let read = read_after(engine, after, below, &all)?;
+        let read = read_after(
+            engine,
+            after,
+            below,
+            &all,
+            TIME_START_WINDOW_ROWS,
+            &mut open,
+        )?;
         for batch in read.batches.iter().filter(|b| b.commit_ns != 0) {
             if batch.commit_ns >= time_ns {
                 archived_at = Some(batch.index);
@@ -133,16 +147,137 @@ pub fn replayable(filter: &EventFilter) -> bool {
             .all(|k| matches!(k, EventKind::Ticks | EventKind::Trades))
 }
 
+/// The set of Parquet parts a stream's reads go through, opened (and checked against the
+/// catalog) once for all the windows read from it rather than once per read. One belongs to
+/// one stream: one filter, one engine.
+#[derive(Default)]
+pub struct OpenParts {
+    set: Option<PartSet>,
+}
+
+impl OpenParts {
+    /// None open yet.
+    pub fn new() -> OpenParts {
+        OpenParts::default()
+    }
+}
+
+/// One set of overlapping parts, opened.
+struct PartSet {
+    /// The journal's floor it was chosen below.
+    below: u64,
+    /// The last log index it holds every matching event of.
+    through: u64,
+    parts: Vec<EventPart>,
+    /// The row groups of its parts (by part number) in order of their first log index.
+    spans: Vec<(usize, IndexSpan)>,
+}
+
+impl PartSet {
+    fn open(engine: &Engine, next: u64, below: u64, filter: &EventFilter) -> Result<PartSet> {
+        let (group, end) = overlapping_parts(engine, next, below, filter)?;
+        let last_index = below.saturating_sub(1);
+        let through = end.map_or(last_index, |e| e.min(last_index));
+        let parts = group
+            .iter()
+            .map(|entry| EventPart::open(engine, entry))
+            .collect::<Result<Vec<_>>>()?;
+        let mut spans = Vec::new();
+        for (k, part) in parts.iter().enumerate() {
+            for span in part.spans(engine)? {
+                if span.last >= next && span.first <= through {
+                    spans.push((k, span));
+                }
+            }
+        }
+        spans.sort_by_key(|(_, span)| span.first);
+        Ok(PartSet {
+            below,
+            through,
+            parts,
+            spans,
+        })
+    }
+}
+
 /// Reads the events after `after` and below log index `below` that match `filter` from the
-/// live Parquet parts: those of the first set of overlapping parts, and `covered_through` the
-/// end of that set (or right before `below` when no part is left).
+/// live Parquet parts: those of the first set of overlapping parts (kept open in `open` for
+/// the next reads), and of those only the row groups of a window of log indexes: groups that
+/// overlap one another (a half hour of every part, as positions follow time), taken whole
+/// until they hold at least `window_rows` rows. `covered_through` is the end of that window
+/// (right before `below` when no part is left).
 pub fn read_after(
     engine: &Engine,
     after: Position,
     below: u64,
     filter: &EventFilter,
+    window_rows: u64,
+    open: &mut OpenParts,
 ) -> Result<JournalRead> {
     let next = after.successor().index;
+    let set = match open.set.take() {
+        Some(set) if set.below == below && next <= set.through => set,
+        _ => PartSet::open(engine, next, below, filter)?,
+    };
+    let spans = || set.spans.iter().filter(|(_, span)| span.last >= next);
+    let through = window_end(spans().map(|(_, s)| s), set.through, window_rows);
+    let mut events: Vec<(Position, i64, Record)> = Vec::new();
+    let mut scanned = 0;
+    for (k, part) in set.parts.iter().enumerate() {
+        let groups: Vec<usize> = spans()
+            .filter(|(p, span)| *p == k && span.first <= through)
+            .map(|(_, span)| span.group)
+            .collect();
+        if groups.is_empty() {
+            continue;
+        }
+        part.for_each_event(engine, &groups, |origin, record| {
+            scanned += 1;
+            let Some(p) = origin.position() else {
+                return;
+            };
+            if p > after && p.index <= through && filter.matches(&record) {
+                events.push((p, origin.commit_ns, record));
+            }
+        })?;
+    }
+    open.set = Some(set);
+    events.sort_by_key(|(p, _, _)| *p);
+    let mut read = JournalRead {
+        batches: Vec::new(),
+        covered_through: Some(Position::end_of(through)),
+        scanned,
+    };
+    for (p, commit_ns, record) in events {
+        let outcome = match record {
+            Record::Tick(_) => Outcome::TickRecorded,
+            _ => Outcome::TradeRecorded,
+        };
+        let event = CommittedEvent {
+            ordinal: p.ordinal,
+            record,
+            outcome,
+        };
+        match read.batches.last_mut() {
+            Some(b) if b.index == p.index => b.events.push(event),
+            _ => read.batches.push(CommittedBatch {
+                index: p.index,
+                commit_ns,
+                events: vec![event],
+            }),
+        }
+    }
+    Ok(read)
+}
+
+/// The first set of live parts the filter can match whose log index ranges overlap, among
+/// those holding indexes from `next` and below `below`, and the end of that set.
+fn overlapping_parts(
+    engine: &Engine,
+    next: u64,
+    below: u64,
+    filter: &EventFilter,
+) -> Result<(Vec<CatalogEntry>, Option<u64>)> {
     let mut parts = Vec::new();
     for (kind, stream) in [
         (EventKind::Ticks, Stream::Ticks),
@@ -172,55 +307,56 @@ pub fn read_after(
         }
         group.push(entry);
     }
-    let last_index = below.saturating_sub(1);
-    let through = end.map_or(last_index, |e| e.min(last_index));
-    let mut events: Vec<(Position, i64, Record)> = Vec::new();
-    let mut scanned = 0;
-    for entry in &group {
-        let rows: Vec<(olap::RowOrigin, Record)> = match entry.stream() {
-            Stream::Ticks => olap::partition_tick_events(engine, entry)?
-                .into_iter()
-                .map(|(o, t)| (o, Record::Tick(t)))
-                .collect(),
-            Stream::Trades => olap::partition_trade_events(engine, entry)?
-                .into_iter()
-                .map(|(o, t)| (o, Record::TradeExecuted(t)))
-                .collect(),
-        };
-        scanned += rows.len();
-        for (origin, record) in rows {
-            let Some(p) = origin.position() else {
-                continue;
-            };
-            if p > after && p.index <= through && filter.matches(&record) {
-                events.push((p, origin.commit_ns, record));
+    Ok((group, end))
+}
+
+/// The last log index of a read's window, given the row groups that reach its first index in
+/// order of their first index: it takes them with every group that starts within the span of
+/// those taken (so no group is decoded for two windows) until they hold at least `rows` rows;
+/// or `through`.
+fn window_end<'a>(spans: impl Iterator<Item = &'a IndexSpan>, through: u64, rows: u64) -> u64 {
+    let mut taken = 0;
+    let mut end: Option<u64> = None;
+    for span in spans {
+        if let Some(e) = end {
+            if span.first > e && taken >= rows {
+                return e.min(through);
             }
         }
+        end = Some(end.map_or(span.last, |e| e.max(span.last)));
+        taken += span.rows;
     }
-    events.sort_by_key(|(p, _, _)| *p);
-    let mut read = JournalRead {
-        batches: Vec::new(),
-        covered_through: Some(Position::end_of(through)),
-        scanned,
-    };
-    for (p, commit_ns, record) in events {
-        let outcome = match record {
-            Record::Tick(_) => Outcome::TickRecorded,
-            _ => Outcome::TradeRecorded,
-        };
-        let event = CommittedEvent {
-            ordinal: p.ordinal,
-            record,
-            outcome,
-        };
-        match read.batches.last_mut() {
-            Some(b) if b.index == p.index => b.events.push(event),
-            _ => read.batches.push(CommittedBatch {
-                index: p.index,
-                commit_ns,
-                events: vec![event],
-            }),
+    through
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(first: u64, last: u64, rows: u64) -> IndexSpan {
+        IndexSpan {
+            group: 0,
+            first,
+            last,
+            rows,
         }
     }
-    Ok(read)
+
+    #[test]
+    fn a_window_ends_where_no_group_it_took_reaches_further() {
+        let spans = [span(1, 40, 100), span(30, 90, 100), span(91, 200, 100)];
+        // The second group starts inside the first: both are taken, whatever the rows asked.
+        assert_eq!(window_end(spans.iter(), 500, 150), 90);
+        assert_eq!(window_end(spans.iter(), 500, 50), 90);
+        assert_eq!(window_end(spans.iter(), 60, 150), 60);
+        assert_eq!(window_end(spans.iter(), 500, 250), 500);
+    }
+
+    #[test]
+    fn a_window_leaves_out_the_groups_that_start_after_it() {
+        let spans = [span(1, 10, 100), span(20, 30, 100), span(31, 40, 100)];
+        assert_eq!(window_end(spans.iter(), 500, 1), 10);
+        assert_eq!(window_end(spans[1..].iter(), 500, 1), 30);
+        assert_eq!(window_end(spans[1..].iter(), 500, 150), 40);
+    }
 }

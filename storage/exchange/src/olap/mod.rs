@@ -27,12 +27,12 @@ pub use checkpoint::{create_checkpoint, write_checkpoint, MakeBlob};
 pub use convert::{convert_day, Conversion};
 pub use lock::{lock, OlapGuard, CHECKPOINT_DIRS, OLAP_DIR};
 pub use origin::{part_span, replay_floor};
+pub use parquet::IndexSpan;
 pub use parquet::RowOrigin;
 pub use pending::pending_days;
 pub(crate) use read::group_error;
 pub use read::{
-    partition_tick_bar_inputs, partition_tick_events, partition_tick_groups,
-    partition_trade_bar_inputs, partition_trade_events, partition_trade_groups,
-    read_partition_ticks, read_partition_trades,
+    partition_tick_bar_inputs, partition_tick_groups, partition_trade_bar_inputs,
+    partition_trade_groups, read_partition_ticks, read_partition_trades, EventPart,
 };
 pub use retain::{retain, sweep, would_drop, Retention, RetentionConfig, RetentionPolicy, Sweep};

@@ -5,8 +5,8 @@
 //! (`trading_day=YYYYMMDD/instrument=<id>`); the trading day is not repeated as a column,
 //! because readers that add partition columns (pyarrow, pandas) refuse a file column of the
 //! same name. Rows are sorted by time. Files are compressed with ZSTD (level 3), carry page
-//! statistics and the page index, and are cut into row groups of 65,536 rows whose time
-//! statistics let readers skip them.
+//! statistics and the page index, and are cut into row groups of at most 65,536 rows and half
+//! an hour of exchange time, whose time statistics let readers skip them.
 //!
 //! Both schemas end with where each row came from ([`RowOrigin`]): `log_index` and
 //! `log_ordinal`, its event's position in the journal, and `commit_time`, when its batch was
@@ -36,6 +36,10 @@ use crate::record::{Direction, Offset, Tick, TradeExecuted, TICK_LEVELS};
 
 /// Rows per row group.
 pub const ROW_GROUP_ROWS: usize = 65_536;
+/// Exchange time one row group covers at most. A replay from the files reads a window of
+/// positions a row group at a time (positions follow time), so a trading day's part is cut
+/// into groups of half an hour rather than being one group a replay must hold whole.
+pub const ROW_GROUP_SPAN_NS: i64 = 30 * 60 * 1_000_000_000;
 /// Rows per data page (so the page index is fine-grained).
 const PAGE_ROWS: usize = 8_192;
 
@@ -144,6 +148,20 @@ const TRADE_COLUMNS: &str = "message trade {
 
 const TRADE_TIME_COLUMN: usize = 11;
 
+/// Where the row group that starts at row `start` ends: after [`ROW_GROUP_ROWS`] rows, or at
+/// the first row of a later [`ROW_GROUP_SPAN_NS`] window of exchange time than its first row.
+fn group_end(times: &[i64], start: usize, rows: usize) -> usize {
+    let limit = (start + ROW_GROUP_ROWS).min(rows);
+    let Some(first) = times.get(start) else {
+        return limit;
+    };
+    let window = first.div_euclid(ROW_GROUP_SPAN_NS);
+    times[start..limit]
+        .iter()
+        .position(|t| t.div_euclid(ROW_GROUP_SPAN_NS) != window)
+        .map_or(limit, |k| start + k)
+}
+
 fn write(
     schema: &str,
     columns: &[Values],
@@ -165,9 +183,13 @@ fn write(
         .build();
     let mut out = Vec::new();
     let mut writer = SerializedFileWriter::new(&mut out, schema, Arc::new(props))?;
+    let times = match columns.get(time_column) {
+        Some(Values::I64(t)) => t.as_slice(),
+        _ => return Err(ParquetError::General("the time column is not INT64".into())),
+    };
     let mut start = 0;
     while start < rows {
-        let end = (start + ROW_GROUP_ROWS).min(rows);
+        let end = group_end(times, start, rows);
         let mut group = writer.next_row_group()?;
         for values in columns {
             let mut col = group.next_column()?.ok_or_else(|| {
@@ -438,6 +460,65 @@ impl<T> GroupReader<T> {
             context,
         })
     }
+}
+
+impl<T> GroupReader<T> {
+    /// Reads only those of its row groups that `keep` lists.
+    pub fn only(mut self, keep: &[usize]) -> Self {
+        let groups: Vec<usize> = self.groups.by_ref().filter(|g| keep.contains(g)).collect();
+        self.groups = groups.into_iter();
+        self
+    }
+}
+
+/// The range of log indexes a row group's origin column holds (from its statistics), and its
+/// row count: what a replay needs to read only the groups that hold a window of positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexSpan {
+    /// The row group's number in its file.
+    pub group: usize,
+    /// Its lowest log index (0 when some rows' origin is unknown).
+    pub first: u64,
+    /// Its highest log index.
+    pub last: u64,
+    /// Its rows.
+    pub rows: u64,
+}
+
+/// The log index span of every row group of a tick file.
+pub fn tick_index_spans(file: Bytes) -> Result<Vec<IndexSpan>, ParquetError> {
+    index_spans(file, TICK_ORIGIN_COLUMN)
+}
+
+/// The log index span of every row group of a trade file.
+pub fn trade_index_spans(file: Bytes) -> Result<Vec<IndexSpan>, ParquetError> {
+    index_spans(file, TRADE_ORIGIN_COLUMN)
+}
+
+fn index_spans(file: Bytes, column: usize) -> Result<Vec<IndexSpan>, ParquetError> {
+    let reader = SerializedFileReader::new(file)?;
+    let meta = reader.metadata();
+    (0..meta.num_row_groups())
+        .map(|group| {
+            let rg = meta.row_group(group);
+            let rows = u64::try_from(rg.num_rows())
+                .map_err(|_| ParquetError::General("negative row count".into()))?;
+            // Without statistics the group may hold any index: it is always read.
+            let (first, last) = match rg.column(column).statistics() {
+                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
+                    (Some(min), Some(max)) => (*min as u64, *max as u64),
+                    _ => (0, u64::MAX),
+                },
+                _ => (0, u64::MAX),
+            };
+            Ok(IndexSpan {
+                group,
+                first,
+                last,
+                rows,
+            })
+        })
+        .collect()
 }
 
 impl<T> Iterator for GroupReader<T> {

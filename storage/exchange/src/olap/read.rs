@@ -4,14 +4,15 @@ use bytes::Bytes;
 
 use super::catalog::CatalogEntry;
 use super::parquet::{
-    decode_ticks, decode_trades, tick_bar_inputs, tick_events, tick_groups, trade_bar_inputs,
-    trade_events, trade_groups, GroupReader, RowOrigin,
+    decode_ticks, decode_trades, tick_bar_inputs, tick_events, tick_groups, tick_index_spans,
+    trade_bar_inputs, trade_events, trade_groups, trade_index_spans, GroupReader, IndexSpan,
+    RowOrigin,
 };
 use crate::error::{Error, Result};
+use crate::keys::Stream;
 use crate::query::bar_input::{BarInput, TickOrder};
 use crate::query::TimeRange;
-use crate::record::{Tick, TradeExecuted};
-use parquet::errors::ParquetError;
+use crate::record::{Record, Tick, TradeExecuted};
 use qastore_lsm::Engine;
 
 fn load(engine: &Engine, entry: &CatalogEntry) -> Result<Bytes> {
@@ -101,32 +102,60 @@ pub fn partition_trade_bar_inputs(
         .map_err(|e| group_error(engine, entry, e))
 }
 
-/// Every tick of a tick partition with where it came from.
-pub fn partition_tick_events(
-    engine: &Engine,
-    entry: &CatalogEntry,
-) -> Result<Vec<(RowOrigin, Tick)>> {
-    let bytes = load(engine, entry)?;
-    collect_events(tick_events(bytes, entry.trading_day, &entry.instrument))
-        .map_err(|e| group_error(engine, entry, e))
+/// A tick or trade partition opened (and checked against the catalog) for reading its events
+/// by log index: the row groups' spans first, then only the groups a window needs.
+pub struct EventPart {
+    entry: CatalogEntry,
+    bytes: Bytes,
 }
 
-/// Every trade of a trade partition with where it came from.
-pub fn partition_trade_events(
-    engine: &Engine,
-    entry: &CatalogEntry,
-) -> Result<Vec<(RowOrigin, TradeExecuted)>> {
-    let bytes = load(engine, entry)?;
-    collect_events(trade_events(bytes, entry.trading_day, &entry.instrument))
-        .map_err(|e| group_error(engine, entry, e))
-}
-
-fn collect_events<T>(
-    groups: std::result::Result<GroupReader<T>, ParquetError>,
-) -> std::result::Result<Vec<T>, ParquetError> {
-    let mut out = Vec::new();
-    for g in groups? {
-        out.extend(g?);
+impl EventPart {
+    /// Opens `entry`'s file.
+    pub fn open(engine: &Engine, entry: &CatalogEntry) -> Result<EventPart> {
+        Ok(EventPart {
+            entry: entry.clone(),
+            bytes: load(engine, entry)?,
+        })
     }
-    Ok(out)
+
+    /// The part's catalog entry.
+    pub fn entry(&self) -> &CatalogEntry {
+        &self.entry
+    }
+
+    /// The log index span of each of its row groups.
+    pub fn spans(&self, engine: &Engine) -> Result<Vec<IndexSpan>> {
+        let spans = match self.entry.stream() {
+            Stream::Ticks => tick_index_spans(self.bytes.clone()),
+            Stream::Trades => trade_index_spans(self.bytes.clone()),
+        };
+        spans.map_err(|e| group_error(engine, &self.entry, e))
+    }
+
+    /// Calls `f` with every row of the row groups `groups`, a group decoded at a time.
+    pub fn for_each_event(
+        &self,
+        engine: &Engine,
+        groups: &[usize],
+        mut f: impl FnMut(RowOrigin, Record),
+    ) -> Result<()> {
+        let (day, instrument) = (self.entry.trading_day, self.entry.instrument.as_str());
+        let read = match self.entry.stream() {
+            Stream::Ticks => tick_events(self.bytes.clone(), day, instrument).and_then(|g| {
+                for rows in g.only(groups) {
+                    rows?.into_iter().for_each(|(o, t)| f(o, Record::Tick(t)));
+                }
+                Ok(())
+            }),
+            Stream::Trades => trade_events(self.bytes.clone(), day, instrument).and_then(|g| {
+                for rows in g.only(groups) {
+                    rows?
+                        .into_iter()
+                        .for_each(|(o, t)| f(o, Record::TradeExecuted(t)));
+                }
+                Ok(())
+            }),
+        };
+        read.map_err(|e| group_error(engine, &self.entry, e))
+    }
 }
