@@ -357,6 +357,6 @@ mod tests {
         let spans = [span(1, 10, 100), span(20, 30, 100), span(31, 40, 100)];
         assert_eq!(window_end(spans.iter(), 500, 1), 10);
         assert_eq!(window_end(spans[1..].iter(), 500, 1), 30);
-        assert_eq!(window_end(spans[1..].iter(), 500, 150), 40);
+        assert_eq!(window_end(spans[1..].iter(), 500, 150), 500);
     }
 }
