@@ -16,6 +16,7 @@ use qastore_benches::versus::report::{LoadFigures, Report, Row, Spread};
 use qastore_benches::versus::rows::{run_row, RowKind};
 use qastore_benches::versus::{wait_healthy, Shape, System};
 use qastore_testkit::load::Window;
+use qastore_testkit::processes_cpu_secs;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -87,10 +88,25 @@ async fn measure<S: System>(sys: Arc<S>, args: &Args) -> Result<Measured, String
     for (kind, clients) in load_rows(&args.clients) {
         wait_healthy(sys.as_ref(), Duration::from_secs(30)).await?;
         sys.leader().await;
+        // The nodes' own CPU counters from the end of the warm-up to the end of the row (which
+        // waits for the operations in flight: a few milliseconds past the measured window).
+        let pids = sys.pids();
+        let warmed = {
+            let pids = pids.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(window.warmup).await;
+                processes_cpu_secs(&pids)
+            })
+        };
         let r = run_row(&sys, kind, clients, window).await?;
-        let f = LoadFigures::of(&r, kind.counts_records());
+        let node_secs = processes_cpu_secs(&pids) - warmed.await.map_err(|e| e.to_string())?;
+        let f = LoadFigures::of(&r, kind.counts_records()).with_node_cpu(
+            node_secs,
+            &r,
+            kind.counts_records(),
+        );
         eprintln!(
-            "  {:<8} {:<50} {:>3} clients: {:>9.0} {}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  cpu {:.0}% steal {:.0}%",
+            "  {:<8} {:<50} {:>3} clients: {:>9.0} {}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  cpu {:.0}% steal {:.0}%  nodes {:.1} us/{}",
             sys.name(),
             kind.label(),
             clients,
@@ -101,6 +117,8 @@ async fn measure<S: System>(sys: Arc<S>, args: &Args) -> Result<Measured, String
             f.errors,
             f.cpu.0 * 100.0,
             f.cpu.1 * 100.0,
+            f.node_cpu_us.unwrap_or(0.0),
+            if kind.counts_records() { "record" } else { "op" },
         );
         m.load.insert((kind.label().to_string(), clients), f);
     }

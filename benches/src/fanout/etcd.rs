@@ -100,7 +100,7 @@ impl FeedSystem for EtcdCluster {
     }
 
     fn pids(&self) -> Vec<u32> {
-        EtcdCluster::pids(self)
+        System::pids(self)
     }
 
     fn shutdown(&self) {

@@ -13,7 +13,6 @@ pub mod etcd;
 #[cfg(feature = "nats")]
 pub mod nats;
 pub mod pacer;
-pub mod proc_cpu;
 pub mod qastore;
 pub mod report;
 pub mod rows;

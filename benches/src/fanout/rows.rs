@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 use qastore_testkit::{CpuSample, CpuUsage};
 
 use super::pacer::{Pacer, Rate, Written};
-use super::proc_cpu::cpu_secs_of;
 use super::tap::{gaps_and_duplicates, Tap};
 use super::{wait_healthy, FeedSystem, Start, Subscription};
 use crate::Latencies;
+use qastore_testkit::processes_cpu_secs;
 
 /// How long a trial waits for the cluster, a first event or a resumed stream before it fails.
 const GIVE_UP: Duration = Duration::from_secs(30);
@@ -38,8 +38,8 @@ impl CpuMark {
     fn now(pids: &[u32]) -> CpuMark {
         CpuMark {
             machine: CpuSample::now(),
-            nodes: cpu_secs_of(pids),
-            bench: cpu_secs_of(&[std::process::id()]),
+            nodes: processes_cpu_secs(pids),
+            bench: processes_cpu_secs(&[std::process::id()]),
             at: Instant::now(),
         }
     }
@@ -48,8 +48,8 @@ impl CpuMark {
         let secs = self.at.elapsed().as_secs_f64().max(1e-9);
         CpuSplit {
             machine: CpuSample::now().since(&self.machine),
-            nodes: (cpu_secs_of(pids) - self.nodes) / secs,
-            bench: (cpu_secs_of(&[std::process::id()]) - self.bench) / secs,
+            nodes: (processes_cpu_secs(pids) - self.nodes) / secs,
+            bench: (processes_cpu_secs(&[std::process::id()]) - self.bench) / secs,
         }
     }
 }

@@ -119,15 +119,6 @@ impl EtcdCluster {
         self.write_node.load(Ordering::Relaxed)
     }
 
-    /// The process ids of the running members.
-    pub fn pids(&self) -> Vec<u32> {
-        self.with_members(|m| {
-            m.iter()
-                .filter_map(|m| m.child.as_ref().map(Child::id))
-                .collect()
-        })
-    }
-
     fn with_members<T>(&self, f: impl FnOnce(&mut Vec<Member>) -> T) -> T {
         match self.members.lock() {
             Ok(mut m) => f(&mut m),
@@ -206,6 +197,15 @@ impl EtcdCluster {
 }
 
 impl System for EtcdCluster {
+    /// The process ids of the running members.
+    fn pids(&self) -> Vec<u32> {
+        self.with_members(|m| {
+            m.iter()
+                .filter_map(|m| m.child.as_ref().map(Child::id))
+                .collect()
+        })
+    }
+
     fn name(&self) -> &'static str {
         "etcd"
     }

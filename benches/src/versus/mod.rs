@@ -102,6 +102,9 @@ pub trait System: Send + Sync + 'static {
     /// Whether every node answers and all agree on one leader.
     fn healthy(&self) -> impl Future<Output = bool> + Send;
 
+    /// The process ids of the running nodes (for the CPU they spend).
+    fn pids(&self) -> Vec<u32>;
+
     /// Stops every node and removes the cluster's files.
     fn shutdown(&self);
 }

@@ -90,16 +90,6 @@ impl QaCluster {
         &self.client
     }
 
-    /// The process ids of the running nodes.
-    pub fn pids(&self) -> Vec<u32> {
-        self.with_cluster(|c| {
-            c.ids()
-                .into_iter()
-                .filter_map(|id| c.node(id).and_then(|n| n.pid()))
-                .collect()
-        })
-    }
-
     fn record(&self, worker: usize, seq: u64, shape: Shape) -> pb::Record {
         match shape {
             Shape::Kv => kv_record(key_number(worker, seq, 0)),
@@ -139,6 +129,16 @@ impl QaCluster {
 }
 
 impl System for QaCluster {
+    /// The process ids of the running nodes.
+    fn pids(&self) -> Vec<u32> {
+        self.with_cluster(|c| {
+            c.ids()
+                .into_iter()
+                .filter_map(|id| c.node(id).and_then(|n| n.pid()))
+                .collect()
+        })
+    }
+
     fn name(&self) -> &'static str {
         "QAStore"
     }

@@ -22,6 +22,9 @@ pub struct LoadFigures {
     pub first_error: Option<String>,
     /// Machine CPU busy and steal during the row, 0 to 1.
     pub cpu: (f64, f64),
+    /// CPU time the system's nodes spent per counted operation (per record where the row counts
+    /// records), in microseconds, from their own counters (the load generator not included).
+    pub node_cpu_us: Option<f64>,
 }
 
 impl LoadFigures {
@@ -37,7 +40,15 @@ impl LoadFigures {
             errors: r.errors,
             first_error: r.first_error.clone(),
             cpu: (r.cpu.busy, r.cpu.steal),
+            node_cpu_us: None,
         }
+    }
+
+    /// With the nodes' CPU: `secs` they spent during the measured stretch of `r`.
+    pub fn with_node_cpu(mut self, secs: f64, r: &LoadResult, records: bool) -> LoadFigures {
+        let done = if records { r.records } else { r.ops };
+        self.node_cpu_us = (done > 0).then(|| secs * 1e6 / done as f64);
+        self
     }
 }
 
@@ -131,9 +142,9 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| load | clients | QAStore | etcd | QAStore / etcd | QAStore p50 / p99 / p999 ms | etcd p50 / p99 / p999 ms | CPU busy (steal) QAStore / etcd |"
+            "| load | clients | QAStore | etcd | QAStore / etcd | QAStore p50 / p99 / p999 ms | etcd p50 / p99 / p999 ms | CPU busy (steal) QAStore / etcd | nodes' CPU us per op (record) QAStore / etcd |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
         for row in &self.rows {
             let Row::Load {
                 label,
@@ -158,9 +169,10 @@ impl Report {
                     format!("{:.0}% ({:.0}%)", f.cpu.0 * 100.0, f.cpu.1 * 100.0)
                 })
             };
+            let node_cpu = |s: &str| fmt_opt(systems.get(s).and_then(|f| f.node_cpu_us), 1);
             let _ = writeln!(
                 out,
-                "| {label} | {clients} | {} {unit} | {} {unit} | {}x | {} | {} | {} / {} |",
+                "| {label} | {clients} | {} {unit} | {} {unit} | {}x | {} | {} | {} / {} | {} / {} |",
                 fmt_opt(per(QA), 0),
                 fmt_opt(per(ETCD), 0),
                 fmt_opt(ratio(per(QA), per(ETCD)), 2),
@@ -168,6 +180,8 @@ impl Report {
                 lat(ETCD),
                 cpu(QA),
                 cpu(ETCD),
+                node_cpu(QA),
+                node_cpu(ETCD),
             );
         }
         let _ = writeln!(out);
@@ -228,6 +242,7 @@ impl Report {
                             "first_error": f.first_error,
                             "cpu_busy": f.cpu.0,
                             "cpu_steal": f.cpu.1,
+                            "node_cpu_us_per_op": f.node_cpu_us,
                         }))).collect::<serde_json::Map<_, _>>(),
                     })
                 }

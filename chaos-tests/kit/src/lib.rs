@@ -31,7 +31,7 @@ pub mod signal;
 pub mod workload;
 
 pub use cluster::{spawn_logged, ClusterSpec, NodeProc, Ports, ProcCluster};
-pub use cpu::{CpuSample, CpuUsage};
+pub use cpu::{process_cpu_secs, processes_cpu_secs, CpuSample, CpuUsage};
 pub use error::KitError;
 pub use exe::find_qastore;
 pub use ports::free_addresses;
