@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "qastore,etcd")]
     systems: Vec<String>,
     /// Client counts of the load rows, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
     clients: Vec<usize>,
     /// Seconds of warm-up before each load row (not counted).
     #[arg(long, default_value_t = 2)]
