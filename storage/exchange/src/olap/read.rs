@@ -118,11 +118,6 @@ impl EventPart {
         })
     }
 
-    /// The part's catalog entry.
-    pub fn entry(&self) -> &CatalogEntry {
-        &self.entry
-    }
-
     /// The log index span of each of its row groups.
     pub fn spans(&self, engine: &Engine) -> Result<Vec<IndexSpan>> {
         let spans = match self.entry.stream() {
