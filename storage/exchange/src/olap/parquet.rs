@@ -20,7 +20,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::column::reader::ColumnReader;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::errors::ParquetError;
-use parquet::file::metadata::SortingColumn;
+use parquet::file::metadata::{RowGroupMetaData, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, RowGroupReader};
 use parquet::file::serialized_reader::SerializedFileReader;
@@ -377,6 +377,14 @@ impl Group {
 }
 
 /// Indexes of the row groups whose time statistics overlap `range`.
+/// The smallest and largest value of an INT64 column in a row group, from its statistics.
+fn int64_range(rg: &RowGroupMetaData, column: usize) -> Option<(i64, i64)> {
+    match rg.column(column).statistics() {
+        Some(Statistics::Int64(s)) => Some((*s.min_opt()?, *s.max_opt()?)),
+        _ => None,
+    }
+}
+
 fn groups_in(
     reader: &SerializedFileReader<Bytes>,
     time_column: usize,
@@ -384,15 +392,10 @@ fn groups_in(
 ) -> Vec<usize> {
     let meta = reader.metadata();
     (0..meta.num_row_groups())
-        .filter(
-            |&i| match meta.row_group(i).column(time_column).statistics() {
-                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                    (Some(min), Some(max)) => *max >= range.from && *min < range.to,
-                    _ => true,
-                },
-                _ => true,
-            },
-        )
+        .filter(|&i| match int64_range(meta.row_group(i), time_column) {
+            Some((min, max)) => max >= range.from && min < range.to,
+            None => true,
+        })
         .collect()
 }
 
@@ -460,9 +463,7 @@ impl<T> GroupReader<T> {
             context,
         })
     }
-}
 
-impl<T> GroupReader<T> {
     /// Reads only those of its row groups that `keep` lists.
     pub fn only(mut self, keep: &[usize]) -> Self {
         let groups: Vec<usize> = self.groups.by_ref().filter(|g| keep.contains(g)).collect();
@@ -504,13 +505,8 @@ fn index_spans(file: Bytes, column: usize) -> Result<Vec<IndexSpan>, ParquetErro
             let rows = u64::try_from(rg.num_rows())
                 .map_err(|_| ParquetError::General("negative row count".into()))?;
             // Without statistics the group may hold any index: it is always read.
-            let (first, last) = match rg.column(column).statistics() {
-                Some(Statistics::Int64(s)) => match (s.min_opt(), s.max_opt()) {
-                    (Some(min), Some(max)) => (*min as u64, *max as u64),
-                    _ => (0, u64::MAX),
-                },
-                _ => (0, u64::MAX),
-            };
+            let (first, last) = int64_range(rg, column)
+                .map_or((0, u64::MAX), |(min, max)| (min as u64, max as u64));
             Ok(IndexSpan {
                 group,
                 first,
