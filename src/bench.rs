@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use indicatif::ProgressBar;
-use qastore_client::{Client, ClientConfig};
+use qastore_client::{Client, ClientConfig, StageSummary};
 use qastore_proto::v1 as pb;
 use qastore_testkit::load::{closed_loop, LoadResult, Window};
 use serde_json::json;
@@ -67,6 +67,28 @@ const FEED_AHEAD_RECORDS: usize = 50_000;
 struct Measured {
     name: &'static str,
     result: LoadResult,
+}
+
+/// The table "where a write's time goes": one row per stage the nodes counted.
+fn stage_table(stages: &[StageSummary]) -> String {
+    if stages.is_empty() {
+        return "(the nodes' write stages could not be read)".to_string();
+    }
+    let mut t = Table::new(&["STAGE", "COUNT", "P50", "P99", "MEAN"]);
+    for s in stages {
+        t.row(vec![
+            s.stage.clone(),
+            s.count.to_string(),
+            format!("{:.0} us", s.p50_us),
+            format!("{:.0} us", s.p99_us),
+            format!("{:.0} us", s.mean_us),
+        ]);
+    }
+    format!(
+        "Where a write's time goes (the leader's chain validate..answer adds up to total; \
+         leader_fsync, send and follower_round_trip run beside commit):\n{}",
+        t.render()
+    )
 }
 
 /// Runs the bench: writers and readers at once, each group a closed loop of the shared load
@@ -170,6 +192,15 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             }
         })
     };
+    // The nodes' write-stage histograms once the warm-up is over, to subtract from a reading
+    // at the end: the breakdown covers the measured window.
+    let stages_before = {
+        let (client, warmup) = (client.clone(), window.warmup);
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            client.write_stages().await
+        })
+    };
     let (w, lin, bounded, local) = tokio::join!(
         writes,
         reads(pb::Consistency::Linearizable, readers_of(0)),
@@ -178,6 +209,17 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     );
     ticker.abort();
     bar.finish_and_clear();
+    let stages = match (stages_before.await, client.write_stages().await) {
+        (Ok(Ok(before)), Ok(after)) => after.since(&before).summaries(),
+        (Ok(Err(e)), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "the nodes' write stages could not be read");
+            Vec::new()
+        }
+        (Err(e), _) => {
+            tracing::warn!(error = %e, "the nodes' write stages could not be read");
+            Vec::new()
+        }
+    };
     let mut measured = vec![Measured {
         name: "write",
         result: w,
@@ -210,9 +252,15 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             })
         })
         .collect();
+    let stage_rows: Vec<serde_json::Value> = stages
+        .iter()
+        .map(|s| {
+            json!({"stage": s.stage, "count": s.count, "p50_us": s.p50_us, "p99_us": s.p99_us, "mean_us": s.mean_us})
+        })
+        .collect();
     print(
         args.output,
-        &json!({"leader": leader, "seconds": secs, "writers": args.writers, "batch": args.batch, "readers": args.readers, "results": rows}),
+        &json!({"leader": leader, "seconds": secs, "writers": args.writers, "batch": args.batch, "readers": args.readers, "results": rows, "write_stages": stage_rows}),
         || {
             let mut t = Table::new(&["OP", "OPS/S", "RECORDS/S", "P50", "P99", "P999", "ERRORS"]);
             for m in &measured {
@@ -229,7 +277,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             }
             let cpu = measured[0].result.cpu;
             format!(
-                "{} writers x {} records per write, {} follower readers, {:.1} s measured after {} s of warm-up (leader: node {leader}; CPU {:.0}% busy, {:.0}% stolen)\n{}",
+                "{} writers x {} records per write, {} follower readers, {:.1} s measured after {} s of warm-up (leader: node {leader}; CPU {:.0}% busy, {:.0}% stolen)\n{}\n{}",
                 args.writers,
                 args.batch,
                 args.readers,
@@ -237,7 +285,8 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
                 args.warmup_secs,
                 cpu.busy * 100.0,
                 cpu.steal * 100.0,
-                t.render()
+                t.render(),
+                stage_table(&stages),
             )
         },
     );

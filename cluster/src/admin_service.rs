@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::admin_server::Admin;
+use qastore_raft::write_stages;
 use qastore_raft::{NodeStatus, PeerNode, Role};
 use tonic::{Request, Response, Status};
 
@@ -490,6 +491,24 @@ impl Admin for AdminService {
         _: Request<pb::StorageStatsRequest>,
     ) -> Answer<pb::StorageStats> {
         Ok(Response::new(storage_stats(&self.node)))
+    }
+
+    async fn get_write_stages(
+        &self,
+        _: Request<pb::WriteStagesRequest>,
+    ) -> Answer<pb::WriteStagesResponse> {
+        Ok(Response::new(pb::WriteStagesResponse {
+            node_id: self.node.raft.id(),
+            stages: write_stages::snapshot()
+                .into_iter()
+                .map(|(stage, h)| pb::StageHistogram {
+                    stage: stage.name().to_string(),
+                    upper_bounds_us: write_stages::UPPER_BOUNDS_US.to_vec(),
+                    counts: h.counts,
+                    sum_ns: h.sum_ns,
+                })
+                .collect(),
+        }))
     }
 
     async fn halt(&self, request: Request<pb::HaltRequest>) -> Answer<pb::HaltResponse> {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use parking_lot::Mutex;
+use qastore_raft::write_stages;
 
 use crate::membership::Membership;
 use crate::node::Node;
@@ -310,7 +311,16 @@ fn register_all() {
     }
 }
 
-/// The `/metrics` page: the recorder's metrics, then the fractional totals.
+/// The histograms of the write path's stages, kept by the Raft layer (finer buckets than the
+/// recorder's, and readable by the admin API); rendered after the recorder's page.
+const WRITE_STAGE: &str = "qastore_write_stage_seconds";
+const WRITE_STAGE_HELP: &str = "Where acknowledged writes spent their time, by stage of the \
+     write path: validate, propose, commit, apply_wait, apply, answer (adding up to total) at \
+     the leader; leader_fsync, send and follower_round_trip beside commit; follower_append on \
+     followers; forward on a node that passed writes on.";
+
+/// The `/metrics` page: the recorder's metrics, then the fractional totals and the write
+/// stages.
 pub fn render(handle: &PrometheusHandle) -> String {
     let mut page = handle.render();
     let stall = *STALL_SECONDS_TOTAL.lock();
@@ -319,7 +329,36 @@ pub fn render(handle: &PrometheusHandle) -> String {
         "# HELP {STALL_SECONDS} {STALL_SECONDS_HELP}\n# TYPE {STALL_SECONDS} counter\n\
          {STALL_SECONDS} {stall}\n"
     );
+    render_write_stages(&mut page);
     page
+}
+
+/// Appends the write stages' histograms in the exposition format (cumulative buckets).
+fn render_write_stages(page: &mut String) {
+    let _ = write!(
+        page,
+        "# HELP {WRITE_STAGE} {WRITE_STAGE_HELP}\n# TYPE {WRITE_STAGE} histogram\n"
+    );
+    for (stage, h) in write_stages::snapshot() {
+        let name = stage.name();
+        let mut below = 0u64;
+        for (bound_us, count) in write_stages::UPPER_BOUNDS_US.iter().zip(&h.counts) {
+            below += count;
+            let le = *bound_us as f64 / 1e6;
+            let _ = writeln!(
+                page,
+                "{WRITE_STAGE}_bucket{{stage=\"{name}\",le=\"{le}\"}} {below}"
+            );
+        }
+        let total = h.count();
+        let sum = h.sum_ns as f64 / 1e9;
+        let _ = write!(
+            page,
+            "{WRITE_STAGE}_bucket{{stage=\"{name}\",le=\"+Inf\"}} {total}\n\
+             {WRITE_STAGE}_sum{{stage=\"{name}\"}} {sum}\n\
+             {WRITE_STAGE}_count{{stage=\"{name}\"}} {total}\n"
+        );
+    }
 }
 
 /// Records a write this node took as leader.

@@ -2,7 +2,7 @@
 //! consistency each asks for.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qastore_exchange::query::{BarSource, Page, PageRequest, Period, Queries, TimeRange};
 use qastore_exchange::{Ack, EncodedWrite, Response as Applied};
@@ -10,6 +10,7 @@ use qastore_lsm::Engine;
 use qastore_proto::api_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::store_server::Store;
+use qastore_raft::write_stages::{self, Stage};
 use qastore_raft::Admitted;
 use tonic::{Request, Response, Status};
 
@@ -87,6 +88,7 @@ impl StoreService {
         admitted: Admitted,
         req: pb::WriteRequest,
         timeout: Duration,
+        received: Instant,
     ) -> Result<pb::WriteResponse, ApiError> {
         let ack = match pb::AckLevel::try_from(req.ack) {
             Ok(pb::AckLevel::Unspecified | pb::AckLevel::Quorum) => Ack::Quorum,
@@ -107,7 +109,7 @@ impl StoreService {
         let out = self
             .node
             .raft
-            .write_admitted(admitted, request, all_voters, timeout)
+            .write_admitted(admitted, request, all_voters, timeout, received)
             .await?;
         if out.all_acked == Some(false) {
             return Err(ApiError::NotAllAcked {
@@ -140,6 +142,20 @@ impl StoreService {
             ))),
         }
     }
+}
+
+/// Passes a write on to the leader at `leader_api`, timing the call as the `forward` stage.
+async fn timed_forward(
+    node: &Node,
+    metadata: &tonic::metadata::MetadataMap,
+    req: pb::WriteRequest,
+    leader_api: &str,
+    timeout: Duration,
+) -> Answer<pb::WriteResponse> {
+    let started = Instant::now();
+    let answer = forward(node, metadata, req, leader_api, timeout).await;
+    write_stages::record(Stage::Forward, started.elapsed());
+    answer
 }
 
 fn need(field: &str, value: &str) -> Result<(), ApiError> {
@@ -181,6 +197,7 @@ type Answer<T> = Result<Response<T>, Status>;
 #[tonic::async_trait]
 impl Store for StoreService {
     async fn write(&self, request: Request<pb::WriteRequest>) -> Answer<pb::WriteResponse> {
+        let received = Instant::now();
         let forwarded_by = request
             .metadata()
             .get(api_metadata::FORWARDED)
@@ -203,7 +220,7 @@ impl Store for StoreService {
         let (metadata, _, req) = request.into_parts();
         match route(&self.node, forwarded)? {
             Route::Forward(leader_api) => {
-                return forward(&self.node, &metadata, req, &leader_api, timeout).await;
+                return timed_forward(&self.node, &metadata, req, &leader_api, timeout).await;
             }
             Route::Here => {}
         }
@@ -218,14 +235,17 @@ impl Store for StoreService {
         // pass it on to the new leader.
         let may_forward = self.node.config.forward_writes && !forwarded;
         let original = may_forward.then(|| req.clone());
-        match (self.write_here(admitted, req, timeout).await, original) {
+        match (
+            self.write_here(admitted, req, timeout, received).await,
+            original,
+        ) {
             (
                 Err(ApiError::NotLeader {
                     leader_api: Some(api),
                     ..
                 }),
                 Some(req),
-            ) => forward(&self.node, &metadata, req, &api, timeout).await,
+            ) => timed_forward(&self.node, &metadata, req, &api, timeout).await,
             (Ok(resp), _) => {
                 metrics::write_done(records);
                 Ok(Response::new(resp))

@@ -23,6 +23,8 @@
 //!   [`LogId`], entries, votes).
 //! * [`recovery`]: offline operator tools (forcing a new cluster from one node's data,
 //!   restoring a backup).
+//! * [`write_stages`]: where each acknowledged write's time went, stage by stage, as
+//!   histograms the node serves.
 //! * [`Error`] and [`Result`].
 //!
 //! Everything else (codecs, the peer network, repair, upkeep) is internal.
@@ -51,6 +53,7 @@ mod reply;
 mod snapshot;
 mod state_machine;
 pub mod types;
+pub mod write_stages;
 
 pub use admission::{Admitted, DiskUse, Overload};
 pub use application::{

@@ -43,6 +43,7 @@ use crate::repair::{self, Caller, PeerList};
 use crate::reply::Reply;
 use crate::snapshot::{decode_blob, encode_blob, SnapshotFiles};
 use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::write_stages::{Point, Timeline};
 
 /// Entries applied per trip to the blocking pool.
 const APPLY_CHUNK: usize = 64;
@@ -87,6 +88,8 @@ struct Shared {
     apply_turn: tokio::sync::Mutex<()>,
     /// Where a damaged engine is repaired from, once the node knows its peers.
     repairer: std::sync::OnceLock<(Caller, PeerList)>,
+    /// The node's stamps of its recent entries (apply begun, applied).
+    timeline: Arc<Timeline>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -166,6 +169,7 @@ impl StateMachine {
                 damage: Arc::default(),
                 apply_turn: tokio::sync::Mutex::new(()),
                 repairer: std::sync::OnceLock::new(),
+                timeline: Arc::default(),
             }),
         };
         Ok((sm, app))
@@ -334,6 +338,11 @@ impl StateMachine {
         &self.inner.checkpoints
     }
 
+    /// The stamps of the node's recent entries, shared with its log store and peer clients.
+    pub fn timeline(&self) -> &Arc<Timeline> {
+        &self.inner.timeline
+    }
+
     /// Applies a chunk of entries on the blocking pool and answers their responders.
     ///
     /// Damage to the engine (a failed checksum, a stopped engine) does not stop the node: the
@@ -345,6 +354,14 @@ impl StateMachine {
     ) -> std::result::Result<(), io::Error> {
         let _turn = self.inner.apply_turn.lock().await;
         let (entries, responders): (Vec<Entry>, Vec<_>) = chunk.into_iter().unzip();
+        let indexes = entries
+            .first()
+            .zip(entries.last())
+            .map(|(a, b)| (a.log_id.index, b.log_id.index));
+        let timeline = &self.inner.timeline;
+        if let Some((first, last)) = indexes {
+            timeline.range_passed(first, last, Point::ApplyStarted, std::time::Instant::now());
+        }
         let entries = Arc::new(entries);
         let mut responses = Vec::with_capacity(entries.len());
         while responses.len() < entries.len() {
@@ -379,6 +396,9 @@ impl StateMachine {
                     return Err(to_io(e));
                 }
             }
+        }
+        if let Some((first, last)) = indexes {
+            timeline.range_passed(first, last, Point::Applied, std::time::Instant::now());
         }
         for (response, responder) in responses.into_iter().zip(responders) {
             if let Some(r) = responder {

@@ -110,9 +110,11 @@ async fn vote_and_committed_survive_a_power_cut() {
             .append(blanks(3, 1..6), IOFlushed::noop())
             .await
             .unwrap();
+        // The committed log id is written lazily: it is durable with the next durable
+        // metadata write, here the vote's.
+        store.save_committed(Some(log_id(3, 5))).await.unwrap();
         let vote = Vote::new_committed(3, 2);
         store.save_vote(&vote).await.unwrap();
-        store.save_committed(Some(log_id(3, 5))).await.unwrap();
         vfs.power_cut(mode);
         drop(store);
         vfs.restart();

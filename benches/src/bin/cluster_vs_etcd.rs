@@ -90,21 +90,28 @@ async fn measure<S: System>(sys: Arc<S>, args: &Args) -> Result<Measured, String
         sys.leader().await;
         // The nodes' own CPU counters from the end of the warm-up to the end of the row (which
         // waits for the operations in flight: a few milliseconds past the measured window).
+        // The write stages the same way.
         let pids = sys.pids();
         let warmed = {
-            let pids = pids.clone();
+            let (pids, sys) = (pids.clone(), sys.clone());
             tokio::spawn(async move {
                 tokio::time::sleep(window.warmup).await;
-                processes_cpu_secs(&pids)
+                (processes_cpu_secs(&pids), sys.write_stages().await)
             })
         };
         let r = run_row(&sys, kind, clients, window).await?;
-        let node_secs = processes_cpu_secs(&pids) - warmed.await.map_err(|e| e.to_string())?;
-        let f = LoadFigures::of(&r, kind.counts_records()).with_node_cpu(
-            node_secs,
-            &r,
-            kind.counts_records(),
-        );
+        let node_secs_now = processes_cpu_secs(&pids);
+        let stages_now = sys.write_stages().await;
+        let (node_secs_then, stages_then) = warmed.await.map_err(|e| e.to_string())?;
+        let stages = match (kind, stages_then, stages_now) {
+            (RowKind::Put(_) | RowKind::Batched, Some(then), Some(now)) => {
+                now.since(&then).summaries()
+            }
+            _ => Vec::new(),
+        };
+        let f = LoadFigures::of(&r, kind.counts_records())
+            .with_node_cpu(node_secs_now - node_secs_then, &r, kind.counts_records())
+            .with_write_stages(stages);
         eprintln!(
             "  {:<8} {:<50} {:>3} clients: {:>9.0} {}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  cpu {:.0}% steal {:.0}%  nodes {:.1} us/{}",
             sys.name(),

@@ -105,6 +105,11 @@ pub trait System: Send + Sync + 'static {
     /// The process ids of the running nodes (for the CPU they spend).
     fn pids(&self) -> Vec<u32>;
 
+    /// The nodes' write-stage histograms now, where the system keeps them (QAStore).
+    fn write_stages(&self) -> impl Future<Output = Option<qastore_client::StageCounts>> + Send {
+        async { None }
+    }
+
     /// Stops every node and removes the cluster's files.
     fn shutdown(&self);
 }

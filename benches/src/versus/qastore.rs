@@ -130,6 +130,14 @@ impl QaCluster {
 
 impl System for QaCluster {
     /// The process ids of the running nodes.
+    async fn write_stages(&self) -> Option<qastore_client::StageCounts> {
+        self.client
+            .write_stages()
+            .await
+            .inspect_err(|e| eprintln!("  QAStore: reading the write stages failed: {e}"))
+            .ok()
+    }
+
     fn pids(&self) -> Vec<u32> {
         self.with_cluster(|c| {
             c.ids()

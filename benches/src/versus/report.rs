@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use qastore_client::StageSummary;
 use qastore_testkit::load::LoadResult;
 
 /// One system's figures in a load row.
@@ -25,6 +26,9 @@ pub struct LoadFigures {
     /// CPU time the system's nodes spent per counted operation (per record where the row counts
     /// records), in microseconds, from their own counters (the load generator not included).
     pub node_cpu_us: Option<f64>,
+    /// Where the system's writes spent their time in the measured stretch, stage by stage (a
+    /// QAStore write row; empty elsewhere).
+    pub write_stages: Vec<StageSummary>,
 }
 
 impl LoadFigures {
@@ -41,7 +45,14 @@ impl LoadFigures {
             first_error: r.first_error.clone(),
             cpu: (r.cpu.busy, r.cpu.steal),
             node_cpu_us: None,
+            write_stages: Vec::new(),
         }
+    }
+
+    /// With the write-stage breakdown the nodes counted during the row.
+    pub fn with_write_stages(mut self, stages: Vec<StageSummary>) -> LoadFigures {
+        self.write_stages = stages;
+        self
     }
 
     /// With the nodes' CPU: `secs` they spent during the measured stretch of `r`.
@@ -211,6 +222,69 @@ impl Report {
                 fmt_opt(ratio(median(QA), median(ETCD)), 2)
             );
         }
+        out.push_str(&self.breakdown_markdown());
+        out
+    }
+
+    /// Per write row of QAStore, a table "where a write's time goes": one line per stage, one
+    /// column per client count, p50 / p99 in microseconds.
+    fn breakdown_markdown(&self) -> String {
+        let mut kinds: Vec<&str> = Vec::new();
+        let mut columns: BTreeMap<&str, Vec<(usize, &[StageSummary])>> = BTreeMap::new();
+        for row in &self.rows {
+            let Row::Load {
+                label,
+                clients,
+                systems,
+                ..
+            } = row
+            else {
+                continue;
+            };
+            let Some(f) = systems.get(QA).filter(|f| !f.write_stages.is_empty()) else {
+                continue;
+            };
+            if !kinds.contains(&label.as_str()) {
+                kinds.push(label);
+            }
+            columns
+                .entry(label)
+                .or_default()
+                .push((*clients, &f.write_stages));
+        }
+        let mut out = String::new();
+        for kind in kinds {
+            let cols = &columns[kind];
+            let _ = writeln!(
+                out,
+                "\nWhere a QAStore write's time goes, {kind}: p50 / p99 in us per stage, all \
+                 nodes (validate .. answer add up to total at the leader; leader_fsync, send and \
+                 follower_round_trip run beside commit; follower_append is the followers' side)\n"
+            );
+            let header: Vec<String> = cols.iter().map(|(c, _)| format!("{c} clients")).collect();
+            let _ = writeln!(out, "| stage | {} |", header.join(" | "));
+            let _ = writeln!(out, "|---|{}", "---|".repeat(cols.len()));
+            let mut stages: Vec<&str> = Vec::new();
+            for (_, summaries) in cols {
+                for s in summaries.iter() {
+                    if !stages.contains(&s.stage.as_str()) {
+                        stages.push(&s.stage);
+                    }
+                }
+            }
+            for stage in stages {
+                let cells: Vec<String> = cols
+                    .iter()
+                    .map(|(_, summaries)| {
+                        summaries
+                            .iter()
+                            .find(|s| s.stage == stage)
+                            .map_or("-".into(), |s| format!("{:.0} / {:.0}", s.p50_us, s.p99_us))
+                    })
+                    .collect();
+                let _ = writeln!(out, "| {stage} | {} |", cells.join(" | "));
+            }
+        }
         out
     }
 
@@ -243,6 +317,13 @@ impl Report {
                             "cpu_busy": f.cpu.0,
                             "cpu_steal": f.cpu.1,
                             "node_cpu_us_per_op": f.node_cpu_us,
+                            "write_stages": f.write_stages.iter().map(|s| json!({
+                                "stage": s.stage,
+                                "count": s.count,
+                                "p50_us": s.p50_us,
+                                "p99_us": s.p99_us,
+                                "mean_us": s.mean_us,
+                            })).collect::<Vec<_>>(),
                         }))).collect::<serde_json::Map<_, _>>(),
                     })
                 }

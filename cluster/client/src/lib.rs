@@ -10,6 +10,8 @@
 //!   event stream, served by followers first and resumed on another node when one fails, so
 //!   the caller sees every matching event once, in position order. The durable consumer calls
 //!   (`create_consumer`, `ack`, `list_consumers`, `consumer`, `delete_consumer`) go to any node.
+//! * [`StageCounts`] (from [`Client::write_stages`]): where the cluster's writes spend their
+//!   time, stage by stage; two readings give a window's percentiles ([`StageSummary`]).
 //! * [`drill`]: failover drills (planned and kill), their measurements and verdict.
 //! * [`ClientError`]: why a call failed (a node's error status, a bad endpoint, no leader).
 //!
@@ -52,8 +54,10 @@ mod error;
 mod feed;
 mod ingestor;
 mod retry;
+mod stages;
 
 pub use client::{Client, ClientConfig};
 pub use error::{parse_position, ClientError};
 pub use feed::{Mode, Start, SubscribeOptions, Subscription, SubscriptionItem, SubscriptionStats};
 pub use ingestor::{Completion, IngestStats, Ingestor, IngestorConfig, RecordAck, SubmitError};
+pub use stages::{StageCounts, StageSummary};

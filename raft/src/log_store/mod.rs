@@ -3,8 +3,13 @@
 //! * `append` writes the entries into the active segment (readable at once) and hands the
 //!   completion to the WAL's flusher, which calls it after the group fsync: `IOFlushed` never
 //!   completes before the entries are on disk.
-//! * `save_vote` and `save_committed` go through the same flusher, after every append made
-//!   before them, and return once durable (awaited, never blocking a runtime thread).
+//! * `save_vote` goes through the same flusher, after every append made before it, and returns
+//!   once durable (awaited, never blocking a runtime thread).
+//! * `save_committed` records the committed log id and returns at once; the flusher writes it
+//!   with the next durable metadata write or within a fraction of a second. Openraft awaits it
+//!   before applying, so a durable write here would put an fsync between every commit and its
+//!   apply (and stop openraft's core meanwhile); losing the last value in a crash costs only
+//!   re-learning it from the leader before the newest entries are applied again.
 //! * `truncate_after` and `purge` remove files and fsync directories, so they run on the
 //!   blocking pool.
 
@@ -21,6 +26,7 @@ use qastore_lsm::wal::{self, Wal};
 use crate::codec;
 use crate::error::to_io;
 use crate::types::{log_id, Entry, LogId, TypeConfig, Vote};
+use crate::write_stages::{Point, Timeline};
 
 /// Entries read per step when streaming a long range (re-applying after a restart, say).
 const STREAM_CHUNK: u64 = 1024;
@@ -30,6 +36,7 @@ const STREAM_CHUNK: u64 = 1024;
 pub struct LogStore {
     wal: Arc<Wal>,
     max_batch_bytes: u64,
+    timeline: Arc<Timeline>,
 }
 
 impl LogStore {
@@ -38,7 +45,15 @@ impl LogStore {
         LogStore {
             wal,
             max_batch_bytes: u64::MAX,
+            timeline: Arc::default(),
         }
+    }
+
+    /// The same store, stamping on `timeline` when entries are appended and when they are
+    /// durable.
+    pub fn with_timeline(mut self, timeline: Arc<Timeline>) -> Self {
+        self.timeline = timeline;
+        self
     }
 
     /// The same store, handing replication at most `bytes` of entries per batch (an entry
@@ -225,9 +240,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
         let id = committed.as_ref().map(to_wal_id);
-        let wal = self.wal.clone();
-        self.durable(move |done| wal.save_committed_then(id, done))
-            .await
+        self.wal.save_committed(id).map_err(to_io)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
@@ -244,8 +257,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let batch: Vec<_> = entries.into_iter().map(|e| codec::to_wal(&e)).collect();
+        // An empty batch still goes to the log: its completion waits for earlier appends.
+        let span = batch
+            .first()
+            .zip(batch.last())
+            .map(|(a, b)| (a.index, b.index));
+        let now = std::time::Instant::now();
+        if let Some((first, last)) = span {
+            for index in first..=last {
+                self.timeline.appended(index, now);
+            }
+        }
+        let timeline = self.timeline.clone();
         self.wal
-            .append(&batch, move |r| callback.io_completed(r.map_err(to_io)))
+            .append(&batch, move |r| {
+                if let (Ok(()), Some((first, last))) = (&r, span) {
+                    timeline.range_passed(first, last, Point::Flushed, std::time::Instant::now());
+                }
+                callback.io_completed(r.map_err(to_io))
+            })
             .map_err(to_io)
     }
 

@@ -47,6 +47,7 @@ use super::peer_book::{PeerBook, PeerStats};
 use super::server::MAX_MESSAGE_BYTES;
 use crate::snapshot::SnapshotFiles;
 use crate::types::{NodeId, PeerNode, Snapshot, TypeConfig, Vote};
+use crate::write_stages::{Point, Timeline};
 
 type Client = RaftPeerClient<InterceptedService<Channel, Stamp>>;
 type RpcError = RPCError<TypeConfig>;
@@ -92,6 +93,8 @@ struct NetInner {
     options: NetworkConfig,
     channels: Mutex<HashMap<String, Channel>>,
     book: PeerBook,
+    /// Stamped when entries are sent to a peer and when it answers that it holds them.
+    timeline: Arc<Timeline>,
 }
 
 /// Creates clients to peers (openraft's network factory). Clones share connections.
@@ -101,8 +104,14 @@ pub struct PeerNetwork {
 }
 
 impl PeerNetwork {
-    /// The network of node `node_id` in cluster `cluster_id`.
-    pub fn new(cluster_id: &str, node_id: NodeId, options: NetworkConfig) -> Self {
+    /// The network of node `node_id` in cluster `cluster_id`, stamping the entries it sends
+    /// and peers' answers on `timeline`.
+    pub fn new(
+        cluster_id: &str,
+        node_id: NodeId,
+        options: NetworkConfig,
+        timeline: Arc<Timeline>,
+    ) -> Self {
         PeerNetwork {
             inner: Arc::new(NetInner {
                 cluster_id: cluster_id.to_string(),
@@ -110,6 +119,7 @@ impl PeerNetwork {
                 options,
                 channels: Mutex::new(HashMap::new()),
                 book: PeerBook::default(),
+                timeline,
             }),
         }
     }
@@ -223,6 +233,38 @@ fn note_answer(
             }
         }
         _ => {}
+    }
+}
+
+/// The index range of the entries `rpc` carries.
+fn entry_span(rpc: &AppendEntriesRequest<TypeConfig>) -> Option<(u64, u64)> {
+    rpc.entries
+        .first()
+        .zip(rpc.entries.last())
+        .map(|(a, b)| (a.log_id.index, b.log_id.index))
+}
+
+/// Stamps the entries `rpc` carries as sent to the peer at `position`.
+fn stamp_sent(timeline: &Timeline, position: usize, rpc: &AppendEntriesRequest<TypeConfig>) {
+    if let Some((first, last)) = entry_span(rpc) {
+        timeline.range_passed(first, last, Point::Sent(position), Instant::now());
+    }
+}
+
+/// Stamps as acknowledged by the peer at `position` the entries from `next_unacked` up to
+/// what its answer says it holds, and moves `next_unacked` past them.
+fn stamp_acked(
+    timeline: &Timeline,
+    position: usize,
+    next_unacked: &AtomicU64,
+    result: &StreamAppendResult<TypeConfig>,
+) {
+    if let Ok(Some(held)) = result {
+        let from = next_unacked.load(Ordering::Relaxed);
+        if held.index >= from {
+            timeline.acknowledged(from, held.index, position, Instant::now());
+        }
+        next_unacked.store(held.index + 1, Ordering::Relaxed);
     }
 }
 
@@ -358,6 +400,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let last = rpc.entries.last().map(|e| e.log_id).or(rpc.prev_log_id);
         let term = rpc.vote.leader_id.term;
         let mut client = self.client()?;
+        let timeline = self.net.timeline.clone();
+        let position = timeline.peer_position(self.target);
+        stamp_sent(&timeline, position, &rpc);
+        let next_unacked = AtomicU64::new(entry_span(&rpc).map_or(u64::MAX, |(first, _)| first));
         let request = convert::append_to_pb(&rpc);
         let allowance = self
             .net
@@ -380,6 +426,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         let result = convert::append_result_from_pb(answer)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         note_answer(&self.net.book, self.target, term, &result);
+        stamp_acked(&timeline, position, &next_unacked, &result);
         Ok(match result {
             Ok(flushed) if flushed == last => AppendEntriesResponse::Success,
             Ok(flushed) => AppendEntriesResponse::PartialSuccess(flushed),
@@ -413,9 +460,15 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             let mut client = self.client().inspect_err(|_| net.book.failed(target))?;
             let flight = Arc::new(Flight::new(deadline));
             let sent = flight.clone();
+            let timeline = net.timeline.clone();
+            let position = timeline.peer_position(target);
+            let next_unacked =
+                Arc::new(AtomicU64::new(first.prev_log_id.map_or(0, |p| p.index + 1)));
+            let stamps = timeline.clone();
             let requests = futures::stream::once(futures::future::ready(first))
                 .chain(input)
                 .map(move |r| {
+                    stamp_sent(&stamps, position, &r);
                     let request = convert::append_to_pb(&r);
                     sent.sent(request_bytes(&request));
                     request
@@ -434,6 +487,7 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             };
             let answers = futures::stream::unfold(Some(inbound), move |state| {
                 let (flight, net, timeout) = (flight.clone(), net.clone(), timeout.clone());
+                let (timeline, next_unacked) = (timeline.clone(), next_unacked.clone());
                 async move {
                     let mut inbound = state?;
                     loop {
@@ -452,7 +506,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
                                 let r = convert::append_result_from_pb(answer)
                                     .map_err(|e| RPCError::Network(NetworkError::new(&e)));
                                 match &r {
-                                    Ok(result) => note_answer(&net.book, target, term, result),
+                                    Ok(result) => {
+                                        note_answer(&net.book, target, term, result);
+                                        stamp_acked(&timeline, position, &next_unacked, result);
+                                    }
                                     Err(_) => net.book.failed(target),
                                 }
                                 let next = r.is_ok().then_some(inbound);

@@ -4,6 +4,7 @@
 //! cluster, or a peer that meant to reach a node that used to have this address, is refused
 //! before anything is read.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,9 +23,13 @@ use super::convert;
 use crate::follower_clock::FollowerClock;
 use crate::snapshot::{decode_blob, SnapshotFiles};
 use crate::types::{NodeId, Raft, Snapshot};
+use crate::write_stages::{self, Stage};
 
 /// The largest message a peer may send (an append of large batches, a snapshot chunk).
 pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// Append requests of one stream whose arrival is remembered for timing their answers.
+const MAX_TIMED_APPENDS: usize = 4096;
 
 /// Refuses calls from another cluster or meant for another node.
 #[derive(Debug, Clone)]
@@ -162,6 +167,9 @@ impl RaftPeer for PeerService {
         // A malformed request ends the input; the reason follows the last answer.
         let failure: Arc<Mutex<Option<Status>>> = Arc::new(Mutex::new(None));
         let fail = failure.clone();
+        // When each request still unanswered arrived: openraft answers them in order.
+        let arrivals: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
+        let arrived = arrivals.clone();
         let input = inbound
             .map(move |item| item.and_then(|pb| convert::append_from_pb(pb).map_err(bad_request)))
             .take_while(move |item| {
@@ -177,6 +185,12 @@ impl RaftPeer for PeerService {
             .filter_map(move |item| {
                 let req = item.ok();
                 if let Some(r) = &req {
+                    let mut arrived = arrived.lock();
+                    if arrived.len() >= MAX_TIMED_APPENDS {
+                        arrived.pop_front();
+                    }
+                    arrived.push_back(Instant::now());
+                    drop(arrived);
                     clock.record(
                         r.vote.leader_id.term,
                         r.vote.leader_id.voted_for,
@@ -186,9 +200,14 @@ impl RaftPeer for PeerService {
                 }
                 futures::future::ready(req)
             });
-        let output = self.raft.stream_append(input).map(|r| match r {
-            Ok(result) => Ok(convert::append_result_to_pb(&result)),
-            Err(fatal) => Err(unavailable(fatal)),
+        let output = self.raft.stream_append(input).map(move |r| {
+            if let Some(arrived) = arrivals.lock().pop_front() {
+                write_stages::record(Stage::FollowerAppend, arrived.elapsed());
+            }
+            match r {
+                Ok(result) => Ok(convert::append_result_to_pb(&result)),
+                Err(fatal) => Err(unavailable(fatal)),
+            }
         });
         let trailer = futures::stream::once(async move { failure.lock().take() })
             .filter_map(|s| futures::future::ready(s.map(Err)));

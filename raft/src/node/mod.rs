@@ -43,6 +43,7 @@ use crate::read_index_batch::ReadIndexBatch;
 use crate::reply::Reply;
 use crate::state_machine::StateMachine;
 use crate::types::{leader_of, NodeId, PeerNode, Raft, TypeConfig};
+use crate::write_stages::{self, WriteClock, WriteStages};
 
 mod membership;
 mod operate;
@@ -132,6 +133,8 @@ pub struct WriteOutcome<R> {
     pub response: R,
     /// When asked to wait for every voter: whether every voter held it within the deadline.
     pub all_acked: Option<bool>,
+    /// Where its time went at this node, the leader (also counted in the node's histograms).
+    pub stages: WriteStages,
 }
 
 /// One running node, replicating the application `A`.

@@ -60,6 +60,7 @@ impl<A: Application> RaftNode<A> {
                 chunk_bytes: config.raft.snapshot_chunk_bytes,
                 dial_overrides: config.dial_overrides.clone(),
             },
+            sm.timeline().clone(),
         );
         let caller = crate::repair::Caller {
             cluster_id: config.cluster_id.clone(),
@@ -70,7 +71,9 @@ impl<A: Application> RaftNode<A> {
             config.node_id,
             openraft_config,
             network.clone(),
-            LogStore::new(wal.clone()).with_max_batch_bytes(config.raft.max_payload_bytes),
+            LogStore::new(wal.clone())
+                .with_max_batch_bytes(config.raft.max_payload_bytes)
+                .with_timeline(sm.timeline().clone()),
             sm.clone(),
         )
         .await

@@ -65,26 +65,29 @@ impl<A: Application> RaftNode<A> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
+        let received = Instant::now();
         let admitted = self.admit(DiskUse::UNLIMITED)?;
-        self.write_admitted(admitted, request, wait_for_all_voters, timeout)
+        self.write_admitted(admitted, request, wait_for_all_voters, timeout, received)
             .await
     }
 
     /// Proposes a client's write (on the leader) and waits until it is applied, and, with
     /// `wait_for_all_voters`, until every voter holds it or `timeout` passes. The request is
     /// the application's encoded command, checked by the caller as far as it can be without
-    /// the state.
+    /// the state; `received` is when the call arrived, where its timing starts.
     pub async fn write_admitted(
         &self,
         _admitted: Admitted,
         request: Request,
         wait_for_all_voters: bool,
         timeout: Duration,
+        received: Instant,
     ) -> Result<WriteOutcome<A::Response>> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
         }
-        let deadline = Instant::now() + timeout;
+        let proposed = Instant::now();
+        let deadline = proposed + timeout;
         let resp = tokio::time::timeout(timeout, self.raft.client_write(request))
             .await
             .map_err(|_| {
@@ -94,6 +97,13 @@ impl<A: Application> RaftNode<A> {
             })?
             .map_err(|e| self.map_write_error(e))?;
         let log_index = resp.log_id.index;
+        let clock = WriteClock {
+            received,
+            proposed,
+            answered: Instant::now(),
+        };
+        let stages = self.write_stages(clock, log_index);
+        stages.record();
         let all_acked = if wait_for_all_voters {
             Some(self.wait_all_voters(log_index, deadline).await)
         } else {
@@ -104,7 +114,23 @@ impl<A: Application> RaftNode<A> {
             term: resp.log_id.leader_id.term,
             response: answer::<A>(&resp.data)?,
             all_acked,
+            stages,
         })
+    }
+
+    /// Where the write of the entry at `index` spent its time, from `clock` and the entry's
+    /// stamps.
+    fn write_stages(&self, clock: WriteClock, index: u64) -> WriteStages {
+        let voters: Vec<NodeId> = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        let entry = self.sm.timeline().read(index);
+        write_stages::write_stages(clock, entry.as_ref(), self.id, &voters)
     }
 
     /// Waits until every voter holds `index`, or until `deadline`.

@@ -631,23 +631,6 @@ impl Wal {
         self.send(Command::Meta { meta, done: None })
     }
 
-    /// Records the committed log id and returns at once; `on_durable` runs once it is durable
-    /// (ordered after every append made before it, like a vote).
-    pub fn save_committed_then(
-        &self,
-        committed: Option<LogId>,
-        on_durable: impl FnOnce(Result<()>) + Send + 'static,
-    ) -> Result<()> {
-        let mut st = self.state.write();
-        self.check_running()?;
-        st.meta.committed = committed;
-        let meta = st.meta.clone();
-        self.send(Command::Meta {
-            meta,
-            done: Some(Box::new(on_durable)),
-        })
-    }
-
     fn write_meta_sync(&self, meta: WalMeta) -> Result<()> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Command::Meta {
