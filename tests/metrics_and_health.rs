@@ -159,6 +159,7 @@ async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
             ("qastore_raft_has_leader", "gauge"),
             ("qastore_wal_fsync_seconds", "histogram"),
             ("qastore_rpc_seconds", "histogram"),
+            ("qastore_write_stage_seconds", "histogram"),
         ] {
             assert_eq!(
                 types.get(name).map(String::as_str),
@@ -196,11 +197,25 @@ async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
     };
     let (_, page) = c.http_get(leader, "/metrics").unwrap();
     assert_eq!(value(&page, "qastore_writes_total"), 6.0, "{page}");
+    assert_eq!(
+        value(&page, "qastore_write_stage_seconds_count{stage=\"total\"}"),
+        6.0,
+        "the leader timed each write it answered:\n{page}"
+    );
     let (_, page) = c.http_get(follower, "/metrics").unwrap();
     assert!(
         value(&page, "qastore_writes_forwarded_total") >= 1.0,
         "{page}"
     );
+    for stage in ["forward", "follower_append"] {
+        let name = format!("qastore_write_stage_seconds_count{{stage=\"{stage}\"}}");
+        assert!(value(&page, &name) >= 1.0, "{name}:\n{page}");
+    }
+    // The same histograms through the admin API, summed over the nodes.
+    let stages = client.write_stages().await.unwrap().summaries();
+    let count = |name: &str| stages.iter().find(|s| s.stage == name).map_or(0, |s| s.count);
+    assert_eq!(count("total"), 6, "{stages:?}");
+    assert!(count("follower_round_trip") >= 6, "{stages:?}");
 }
 
 /// `/readyz` and the `qastore_raft_has_leader` gauge of node `id`, read together.
