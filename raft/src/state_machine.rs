@@ -20,7 +20,7 @@
 use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -90,6 +90,9 @@ struct Shared {
     repairer: std::sync::OnceLock<(Caller, PeerList)>,
     /// The node's stamps of its recent entries (apply begun, applied).
     timeline: Arc<Timeline>,
+    /// The engine known to hold the membership key (a weak handle: its address is never
+    /// reused while held), so that applying an entry does not look the key up every time.
+    membership_held_by: Mutex<Weak<Engine>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -170,6 +173,7 @@ impl StateMachine {
                 apply_turn: tokio::sync::Mutex::new(()),
                 repairer: std::sync::OnceLock::new(),
                 timeline: Arc::default(),
+                membership_held_by: Mutex::new(Weak::new()),
             }),
         };
         Ok((sm, app))
@@ -410,7 +414,7 @@ impl StateMachine {
 
     /// Applies one committed entry. An error here is fatal to the node (an I/O failure, or
     /// damage): outcomes that depend on the input are answers, not errors.
-    fn apply_entry(&self, engine: &Engine, entry: &Entry) -> Result<Reply> {
+    fn apply_entry(&self, engine: &Arc<Engine>, entry: &Entry) -> Result<Reply> {
         let id = entry.log_id;
         let index = id.index;
         let new_membership = match &entry.payload {
@@ -442,7 +446,7 @@ impl StateMachine {
         // the initial membership at index 0, which is never an engine batch.
         let membership = match &new_membership {
             Some(m) => Some(m.clone()),
-            None if engine.get(&membership_key())?.is_none() => {
+            None if !self.engine_holds_membership(engine)? => {
                 Some(self.inner.applied.lock().membership.clone())
             }
             None => None,
@@ -460,12 +464,28 @@ impl StateMachine {
                 .hash_marks
                 .start(index, engine.scan(Bound::Unbounded, Bound::Unbounded));
         }
+        if membership.is_some() {
+            *self.inner.membership_held_by.lock() = Arc::downgrade(engine);
+        }
         let mut applied = self.inner.applied.lock();
         applied.log_id = Some(id);
         if let Some(m) = new_membership {
             applied.membership = m;
         }
         Ok(response)
+    }
+
+    /// Whether `engine` holds the membership key: remembered once seen, looked up otherwise
+    /// (a new engine, from a snapshot or a repair, is looked at once).
+    fn engine_holds_membership(&self, engine: &Arc<Engine>) -> Result<bool> {
+        if std::ptr::eq(self.inner.membership_held_by.lock().as_ptr(), Arc::as_ptr(engine)) {
+            return Ok(true);
+        }
+        let held = engine.get(&membership_key())?.is_some();
+        if held {
+            *self.inner.membership_held_by.lock() = Arc::downgrade(engine);
+        }
+        Ok(held)
     }
 
     /// Checkpoints the engine (after flushing it) and returns the snapshot it makes.

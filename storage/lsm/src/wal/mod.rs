@@ -14,6 +14,7 @@
 mod entry;
 mod flusher;
 mod meta;
+mod recent;
 mod recovery;
 mod segment;
 mod stats;
@@ -41,6 +42,7 @@ use crate::vfs::{temp_path, FileLock, VfsRef, LOCK_FILE};
 use entry::ENTRY_FIXED;
 use flusher::{Command, PendingRename, Shared};
 use meta::MetaFile;
+use recent::{Recent, RECENT_BYTES};
 use segment::{parse_segment_name, EntryLoc, Segment};
 
 /// Settings of a WAL.
@@ -85,6 +87,8 @@ impl WalConfig {
 struct State {
     segments: VecDeque<Segment>,
     meta: WalMeta,
+    /// The newest entries as appended, read back without touching the files.
+    recent: Recent,
 }
 
 impl State {
@@ -193,7 +197,11 @@ impl Wal {
         };
 
         let segments = recovery::recover_segments(&vfs, &dir, &seg_names, &meta, &shared)?;
-        let state = State { segments, meta };
+        let state = State {
+            segments,
+            meta,
+            recent: Recent::new(RECENT_BYTES),
+        };
         if let Some(last) = state.last_index() {
             shared.counters.durable_index.store(last, Ordering::Relaxed);
         }
@@ -300,6 +308,7 @@ impl Wal {
         }));
         seg.size += buf.len() as u64;
         let file = seg.file.clone();
+        st.recent.push(entries);
 
         let c = &self.shared.counters;
         stats::Counters::add(&c.appends, 1);
@@ -414,6 +423,9 @@ impl Wal {
                     .into())
                 }
             };
+            if let Some(held) = st.recent.get(&range) {
+                return Ok(held);
+            }
             debug_assert!(first <= last);
             let mut index = range.start;
             while index < range.end {
@@ -506,6 +518,7 @@ impl Wal {
     pub fn truncate_from(&self, from: u64) -> Result<()> {
         let mut st = self.state.write();
         self.check_running()?;
+        st.recent.truncate_from(from);
         // Everything queued must be durable first, so no later flush touches what we cut.
         self.sync()?;
         let Some((last, _)) = st.last_physical() else {
