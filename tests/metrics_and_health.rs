@@ -213,7 +213,12 @@ async fn the_metrics_page_passes_promtool_on_the_leader_and_a_follower() {
     }
     // The same histograms through the admin API, summed over the nodes.
     let stages = client.write_stages().await.unwrap().summaries();
-    let count = |name: &str| stages.iter().find(|s| s.stage == name).map_or(0, |s| s.count);
+    let count = |name: &str| {
+        stages
+            .iter()
+            .find(|s| s.stage == name)
+            .map_or(0, |s| s.count)
+    };
     assert_eq!(count("total"), 6, "{stages:?}");
     assert!(count("follower_round_trip") >= 6, "{stages:?}");
 }

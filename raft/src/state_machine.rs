@@ -17,11 +17,12 @@
 //! application's ([`Application`]): this module prepares the entry's system keys and calls it
 //! once per entry, then takes the state hash at hash marks.
 
+use std::collections::VecDeque;
 use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -357,18 +358,13 @@ impl StateMachine {
         chunk: Vec<EntryResponder<TypeConfig>>,
     ) -> std::result::Result<(), io::Error> {
         let _turn = self.inner.apply_turn.lock().await;
-        let (entries, responders): (Vec<Entry>, Vec<_>) = chunk.into_iter().unzip();
-        let indexes = entries
-            .first()
-            .zip(entries.last())
-            .map(|(a, b)| (a.log_id.index, b.log_id.index));
-        let timeline = &self.inner.timeline;
-        if let Some((first, last)) = indexes {
-            timeline.range_passed(first, last, Point::ApplyStarted, std::time::Instant::now());
-        }
+        let (entries, responders): (Vec<Entry>, VecDeque<_>) = chunk.into_iter().unzip();
         let entries = Arc::new(entries);
-        let mut responses = Vec::with_capacity(entries.len());
-        while responses.len() < entries.len() {
+        // Each answer goes out as soon as its entry is applied, from the blocking pool: a
+        // write early in a chunk does not wait for the rest of it.
+        let mut responders = responders;
+        let mut applied = 0;
+        while applied < entries.len() {
             if let Some(reason) = self.damage_reason() {
                 self.repair_until_done(&reason).await.map_err(|e| {
                     tracing::error!(error = %e, "the damaged engine cannot be repaired; the node stops applying");
@@ -378,20 +374,31 @@ impl StateMachine {
             let engine = self.inner.engine.get().map_err(to_io)?;
             // Back-pressure is awaited here, off the blocking pool and without holding anything.
             engine.write_room().await;
-            let (sm, todo, start) = (self.clone(), entries.clone(), responses.len());
-            let (done, failed) = tokio::task::spawn_blocking(move || {
-                let mut done = Vec::new();
+            let (sm, todo, start) = (self.clone(), entries.clone(), applied);
+            let mut waiting = std::mem::take(&mut responders);
+            let (done, failed, waiting) = tokio::task::spawn_blocking(move || {
+                let mut done = 0;
+                let timeline = &sm.inner.timeline;
                 for e in &todo[start..] {
+                    let index = e.log_id.index;
+                    timeline.passed(index, Point::ApplyStarted, Instant::now());
                     match sm.apply_entry(&engine, e) {
-                        Ok(r) => done.push(r),
-                        Err(err) => return (done, Some(err)),
+                        Ok(reply) => {
+                            timeline.passed(index, Point::Applied, Instant::now());
+                            if let Some(Some(responder)) = waiting.pop_front() {
+                                responder.send(reply);
+                            }
+                            done += 1;
+                        }
+                        Err(err) => return (done, Some(err), waiting),
                     }
                 }
-                (done, None)
+                (done, None, waiting)
             })
             .await
             .map_err(to_io)?;
-            responses.extend(done);
+            responders = waiting;
+            applied += done;
             match failed {
                 None => {}
                 Some(Error::Storage(e)) if is_damage(&e) => self.inner.damage.report(e.to_string()),
@@ -399,14 +406,6 @@ impl StateMachine {
                     tracing::error!(error = %e, "applying a committed entry failed; the node stops");
                     return Err(to_io(e));
                 }
-            }
-        }
-        if let Some((first, last)) = indexes {
-            timeline.range_passed(first, last, Point::Applied, std::time::Instant::now());
-        }
-        for (response, responder) in responses.into_iter().zip(responders) {
-            if let Some(r) = responder {
-                r.send(response);
             }
         }
         Ok(())
@@ -478,7 +477,10 @@ impl StateMachine {
     /// Whether `engine` holds the membership key: remembered once seen, looked up otherwise
     /// (a new engine, from a snapshot or a repair, is looked at once).
     fn engine_holds_membership(&self, engine: &Arc<Engine>) -> Result<bool> {
-        if std::ptr::eq(self.inner.membership_held_by.lock().as_ptr(), Arc::as_ptr(engine)) {
+        if std::ptr::eq(
+            self.inner.membership_held_by.lock().as_ptr(),
+            Arc::as_ptr(engine),
+        ) {
             return Ok(true);
         }
         let held = engine.get(&membership_key())?.is_some();

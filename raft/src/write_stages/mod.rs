@@ -42,11 +42,14 @@ pub enum Stage {
     Propose,
     /// From the log store taking the entry to a quorum holding it durably.
     Commit,
-    /// From a quorum holding the entry to the state machine beginning to apply it.
+    /// From a quorum holding the entry to the state machine beginning to apply it (openraft
+    /// learning the commit, the apply queue, the entries before it in its apply batch, the
+    /// trip to the blocking pool).
     ApplyWait,
-    /// Applying the entry (its whole apply batch).
+    /// Applying the entry itself.
     Apply,
-    /// From applied to the proposal's answer (openraft's responder).
+    /// From applied to the proposal's answer (the rest of its apply batch, the trip back from
+    /// the blocking pool, openraft's responder, the handler's task being run).
     Answer,
     /// The whole write at the leader, from arrival to answer.
     Total,

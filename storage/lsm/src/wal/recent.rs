@@ -36,7 +36,11 @@ impl Recent {
         let Some(first) = appended.first() else {
             return;
         };
-        if self.entries.back().is_some_and(|e| e.index + 1 != first.index) {
+        if self
+            .entries
+            .back()
+            .is_some_and(|e| e.index + 1 != first.index)
+        {
             self.clear();
         }
         for e in appended {
@@ -128,6 +132,10 @@ mod tests {
         assert_eq!(r.get(&(1..3)), None);
         r.push(&[entry(2, 7)]);
         let again = r.get(&(2..3)).unwrap();
-        assert_eq!(again[0].payload.len(), 7, "the new entry 2, not the cut one");
+        assert_eq!(
+            again[0].payload.len(),
+            7,
+            "the new entry 2, not the cut one"
+        );
     }
 }
