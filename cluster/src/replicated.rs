@@ -58,6 +58,9 @@ pub fn request(command: &Command) -> Request {
     Request::from_bytes(command.to_bytes())
 }
 
+/// The largest entry applied on the runtime thread (a few records; see `applies_quickly`).
+const QUICK_WRITE_BYTES: usize = 4 << 10;
+
 /// The request of a client's checked write, and whether its ack level waits for every voter.
 /// The entry carries the records' archive as the write made it: nothing encodes them again.
 pub fn write_request(write: EncodedWrite) -> (Request, bool) {
@@ -123,6 +126,12 @@ impl Application for ExchangeApp {
 
     fn hash_mark_command() -> Bytes {
         Command::System(SystemCommand::HashMark).to_bytes()
+    }
+
+    /// A client's write of a few records; system commands may write files (a day's Parquet)
+    /// and large batches take long enough that the blocking pool is the place for them.
+    fn applies_quickly(&self, command: &[u8]) -> bool {
+        command.len() <= QUICK_WRITE_BYTES && Command::is_client_write(command)
     }
 
     /// Carries the Parquet files, held still while they are linked.

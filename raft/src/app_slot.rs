@@ -23,6 +23,8 @@ pub(crate) trait DynApplication: Send + Sync {
     ) -> Result<(Reply, bool), AppError>;
     /// See [`Application::already_applied`].
     fn already_applied(&self, reason: String) -> Reply;
+    /// See [`Application::applies_quickly`].
+    fn applies_quickly(&self, command: &[u8]) -> bool;
     /// See [`Application::create_checkpoint`].
     fn create_checkpoint(
         &self,
@@ -55,6 +57,10 @@ impl<A: Application> DynApplication for A {
     ) -> Result<(Reply, bool), AppError> {
         let applied = Application::apply(self, engine, index, payload, system)?;
         Ok((Reply::of(applied.response), applied.hash_mark))
+    }
+
+    fn applies_quickly(&self, command: &[u8]) -> bool {
+        Application::applies_quickly(self, command)
     }
 
     fn already_applied(&self, reason: String) -> Reply {

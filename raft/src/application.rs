@@ -109,6 +109,14 @@ pub trait Application: Send + Sync + 'static {
     /// The command that asks every node to hash its state (see [`Applied::hash_mark`]).
     fn hash_mark_command() -> Bytes;
 
+    /// Whether applying `command` is quick work in the engine's memory only (a client's small
+    /// write: lookups and inserts, no file written or synced). A few such entries together are
+    /// applied on the runtime thread, sparing them two thread hops; everything else is applied
+    /// on the blocking pool.
+    fn applies_quickly(&self, _command: &[u8]) -> bool {
+        false
+    }
+
     /// Takes a checkpoint of `engine` into `store`, its blob made by `make_blob`. An
     /// application with files of its own beside the engine carries them here.
     fn create_checkpoint(

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::storage::{ApplyResponder, EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftSnapshotBuilder};
 use parking_lot::Mutex;
 use qastore_lsm::checkpoint::{CheckpointInfo, CheckpointStore, EngineHome};
@@ -48,6 +48,13 @@ use crate::write_stages::{Point, Timeline};
 
 /// Entries applied per trip to the blocking pool.
 const APPLY_CHUNK: usize = 64;
+
+/// At most this many entries, each quick to apply ([`Application::applies_quickly`]), are
+/// applied on the runtime thread instead of the blocking pool: such an entry is memtable
+/// lookups and inserts (tens of microseconds; flushes and compactions run on the engine's own
+/// threads, and the write room is awaited before), less than the two thread hops of a trip to
+/// the pool, which every entry behind it waited for as well.
+const INLINE_APPLY_ENTRIES: usize = 8;
 
 fn system_key(name: &str) -> Vec<u8> {
     [RAFT_KEY_PREFIX, name.as_bytes()].concat()
@@ -348,7 +355,8 @@ impl StateMachine {
         &self.inner.timeline
     }
 
-    /// Applies a chunk of entries on the blocking pool and answers their responders.
+    /// Applies a chunk of entries on the blocking pool (a few quick ones on the runtime
+    /// thread) and answers their responders.
     ///
     /// Damage to the engine (a failed checksum, a stopped engine) does not stop the node: the
     /// engine is replaced by a checkpoint from a peer covering at least what was applied, and
@@ -360,8 +368,8 @@ impl StateMachine {
         let _turn = self.inner.apply_turn.lock().await;
         let (entries, responders): (Vec<Entry>, VecDeque<_>) = chunk.into_iter().unzip();
         let entries = Arc::new(entries);
-        // Each answer goes out as soon as its entry is applied, from the blocking pool: a
-        // write early in a chunk does not wait for the rest of it.
+        // Each answer goes out as soon as its entry is applied: a write early in a chunk does
+        // not wait for the rest of it.
         let mut responders = responders;
         let mut applied = 0;
         while applied < entries.len() {
@@ -374,29 +382,15 @@ impl StateMachine {
             let engine = self.inner.engine.get().map_err(to_io)?;
             // Back-pressure is awaited here, off the blocking pool and without holding anything.
             engine.write_room().await;
-            let (sm, todo, start) = (self.clone(), entries.clone(), applied);
-            let mut waiting = std::mem::take(&mut responders);
-            let (done, failed, waiting) = tokio::task::spawn_blocking(move || {
-                let mut done = 0;
-                let timeline = &sm.inner.timeline;
-                for e in &todo[start..] {
-                    let index = e.log_id.index;
-                    timeline.passed(index, Point::ApplyStarted, Instant::now());
-                    match sm.apply_entry(&engine, e) {
-                        Ok(reply) => {
-                            timeline.passed(index, Point::Applied, Instant::now());
-                            if let Some(Some(responder)) = waiting.pop_front() {
-                                responder.send(reply);
-                            }
-                            done += 1;
-                        }
-                        Err(err) => return (done, Some(err), waiting),
-                    }
-                }
-                (done, None, waiting)
-            })
-            .await
-            .map_err(to_io)?;
+            let waiting = std::mem::take(&mut responders);
+            let (done, failed, waiting) = if self.applies_quickly(&entries[applied..]) {
+                self.apply_run(&engine, &entries[applied..], waiting)
+            } else {
+                let (sm, todo, start) = (self.clone(), entries.clone(), applied);
+                tokio::task::spawn_blocking(move || sm.apply_run(&engine, &todo[start..], waiting))
+                    .await
+                    .map_err(to_io)?
+            };
             responders = waiting;
             applied += done;
             match failed {
@@ -409,6 +403,47 @@ impl StateMachine {
             }
         }
         Ok(())
+    }
+
+    /// Whether `todo` is few entries, each quick to apply (see
+    /// [`Application::applies_quickly`]): then they are applied on the runtime thread.
+    fn applies_quickly(&self, todo: &[Entry]) -> bool {
+        todo.len() <= INLINE_APPLY_ENTRIES
+            && todo.iter().all(|e| match &e.payload {
+                EntryPayload::Normal(req) => self.inner.app.applies_quickly(req.bytes()),
+                // Blank and membership entries write the Raft keys alone.
+                _ => true,
+            })
+    }
+
+    /// Applies `todo` in order, answering each entry's responder (the front of `waiting`) as
+    /// soon as it is applied; stops at the first error. Returns how many were applied, the
+    /// error, and the responders of the entries not applied.
+    fn apply_run(
+        &self,
+        engine: &Arc<Engine>,
+        todo: &[Entry],
+        mut waiting: VecDeque<Option<ApplyResponder<TypeConfig>>>,
+    ) -> (
+        usize,
+        Option<Error>,
+        VecDeque<Option<ApplyResponder<TypeConfig>>>,
+    ) {
+        let timeline = &self.inner.timeline;
+        for (done, e) in todo.iter().enumerate() {
+            let index = e.log_id.index;
+            timeline.passed(index, Point::ApplyStarted, Instant::now());
+            match self.apply_entry(engine, e) {
+                Ok(reply) => {
+                    timeline.passed(index, Point::Applied, Instant::now());
+                    if let Some(Some(responder)) = waiting.pop_front() {
+                        responder.send(reply);
+                    }
+                }
+                Err(err) => return (done, Some(err), waiting),
+            }
+        }
+        (todo.len(), None, waiting)
     }
 
     /// Applies one committed entry. An error here is fatal to the node (an I/O failure, or

@@ -162,6 +162,19 @@ impl Command {
         encode(self)
     }
 
+    /// Whether a log entry's command is a client's write rather than a system command, read
+    /// from its archive without decoding the records; `false` for bytes that are not a
+    /// command.
+    pub fn is_client_write(bytes: &[u8]) -> bool {
+        inspect::<Command, _>(bytes, |archived| {
+            matches!(
+                archived,
+                ArchivedCommand::EncodedWrite(_) | ArchivedCommand::Write(_)
+            )
+        })
+        .unwrap_or(false)
+    }
+
     /// Checks and decodes a log entry's command. A write archived once keeps its records'
     /// archive as bytes, copied whole rather than deserialized byte by byte: the records are
     /// checked and decoded when the write is applied.
@@ -251,6 +264,21 @@ pub enum Response {
 mod tests {
     use super::*;
     use crate::record::{decode, samples};
+
+    #[test]
+    fn a_client_write_is_told_from_a_system_command_without_decoding_it() {
+        let write = crate::write::EncodedWrite::new("c1", 7, Ack::Quorum, samples::records())
+            .unwrap()
+            .into_entry();
+        assert!(Command::is_client_write(&write));
+        // At an odd address too, where the archive is read from a copy.
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&write);
+        assert!(Command::is_client_write(&shifted[1..]));
+        let system = Command::System(SystemCommand::HashMark).to_bytes();
+        assert!(!Command::is_client_write(&system));
+        assert!(!Command::is_client_write(b"not a command"));
+    }
 
     #[test]
     fn the_payload_hash_follows_the_records() {
