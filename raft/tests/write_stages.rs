@@ -26,14 +26,6 @@ async fn each_write_answered_by_the_leader_is_timed_stage_by_stage() {
     let leader = c.leader().await;
     let (commits, follower_appends) = (counted(Stage::Commit), counted(Stage::FollowerAppend));
     let round_trips = counted(Stage::FollowerRoundTrip);
-    let chain = [
-        Stage::Validate,
-        Stage::Propose,
-        Stage::Commit,
-        Stage::ApplyWait,
-        Stage::Apply,
-        Stage::Answer,
-    ];
     for i in 0..20 {
         let out = c.nodes[&leader]
             .write(put(&format!("k{i}"), "v"), false, WAIT)
@@ -42,7 +34,7 @@ async fn each_write_answered_by_the_leader_is_timed_stage_by_stage() {
         assert_eq!(out.response, Answer::Stored(None));
         let s = &out.stages;
         let total = s.get(Stage::Total).expect("the whole write is timed");
-        let parts: Vec<Duration> = chain
+        let parts: Vec<Duration> = Stage::CHAIN
             .iter()
             .map(|st| {
                 s.get(*st)
