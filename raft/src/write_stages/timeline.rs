@@ -71,15 +71,14 @@ impl Default for Timeline {
     }
 }
 
-/// A field of a slot.
+/// A field of a slot (a follower's answer is stamped by [`Timeline::acknowledged`], which
+/// also counts it).
 #[derive(Debug, Clone, Copy)]
 pub enum Point {
     /// Flushed to this node's log.
     Flushed,
     /// Sent to the follower at a position.
     Sent(usize),
-    /// Acknowledged by the follower at a position.
-    Acked(usize),
     /// Its apply began.
     ApplyStarted,
     /// Applied.
@@ -124,7 +123,6 @@ impl Timeline {
         let field = match point {
             Point::Flushed => &slot.flushed,
             Point::Sent(p) => &slot.sent[p % PEERS],
-            Point::Acked(p) => &slot.acked[p % PEERS],
             Point::ApplyStarted => &slot.apply_started,
             Point::Applied => &slot.applied,
         };
@@ -228,7 +226,7 @@ mod tests {
         let p = t.peer_position(2);
         t.passed(7, Point::Sent(p), t0 + Duration::from_micros(10));
         t.passed(7, Point::Sent(p), t0 + Duration::from_micros(99));
-        t.passed(7, Point::Acked(p), t0 + Duration::from_micros(50));
+        t.acknowledged(7, 7, p, t0 + Duration::from_micros(50));
         t.passed(7, Point::Flushed, t0 + Duration::from_micros(40));
         let r = t.read(7).unwrap();
         assert_eq!(r.appended, Some(t0));
