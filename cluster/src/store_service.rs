@@ -76,7 +76,8 @@ impl StoreService {
             out,
             pb::ServedBy {
                 node_id: raft.id(),
-                applied_index: raft.applied_index(),
+                // The entry being applied may already show in the engine.
+                applied_index: raft.visible_index(),
                 from_applied_index: from,
             },
         ))

@@ -21,6 +21,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,9 @@ struct Shared {
     /// The engine known to hold the membership key (a weak handle: its address is never
     /// reused while held), so that applying an entry does not look the key up every time.
     membership_held_by: Mutex<Weak<Engine>>,
+    /// The index of the entry being applied, or last applied: its data may be visible in the
+    /// engine before `applied` names it, so a read reports this as the newest it may have seen.
+    applying: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -182,6 +186,7 @@ impl StateMachine {
                 repairer: std::sync::OnceLock::new(),
                 timeline: Arc::default(),
                 membership_held_by: Mutex::new(Weak::new()),
+                applying: AtomicU64::new(0),
             }),
         };
         Ok((sm, app))
@@ -333,6 +338,14 @@ impl StateMachine {
     /// The last applied log id.
     pub fn applied(&self) -> Option<LogId> {
         self.inner.applied.lock().log_id
+    }
+
+    /// The newest index whose data a read of the engine may see: the applied index, or the
+    /// entry being applied once it has begun writing to the engine. A read taking this after
+    /// it ran has seen nothing newer.
+    pub fn visible_index(&self) -> u64 {
+        let applied = self.applied().map_or(0, |a| a.index);
+        applied.max(self.inner.applying.load(Ordering::SeqCst))
     }
 
     /// The membership as of the last applied entry.
@@ -492,6 +505,7 @@ impl StateMachine {
             EntryPayload::Normal(req) => Payload::Command(req.bytes()),
             _ => Payload::Nothing,
         };
+        self.inner.applying.fetch_max(index, Ordering::SeqCst);
         let (response, hash_mark) = self.inner.app.apply(engine, index, payload, sys)?;
         if hash_mark {
             self.inner

@@ -71,6 +71,40 @@ async fn writes_reach_every_node_and_a_follower_reads_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_read_that_sees_an_entry_being_applied_reports_an_index_covering_it() {
+    let _serial = SERIAL.lock().await;
+    let mut c = Cluster::three().await;
+    let leader = c.leader().await;
+    let node = c.nodes[&leader].clone();
+    let write = tokio::spawn(async move {
+        node.write(put("k", "slow:1"), false, WAIT)
+            .await
+            .unwrap()
+            .log_index
+    });
+    // Poll until the value shows: its entry is then still being applied (for SLOW_APPLY).
+    let deadline = Instant::now() + WAIT;
+    let (applied_then, visible_then) = loop {
+        if value_at(&c, leader, "k").as_deref() == Some("slow:1") {
+            let n = &c.nodes[&leader];
+            break (n.applied_index(), n.visible_index());
+        }
+        assert!(Instant::now() < deadline, "the slow value never showed");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    };
+    let index = write.await.unwrap();
+    assert!(
+        applied_then < index,
+        "the value was seen while its entry {index} was applied (applied {applied_then})"
+    );
+    assert!(
+        visible_then >= index,
+        "the value of entry {index} showed while the node named {visible_then} as the newest visible"
+    );
+    c.stop_all().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_node_re_applies_its_tail_exactly_once() {
     let _serial = SERIAL.lock().await;
     let mut c = Cluster::three().await;

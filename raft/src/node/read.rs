@@ -39,6 +39,13 @@ impl<A: Application> RaftNode<A> {
         self.sm.applied().map_or(0, |l| l.index)
     }
 
+    /// The newest index whose data a read of this node's engine may see (the applied index,
+    /// or the entry being applied): what a read reports, taken after it ran, as the newest
+    /// state it may have seen.
+    pub fn visible_index(&self) -> u64 {
+        self.sm.visible_index()
+    }
+
     /// Waits until this node has applied `index`, at most `timeout`; returns the applied index.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) -> Result<u64> {
         let deadline = Instant::now() + timeout;

@@ -39,6 +39,14 @@ pub enum Answer {
     Nothing,
 }
 
+/// A value starting with this is stored, then its entry's apply lingers for
+/// [`SLOW_APPLY`] before it returns: its data shows in the engine while the entry is still
+/// being applied.
+pub const SLOW_PREFIX: &str = "slow:";
+
+/// How long an entry storing a [`SLOW_PREFIX`] value lingers after writing it.
+pub const SLOW_APPLY: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The key/value application.
 #[derive(Debug)]
 pub struct Toy {
@@ -111,6 +119,9 @@ impl Application for Toy {
         system.put(COUNT_KEY, Bytes::copy_from_slice(&count.to_le_bytes()));
         engine.apply(&system, index)?;
         self.stored.store(count, Ordering::SeqCst);
+        if value.starts_with(SLOW_PREFIX) {
+            std::thread::sleep(SLOW_APPLY);
+        }
         Ok(Applied::answer(Answer::Stored(previous)))
     }
 
