@@ -152,9 +152,8 @@ fn decode(text: &str) -> Option<(Option<u64>, Removal)> {
 
 /// What the node running `raft` is to its cluster now, given the leader's word in `removal`.
 pub fn of(raft: &ExchangeNode, removal: &RemovalNotice) -> Membership {
-    let s = raft.status();
-    let index = raft.membership_index();
-    if !s.nodes.contains_key(&s.node_id) {
+    let (listed, index) = raft.listed_in_membership();
+    if !listed {
         return match index {
             Some(_) => Membership::Removed(Removal::InLog),
             None => Membership::NotAdded,

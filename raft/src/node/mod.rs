@@ -274,8 +274,25 @@ impl<A: Application> RaftNode<A> {
     /// The log index of the membership this node goes by; `None` before it has any (a new
     /// node not yet added to a cluster).
     pub fn membership_index(&self) -> Option<u64> {
-        let m = self.raft.metrics().borrow_watched().clone();
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
         m.membership_config.log_id().as_ref().map(|l| l.index)
+    }
+
+    /// Whether the membership this node goes by lists it, and that membership's log index:
+    /// what every call checks, read in place rather than through a whole [`RaftNode::status`].
+    pub fn listed_in_membership(&self) -> (bool, Option<u64>) {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        let listed = m
+            .membership_config
+            .membership()
+            .get_node(&self.id)
+            .is_some();
+        (
+            listed,
+            m.membership_config.log_id().as_ref().map(|l| l.index),
+        )
     }
 
     /// How long since this node last heard that its leadership or its leader is current: on

@@ -35,9 +35,14 @@ impl<A: Application> RaftNode<A> {
     /// How full the node is now, with `disk` measured by the caller.
     fn load(&self, disk: DiskUse) -> Result<Load> {
         let write_stalled = self.engine()?.write_stalled();
-        let m = self.raft.metrics().borrow_watched().clone();
-        let last = m.last_log_index.unwrap_or(0);
-        let applied = m.last_applied.map_or(0, |a| a.index);
+        let (last, applied) = {
+            let m = self.raft.metrics();
+            let m = m.borrow_watched();
+            (
+                m.last_log_index.unwrap_or(0),
+                m.last_applied.map_or(0, |a| a.index),
+            )
+        };
         Ok(Load {
             disk_used: disk.used,
             disk_quota: disk.quota,
