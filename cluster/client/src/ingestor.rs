@@ -1,7 +1,8 @@
 //! The trading path's ingestor: `submit` never waits on the network or the disk. It puts the
 //! record into a bounded queue (`try_send`) or fails at once when the queue is full, so the
 //! caller can count and shed. A background task batches queued records by size (default 100)
-//! or time (default 10 ms) into `Write` calls, several in flight at once, each retried through
+//! or time (default 10 ms) into `Write` calls, many in flight at once (default 64: the leader
+//! then logs, replicates and syncs many batches together), each retried through
 //! leader changes with its own request id. Each record's completion can be awaited.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,8 @@ pub struct IngestorConfig {
     pub max_batch_records: usize,
     /// ...or once its first record has waited this long.
     pub max_batch_delay: Duration,
-    /// Batches in flight at once.
+    /// Batches in flight at once. Enough to keep the leader's log busy: with few in flight a
+    /// deep queue drains one small group of entries per fsync round.
     pub max_in_flight_batches: usize,
     /// The ack level of every write.
     pub ack: pb::AckLevel,
@@ -36,7 +38,7 @@ impl Default for IngestorConfig {
             queue_capacity: 100_000,
             max_batch_records: 100,
             max_batch_delay: Duration::from_millis(10),
-            max_in_flight_batches: 4,
+            max_in_flight_batches: 64,
             ack: pb::AckLevel::Quorum,
         }
     }
