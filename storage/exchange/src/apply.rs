@@ -38,6 +38,8 @@ use qastore_lsm::WriteBatch;
 #[allow(missing_docs)]
 mod outcome;
 pub use outcome::{ArchivedOutcome, Outcome};
+mod known_instruments;
+pub use known_instruments::KnownInstruments;
 
 /// The most records one batch may hold (each record becomes up to five engine operations).
 pub const MAX_BATCH_RECORDS: usize = 10_000;
@@ -62,6 +64,9 @@ pub struct Staged {
     pub batch: WriteBatch,
     /// One outcome per record, in order.
     pub outcomes: Vec<Outcome>,
+    /// Catalog keys the batch adds: remember them ([`KnownInstruments::remember`]) once the
+    /// batch is in the engine.
+    pub new_instruments: Vec<Vec<u8>>,
 }
 
 /// Reads through the writes staged so far, then the engine.
@@ -69,6 +74,8 @@ struct Overlay<'a> {
     engine: &'a Engine,
     pending: BTreeMap<Vec<u8>, Option<Bytes>>,
     batch: WriteBatch,
+    known: Option<&'a KnownInstruments>,
+    new_instruments: Vec<Vec<u8>>,
 }
 
 impl<'a> Overlay<'a> {
@@ -110,9 +117,23 @@ impl<'a> Overlay<'a> {
 
     fn note_instrument(&mut self, stream: Stream, instrument: &str) -> Result<()> {
         let key = keys::instrument(stream, instrument);
-        if self.get(&key)?.is_none() {
-            self.put(key, Bytes::new());
+        if self.known.is_some_and(|k| k.contains(&key)) {
+            return Ok(());
         }
+        match self.pending.get(&key) {
+            Some(Some(_)) => return Ok(()),
+            Some(None) => {}
+            None => {
+                if self.engine.get(&key)?.is_some() {
+                    if let Some(known) = self.known {
+                        known.remember([key]);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        self.new_instruments.push(key.clone());
+        self.put(key, Bytes::new());
         Ok(())
     }
 }
@@ -231,6 +252,16 @@ fn order_of(record: &Record) -> Option<(&str, &str)> {
 /// Decides every record's outcome and builds the engine batch for the batch at `log_index`,
 /// without applying it.
 pub fn stage(engine: &Engine, records: &[Record], log_index: u64) -> Result<Staged> {
+    stage_known(engine, records, log_index, None)
+}
+
+/// [`stage`], skipping the catalog lookups of the instruments `known` holds.
+pub fn stage_known(
+    engine: &Engine,
+    records: &[Record],
+    log_index: u64,
+    known: Option<&KnownInstruments>,
+) -> Result<Staged> {
     if records.len() > MAX_BATCH_RECORDS {
         return Err(InvalidArgument::BatchTooLarge {
             len: records.len(),
@@ -242,6 +273,8 @@ pub fn stage(engine: &Engine, records: &[Record], log_index: u64) -> Result<Stag
         engine,
         pending: BTreeMap::new(),
         batch: WriteBatch::new(),
+        known,
+        new_instruments: Vec::new(),
     };
     let mut outcomes = Vec::with_capacity(records.len());
     for (ordinal, record) in records.iter().enumerate() {
@@ -273,6 +306,7 @@ pub fn stage(engine: &Engine, records: &[Record], log_index: u64) -> Result<Stag
     Ok(Staged {
         batch: overlay.batch,
         outcomes,
+        new_instruments: overlay.new_instruments,
     })
 }
 

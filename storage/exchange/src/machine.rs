@@ -19,7 +19,7 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use qastore_lsm::{BatchOp, Engine, WriteBatch};
 
-use crate::apply::stage;
+use crate::apply::{stage_known, KnownInstruments};
 use crate::calendar::TradingCalendar;
 use crate::cluster_config::ClusterConfig;
 use crate::command::{payload_hash, Command, Response, SystemCommand};
@@ -70,6 +70,8 @@ pub struct ExchangeMachine {
     sink: OnceLock<Arc<dyn EventSink>>,
     /// Durable consumers this machine expired since it was opened.
     consumers_expired: AtomicU64,
+    /// Instruments the engine's catalog is known to hold.
+    instruments: KnownInstruments,
 }
 
 impl ExchangeMachine {
@@ -82,6 +84,7 @@ impl ExchangeMachine {
             settings: RwLock::new(Arc::new(settings)),
             sink: OnceLock::new(),
             consumers_expired: AtomicU64::new(0),
+            instruments: KnownInstruments::default(),
         })
     }
 
@@ -141,7 +144,7 @@ impl ExchangeMachine {
                     earlier_hash: None,
                     commit_ns: 0,
                 };
-                let response = apply_write(engine, index, &write, sys)?;
+                let response = apply_write(engine, index, &write, sys, &self.instruments)?;
                 self.announce(index, &response, 0, || w.records.clone());
                 Ok(response)
             }
@@ -155,7 +158,7 @@ impl ExchangeMachine {
                         earlier_hash: Some(payload_hash),
                         commit_ns: w.commit_ns,
                     };
-                    let response = apply_write(engine, index, &write, sys)?;
+                    let response = apply_write(engine, index, &write, sys, &self.instruments)?;
                     self.announce(index, &response, w.commit_ns, || records);
                     Ok(response)
                 }
@@ -371,7 +374,13 @@ fn check_dedup(engine: &Engine, w: &Write<'_>) -> Result<Check> {
     }
 }
 
-fn apply_write(engine: &Engine, index: u64, w: &Write<'_>, sys: WriteBatch) -> Result<Response> {
+fn apply_write(
+    engine: &Engine,
+    index: u64,
+    w: &Write<'_>,
+    sys: WriteBatch,
+    instruments: &KnownInstruments,
+) -> Result<Response> {
     match check_dedup(engine, w)? {
         Check::Retry(first) => {
             engine.apply(&sys, index)?;
@@ -385,7 +394,7 @@ fn apply_write(engine: &Engine, index: u64, w: &Write<'_>, sys: WriteBatch) -> R
             Ok(Response::RequestIdReused { original_index })
         }
         Check::New => {
-            let staged = match stage(engine, w.records, index) {
+            let staged = match stage_known(engine, w.records, index, Some(instruments)) {
                 Ok(s) => s,
                 Err(Error::Engine(qastore_lsm::Error::InvalidArgument(e))) => {
                     engine.apply(&sys, index)?;
@@ -411,9 +420,12 @@ fn apply_write(engine: &Engine, index: u64, w: &Write<'_>, sys: WriteBatch) -> R
             }
             append_ops(&mut batch, &sys);
             match engine.apply(&batch, index) {
-                Ok(()) => Ok(Response::Written {
-                    outcomes: staged.outcomes,
-                }),
+                Ok(()) => {
+                    instruments.remember(staged.new_instruments);
+                    Ok(Response::Written {
+                        outcomes: staged.outcomes,
+                    })
+                }
                 Err(qastore_lsm::Error::InvalidArgument(e)) => {
                     engine.apply(&sys, index)?;
                     Ok(Response::Refused {

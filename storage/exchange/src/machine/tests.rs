@@ -491,3 +491,41 @@ mod consumers {
         assert_eq!(journal::earliest(&engine).unwrap(), None);
     }
 }
+
+#[test]
+fn a_machine_that_remembers_its_instruments_writes_what_a_fresh_one_writes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (warm_dir, cold_dir) = (tmp.path().join("warm"), tmp.path().join("cold"));
+    let (warm_engine, cold_engine) = (open_engine(&warm_dir), open_engine(&cold_dir));
+    let warm = ExchangeMachine::open(&warm_engine).unwrap();
+    let records = samples::records();
+    assert!(records
+        .iter()
+        .any(|r| matches!(r, crate::record::Record::Tick(_))));
+    for index in 1..=6u64 {
+        let cmd = WriteCommand::new("gw-1", index, Ack::Quorum, records.clone());
+        write(&warm, &warm_engine, index, &cmd);
+        // A machine opened afresh knows no instrument: it looks every one up.
+        let cold = ExchangeMachine::open(&cold_engine).unwrap();
+        write(&cold, &cold_engine, index, &cmd);
+    }
+    assert!(
+        warm.instruments.contains(&crate::keys::instrument(
+            crate::keys::Stream::Ticks,
+            records
+                .iter()
+                .find_map(|r| match r {
+                    crate::record::Record::Tick(t) => Some(t.instrument_id.as_str()),
+                    _ => None,
+                })
+                .unwrap()
+        )),
+        "the warm machine remembered the ticks' instrument"
+    );
+    let hash = |e: &Engine| {
+        e.scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+            .state_hash_skipping(&[])
+            .unwrap()
+    };
+    assert_eq!(hash(&warm_engine), hash(&cold_engine));
+}
