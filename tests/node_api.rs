@@ -307,3 +307,59 @@ async fn without_forwarding_a_follower_names_the_leader_and_the_client_follows()
         .unwrap();
     assert_eq!(w.leader_id, leader);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_arrive_together_share_entries_and_each_keeps_its_own_answer() {
+    let _serial = SERIAL.lock().await;
+    // One entry of writes on its way at a time: whatever arrives meanwhile is grouped.
+    let c = ProcCluster::start(3, "write_groups_in_flight = 1")
+        .await
+        .unwrap();
+    let (_, leader_api) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
+    let client = c.client().unwrap();
+    let request = |n: usize| pb::WriteRequest {
+        client_id: format!("gw-{}", n % 8),
+        request_id: 1 + n as u64 / 8,
+        records: vec![order("u9", &format!("o{n}"))],
+        ack: pb::AckLevel::Quorum as i32,
+    };
+    let mut calls = Vec::new();
+    for n in 0..64 {
+        let mut store = client.store_at(&leader_api).unwrap();
+        let req = request(n);
+        calls.push(tokio::spawn(async move {
+            store.write(req).await.map(|r| r.into_inner())
+        }));
+    }
+    let mut indexes = std::collections::BTreeSet::new();
+    let mut answers = Vec::new();
+    for call in calls {
+        let w = call.await.unwrap().unwrap();
+        assert!(!w.duplicate);
+        assert_eq!(w.results.len(), 1);
+        assert_eq!(w.results[0].outcome, pb::Outcome::OrderInserted as i32);
+        indexes.insert(w.log_index);
+        answers.push(w);
+    }
+    assert!(
+        indexes.len() < 64,
+        "64 writes at once on a leader with one entry in flight share entries: {indexes:?}"
+    );
+    let r = orders_at(&client, &leader_api, "u9", None).await.unwrap();
+    assert_eq!(r.orders.len(), 64);
+    // A retry of any of them is answered as the write it repeats, at its group's index.
+    for n in [0, 31, 63] {
+        let mut store = client.store_at(&leader_api).unwrap();
+        let again = store.write(request(n)).await.unwrap().into_inner();
+        assert!(again.duplicate, "write {n}");
+        assert_eq!(again.log_index, answers[n].log_index, "write {n}");
+    }
+    let (code, metrics) = c
+        .http_get(
+            c.wait_leader(Duration::from_secs(5)).await.unwrap().0,
+            "/metrics",
+        )
+        .unwrap();
+    assert_eq!(code, 200);
+    assert!(metrics.contains("qastore_write_groups_total"), "{metrics}");
+}

@@ -12,6 +12,7 @@
 //! api_advertise = "10.0.0.1:7001"  # how others reach this node (default: the listen address)
 //! raft_advertise = "10.0.0.1:7101"
 //! disk_quota_bytes = 500_000_000_000
+//! write_groups_in_flight = 4       # leader: entries of writes on their way before writes are grouped
 //!
 //! [[initial_members]]              # only read when the cluster is first formed
 //! id = 1
@@ -110,6 +111,10 @@ pub struct NodeConfig {
     pub disk_alarm_ratio: f64,
     /// How long a write may wait to commit, in milliseconds, when the client sets no deadline.
     pub write_timeout_ms: u64,
+    /// On the leader, how many log entries of clients' writes may be on their way (proposed,
+    /// not yet applied) before writes arriving meanwhile are gathered into one entry, a group,
+    /// proposed as soon as one of those is applied (0: every write is an entry of its own).
+    pub write_groups_in_flight: usize,
     /// How long a read may wait, in milliseconds, for the leader or for this node to catch up,
     /// when the client sets no deadline.
     pub read_timeout_ms: u64,
@@ -149,6 +154,7 @@ impl Default for NodeConfig {
             disk_quota_bytes: 0,
             disk_alarm_ratio: 0.85,
             write_timeout_ms: 5_000,
+            write_groups_in_flight: 4,
             read_timeout_ms: 5_000,
             max_request_bytes: 64 << 20,
             drill_max_unavailable_ms: 10_000,

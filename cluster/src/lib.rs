@@ -46,6 +46,7 @@ mod rpc_timing;
 pub mod schedule;
 mod server;
 mod store_service;
+mod write_groups;
 
 pub use config::NodeConfig;
 pub use error::ApiError;

@@ -367,6 +367,12 @@ pub fn write_done(records: usize) {
     counter!("qastore_records_written_total").increment(records as u64);
 }
 
+/// Records a group of `writes` clients' writes proposed as one log entry.
+pub fn write_group(writes: usize) {
+    counter!("qastore_write_groups_total").increment(1);
+    counter!("qastore_grouped_writes_total").increment(writes as u64);
+}
+
 /// Records a write that failed before or during the proposal.
 pub fn proposal_failed() {
     counter!("qastore_proposals_failed_total").increment(1);

@@ -13,6 +13,7 @@ use crate::membership::{self, Membership, RemovalNotice};
 use crate::peers::ApiPeers;
 use crate::quota::DiskQuota;
 use crate::replicated::ExchangeNode;
+use crate::write_groups::WriteGroups;
 
 /// What the services share: the node's parts and state.
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct Node {
     pub http_addr: SocketAddr,
     /// A leader's word that this node was removed, when its own log has not heard.
     pub removal: RemovalNotice,
+    /// Proposes clients' writes, alone or gathered into groups.
+    pub writes: Arc<WriteGroups>,
     accepting: AtomicBool,
     started: Instant,
 }
@@ -46,6 +49,7 @@ impl Node {
         http_addr: SocketAddr,
     ) -> Node {
         Node {
+            writes: WriteGroups::new(raft.clone(), config.write_groups_in_flight),
             raft,
             peers: ApiPeers::new(config.max_request_bytes),
             quota,

@@ -22,7 +22,6 @@ use crate::forward::{forward, route, Route};
 use crate::metrics;
 use crate::node::Node;
 use crate::read;
-use crate::replicated::write_request;
 
 /// How often a read that waits checks that this node is still a member.
 const MEMBERSHIP_RECHECK: Duration = Duration::from_millis(100);
@@ -102,15 +101,14 @@ impl StoreService {
             }
         };
         let records = conv::records_from_pb(req.records)?;
+        let count = records.len();
         let request_id = req.request_id;
         let cmd = EncodedWrite::new(&req.client_id, request_id, ack, records)
-            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?
-            .stamped(now_ns());
-        let (request, all_voters) = write_request(cmd);
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         let out = self
             .node
-            .raft
-            .write_admitted(admitted, request, all_voters, timeout, received)
+            .writes
+            .write(admitted, cmd, count, timeout, received)
             .await?;
         if out.all_acked == Some(false) {
             return Err(ApiError::NotAllAcked {
@@ -480,11 +478,4 @@ impl Store for StoreService {
             next_page_token: next,
         }))
     }
-}
-
-/// The leader's clock, stamped on a write as its commit time.
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

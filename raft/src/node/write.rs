@@ -82,11 +82,38 @@ impl<A: Application> RaftNode<A> {
     /// the state; `received` is when the call arrived, where its timing starts.
     pub async fn write_admitted(
         &self,
-        _admitted: Admitted,
+        admitted: Admitted,
         request: Request,
         wait_for_all_voters: bool,
         timeout: Duration,
         received: Instant,
+    ) -> Result<WriteOutcome<A::Response>> {
+        self.propose_admitted(admitted, request, wait_for_all_voters, timeout, &[received])
+            .await
+    }
+
+    /// Proposes one entry carrying several clients' writes (grouped by the application),
+    /// `received` holding when each of their calls arrived; otherwise as
+    /// [`RaftNode::write_admitted`] without waiting for every voter. Each write's stages are
+    /// counted in the node's histograms; the outcome's are the first write's.
+    pub async fn write_group_admitted(
+        &self,
+        admitted: Admitted,
+        request: Request,
+        timeout: Duration,
+        received: &[Instant],
+    ) -> Result<WriteOutcome<A::Response>> {
+        self.propose_admitted(admitted, request, false, timeout, received)
+            .await
+    }
+
+    async fn propose_admitted(
+        &self,
+        _admitted: Admitted,
+        request: Request,
+        wait_for_all_voters: bool,
+        timeout: Duration,
+        received: &[Instant],
     ) -> Result<WriteOutcome<A::Response>> {
         if !self.raft.is_leader() {
             return Err(self.not_leader());
@@ -102,13 +129,18 @@ impl<A: Application> RaftNode<A> {
             })?
             .map_err(|e| self.map_write_error(e))?;
         let log_index = resp.log_id.index;
-        let clock = WriteClock {
-            received,
-            proposed,
-            answered: Instant::now(),
-        };
-        let stages = self.write_stages(clock, log_index);
-        stages.record();
+        let answered = Instant::now();
+        let mut first = None;
+        for &received in received {
+            let clock = WriteClock {
+                received,
+                proposed,
+                answered,
+            };
+            let stages = self.write_stages(clock, log_index);
+            stages.record();
+            first.get_or_insert(stages);
+        }
         let all_acked = if wait_for_all_voters {
             Some(self.wait_all_voters(log_index, deadline).await)
         } else {
@@ -119,7 +151,7 @@ impl<A: Application> RaftNode<A> {
             term: resp.log_id.leader_id.term,
             response: answer::<A>(&resp.data)?,
             all_acked,
-            stages,
+            stages: first.unwrap_or_default(),
         })
     }
 

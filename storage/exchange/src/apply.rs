@@ -69,9 +69,12 @@ pub struct Staged {
     pub new_instruments: Vec<Vec<u8>>,
 }
 
-/// Reads through the writes staged so far, then the engine.
+/// Reads through the writes staged so far (this write's, then the earlier writes' of the same
+/// entry), then the engine.
 struct Overlay<'a> {
     engine: &'a Engine,
+    /// What the entry's earlier writes staged.
+    base: Option<&'a BTreeMap<Vec<u8>, Option<Bytes>>>,
     pending: BTreeMap<Vec<u8>, Option<Bytes>>,
     batch: WriteBatch,
     known: Option<&'a KnownInstruments>,
@@ -79,8 +82,15 @@ struct Overlay<'a> {
 }
 
 impl<'a> Overlay<'a> {
+    /// The staged value of `key`, if this write or an earlier one of the entry staged one.
+    fn staged(&self, key: &[u8]) -> Option<&Option<Bytes>> {
+        self.pending
+            .get(key)
+            .or_else(|| self.base.and_then(|b| b.get(key)))
+    }
+
     fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
-        match self.pending.get(key) {
+        match self.staged(key) {
             Some(v) => Ok(v.clone()),
             None => Ok(self.engine.get(key)?),
         }
@@ -103,14 +113,16 @@ impl<'a> Overlay<'a> {
             let (k, v) = row?;
             found.insert(k.to_vec(), v);
         }
-        for (k, v) in self.pending.range(prefix.to_vec()..) {
-            if !k.starts_with(prefix) {
-                break;
+        for staged in self.base.into_iter().chain([&self.pending]) {
+            for (k, v) in staged.range(prefix.to_vec()..) {
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                match v {
+                    Some(v) => found.insert(k.clone(), v.clone()),
+                    None => found.remove(k),
+                };
             }
-            match v {
-                Some(v) => found.insert(k.clone(), v.clone()),
-                None => found.remove(k),
-            };
         }
         Ok(found.into_iter().collect())
     }
@@ -120,7 +132,7 @@ impl<'a> Overlay<'a> {
         if self.known.is_some_and(|k| k.contains(&key)) {
             return Ok(());
         }
-        match self.pending.get(&key) {
+        match self.staged(&key) {
             Some(Some(_)) => return Ok(()),
             Some(None) => {}
             None => {
@@ -262,31 +274,131 @@ pub fn stage_known(
     log_index: u64,
     known: Option<&KnownInstruments>,
 ) -> Result<Staged> {
-    if records.len() > MAX_BATCH_RECORDS {
-        return Err(InvalidArgument::BatchTooLarge {
-            len: records.len(),
-            max: MAX_BATCH_RECORDS,
+    let mut stager = EntryStager::new(engine, log_index, known);
+    stager.stage(records)?;
+    Ok(stager.finish())
+}
+
+/// One client write's part of an entry, as staged by [`EntryStager::stage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedWrite {
+    /// The position in the entry of its first record: its records' journal ordinals follow on.
+    pub first_ordinal: u32,
+    /// One outcome per record, in order.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Stages the client writes of one log entry one after another, each deciding its outcomes
+/// after the writes before it, their records numbered on from one write to the next.
+pub struct EntryStager<'a> {
+    engine: &'a Engine,
+    log_index: u64,
+    known: Option<&'a KnownInstruments>,
+    pending: BTreeMap<Vec<u8>, Option<Bytes>>,
+    batch: WriteBatch,
+    new_instruments: Vec<Vec<u8>>,
+    outcomes: Vec<Outcome>,
+    next_ordinal: u32,
+}
+
+impl<'a> EntryStager<'a> {
+    /// An empty stager for the entry at `log_index`, skipping the catalog lookups of the
+    /// instruments `known` holds.
+    pub fn new(
+        engine: &'a Engine,
+        log_index: u64,
+        known: Option<&'a KnownInstruments>,
+    ) -> EntryStager<'a> {
+        EntryStager {
+            engine,
+            log_index,
+            known,
+            pending: BTreeMap::new(),
+            batch: WriteBatch::new(),
+            new_instruments: Vec::new(),
+            outcomes: Vec::new(),
+            next_ordinal: 0,
         }
-        .into());
     }
-    let mut overlay = Overlay {
-        engine,
-        pending: BTreeMap::new(),
-        batch: WriteBatch::new(),
-        known,
-        new_instruments: Vec::new(),
-    };
+
+    /// Stages `records` as the entry's next write. On an error nothing of this write stays
+    /// staged; the writes staged before it are kept.
+    pub fn stage(&mut self, records: &[Record]) -> Result<StagedWrite> {
+        let first = self.next_ordinal;
+        let total = first as usize + records.len();
+        if total > MAX_BATCH_RECORDS {
+            return Err(InvalidArgument::BatchTooLarge {
+                len: total,
+                max: MAX_BATCH_RECORDS,
+            }
+            .into());
+        }
+        let base = (!self.pending.is_empty()).then_some(&self.pending);
+        let mut overlay = Overlay {
+            engine: self.engine,
+            base,
+            pending: BTreeMap::new(),
+            batch: WriteBatch::new(),
+            known: self.known,
+            new_instruments: Vec::new(),
+        };
+        let outcomes = stage_records(&mut overlay, records, self.log_index, first)?;
+        let Overlay {
+            pending,
+            batch,
+            new_instruments,
+            ..
+        } = overlay;
+        if self.pending.is_empty() {
+            self.pending = pending;
+        } else {
+            self.pending.extend(pending);
+        }
+        self.batch.append(batch);
+        self.new_instruments.extend(new_instruments);
+        self.outcomes.extend_from_slice(&outcomes);
+        self.next_ordinal = total as u32;
+        Ok(StagedWrite {
+            first_ordinal: first,
+            outcomes,
+        })
+    }
+
+    /// The engine batch staged so far, for operations of the caller's own (dedup records).
+    pub fn batch_mut(&mut self) -> &mut WriteBatch {
+        &mut self.batch
+    }
+
+    /// The entry's engine batch, every staged record's outcome in order, and the catalog
+    /// keys it adds.
+    pub fn finish(self) -> Staged {
+        Staged {
+            batch: self.batch,
+            outcomes: self.outcomes,
+            new_instruments: self.new_instruments,
+        }
+    }
+}
+
+/// Decides the outcomes of `records`, numbered from `first_ordinal` in the entry at
+/// `log_index`, staging their writes in `overlay`.
+fn stage_records(
+    overlay: &mut Overlay<'_>,
+    records: &[Record],
+    log_index: u64,
+    first_ordinal: u32,
+) -> Result<Vec<Outcome>> {
     let mut outcomes = Vec::with_capacity(records.len());
-    for (ordinal, record) in records.iter().enumerate() {
-        let ordinal = ordinal as u32;
+    for (position, record) in records.iter().enumerate() {
+        let ordinal = first_ordinal + position as u32;
         let outcome = match record {
-            Record::OrderInsert(o) => insert_order(&mut overlay, o)?,
-            Record::OrderUpdate(u) => update_order(&mut overlay, u, log_index, ordinal)?,
-            Record::TradeExecuted(t) => record_trade(&mut overlay, t)?,
-            Record::AccountUpdate(a) => replace_account(&mut overlay, a),
-            Record::PositionUpdate(p) => replace_position(&mut overlay, p),
-            Record::Tick(t) => record_tick(&mut overlay, t)?,
-            Record::OrderBookSnapshot(b) => record_book(&mut overlay, b),
+            Record::OrderInsert(o) => insert_order(overlay, o)?,
+            Record::OrderUpdate(u) => update_order(overlay, u, log_index, ordinal)?,
+            Record::TradeExecuted(t) => record_trade(overlay, t)?,
+            Record::AccountUpdate(a) => replace_account(overlay, a),
+            Record::PositionUpdate(p) => replace_position(overlay, p),
+            Record::Tick(t) => record_tick(overlay, t)?,
+            Record::OrderBookSnapshot(b) => record_book(overlay, b),
         };
         let entry = JournalEntry {
             log_index,
@@ -303,11 +415,7 @@ pub fn stage_known(
         }
         outcomes.push(outcome);
     }
-    Ok(Staged {
-        batch: overlay.batch,
-        outcomes,
-        new_instruments: overlay.new_instruments,
-    })
+    Ok(outcomes)
 }
 
 /// Applies `records` as the entry at `log_index` and returns each record's outcome.

@@ -10,7 +10,7 @@ use crate::apply::Outcome;
 use crate::consumer::ConsumerState;
 use crate::feed::Position;
 use crate::record::{encode, inspect, DecodeError, Record};
-use crate::write::EncodedWrite;
+use crate::write::{ArchivedEncodedWrite, EncodedWrite};
 
 /// How many nodes must hold a write before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Archive, Serialize, Deserialize)]
@@ -154,6 +154,11 @@ pub enum Command {
     /// Apply a client's batch of records, archived once ([`crate::write`]): how every write
     /// is logged now.
     EncodedWrite(EncodedWrite),
+    /// Several clients' writes proposed together (the leader coalesces writes that arrive
+    /// while earlier ones are on their way): applied one after another in one engine batch,
+    /// each with its own request id, dedup record and answer, their records numbered on from
+    /// one write to the next. The leader groups only writes acknowledged by a quorum.
+    WriteGroup(Vec<EncodedWrite>),
 }
 
 impl Command {
@@ -169,7 +174,9 @@ impl Command {
         inspect::<Command, _>(bytes, |archived| {
             matches!(
                 archived,
-                ArchivedCommand::EncodedWrite(_) | ArchivedCommand::Write(_)
+                ArchivedCommand::EncodedWrite(_)
+                    | ArchivedCommand::Write(_)
+                    | ArchivedCommand::WriteGroup(_)
             )
         })
         .unwrap_or(false)
@@ -180,19 +187,27 @@ impl Command {
     /// checked and decoded when the write is applied.
     pub fn from_entry(bytes: &[u8]) -> Result<Command, DecodeError> {
         inspect::<Command, _>(bytes, |archived| match archived {
-            ArchivedCommand::EncodedWrite(w) => Ok(Command::EncodedWrite(EncodedWrite {
-                client_id: w.client_id.as_str().to_owned(),
-                request_id: w.request_id.to_native(),
-                commit_ns: w.commit_ns.to_native(),
-                ack: match w.ack {
-                    ArchivedAck::Quorum => Ack::Quorum,
-                    ArchivedAck::All => Ack::All,
-                },
-                records: w.records.as_slice().to_vec(),
-            })),
+            ArchivedCommand::EncodedWrite(w) => Ok(Command::EncodedWrite(unarchive_write(w))),
+            ArchivedCommand::WriteGroup(ws) => Ok(Command::WriteGroup(
+                ws.iter().map(unarchive_write).collect(),
+            )),
             other => rkyv::deserialize::<Command, rkyv::rancor::Error>(other)
                 .map_err(|e| DecodeError(e.to_string())),
         })?
+    }
+}
+
+/// A checked archived write, its records' archive copied whole.
+fn unarchive_write(w: &ArchivedEncodedWrite) -> EncodedWrite {
+    EncodedWrite {
+        client_id: w.client_id.as_str().to_owned(),
+        request_id: w.request_id.to_native(),
+        commit_ns: w.commit_ns.to_native(),
+        ack: match w.ack {
+            ArchivedAck::Quorum => Ack::Quorum,
+            ArchivedAck::All => Ack::All,
+        },
+        records: w.records.as_slice().to_vec(),
     }
 }
 
@@ -258,6 +273,8 @@ pub enum Response {
         /// Why.
         reason: String,
     },
+    /// The answers to a [`Command::WriteGroup`], one per write, in order.
+    Group(Vec<Response>),
 }
 
 #[cfg(test)]

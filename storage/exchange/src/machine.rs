@@ -170,6 +170,9 @@ impl ExchangeMachine {
                     })
                 }
             },
+            EntryContent::Command(Command::WriteGroup(writes)) => {
+                self.apply_group(engine, index, writes, sys)
+            }
             EntryContent::Command(Command::System(s)) => {
                 let response = self.apply_system(engine, index, s, sys)?;
                 self.announce_nothing(index);
@@ -474,6 +477,8 @@ fn load(engine: &Engine) -> Result<(TradingCalendar, ClusterConfig)> {
     };
     Ok((calendar, settings))
 }
+
+mod write_group;
 
 #[cfg(test)]
 mod tests;

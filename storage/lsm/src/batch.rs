@@ -59,6 +59,16 @@ impl WriteBatch {
         self
     }
 
+    /// Moves every operation of `other` to the end of this batch, in order.
+    pub fn append(&mut self, mut other: WriteBatch) -> &mut Self {
+        if self.ops.is_empty() {
+            self.ops = other.ops;
+        } else {
+            self.ops.append(&mut other.ops);
+        }
+        self
+    }
+
     /// The operations, in order.
     pub fn ops(&self) -> &[BatchOp] {
         &self.ops

@@ -529,3 +529,239 @@ fn a_machine_that_remembers_its_instruments_writes_what_a_fresh_one_writes() {
     };
     assert_eq!(hash(&warm_engine), hash(&cold_engine));
 }
+
+fn write_group(
+    machine: &ExchangeMachine,
+    engine: &Engine,
+    index: u64,
+    writes: &[crate::EncodedWrite],
+) -> Vec<Response> {
+    let cmd = Command::WriteGroup(writes.to_vec());
+    match machine
+        .apply(engine, index, EntryContent::Command(&cmd), marker(index))
+        .unwrap()
+    {
+        Response::Group(answers) => answers,
+        other => panic!("a group is answered write by write, not {other:?}"),
+    }
+}
+
+fn encoded(client: &str, request: u64, records: Vec<Record>) -> crate::EncodedWrite {
+    crate::EncodedWrite::new(client, request, Ack::Quorum, records)
+        .unwrap()
+        .stamped(1_733_100_000_000_000_000)
+}
+
+/// The journal's events in order: (index, ordinal, record, outcome).
+fn journal(engine: &Engine) -> Vec<(u64, u32, Record, crate::apply::Outcome)> {
+    let read = crate::feed::journal::read_after(
+        engine,
+        crate::feed::Position::new(0, 0),
+        &crate::feed::EventFilter::default(),
+        usize::MAX,
+    )
+    .unwrap();
+    read.batches
+        .into_iter()
+        .flat_map(|b| {
+            b.events
+                .into_iter()
+                .map(move |e| (b.index, e.ordinal, e.record, e.outcome))
+        })
+        .collect()
+}
+
+#[derive(Debug, Default)]
+struct Announced(parking_lot::Mutex<Vec<(u64, Option<Arc<CommittedBatch>>)>>);
+
+impl EventSink for Announced {
+    fn applied(&self, index: u64, batch: Option<Arc<CommittedBatch>>) {
+        self.0.lock().push((index, batch));
+    }
+    fn reset(&self) {}
+}
+
+#[test]
+fn a_group_of_writes_stores_and_answers_what_the_same_writes_would_one_entry_each() {
+    let records = samples::records();
+    let (orders, rest) = records.split_at(2);
+    // The insert and its update in separate writes: the update must see the insert.
+    let writes = vec![
+        encoded("gw-1", 1, orders[..1].to_vec()),
+        encoded("gw-2", 1, orders[1..].to_vec()),
+        encoded("gw-3", 7, rest.to_vec()),
+    ];
+
+    let alone_dir = tempfile::tempdir().unwrap();
+    let alone = open_engine(alone_dir.path());
+    let machine = ExchangeMachine::open(&alone).unwrap();
+    let mut expected = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        let Response::Written { outcomes } = write_encoded(&machine, &alone, 1 + i as u64, w)
+        else {
+            panic!("write {i} is applied");
+        };
+        expected.push(outcomes);
+    }
+
+    let group_dir = tempfile::tempdir().unwrap();
+    let grouped = open_engine(group_dir.path());
+    let machine = ExchangeMachine::open(&grouped).unwrap();
+    let sink = Arc::new(Announced::default());
+    machine.set_event_sink(sink.clone());
+    let answers = write_group(&machine, &grouped, 1, &writes);
+    let got: Vec<Vec<crate::apply::Outcome>> = answers
+        .iter()
+        .map(|a| match a {
+            Response::Written { outcomes } => outcomes.clone(),
+            other => panic!("every write of the group is applied, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(
+        got[1],
+        vec![crate::apply::Outcome::OrderUpdated],
+        "the update saw the insert staged by the write before it"
+    );
+
+    // The same events, numbered on through the one entry.
+    let journal_alone: Vec<_> = journal(&alone)
+        .into_iter()
+        .map(|(_, _, r, o)| (r, o))
+        .collect();
+    let journal_grouped = journal(&grouped);
+    assert_eq!(
+        journal_grouped
+            .iter()
+            .map(|(i, o, _, _)| (*i, *o))
+            .collect::<Vec<_>>(),
+        (0..records.len() as u32)
+            .map(|o| (1, o))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        journal_grouped
+            .into_iter()
+            .map(|(_, _, r, o)| (r, o))
+            .collect::<Vec<_>>(),
+        journal_alone
+    );
+    // Subscribers are told the same events, once, at the group's index.
+    let announced = sink.0.lock();
+    assert_eq!(announced.len(), 1);
+    let (index, Some(batch)) = &announced[0] else {
+        panic!("the group's events are announced");
+    };
+    assert_eq!(*index, 1);
+    assert_eq!(batch.commit_ns, 1_733_100_000_000_000_000);
+    assert_eq!(
+        batch.events.iter().map(|e| e.ordinal).collect::<Vec<_>>(),
+        (0..records.len() as u32).collect::<Vec<_>>()
+    );
+    assert_eq!(applied_marker(&grouped), Some(Bytes::from("1")));
+}
+
+#[test]
+fn each_write_of_a_group_keeps_its_own_request_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = open_engine(tmp.path());
+    let machine = ExchangeMachine::open(&engine).unwrap();
+    let records = samples::records();
+    let first = encoded("gw-1", 1, records[..1].to_vec());
+    assert!(matches!(
+        write_encoded(&machine, &engine, 1, &first),
+        Response::Written { .. }
+    ));
+
+    let a = encoded("gw-2", 5, records[2..3].to_vec());
+    let b = encoded("gw-3", 5, records[3..4].to_vec());
+    let reused = encoded("gw-2", 5, records[4..5].to_vec());
+    let answers = write_group(
+        &machine,
+        &engine,
+        2,
+        &[
+            first.clone(),
+            a.clone(),
+            b.clone(),
+            a.clone(),
+            reused.clone(),
+        ],
+    );
+    let Response::Written {
+        outcomes: a_outcomes,
+    } = answers[1].clone()
+    else {
+        panic!("a is applied: {answers:?}");
+    };
+    assert!(matches!(
+        &answers[0],
+        Response::Duplicate {
+            original_index: 1,
+            ..
+        }
+    ));
+    assert!(matches!(answers[2], Response::Written { .. }));
+    assert_eq!(
+        answers[3],
+        Response::Duplicate {
+            original_index: 2,
+            outcomes: a_outcomes.clone()
+        },
+        "a retry that overtook nothing in the same group is answered as a retry"
+    );
+    assert_eq!(answers[4], Response::RequestIdReused { original_index: 2 });
+    // Only a and b were written: two records in the journal at index 2.
+    let at_two: Vec<_> = journal(&engine)
+        .into_iter()
+        .filter(|(i, ..)| *i == 2)
+        .map(|(_, o, r, _)| (o, r))
+        .collect();
+    assert_eq!(
+        at_two,
+        vec![(0, records[2].clone()), (1, records[3].clone())]
+    );
+
+    // Later, each is a retry of the group's entry.
+    assert_eq!(
+        write_encoded(&machine, &engine, 3, &a),
+        Response::Duplicate {
+            original_index: 2,
+            outcomes: a_outcomes
+        }
+    );
+    assert_eq!(
+        write_encoded(&machine, &engine, 4, &reused),
+        Response::RequestIdReused { original_index: 2 }
+    );
+}
+
+#[test]
+fn a_write_of_a_group_that_does_not_decode_is_refused_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = open_engine(tmp.path());
+    let machine = ExchangeMachine::open(&engine).unwrap();
+    let records = samples::records();
+    let mut bad = encoded("gw-1", 1, records[..1].to_vec());
+    bad.records = b"not an archive".to_vec();
+    let good = encoded("gw-2", 1, records[2..3].to_vec());
+    let answers = write_group(&machine, &engine, 1, &[bad, good]);
+    assert!(
+        matches!(&answers[0], Response::Refused { reason } if reason.contains("do not decode")),
+        "{answers:?}"
+    );
+    assert!(matches!(answers[1], Response::Written { .. }));
+    assert_eq!(journal(&engine).len(), 1);
+}
+
+#[test]
+fn a_group_entry_survives_the_log_format_round_trip() {
+    let records = samples::records();
+    let cmd = Command::WriteGroup(vec![
+        encoded("gw-1", 1, records[..2].to_vec()),
+        encoded("gw-2", 9, records[2..].to_vec()),
+    ]);
+    let bytes = cmd.to_bytes();
+    assert!(Command::is_client_write(&bytes));
+    assert_eq!(Command::from_entry(&bytes).unwrap(), cmd);
+}
