@@ -122,12 +122,19 @@ impl WriteGroups {
                 Turn::Queued
             } else {
                 state.in_flight += 1;
+                let alone = state.queue.is_empty();
+                state.queue.push(member);
                 let mut group = take_group(&mut state.queue);
-                if group.is_empty() {
-                    Turn::Alone(member)
-                } else {
-                    group.push(member);
-                    Turn::Group(group)
+                match group.pop() {
+                    Some(member) if alone => Turn::Alone(member),
+                    Some(last) => {
+                        group.push(last);
+                        Turn::Group(group)
+                    }
+                    None => {
+                        state.in_flight -= 1;
+                        Turn::Queued
+                    }
                 }
             }
         };
@@ -288,23 +295,9 @@ impl Drop for Slot {
     }
 }
 
-/// Takes from the front of `queue` the writes of the next group, within its limits (at least
-/// one write, however large).
+/// Takes from the front of `queue` the writes of the next group (see [`group_len`]).
 fn take_group(queue: &mut Vec<Member>) -> Vec<Member> {
-    let mut records = 0;
-    let mut bytes = 0;
-    let mut n = 0;
-    for m in queue.iter() {
-        let fits = n < MAX_GROUP_WRITES
-            && records + m.records <= MAX_GROUP_RECORDS
-            && bytes + m.write.records.len() <= MAX_GROUP_BYTES;
-        if n > 0 && !fits {
-            break;
-        }
-        records += m.records;
-        bytes += m.write.records.len();
-        n += 1;
-    }
+    let n = group_len(queue.iter().map(|m| (m.records, m.write.records.len())));
     if n == queue.len() {
         std::mem::take(queue)
     } else {
@@ -312,9 +305,47 @@ fn take_group(queue: &mut Vec<Member>) -> Vec<Member> {
     }
 }
 
+/// How many of the queued writes, given as (records, archived bytes) in queue order, the next
+/// group takes: as many as fit its limits, and at least one however large.
+fn group_len(writes: impl Iterator<Item = (usize, usize)>) -> usize {
+    let (mut records, mut bytes, mut n) = (0, 0, 0);
+    for (r, b) in writes {
+        let fits = n < MAX_GROUP_WRITES
+            && records + r <= MAX_GROUP_RECORDS
+            && bytes + b <= MAX_GROUP_BYTES;
+        if n > 0 && !fits {
+            break;
+        }
+        records += r;
+        bytes += b;
+        n += 1;
+    }
+    n
+}
+
 /// The leader's clock, stamped on a write as its commit time.
 pub(crate) fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_takes_what_fits_its_limits_and_never_nothing() {
+        assert_eq!(group_len(std::iter::empty()), 0);
+        assert_eq!(group_len(std::iter::repeat_n((1, 100), 10)), 10);
+        assert_eq!(
+            group_len(std::iter::repeat_n((1, 100), 100)),
+            MAX_GROUP_WRITES
+        );
+        // 40 writes of 100 records fit 4,096 records; the 41st waits for the next group.
+        assert_eq!(group_len(std::iter::repeat_n((100, 20_000), 50)), 40);
+        assert_eq!(group_len([(10_000, 64), (1, 64)].into_iter()), 1);
+        assert_eq!(group_len([(1, 64), (10_000, 64)].into_iter()), 1);
+        assert_eq!(group_len([(1, MAX_GROUP_BYTES), (1, 1)].into_iter()), 1);
+    }
 }
