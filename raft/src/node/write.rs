@@ -130,6 +130,9 @@ impl<A: Application> RaftNode<A> {
             .map_err(|e| self.map_write_error(e))?;
         let log_index = resp.log_id.index;
         let answered = Instant::now();
+        // The entry's stamps and the voters are the same for every write it carries.
+        let voters = self.voters();
+        let entry = self.sm.timeline().read(log_index);
         let mut first = None;
         for &received in received {
             let clock = WriteClock {
@@ -137,7 +140,7 @@ impl<A: Application> RaftNode<A> {
                 proposed,
                 answered,
             };
-            let stages = self.write_stages(clock, log_index);
+            let stages = write_stages::write_stages(clock, entry.as_ref(), self.id, &voters);
             stages.record();
             first.get_or_insert(stages);
         }
@@ -155,19 +158,15 @@ impl<A: Application> RaftNode<A> {
         })
     }
 
-    /// Where the write of the entry at `index` spent its time, from `clock` and the entry's
-    /// stamps.
-    fn write_stages(&self, clock: WriteClock, index: u64) -> WriteStages {
-        let voters: Vec<NodeId> = self
-            .raft
+    /// The voters of the membership in force.
+    fn voters(&self) -> Vec<NodeId> {
+        self.raft
             .metrics()
             .borrow_watched()
             .membership_config
             .membership()
             .voter_ids()
-            .collect();
-        let entry = self.sm.timeline().read(index);
-        write_stages::write_stages(clock, entry.as_ref(), self.id, &voters)
+            .collect()
     }
 
     /// Waits until every voter holds `index`, or until `deadline`.
