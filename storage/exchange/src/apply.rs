@@ -57,6 +57,56 @@ pub struct JournalEntry {
     pub outcome: Outcome,
 }
 
+/// A [`JournalEntry`] borrowing its record, archived as a `JournalEntry` (the same bytes, the
+/// fields archived in the same order): the journal is written without copying every record.
+struct JournalEntryRef<'a> {
+    log_index: u64,
+    ordinal: u32,
+    record: &'a Record,
+    outcome: Outcome,
+}
+
+/// What archiving a [`JournalEntryRef`]'s fields left to resolve.
+struct JournalEntryRefResolver {
+    log_index: <u64 as Archive>::Resolver,
+    ordinal: <u32 as Archive>::Resolver,
+    record: <Record as Archive>::Resolver,
+    outcome: <Outcome as Archive>::Resolver,
+}
+
+impl Archive for JournalEntryRef<'_> {
+    type Archived = ArchivedJournalEntry;
+    type Resolver = JournalEntryRefResolver;
+
+    // Plain numbers resolve with `()`, passed on like every other field's resolver.
+    #[allow(clippy::unit_arg)]
+    fn resolve(&self, resolver: Self::Resolver, out: rkyv::Place<Self::Archived>) {
+        rkyv::munge::munge!(let ArchivedJournalEntry { log_index, ordinal, record, outcome } = out);
+        self.log_index.resolve(resolver.log_index, log_index);
+        self.ordinal.resolve(resolver.ordinal, ordinal);
+        self.record.resolve(resolver.record, record);
+        self.outcome.resolve(resolver.outcome, outcome);
+    }
+}
+
+impl<S> Serialize<S> for JournalEntryRef<'_>
+where
+    S: rkyv::rancor::Fallible + ?Sized,
+    u64: Serialize<S>,
+    u32: Serialize<S>,
+    Record: Serialize<S>,
+    Outcome: Serialize<S>,
+{
+    fn serialize(&self, serializer: &mut S) -> std::result::Result<Self::Resolver, S::Error> {
+        Ok(JournalEntryRefResolver {
+            log_index: self.log_index.serialize(serializer)?,
+            ordinal: self.ordinal.serialize(serializer)?,
+            record: self.record.serialize(serializer)?,
+            outcome: self.outcome.serialize(serializer)?,
+        })
+    }
+}
+
 /// A batch ready to be applied: the engine operations and each record's outcome.
 #[derive(Debug, Clone)]
 pub struct Staged {
@@ -99,6 +149,13 @@ impl<'a> Overlay<'a> {
     fn put(&mut self, key: Vec<u8>, value: Bytes) {
         self.batch.put(key.clone(), value.clone());
         self.pending.insert(key, Some(value));
+    }
+
+    /// Stages a value no apply step reads back (journal, history and index entries, states
+    /// that are only ever replaced): it goes into the batch without the read overlay's copy.
+    /// A key that apply may read must use [`Overlay::put`].
+    fn put_unread(&mut self, key: Vec<u8>, value: Bytes) {
+        self.batch.put(key, value);
     }
 
     fn delete(&mut self, key: Vec<u8>) {
@@ -212,11 +269,11 @@ fn update_order(
 
 fn record_trade(overlay: &mut Overlay<'_>, t: &TradeExecuted) -> Result<Outcome> {
     let value = encode(t);
-    overlay.put(
+    overlay.put_unread(
         keys::trade_by_instrument(&t.instrument_id, t.trade_date_time, &t.user_id, &t.trade_id),
         value.clone(),
     );
-    overlay.put(
+    overlay.put_unread(
         keys::trade_by_user(&t.user_id, t.trade_date_time, &t.trade_id),
         value,
     );
@@ -225,12 +282,12 @@ fn record_trade(overlay: &mut Overlay<'_>, t: &TradeExecuted) -> Result<Outcome>
 }
 
 fn replace_account(overlay: &mut Overlay<'_>, a: &AccountUpdate) -> Outcome {
-    overlay.put(keys::account(&a.user_id, &a.currency), encode(a));
+    overlay.put_unread(keys::account(&a.user_id, &a.currency), encode(a));
     Outcome::AccountReplaced
 }
 
 fn replace_position(overlay: &mut Overlay<'_>, p: &PositionUpdate) -> Outcome {
-    overlay.put(
+    overlay.put_unread(
         keys::position(&p.user_id, &p.exchange_id, &p.instrument_id),
         encode(p),
     );
@@ -238,7 +295,7 @@ fn replace_position(overlay: &mut Overlay<'_>, p: &PositionUpdate) -> Outcome {
 }
 
 fn record_tick(overlay: &mut Overlay<'_>, t: &Tick) -> Result<Outcome> {
-    overlay.put(
+    overlay.put_unread(
         keys::tick(&t.instrument_id, t.datetime, t.sequence),
         encode(t),
     );
@@ -247,7 +304,7 @@ fn record_tick(overlay: &mut Overlay<'_>, t: &Tick) -> Result<Outcome> {
 }
 
 fn record_book(overlay: &mut Overlay<'_>, b: &OrderBookSnapshot) -> Outcome {
-    overlay.put(keys::book(&b.instrument_id, b.datetime), encode(b));
+    overlay.put_unread(keys::book(&b.instrument_id, b.datetime), encode(b));
     Outcome::BookRecorded
 }
 
@@ -400,15 +457,15 @@ fn stage_records(
             Record::Tick(t) => record_tick(overlay, t)?,
             Record::OrderBookSnapshot(b) => record_book(overlay, b),
         };
-        let entry = JournalEntry {
+        let entry = JournalEntryRef {
             log_index,
             ordinal,
-            record: record.clone(),
+            record,
             outcome,
         };
-        overlay.put(keys::journal(log_index, ordinal), encode(&entry));
+        overlay.put_unread(keys::journal(log_index, ordinal), encode(&entry));
         if let Some((user, order_id)) = order_of(record) {
-            overlay.put(
+            overlay.put_unread(
                 keys::history(user, order_id, log_index, ordinal),
                 Bytes::new(),
             );
@@ -423,4 +480,37 @@ pub fn apply(engine: &Engine, records: &[Record], log_index: u64) -> Result<Vec<
     let staged = stage(engine, records, log_index)?;
     engine.apply(&staged.batch, log_index)?;
     Ok(staged.outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::samples;
+
+    #[test]
+    fn a_journal_entry_borrowing_its_record_archives_to_the_same_bytes_as_one_owning_it() {
+        let outcomes = [
+            Outcome::OrderInserted { merged_updates: 3 },
+            Outcome::DuplicateOrder,
+            Outcome::TickRecorded,
+        ];
+        for (n, record) in samples::records().iter().enumerate() {
+            let outcome = outcomes[n % outcomes.len()];
+            let (log_index, ordinal) = (1_000 + n as u64, n as u32 * 7);
+            let borrowed = encode(&JournalEntryRef {
+                log_index,
+                ordinal,
+                record,
+                outcome,
+            });
+            let owned = JournalEntry {
+                log_index,
+                ordinal,
+                record: record.clone(),
+                outcome,
+            };
+            assert_eq!(borrowed, encode(&owned), "record {n}");
+            assert_eq!(decode::<JournalEntry>(&borrowed).unwrap(), owned);
+        }
+    }
 }

@@ -116,11 +116,32 @@ where
         >,
     >,
 {
-    match rkyv::to_bytes::<rancor::Error>(value) {
-        Ok(bytes) => Bytes::from_owner(bytes),
-        // Serializing into memory cannot fail for these types (no shared pointers, no limits).
-        Err(e) => unreachable!("archiving into memory failed: {e}"),
-    }
+    SCRATCH.with(|scratch| {
+        let buffer = scratch.take();
+        match rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, buffer) {
+            Ok(mut archived) => {
+                let mut exact: AlignedVec = AlignedVec::with_capacity(archived.len());
+                exact.extend_from_slice(&archived);
+                archived.clear();
+                if archived.capacity() <= MAX_SCRATCH_BYTES {
+                    scratch.replace(archived);
+                }
+                Bytes::from_owner(exact)
+            }
+            // Serializing into memory cannot fail for these types (no shared pointers, no limits).
+            Err(e) => unreachable!("archiving into memory failed: {e}"),
+        }
+    })
+}
+
+/// The largest archiving buffer a thread keeps for its next value.
+const MAX_SCRATCH_BYTES: usize = 1 << 20;
+
+thread_local! {
+    /// Where a thread archives values before copying each out at its exact size: a growing
+    /// buffer per value would cost an allocation per doubling, several for every record.
+    static SCRATCH: std::cell::RefCell<AlignedVec> =
+        std::cell::RefCell::new(AlignedVec::with_capacity(4096));
 }
 
 /// Checks and decodes archived bytes.
@@ -175,6 +196,25 @@ mod tests {
             shifted.extend_from_slice(&bytes);
             assert_eq!(&decode::<Record>(&shifted[1..]).unwrap(), r);
         }
+    }
+
+    #[test]
+    fn values_archived_one_after_another_each_keep_their_own_bytes() {
+        let small = encode(&samples::records()[0]);
+        let large_record = Record::Tick(Tick {
+            instrument_id: "x".repeat(3 << 20),
+            ..match samples::first(|r| matches!(r, Record::Tick(_))) {
+                Some(Record::Tick(t)) => t,
+                _ => unreachable!("the samples hold a tick"),
+            }
+        });
+        // Larger than the buffer a thread keeps: archived, then the buffer is let go.
+        let large = encode(&large_record);
+        let again = encode(&samples::records()[0]);
+        assert_eq!(small, again);
+        assert_eq!(decode::<Record>(&large).unwrap(), large_record);
+        assert_eq!(small.as_ptr() as usize % 16, 0);
+        assert_eq!(large.as_ptr() as usize % 16, 0);
     }
 
     /// Validation checks structure (lengths, pointers, enum tags, UTF-8); the checksums of
