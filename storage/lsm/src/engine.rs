@@ -287,17 +287,23 @@ impl Engine {
 
     /// Resolves once a write would not have to stop for a flush or compaction (or the engine
     /// has failed). A write may still be delayed a little while compaction is behind.
+    /// The wait counts as a stop in the stats, as if [`Engine::apply`] had waited itself.
     pub async fn write_room(&self) {
+        if !self.write_stalled() || self.inner.failure().is_some() {
+            return;
+        }
+        let started = Instant::now();
+        tracing::debug!("write waiting for a flush or compaction");
         loop {
-            if !self.write_stalled() || self.inner.failure().is_some() {
-                return;
-            }
             let listener = self.inner.progress.listen();
             if !self.write_stalled() || self.inner.failure().is_some() {
-                return;
+                break;
             }
             listener.await;
         }
+        let c = &self.inner.counters;
+        Counters::add(&c.stops, 1);
+        Counters::add(&c.stop_micros, started.elapsed().as_micros() as u64);
     }
 
     /// Waits out the current back-pressure, counting the time in the stats.
