@@ -51,6 +51,10 @@ pub struct BenchArgs {
     /// For bounded reads: the staleness bound.
     #[arg(long, default_value_t = 1000)]
     max_staleness_ms: u64,
+    /// Send each write as a unary call instead of on the client's write stream (to compare
+    /// the two).
+    #[arg(long)]
+    unary_writes: bool,
     /// How to print the results.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     output: Format,
@@ -99,6 +103,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
             &args.endpoints,
             ClientConfig {
                 client_id: format!("bench-{}", std::process::id()),
+                stream_writes: !args.unary_writes,
                 ..ClientConfig::default()
             },
         )

@@ -47,6 +47,7 @@ pub mod schedule;
 mod server;
 mod store_service;
 mod write_groups;
+mod write_stream;
 
 pub use config::NodeConfig;
 pub use error::ApiError;

@@ -22,6 +22,7 @@ use crate::forward::{forward, route, Route};
 use crate::metrics;
 use crate::node::Node;
 use crate::read;
+use crate::write_stream;
 
 /// How often a read that waits checks that this node is still a member.
 const MEMBERSHIP_RECHECK: Duration = Duration::from_millis(100);
@@ -80,6 +81,76 @@ impl StoreService {
                 from_applied_index: from,
             },
         ))
+    }
+
+    /// How long a write may take when its caller sets no deadline.
+    pub(crate) fn write_timeout(&self) -> Duration {
+        self.node.write_timeout()
+    }
+
+    /// Serves one write, from a unary call or a write stream: forwards it to the leader, or
+    /// admits, proposes and applies it here. `metadata` is the caller's.
+    pub(crate) async fn write_one(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        req: pb::WriteRequest,
+        timeout: Duration,
+        received: Instant,
+    ) -> Answer<pb::WriteResponse> {
+        let forwarded_by = metadata
+            .get(api_metadata::FORWARDED)
+            .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+        let forwarded = forwarded_by.is_some();
+        self.node.check_serving()?;
+        self.node.check_member()?;
+        if let Some(from) = forwarded_by {
+            let members = self.node.raft.status().nodes;
+            if !from.is_some_and(|id| members.contains_key(&id)) {
+                return Err(ApiError::NotMember(format!(
+                    "the write was forwarded by node {}, which is not a member of this cluster; nothing was written",
+                    from.map_or("?".into(), |id| id.to_string())
+                ))
+                .into());
+            }
+        }
+        // Route before looking inside the request: the leader converts and validates it once.
+        match route(&self.node, forwarded)? {
+            Route::Forward(leader_api) => {
+                return timed_forward(&self.node, metadata, req, &leader_api, timeout).await;
+            }
+            Route::Here => {}
+        }
+        // Admit before converting: a node without room refuses at once.
+        let admitted = self
+            .node
+            .raft
+            .admit(self.node.quota.usage())
+            .map_err(ApiError::from)?;
+        let records = req.records.len();
+        // Leadership may move while the write is proposed: keep the request as it came to
+        // pass it on to the new leader.
+        let may_forward = self.node.config.forward_writes && !forwarded;
+        let original = may_forward.then(|| req.clone());
+        match (
+            self.write_here(admitted, req, timeout, received).await,
+            original,
+        ) {
+            (
+                Err(ApiError::NotLeader {
+                    leader_api: Some(api),
+                    ..
+                }),
+                Some(req),
+            ) => timed_forward(&self.node, metadata, req, &api, timeout).await,
+            (Ok(resp), _) => {
+                metrics::write_done(records);
+                Ok(Response::new(resp))
+            }
+            (Err(e), _) => {
+                metrics::proposal_failed();
+                Err(Status::from(e))
+            }
+        }
     }
 
     /// Converts and proposes an admitted write on this node, the leader.
@@ -197,63 +268,20 @@ type Answer<T> = Result<Response<T>, Status>;
 impl Store for StoreService {
     async fn write(&self, request: Request<pb::WriteRequest>) -> Answer<pb::WriteResponse> {
         let received = Instant::now();
-        let forwarded_by = request
-            .metadata()
-            .get(api_metadata::FORWARDED)
-            .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
-        let forwarded = forwarded_by.is_some();
         let timeout = call_timeout(request.metadata(), self.node.write_timeout());
+        let (metadata, _, req) = request.into_parts();
+        self.write_one(&metadata, req, timeout, received).await
+    }
+
+    type WriteStreamStream = write_stream::Answers;
+
+    async fn write_stream(
+        &self,
+        request: Request<tonic::Streaming<pb::StreamedWrite>>,
+    ) -> Answer<Self::WriteStreamStream> {
         self.node.check_serving()?;
         self.node.check_member()?;
-        if let Some(from) = forwarded_by {
-            let members = self.node.raft.status().nodes;
-            if !from.is_some_and(|id| members.contains_key(&id)) {
-                return Err(ApiError::NotMember(format!(
-                    "the write was forwarded by node {}, which is not a member of this cluster; nothing was written",
-                    from.map_or("?".into(), |id| id.to_string())
-                ))
-                .into());
-            }
-        }
-        // Route before looking inside the request: the leader converts and validates it once.
-        let (metadata, _, req) = request.into_parts();
-        match route(&self.node, forwarded)? {
-            Route::Forward(leader_api) => {
-                return timed_forward(&self.node, &metadata, req, &leader_api, timeout).await;
-            }
-            Route::Here => {}
-        }
-        // Admit before converting: a node without room refuses at once.
-        let admitted = self
-            .node
-            .raft
-            .admit(self.node.quota.usage())
-            .map_err(ApiError::from)?;
-        let records = req.records.len();
-        // Leadership may move while the write is proposed: keep the request as it came to
-        // pass it on to the new leader.
-        let may_forward = self.node.config.forward_writes && !forwarded;
-        let original = may_forward.then(|| req.clone());
-        match (
-            self.write_here(admitted, req, timeout, received).await,
-            original,
-        ) {
-            (
-                Err(ApiError::NotLeader {
-                    leader_api: Some(api),
-                    ..
-                }),
-                Some(req),
-            ) => timed_forward(&self.node, &metadata, req, &api, timeout).await,
-            (Ok(resp), _) => {
-                metrics::write_done(records);
-                Ok(Response::new(resp))
-            }
-            (Err(e), _) => {
-                metrics::proposal_failed();
-                Err(Status::from(e))
-            }
-        }
+        Ok(Response::new(write_stream::serve(self.clone(), request)))
     }
 
     async fn get_order(

@@ -21,6 +21,7 @@ pub mod v1 {
 pub mod frames;
 mod record_json;
 mod serde_enums;
+mod write_failure;
 
 /// Request metadata keys every peer call carries.
 pub mod peer_metadata {

@@ -55,6 +55,7 @@ mod feed;
 mod ingestor;
 mod retry;
 mod stages;
+mod write_streams;
 
 pub use client::{Client, ClientConfig};
 pub use error::{parse_position, ClientError};
