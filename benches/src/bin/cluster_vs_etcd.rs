@@ -45,6 +45,9 @@ struct Args {
     /// Where to write `cluster-vs-etcd.json` and `.md`.
     #[arg(long, default_value = "target/cluster-vs-etcd")]
     out: PathBuf,
+    /// QAStore's client sends each write as a unary call instead of on its write stream.
+    #[arg(long)]
+    unary_writes: bool,
     /// The `qastore` program (default: beside this one, else `$QASTORE_BIN`).
     #[arg(long, env = "QASTORE_BIN")]
     qastore_bin: Option<PathBuf>,
@@ -198,7 +201,7 @@ async fn run(args: Args) -> Result<(), String> {
                 let exe = find_qastore(args.qastore_bin.as_deref())?;
                 eprintln!("QAStore: starting three nodes ({})", exe.display());
                 report.context.insert("qastore".into(), version_of(&exe));
-                let sys = Arc::new(QaCluster::start(&exe).await?);
+                let sys = Arc::new(QaCluster::start(&exe, !args.unary_writes).await?);
                 let m = measure(sys.clone(), &args).await;
                 sys.shutdown();
                 results.insert("QAStore", m?);

@@ -49,8 +49,9 @@ pub fn kv_record(n: u64) -> pb::Record {
 
 impl QaCluster {
     /// Starts three nodes of the `qastore` program at `exe` in a new temporary directory and
-    /// waits for a leader.
-    pub async fn start(exe: &Path) -> Result<QaCluster, String> {
+    /// waits for a leader. `stream_writes`: the client's writes go on its write streams
+    /// (else each is a unary call).
+    pub async fn start(exe: &Path, stream_writes: bool) -> Result<QaCluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("qastore-bench-")
             .tempdir()
@@ -65,6 +66,7 @@ impl QaCluster {
             &endpoints,
             ClientConfig {
                 client_id: format!("bench-{}", std::process::id()),
+                stream_writes,
                 ..ClientConfig::default()
             },
         )
