@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;
-use qastore_testkit::requests::{hashes, orders_at};
+use qastore_testkit::requests::{hashes, orders_at, write_request};
 use qastore_testkit::samples::order;
 use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::Code;
@@ -20,12 +20,7 @@ struct Garbage {
 }
 
 fn write(request_id: u64, records: Vec<pb::Record>) -> pb::WriteRequest {
-    pb::WriteRequest {
-        client_id: "gw".into(),
-        request_id,
-        records,
-        ack: pb::AckLevel::Quorum as i32,
-    }
+    write_request("gw", request_id, records)
 }
 
 fn expect(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, needle: &str) {

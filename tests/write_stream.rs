@@ -9,18 +9,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use qastore_proto::v1 as pb;
-use qastore_testkit::requests::orders_at;
+use qastore_testkit::requests::{orders_at, write_request};
 use qastore_testkit::samples::order;
 use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::Code;
 
 fn write(request_id: u64, records: Vec<pb::Record>) -> pb::WriteRequest {
-    pb::WriteRequest {
-        client_id: "stream-gw".into(),
-        request_id,
-        records,
-        ack: pb::AckLevel::Quorum as i32,
-    }
+    write_request("stream-gw", request_id, records)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,10 +1,24 @@
-//! Small request helpers the process tests share: read options, a user's orders from one
-//! node, the replicas' state hashes.
+//! Small request helpers the process tests share: a write request, read options, a user's
+//! orders from one node, the replicas' state hashes.
 
 use qastore_client::Client;
 use qastore_proto::v1 as pb;
 
 use crate::KitError;
+
+/// A write of `records` by `client_id` under `request_id`, acknowledged by a quorum.
+pub fn write_request(
+    client_id: &str,
+    request_id: u64,
+    records: Vec<pb::Record>,
+) -> pb::WriteRequest {
+    pb::WriteRequest {
+        client_id: client_id.into(),
+        request_id,
+        records,
+        ack: pb::AckLevel::Quorum as i32,
+    }
+}
 
 /// Read options.
 pub fn read(
