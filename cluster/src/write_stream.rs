@@ -82,10 +82,7 @@ async fn serve_one(
     };
     match service.write_one(metadata, req, timeout, received).await {
         Ok(response) => {
-            let leader_hint = response
-                .metadata()
-                .get(api_metadata::LEADER)
-                .and_then(|v| v.to_str().ok())
+            let leader_hint = api_metadata::leader_hint(response.metadata())
                 .unwrap_or_default()
                 .to_string();
             pb::StreamedWriteAnswer {

@@ -47,6 +47,11 @@ pub mod api_metadata {
     pub const EARLIEST_POSITION: &str = "qastore-earliest-position";
     /// On a subscription cut off: the last position it delivered.
     pub const LAST_DELIVERED: &str = "qastore-last-delivered";
+
+    /// The leader's client address named in `md` ([`LEADER`]), if any.
+    pub fn leader_hint(md: &tonic::metadata::MetadataMap) -> Option<&str> {
+        md.get(LEADER).and_then(|v| v.to_str().ok())
+    }
 }
 
 #[cfg(test)]

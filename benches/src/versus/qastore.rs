@@ -256,10 +256,7 @@ impl System for QaCluster {
         match answer {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(status)) => {
-                let hint = status
-                    .metadata()
-                    .get(api_metadata::LEADER)
-                    .and_then(|v| v.to_str().ok())
+                let hint = api_metadata::leader_hint(status.metadata())
                     .and_then(|a| self.endpoints.iter().position(|e| e == a));
                 Err(fail(status.message().to_string(), hint))
             }

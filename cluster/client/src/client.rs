@@ -147,11 +147,7 @@ impl Client {
 
     /// Learns from a failed call where the leader is (or that `addr` is not it).
     fn learn(&self, addr: &str, status: &Status) {
-        let hint = status
-            .metadata()
-            .get(api_metadata::LEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let hint = api_metadata::leader_hint(status.metadata()).map(str::to_string);
         let mut leader = self.leader.lock();
         match hint {
             Some(h) => *leader = Some(h),
@@ -213,11 +209,7 @@ impl Client {
                     .write(self.request(req))
                     .await
                     .map(|r| {
-                        if let Some(h) = r
-                            .metadata()
-                            .get(api_metadata::LEADER)
-                            .and_then(|v| v.to_str().ok())
-                        {
+                        if let Some(h) = api_metadata::leader_hint(r.metadata()) {
                             self.note_forwarded(h);
                         }
                         r.into_inner()

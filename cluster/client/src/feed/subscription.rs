@@ -287,11 +287,7 @@ impl Driver {
     }
 
     fn learn(&mut self, status: &Status) {
-        if let Some(l) = status
-            .metadata()
-            .get(api_metadata::LEADER)
-            .and_then(|v| v.to_str().ok())
-        {
+        if let Some(l) = api_metadata::leader_hint(status.metadata()) {
             self.leader_hint = Some(l.to_string());
         }
     }
