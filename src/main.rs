@@ -1,6 +1,7 @@
 //! `qastore`: run a node, run the local demo cluster, operate a cluster, or load it.
 
 mod bench;
+mod certs;
 mod ctl;
 mod demo;
 mod logging;
@@ -32,6 +33,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
   qastore ctl bars --instrument cu2501 --from 2024-12-02 --limit 10
   qastore serve --config node1.toml --init     one node of a real cluster
   qastore bench --duration-secs 10             load the cluster, report throughput
+  qastore certs init --cluster-id prod         a CA for the cluster's certificates
   qastore completions bash > /etc/bash_completion.d/qastore"
 )]
 struct Cli {
@@ -54,6 +56,8 @@ enum Command {
     /// Print the directory holding a node's Parquet files now (it moves when the node installs
     /// a snapshot, so scripts should ask each time).
     ParquetPath(parquet_path::ParquetPathArgs),
+    /// Make the cluster's CA and issue node and client certificates (mutual TLS, roles).
+    Certs(certs::CertsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
     #[command(
         after_help = "Examples:\n  qastore completions bash > ~/.local/share/bash-completion/completions/qastore\n  qastore completions zsh > \"${fpath[1]}/_qastore\""
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::ParquetPath(args) => parquet_path::run(&args),
+        Command::Certs(args) => certs::run(args),
         Command::Serve(args) => {
             logging::init(logging::SERVE_FILTER, args.log_format());
             rt.block_on(serve::run(args))

@@ -13,6 +13,7 @@
 //! raft_advertise = "10.0.0.1:7101"
 //! disk_quota_bytes = 500_000_000_000
 //! write_groups_in_flight = 4       # leader: entries of writes on their way before writes are grouped
+//! write_group_max_writes = 64      # leader: the most writes one group carries
 //!
 //! [[initial_members]]              # only read when the cluster is first formed
 //! id = 1
@@ -115,6 +116,9 @@ pub struct NodeConfig {
     /// not yet applied) before writes arriving meanwhile are gathered into one entry, a group,
     /// proposed as soon as one of those is applied (0: every write is an entry of its own).
     pub write_groups_in_flight: usize,
+    /// The most clients' writes one group carries (a group also stops at 4,096 records and
+    /// 4 MiB of records).
+    pub write_group_max_writes: usize,
     /// How long a read may wait, in milliseconds, for the leader or for this node to catch up,
     /// when the client sets no deadline.
     pub read_timeout_ms: u64,
@@ -155,6 +159,7 @@ impl Default for NodeConfig {
             disk_alarm_ratio: 0.85,
             write_timeout_ms: 5_000,
             write_groups_in_flight: 4,
+            write_group_max_writes: 64,
             read_timeout_ms: 5_000,
             max_request_bytes: 64 << 20,
             drill_max_unavailable_ms: 10_000,
@@ -251,6 +256,9 @@ impl NodeConfig {
         }
         if self.write_timeout_ms == 0 {
             return invalid("write_timeout_ms", "must be positive");
+        }
+        if self.write_group_max_writes == 0 {
+            return invalid("write_group_max_writes", "must be at least 1");
         }
         if self.read_timeout_ms == 0 {
             return invalid("read_timeout_ms", "must be positive");

@@ -49,7 +49,11 @@ impl Node {
         http_addr: SocketAddr,
     ) -> Node {
         Node {
-            writes: WriteGroups::new(raft.clone(), config.write_groups_in_flight),
+            writes: WriteGroups::new(
+                raft.clone(),
+                config.write_groups_in_flight,
+                config.write_group_max_writes,
+            ),
             raft,
             peers: ApiPeers::new(config.max_request_bytes),
             quota,

@@ -25,8 +25,6 @@ use crate::error::ApiError;
 use crate::metrics;
 use crate::replicated::{write_request, ExchangeNode};
 
-/// The most writes one group carries.
-pub const MAX_GROUP_WRITES: usize = 64;
 /// The most records one group carries (a single write may carry up to the batch limit alone).
 const MAX_GROUP_RECORDS: usize = 4096;
 /// The most archived record bytes one group carries.
@@ -77,16 +75,22 @@ impl std::fmt::Debug for WriteGroups {
 pub struct WriteGroups {
     raft: Arc<ExchangeNode>,
     max_in_flight: usize,
+    max_writes: usize,
     state: Mutex<State>,
 }
 
 impl WriteGroups {
     /// A proposer over `raft` letting `max_in_flight` entries of writes be on their way before
-    /// it groups writes (0: never groups).
-    pub fn new(raft: Arc<ExchangeNode>, max_in_flight: usize) -> Arc<WriteGroups> {
+    /// it groups writes (0: never groups), at most `max_writes` writes to a group.
+    pub fn new(
+        raft: Arc<ExchangeNode>,
+        max_in_flight: usize,
+        max_writes: usize,
+    ) -> Arc<WriteGroups> {
         Arc::new(WriteGroups {
             raft,
             max_in_flight,
+            max_writes: max_writes.max(1),
             state: Mutex::new(State::default()),
         })
     }
@@ -124,7 +128,7 @@ impl WriteGroups {
                 state.in_flight += 1;
                 let alone = state.queue.is_empty();
                 state.queue.push(member);
-                let mut group = take_group(&mut state.queue);
+                let mut group = take_group(&mut state.queue, self.max_writes);
                 match group.pop() {
                     Some(member) if alone => Turn::Alone(member),
                     Some(last) => {
@@ -258,7 +262,7 @@ impl WriteGroups {
     fn release(self: &Arc<Self>) {
         let group = {
             let mut state = self.state.lock();
-            let group = take_group(&mut state.queue);
+            let group = take_group(&mut state.queue, self.max_writes);
             if group.is_empty() {
                 state.in_flight = state.in_flight.saturating_sub(1);
                 return;
@@ -296,8 +300,11 @@ impl Drop for Slot {
 }
 
 /// Takes from the front of `queue` the writes of the next group (see [`group_len`]).
-fn take_group(queue: &mut Vec<Member>) -> Vec<Member> {
-    let n = group_len(queue.iter().map(|m| (m.records, m.write.records.len())));
+fn take_group(queue: &mut Vec<Member>, max_writes: usize) -> Vec<Member> {
+    let n = group_len(
+        queue.iter().map(|m| (m.records, m.write.records.len())),
+        max_writes,
+    );
     if n == queue.len() {
         std::mem::take(queue)
     } else {
@@ -306,13 +313,13 @@ fn take_group(queue: &mut Vec<Member>) -> Vec<Member> {
 }
 
 /// How many of the queued writes, given as (records, archived bytes) in queue order, the next
-/// group takes: as many as fit its limits, and at least one however large.
-fn group_len(writes: impl Iterator<Item = (usize, usize)>) -> usize {
+/// group takes: as many as fit its limits (`max_writes` of them at most), and at least one
+/// however large.
+fn group_len(writes: impl Iterator<Item = (usize, usize)>, max_writes: usize) -> usize {
     let (mut records, mut bytes, mut n) = (0, 0, 0);
     for (r, b) in writes {
-        let fits = n < MAX_GROUP_WRITES
-            && records + r <= MAX_GROUP_RECORDS
-            && bytes + b <= MAX_GROUP_BYTES;
+        let fits =
+            n < max_writes && records + r <= MAX_GROUP_RECORDS && bytes + b <= MAX_GROUP_BYTES;
         if n > 0 && !fits {
             break;
         }
@@ -336,16 +343,14 @@ mod tests {
 
     #[test]
     fn a_group_takes_what_fits_its_limits_and_never_nothing() {
-        assert_eq!(group_len(std::iter::empty()), 0);
-        assert_eq!(group_len(std::iter::repeat_n((1, 100), 10)), 10);
-        assert_eq!(
-            group_len(std::iter::repeat_n((1, 100), 100)),
-            MAX_GROUP_WRITES
-        );
+        assert_eq!(group_len(std::iter::empty(), 64), 0);
+        assert_eq!(group_len(std::iter::repeat_n((1, 100), 10), 64), 10);
+        assert_eq!(group_len(std::iter::repeat_n((1, 100), 100), 64), 64);
+        assert_eq!(group_len(std::iter::repeat_n((1, 100), 100), 1), 1);
         // 40 writes of 100 records fit 4,096 records; the 41st waits for the next group.
-        assert_eq!(group_len(std::iter::repeat_n((100, 20_000), 50)), 40);
-        assert_eq!(group_len([(10_000, 64), (1, 64)].into_iter()), 1);
-        assert_eq!(group_len([(1, 64), (10_000, 64)].into_iter()), 1);
-        assert_eq!(group_len([(1, MAX_GROUP_BYTES), (1, 1)].into_iter()), 1);
+        assert_eq!(group_len(std::iter::repeat_n((100, 20_000), 50), 64), 40);
+        assert_eq!(group_len([(10_000, 64), (1, 64)].into_iter(), 64), 1);
+        assert_eq!(group_len([(1, 64), (10_000, 64)].into_iter(), 64), 1);
+        assert_eq!(group_len([(1, MAX_GROUP_BYTES), (1, 1)].into_iter(), 64), 1);
     }
 }

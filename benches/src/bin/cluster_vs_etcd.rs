@@ -48,6 +48,10 @@ struct Args {
     /// QAStore's client sends each write as a unary call instead of on its write stream.
     #[arg(long)]
     unary_writes: bool,
+    /// A line of TOML added to every QAStore node's config (repeatable), for example
+    /// `--node-setting 'write_groups_in_flight = 2'`.
+    #[arg(long = "node-setting", value_name = "TOML")]
+    node_settings: Vec<String>,
     /// The `qastore` program (default: beside this one, else `$QASTORE_BIN`).
     #[arg(long, env = "QASTORE_BIN")]
     qastore_bin: Option<PathBuf>,
@@ -201,7 +205,10 @@ async fn run(args: Args) -> Result<(), String> {
                 let exe = find_qastore(args.qastore_bin.as_deref())?;
                 eprintln!("QAStore: starting three nodes ({})", exe.display());
                 report.context.insert("qastore".into(), version_of(&exe));
-                let sys = Arc::new(QaCluster::start(&exe, !args.unary_writes).await?);
+                let sys = Arc::new(
+                    QaCluster::start(&exe, !args.unary_writes, &args.node_settings.join("\n"))
+                        .await?,
+                );
                 let m = measure(sys.clone(), &args).await;
                 sys.shutdown();
                 results.insert("QAStore", m?);

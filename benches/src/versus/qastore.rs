@@ -50,14 +50,19 @@ pub fn kv_record(n: u64) -> pb::Record {
 impl QaCluster {
     /// Starts three nodes of the `qastore` program at `exe` in a new temporary directory and
     /// waits for a leader. `stream_writes`: the client's writes go on its write streams
-    /// (else each is a unary call).
-    pub async fn start(exe: &Path, stream_writes: bool) -> Result<QaCluster, String> {
+    /// (else each is a unary call); `settings`: TOML added to every node's config.
+    pub async fn start(
+        exe: &Path,
+        stream_writes: bool,
+        settings: &str,
+    ) -> Result<QaCluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("qastore-bench-")
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
-        let mut cluster =
-            ProcCluster::create(ClusterSpec::local(exe, dir.path(), 3, "qastore-bench"))?;
+        let mut spec = ClusterSpec::local(exe, dir.path(), 3, "qastore-bench");
+        spec.settings = settings.to_string();
+        let mut cluster = ProcCluster::create(spec)?;
         for id in 1..=3 {
             cluster.spawn(id, id == 1)?;
         }

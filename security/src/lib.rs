@@ -1,0 +1,21 @@
+//! QAStore's certificates and identities.
+//!
+//! * [`Authority`]: a cluster's certificate authority, made once (`qastore certs init`), and
+//!   the node and client certificates it issues (`qastore certs node`, `qastore certs client`).
+//! * [`names`]: how a certificate names a node or a client of a cluster, and a client's
+//!   [`Role`]s, as URIs in its subject alternative names.
+//! * [`inspect_pem`]: what a certificate says ([`CertSummary`]), for `qastore certs show` and
+//!   for telling who is calling.
+//! * [`CertDir`]: where the files live, written crash-atomically, keys private.
+
+mod authority;
+mod error;
+mod files;
+mod inspect;
+pub mod names;
+
+pub use authority::{Authority, Issued, MAX_DAYS};
+pub use error::{Error, Result};
+pub use files::{read_pem, CertDir, PairPaths};
+pub use inspect::{inspect_der, inspect_pem, CertSummary};
+pub use names::{Identity, Role};
