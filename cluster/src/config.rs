@@ -12,8 +12,8 @@
 //! api_advertise = "10.0.0.1:7001"  # how others reach this node (default: the listen address)
 //! raft_advertise = "10.0.0.1:7101"
 //! disk_quota_bytes = 500_000_000_000
-//! write_groups_in_flight = 4       # leader: entries of writes on their way before writes are grouped
-//! write_group_max_writes = 64      # leader: the most writes one group carries
+//! write_groups_in_flight = 1       # leader: entries of writes on their way before writes are grouped
+//! write_group_max_writes = 256     # leader: the most writes one group carries
 //!
 //! [[initial_members]]              # only read when the cluster is first formed
 //! id = 1
@@ -158,8 +158,8 @@ impl Default for NodeConfig {
             disk_quota_bytes: 0,
             disk_alarm_ratio: 0.85,
             write_timeout_ms: 5_000,
-            write_groups_in_flight: 4,
-            write_group_max_writes: 64,
+            write_groups_in_flight: 1,
+            write_group_max_writes: 256,
             read_timeout_ms: 5_000,
             max_request_bytes: 64 << 20,
             drill_max_unavailable_ms: 10_000,

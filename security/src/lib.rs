@@ -7,12 +7,15 @@
 //! * [`inspect_pem`]: what a certificate says ([`CertSummary`]), for `qastore certs show` and
 //!   for telling who is calling.
 //! * [`CertDir`]: where the files live, written crash-atomically, keys private.
+//! * [`tls`]: mutual TLS configs from those files, re-read when they change, and a TLS
+//!   acceptor for a node's ports with a handshake deadline.
 
 mod authority;
 mod error;
 mod files;
 mod inspect;
 pub mod names;
+pub mod tls;
 
 pub use authority::{Authority, Issued, MAX_DAYS};
 pub use error::{Error, Result};

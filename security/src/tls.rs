@@ -1,0 +1,358 @@
+//! TLS for a node's ports and for its clients, built from PEM files that are re-read when they
+//! change, so certificates and the CA bundle rotate without a restart.
+//!
+//! Every connection is mutual TLS 1.2 or 1.3 (rustls, ring provider): the server asks for a
+//! client certificate and refuses a connection without one that chains to the trusted CAs, and
+//! the client checks the server's against the same CAs and the name it dialled. A node holds
+//! one set of files (its CA bundle, certificate and key) for both sides: it serves its peers and
+//! clients and dials its peers with the same identity.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures::{Stream, StreamExt};
+use parking_lot::Mutex;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::error::{io, Error, Result};
+use crate::inspect::{inspect_pem, CertSummary};
+
+/// The protocol spoken inside TLS: gRPC's HTTP/2.
+const ALPN_H2: &[u8] = b"h2";
+
+/// How often, at most, a reloading config looks at its files.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Where a node's or client's TLS material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The trusted CA certificates (one, or several while a CA is being rolled).
+    pub ca: PathBuf,
+    /// This side's certificate (and any intermediates after it).
+    pub cert: PathBuf,
+    /// This side's private key.
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    fn paths(&self) -> [&Path; 3] {
+        [&self.ca, &self.cert, &self.key]
+    }
+}
+
+/// TLS material read and checked: the trusted CAs, this side's certificate chain and key.
+pub struct Credentials {
+    roots: Arc<RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    leaf: CertSummary,
+    cas: Vec<CertSummary>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("leaf", &self.leaf.identity)
+            .field("cas", &self.cas.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Reads `files`, checking that each holds what it should and that the key belongs to the
+    /// certificate.
+    pub fn load(files: &TlsFiles) -> Result<Credentials> {
+        let ca_pem = std::fs::read(&files.ca).map_err(io(&files.ca))?;
+        let cert_pem = std::fs::read(&files.cert).map_err(io(&files.cert))?;
+        let key_pem = std::fs::read(&files.key).map_err(io(&files.key))?;
+        Credentials::from_pem(
+            &ca_pem,
+            &cert_pem,
+            &key_pem,
+            &files.cert.display().to_string(),
+        )
+    }
+
+    /// The same from PEM text; `what` names the certificate in errors.
+    pub fn from_pem(
+        ca_pem: &[u8],
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        what: &str,
+    ) -> Result<Credentials> {
+        let cas = inspect_pem("the CA bundle", ca_pem)?;
+        let mut roots = RootCertStore::empty();
+        for der in CertificateDer::pem_slice_iter(ca_pem) {
+            let der = der.map_err(|e| parse("the CA bundle", e.to_string()))?;
+            roots
+                .add(der)
+                .map_err(|e| parse("the CA bundle", e.to_string()))?;
+        }
+        let leaf = inspect_pem(what, cert_pem)?.remove(0);
+        let chain = CertificateDer::pem_slice_iter(cert_pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| parse(what, e.to_string()))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem)
+            .map_err(|e| parse("the private key", e.to_string()))?;
+        let key_text = std::str::from_utf8(key_pem)
+            .map_err(|_| parse("the private key", "is not PEM text".into()))?;
+        let pair = rcgen::KeyPair::from_pem(key_text)
+            .map_err(|e| parse("the private key", e.to_string()))?;
+        if pair.public_key_raw() != leaf.public_key.as_slice() {
+            return Err(parse(
+                "the private key",
+                format!("does not belong to the certificate in {what}"),
+            ));
+        }
+        Ok(Credentials {
+            roots: Arc::new(roots),
+            chain,
+            key,
+            leaf,
+            cas,
+        })
+    }
+
+    /// What this side's certificate says.
+    pub fn certificate(&self) -> &CertSummary {
+        &self.leaf
+    }
+
+    /// What the trusted CA certificates say.
+    pub fn authorities(&self) -> &[CertSummary] {
+        &self.cas
+    }
+
+    /// A server config: this certificate, and a client certificate required, chaining to the
+    /// trusted CAs.
+    pub fn server_config(&self) -> Result<Arc<ServerConfig>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone())
+                .build()
+                .map_err(|e| parse("the CA bundle", e.to_string()))?;
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| parse("TLS versions", e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| parse("the certificate", e.to_string()))?;
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// A client config: the server's certificate must chain to the trusted CAs, and this
+    /// certificate is presented.
+    pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| parse("TLS versions", e.to_string()))?
+            .with_root_certificates(self.roots.clone())
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| parse("the certificate", e.to_string()))?;
+        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+fn parse(what: &str, reason: String) -> Error {
+    Error::Parse {
+        what: what.into(),
+        reason,
+    }
+}
+
+/// What identifies one version of the files: each one's length and modification time.
+type Stamp = Vec<Option<(u64, SystemTime)>>;
+
+fn stamp(files: &TlsFiles) -> Stamp {
+    files
+        .paths()
+        .iter()
+        .map(|p| {
+            std::fs::metadata(p)
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
+struct Loaded {
+    stamp: Stamp,
+    checked: Instant,
+    credentials: Arc<Credentials>,
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+}
+
+/// TLS configs from files, re-read when the files change (looked at, at most once a second,
+/// when a config is asked for) or when [`ReloadingTls::reload`] is called (on SIGHUP). New
+/// connections get the new material; open ones keep theirs. Files that fail to load leave the
+/// last good material in use and the failure logged and counted.
+pub struct ReloadingTls {
+    files: TlsFiles,
+    loaded: Mutex<Loaded>,
+    failed_reloads: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for ReloadingTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingTls")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadingTls {
+    /// Loads `files`; fails if they do not load now.
+    pub fn new(files: TlsFiles) -> Result<Arc<ReloadingTls>> {
+        let loaded = load(&files)?;
+        Ok(Arc::new(ReloadingTls {
+            files,
+            loaded: Mutex::new(loaded),
+            failed_reloads: Default::default(),
+        }))
+    }
+
+    /// The files.
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    /// The server config for a new connection.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.fresh().server.clone()
+    }
+
+    /// The client config for a new connection.
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.fresh().client.clone()
+    }
+
+    /// The material in use.
+    pub fn credentials(&self) -> Arc<Credentials> {
+        self.fresh().credentials.clone()
+    }
+
+    /// Reloads that failed since the start (the last good material stayed in use).
+    pub fn failed_reloads(&self) -> u64 {
+        self.failed_reloads
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Re-reads the files now, whether or not they look changed.
+    pub fn reload(&self) -> Result<()> {
+        match load(&self.files) {
+            Ok(fresh) => {
+                *self.loaded.lock() = fresh;
+                Ok(())
+            }
+            Err(e) => {
+                self.failed_reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn fresh(&self) -> parking_lot::MutexGuard<'_, Loaded> {
+        let mut loaded = self.loaded.lock();
+        if loaded.checked.elapsed() < RECHECK {
+            return loaded;
+        }
+        loaded.checked = Instant::now();
+        let now = stamp(&self.files);
+        if now == loaded.stamp {
+            return loaded;
+        }
+        match load(&self.files) {
+            Ok(fresh) => {
+                tracing::info!(
+                    cert = %self.files.cert.display(),
+                    identity = ?fresh.credentials.certificate().identity,
+                    "TLS files changed: new connections use the new certificate"
+                );
+                *loaded = fresh;
+            }
+            Err(e) => {
+                // Half-written files look like this too: try again at the next change.
+                loaded.stamp = now;
+                self.failed_reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, "TLS files changed but do not load; keeping the previous ones");
+            }
+        }
+        loaded
+    }
+}
+
+fn load(files: &TlsFiles) -> Result<Loaded> {
+    let before = stamp(files);
+    let credentials = Credentials::load(files)?;
+    Ok(Loaded {
+        stamp: before,
+        checked: Instant::now(),
+        server: credentials.server_config()?,
+        client: credentials.client_config()?,
+        credentials: Arc::new(credentials),
+    })
+}
+
+/// TLS server connections from a stream of accepted connections: each handshake runs in a task
+/// of its own and must finish within `handshake_timeout`, so a slow or silent caller holds
+/// nothing but its own socket for that long. Failed handshakes are logged (at debug: any
+/// scanner makes them) and left out; accept errors pass through.
+pub fn accept<IO, S>(
+    incoming: S,
+    tls: Arc<ReloadingTls>,
+    handshake_timeout: Duration,
+) -> impl Stream<Item = std::io::Result<TlsStream<IO>>> + Send + 'static
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Stream<Item = std::io::Result<IO>> + Send + Unpin + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let mut incoming = incoming;
+        loop {
+            let next = tokio::select! {
+                // The server stopped reading: stop accepting.
+                () = tx.closed() => break,
+                next = incoming.next() => next,
+            };
+            let io = match next {
+                None => break,
+                Some(Err(e)) => {
+                    if tx.send(Err(e)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Some(Ok(io)) => io,
+            };
+            let acceptor = TlsAcceptor::from(tls.server_config());
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::debug!(
+                        timeout_ms = handshake_timeout.as_millis() as u64,
+                        "TLS handshake not finished in time; connection closed"
+                    ),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
