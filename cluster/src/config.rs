@@ -50,6 +50,11 @@
 //! stream_buffer_events = 65536     # a stream further behind than this reads from the journal
 //! stream_buffer_bytes = 33554432   # 32 MiB: the same bound in bytes
 //! max_streams = 4096               # streams served at once
+//!
+//! [tls]                            # mutual TLS on the API and peer ports (absent: plain)
+//! dir = "/etc/qastore/certs"       # ca.pem, node-<node_id>.pem, node-<node_id>.key
+//! # ca_file, cert_file, key_file   # or each file by name
+//! handshake_timeout_ms = 5000
 //! ```
 //!
 //! Unknown keys are refused. The engine and WAL values are checked together when the config is
@@ -65,9 +70,11 @@ use serde::Deserialize;
 
 mod feed;
 mod storage;
+mod tls;
 
 pub use feed::FeedSection;
 pub use storage::{EngineSection, WalSection};
+pub use tls::TlsSection;
 
 /// A member of the cluster when it is first formed.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -140,6 +147,8 @@ pub struct NodeConfig {
     pub wal: WalSection,
     /// Subscription settings.
     pub feed: FeedSection,
+    /// Mutual TLS settings (absent: plain gRPC).
+    pub tls: TlsSection,
 }
 
 impl Default for NodeConfig {
@@ -169,6 +178,7 @@ impl Default for NodeConfig {
             engine: EngineSection::default(),
             wal: WalSection::default(),
             feed: FeedSection::default(),
+            tls: TlsSection::default(),
         }
     }
 }
@@ -282,12 +292,17 @@ impl NodeConfig {
         self.engine.validate()?;
         self.wal.validate(self.max_request_bytes)?;
         self.feed.validate()?;
+        self.tls.validate()?;
         Ok(())
     }
 
     /// The Raft node's settings; `api_addr` is the bound client address, told to others when
     /// `api_advertise` is not set.
-    pub fn raft_node_config(&self, api_addr: SocketAddr) -> qastore_raft::RaftNodeConfig {
+    pub fn raft_node_config(
+        &self,
+        api_addr: SocketAddr,
+        tls: Option<std::sync::Arc<qastore_security::tls::ReloadingTls>>,
+    ) -> qastore_raft::RaftNodeConfig {
         qastore_raft::RaftNodeConfig {
             cluster_id: self.cluster_id.clone(),
             node_id: self.node_id,
@@ -302,6 +317,7 @@ impl NodeConfig {
             engine: self.engine.options(),
             wal: self.wal.options(),
             dial_overrides: self.dial_overrides.clone().into_iter().collect(),
+            tls,
         }
     }
 
@@ -398,7 +414,7 @@ mod tests {
         )
         .unwrap();
         let api: SocketAddr = "127.0.0.1:9001".parse().unwrap();
-        let r = c.raft_node_config(api);
+        let r = c.raft_node_config(api, None);
         assert_eq!(r.node_id, 1);
         assert_eq!(r.api_advertise, "127.0.0.1:9001");
         let e = &r.engine;

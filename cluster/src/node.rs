@@ -48,6 +48,7 @@ impl Node {
         api_addr: SocketAddr,
         http_addr: SocketAddr,
     ) -> Node {
+        let tls = raft.config().tls.clone();
         Node {
             writes: WriteGroups::new(
                 raft.clone(),
@@ -55,7 +56,7 @@ impl Node {
                 config.write_group_max_writes,
             ),
             raft,
-            peers: ApiPeers::new(config.max_request_bytes),
+            peers: ApiPeers::new(config.max_request_bytes, tls),
             quota,
             api_addr,
             http_addr,

@@ -8,37 +8,47 @@ use parking_lot::Mutex;
 use qastore_proto::v1::admin_client::AdminClient;
 use qastore_proto::v1::feed_client::FeedClient;
 use qastore_proto::v1::store_client::StoreClient;
-use tonic::transport::{Channel, Endpoint};
+use qastore_security::tls::ReloadingTls;
+use std::sync::Arc;
+use tonic::transport::Channel;
 
 use crate::error::ApiError;
 
 /// Channels to other nodes' client APIs.
 #[derive(Debug, Default)]
 pub struct ApiPeers {
-    channels: Mutex<HashMap<String, Channel>>,
+    /// Connections by address, with the generation of the TLS material they were made with.
+    channels: Mutex<HashMap<String, (u64, Channel)>>,
     max_message_bytes: usize,
+    tls: Option<Arc<ReloadingTls>>,
 }
 
 impl ApiPeers {
-    /// Channels that carry messages up to `max_message_bytes`.
-    pub fn new(max_message_bytes: usize) -> Self {
+    /// Channels that carry messages up to `max_message_bytes`, over mutual TLS with `tls`.
+    pub fn new(max_message_bytes: usize, tls: Option<Arc<ReloadingTls>>) -> Self {
         ApiPeers {
             channels: Mutex::new(HashMap::new()),
             max_message_bytes,
+            tls,
         }
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, ApiError> {
+        let tls = self.tls.as_deref();
+        // Connections made before the certificates changed are made again.
+        let generation = tls.map_or(0, ReloadingTls::generation);
         let mut channels = self.channels.lock();
-        if let Some(c) = channels.get(addr) {
-            return Ok(c.clone());
+        if let Some((made_with, c)) = channels.get(addr) {
+            if *made_with == generation {
+                return Ok(c.clone());
+            }
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ApiError::Internal(format!("node address {addr:?}: {e}")))?
+        let channel = qastore_security::tls::endpoint(addr, tls)
+            .map_err(|e| ApiError::Internal(format!("node address: {e}")))?
             .connect_timeout(Duration::from_secs(1))
             .tcp_nodelay(true)
             .connect_lazy();
-        channels.insert(addr.to_string(), channel.clone());
+        channels.insert(addr.to_string(), (generation, channel.clone()));
         Ok(channel)
     }
 

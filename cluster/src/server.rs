@@ -42,6 +42,47 @@ pub enum StartError {
     /// Raft or the storage engine failed to start.
     #[error(transparent)]
     Raft(#[from] qastore_raft::Error),
+    /// The TLS files are unusable, or name another node.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// Loads the node's TLS files, if it has any, and checks that its certificate names this node
+/// of this cluster (a node started with another node's files would be refused by every peer).
+fn load_tls(
+    config: &NodeConfig,
+) -> Result<Option<Arc<qastore_security::tls::ReloadingTls>>, StartError> {
+    let Some(files) = config.tls.files(config.node_id) else {
+        tracing::warn!(
+            "TLS is off: the client API and peer ports speak plain gRPC and take calls from \
+             anyone who reaches them (set [tls] in the config)"
+        );
+        return Ok(None);
+    };
+    let tls = qastore_security::tls::ReloadingTls::new(files)
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let expected = qastore_security::Identity::Node {
+        cluster: config.cluster_id.clone(),
+        node_id: config.node_id,
+    };
+    let creds = tls.credentials();
+    let cert = creds.certificate();
+    if cert.identity.as_ref() != Some(&expected) {
+        return Err(StartError::Tls(format!(
+            "{} names {}, not {expected} (issue one with `qastore certs node --node-id {}`)",
+            tls.files().cert.display(),
+            cert.identity
+                .as_ref()
+                .map_or_else(|| cert.subject.clone(), |id| id.to_string()),
+            config.node_id
+        )));
+    }
+    tracing::info!(
+        cert = %tls.files().cert.display(),
+        days_left = cert.days_left(time::OffsetDateTime::now_utc()),
+        "mutual TLS on the client API and peer ports"
+    );
+    Ok(Some(tls))
 }
 
 /// A node started by [`start`]: stop it with [`RunningNode::shutdown`].
@@ -79,7 +120,8 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     };
     let api_addr = local(&api_listener, config.api_listen)?;
     let http_addr = local(&http_listener, config.http_listen)?;
-    let raft = Arc::new(ExchangeNode::start(config.raft_node_config(api_addr)).await?);
+    let tls = load_tls(&config)?;
+    let raft = Arc::new(ExchangeNode::start(config.raft_node_config(api_addr, tls.clone())).await?);
     if initialize {
         initialize_cluster(&raft, &config).await?;
     }
@@ -99,7 +141,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     metrics::spawn_sampler(node.clone(), stopped.clone());
     membership_watch::spawn(node.clone(), stopped.clone());
     let scheduled = schedule::spawn(node.raft.clone(), stopped.clone());
-    let grpc = spawn_grpc(node.clone(), api_listener, stopped.clone());
+    let grpc = spawn_grpc(node.clone(), api_listener, tls, stopped.clone());
     let web = http::spawn(node.clone(), http_listener, prometheus, stopped);
     tracing::info!(
         node = node.raft.id(),
@@ -138,9 +180,11 @@ async fn initialize_cluster(raft: &ExchangeNode, config: &NodeConfig) -> Result<
 fn spawn_grpc(
     node: Arc<Node>,
     listener: TcpListener,
+    tls: Option<Arc<qastore_security::tls::ReloadingTls>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let max = node.config.max_request_bytes;
+    let handshake_timeout = node.config.tls.handshake_timeout();
     let store = StoreServer::new(StoreService::new(node.clone()))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
@@ -158,15 +202,27 @@ fn spawn_grpc(
                 let _ = s.set_nodelay(true);
             })
         });
-        let result = tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))
             .add_service(store)
             .add_service(admin)
-            .add_service(feed)
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
+            .add_service(feed);
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let result = match tls {
+            Some(tls) => {
+                let incoming = qastore_security::tls::accept(incoming, tls, handshake_timeout);
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+            }
+        };
         if let Err(e) = result {
             tracing::error!(error = %e, "the API server stopped");
         }

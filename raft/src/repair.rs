@@ -134,6 +134,8 @@ pub struct Caller {
     pub cluster_id: String,
     /// This node's id.
     pub node_id: NodeId,
+    /// Mutual TLS for calls to peers; `None`: plain gRPC.
+    pub tls: Option<std::sync::Arc<qastore_security::tls::ReloadingTls>>,
 }
 
 fn meta_value(s: &str) -> Result<MetadataValue<tonic::metadata::Ascii>> {
@@ -152,7 +154,7 @@ pub async fn fetch(
     min_index: u64,
     store: &CheckpointStore,
 ) -> Result<CheckpointInfo> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", peer.addr))
+    let endpoint = qastore_security::tls::endpoint(&peer.addr, caller.tls.as_deref())
         .map_err(|e| remote(peer, e))?
         .connect_timeout(Duration::from_secs(2));
     let channel = endpoint.connect().await.map_err(|e| remote(peer, e))?;

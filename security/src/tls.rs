@@ -54,6 +54,7 @@ pub struct Credentials {
     key: PrivateKeyDer<'static>,
     leaf: CertSummary,
     cas: Vec<CertSummary>,
+    pem: [Vec<u8>; 3],
 }
 
 impl std::fmt::Debug for Credentials {
@@ -117,6 +118,7 @@ impl Credentials {
             key,
             leaf,
             cas,
+            pem: [ca_pem.to_vec(), cert_pem.to_vec(), key_pem.to_vec()],
         })
     }
 
@@ -163,6 +165,38 @@ impl Credentials {
     }
 }
 
+/// A gRPC endpoint for `addr` (`host:port`): plain `http://` without `tls`; with it,
+/// `https://` presenting this side's certificate and trusting only the CA bundle, the server's
+/// certificate checked against the host dialled. The material is what `tls` holds when the
+/// endpoint is made: callers make endpoints again to pick up renewed files.
+pub fn endpoint(addr: &str, tls: Option<&ReloadingTls>) -> Result<tonic::transport::Endpoint> {
+    let bad = |e: String| Error::Invalid {
+        field: "address",
+        reason: format!("{addr:?}: {e}"),
+    };
+    let Some(tls) = tls else {
+        return tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| bad(e.to_string()));
+    };
+    let creds = tls.credentials();
+    let [ca, cert, key] = &creds.pem;
+    let config = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+        .identity(tonic::transport::Identity::from_pem(cert, key));
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|e| bad(e.to_string()))?
+        .tls_config(config)
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Who called, from the client certificate a TLS connection presented (`None` on a plain
+/// connection or without a certificate).
+pub fn caller<T>(request: &tonic::Request<T>) -> Option<CertSummary> {
+    let certs = request.peer_certs()?;
+    let leaf = certs.first()?;
+    crate::inspect::inspect_der("the caller's certificate", leaf).ok()
+}
+
 fn parse(what: &str, reason: String) -> Error {
     Error::Parse {
         what: what.into(),
@@ -201,6 +235,7 @@ pub struct ReloadingTls {
     files: TlsFiles,
     loaded: Mutex<Loaded>,
     failed_reloads: std::sync::atomic::AtomicU64,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ReloadingTls {
@@ -219,6 +254,7 @@ impl ReloadingTls {
             files,
             loaded: Mutex::new(loaded),
             failed_reloads: Default::default(),
+            generation: Default::default(),
         }))
     }
 
@@ -242,6 +278,13 @@ impl ReloadingTls {
         self.fresh().credentials.clone()
     }
 
+    /// How many times new material was loaded since the start: a caller that keeps connections
+    /// made with older material can tell it should make them again.
+    pub fn generation(&self) -> u64 {
+        drop(self.fresh());
+        self.generation.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Reloads that failed since the start (the last good material stayed in use).
     pub fn failed_reloads(&self) -> u64 {
         self.failed_reloads
@@ -253,6 +296,8 @@ impl ReloadingTls {
         match load(&self.files) {
             Ok(fresh) => {
                 *self.loaded.lock() = fresh;
+                self.generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
@@ -281,6 +326,8 @@ impl ReloadingTls {
                     "TLS files changed: new connections use the new certificate"
                 );
                 *loaded = fresh;
+                self.generation
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) => {
                 // Half-written files look like this too: try again at the next change.

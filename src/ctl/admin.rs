@@ -444,22 +444,36 @@ pub async fn hash(client: &Client, index: Option<u64>, out: Format) -> CtlResult
 /// `ctl drill`: exits 0 (pass), 1 (objective missed) or 2 (inconclusive).
 pub async fn drill(
     endpoints: &[String],
+    tls: Option<qastore_client::ClientTls>,
     mode: drill::Mode,
     max_unavailable_ms: Option<u64>,
     max_lag: u64,
     out: Format,
 ) -> ExitCode {
-    let client_of = |o: ClientConfig| Client::new(endpoints, o).map_err(|e| e.to_string());
+    let client_of = |o: ClientConfig| {
+        Client::new(
+            endpoints,
+            ClientConfig {
+                tls: tls.clone(),
+                ..o
+            },
+        )
+        .map_err(|e| e.to_string())
+    };
     let settings = drill::DrillConfig {
         mode,
         max_unavailable: max_unavailable_ms.map(Duration::from_millis),
         max_lag,
         give_up_after: Duration::from_secs(60),
     };
+    let halt_tls = tls.clone();
     let report = drill::run(client_of, settings, |leader, api| async move {
         // The leader's process ends at once, as in a crash; its supervisor restarts it.
-        let c = Client::new(std::slice::from_ref(&api), ClientConfig::default())
-            .map_err(|e| e.to_string())?;
+        let options = ClientConfig {
+            tls: halt_tls,
+            ..ClientConfig::default()
+        };
+        let c = Client::new(std::slice::from_ref(&api), options).map_err(|e| e.to_string())?;
         let mut a = c.admin_at(&api).map_err(|e| e.to_string())?;
         a.halt(c.request(pb::HaltRequest { node_id: leader }))
             .await

@@ -6,7 +6,7 @@ pub fn parse_endpoint(s: &str) -> Result<String, String> {
     let s = s.trim();
     if s.starts_with("https://") {
         return Err(format!(
-            "{s:?}: the client API speaks plain HTTP/2 (give host:port or http://host:port)"
+            "{s:?}: give host:port or http://host:port (TLS is turned on by --ca-file, --cert-file and --key-file)"
         ));
     }
     let bare = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
@@ -34,7 +34,9 @@ mod tests {
             "127.0.0.1:7001"
         );
         assert_eq!(parse_endpoint("http://[::1]:7001").unwrap(), "[::1]:7001");
-        assert!(parse_endpoint("https://a:1").unwrap_err().contains("plain"));
+        assert!(parse_endpoint("https://a:1")
+            .unwrap_err()
+            .contains("--ca-file"));
         assert!(parse_endpoint("localhost").is_err());
         assert!(parse_endpoint("http://a:1/path").is_err());
     }

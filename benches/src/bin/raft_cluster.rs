@@ -79,6 +79,7 @@ async fn start(root: &std::path::Path, ids: &[NodeId]) -> BTreeMap<NodeId, Excha
             engine: EngineConfig::default(),
             wal: WalConfig::default(),
             dial_overrides: Default::default(),
+            tls: None,
         };
         nodes.insert(id, ExchangeNode::start(config).await.expect("node starts"));
     }

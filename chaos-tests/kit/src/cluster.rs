@@ -112,6 +112,8 @@ pub struct ProcCluster {
     members: String,
     env: Vec<(String, String)>,
     default_ports: bool,
+    /// What the kit's clients present to a cluster running mutual TLS.
+    client_tls: Option<qastore_client::ClientTls>,
     /// The nodes' ports, held until the first node starts.
     reserved: Reserved,
     /// Declared last: the directory goes only after the processes are gone.
@@ -222,6 +224,7 @@ impl ProcCluster {
             members: config::members(&members),
             env: spec.env,
             default_ports,
+            client_tls: None,
             reserved,
             _temp: temp,
         };
@@ -376,6 +379,12 @@ impl ProcCluster {
         )
     }
 
+    /// Makes the kit's clients (and so its waits) use mutual TLS with `tls`, for a cluster
+    /// whose settings turn TLS on.
+    pub fn set_client_tls(&mut self, tls: Option<qastore_client::ClientTls>) {
+        self.client_tls = tls;
+    }
+
     /// A client of the whole cluster named `name`.
     pub fn client_with(
         &self,
@@ -387,6 +396,7 @@ impl ProcCluster {
             client_id: name.into(),
             call_timeout,
             retry_for,
+            tls: self.client_tls.clone(),
             ..ClientConfig::default()
         };
         Ok(Client::new(&self.endpoints(), options)?)

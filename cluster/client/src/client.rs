@@ -34,6 +34,8 @@ pub struct ClientConfig {
     /// unary call each: the same answers and retries, with far less work per write on both
     /// sides when many writes are in flight.
     pub stream_writes: bool,
+    /// Mutual TLS toward nodes that run it (`None`: plain gRPC).
+    pub tls: Option<crate::ClientTls>,
 }
 
 impl Default for ClientConfig {
@@ -44,6 +46,7 @@ impl Default for ClientConfig {
             retry_for: Duration::from_secs(30),
             max_message_bytes: 64 << 20,
             stream_writes: true,
+            tls: None,
         }
     }
 }
@@ -77,7 +80,11 @@ impl Client {
         let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
-        let connector = Connector::new(options.call_timeout, options.max_message_bytes);
+        let connector = Connector::new(
+            options.call_timeout,
+            options.max_message_bytes,
+            options.tls.clone(),
+        );
         Ok(Client {
             streams: WriteStreams::new(connector.clone()),
             connector,

@@ -12,22 +12,29 @@ use qastore_proto::v1::store_client::StoreClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClientError;
+use crate::tls::ClientTls;
 
 /// Makes and keeps the channels to nodes. Cheap to clone: clones share the channels.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
     connect_timeout: Duration,
     max_message_bytes: usize,
+    tls: Option<ClientTls>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Connector {
     /// Channels that give up connecting after `call_timeout` (at most 2 s) and carry messages
-    /// up to `max_message_bytes`.
-    pub(crate) fn new(call_timeout: Duration, max_message_bytes: usize) -> Connector {
+    /// up to `max_message_bytes`, over mutual TLS with `tls`.
+    pub(crate) fn new(
+        call_timeout: Duration,
+        max_message_bytes: usize,
+        tls: Option<ClientTls>,
+    ) -> Connector {
         Connector {
             connect_timeout: call_timeout.min(Duration::from_secs(2)),
             max_message_bytes,
+            tls,
             channels: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -38,8 +45,15 @@ impl Connector {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let channel = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| ClientError::BadEndpoint(format!("{addr:?}: {e}")))?
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| ClientError::BadEndpoint(format!("{addr:?}: {e}")))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.config())
+                .map_err(|e| ClientError::BadTls(format!("{addr:?}: {e}")))?;
+        }
+        let channel = endpoint
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(10))

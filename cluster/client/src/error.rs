@@ -18,6 +18,9 @@ pub enum ClientError {
     /// An endpoint is not a usable address.
     #[error("bad endpoint: {0}")]
     BadEndpoint(String),
+    /// The TLS material is unusable.
+    #[error("tls: {0}")]
+    BadTls(String),
     /// No node knows a leader.
     #[error("no leader: {0}")]
     NoLeader(String),
@@ -109,6 +112,7 @@ impl ClientError {
             },
             ClientError::NoLeader(_) => true,
             ClientError::BadEndpoint(_)
+            | ClientError::BadTls(_)
             | ClientError::Closed
             | ClientError::GaveUp { .. }
             | ClientError::SnapshotInterrupted(_) => false,

@@ -55,6 +55,7 @@ mod feed;
 mod ingestor;
 mod retry;
 mod stages;
+mod tls;
 mod write_streams;
 
 pub use client::{Client, ClientConfig};
@@ -62,3 +63,4 @@ pub use error::{parse_position, ClientError};
 pub use feed::{Mode, Start, SubscribeOptions, Subscription, SubscriptionItem, SubscriptionStats};
 pub use ingestor::{Completion, IngestStats, Ingestor, IngestorConfig, RecordAck, SubmitError};
 pub use stages::{StageCounts, StageSummary};
+pub use tls::ClientTls;

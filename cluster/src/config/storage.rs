@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn absent_keys_keep_the_engine_and_wal_defaults() {
         let c = NodeConfig::from_toml("node_id = 1\n[engine]\n[wal]").unwrap();
-        let r = c.raft_node_config("127.0.0.1:1".parse().unwrap());
+        let r = c.raft_node_config("127.0.0.1:1".parse().unwrap(), None);
         assert_eq!(
             format!("{:?}", r.engine),
             format!("{:?}", EngineConfig::default())

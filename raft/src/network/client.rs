@@ -15,6 +15,7 @@
 //! * Each peer's streams, failures and lost acknowledged entries are recorded
 //!   ([`peer_book`](super::peer_book)).
 
+use qastore_security::tls::ReloadingTls;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +39,7 @@ use qastore_proto::v1 as pb;
 use qastore_proto::v1::raft_peer_client::RaftPeerClient;
 use tonic::codegen::InterceptedService;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use super::convert;
@@ -85,13 +86,16 @@ pub struct NetworkConfig {
     /// dialed): for networks where peers are reached through a proxy or NAT, and for fault
     /// injection. Keyed by address, so a node replaced at the same address is covered too.
     pub dial_overrides: HashMap<String, String>,
+    /// Mutual TLS for calls to peers; `None`: plain gRPC.
+    pub tls: Option<Arc<ReloadingTls>>,
 }
 
 struct NetInner {
     cluster_id: String,
     node_id: NodeId,
     options: NetworkConfig,
-    channels: Mutex<HashMap<String, Channel>>,
+    /// Connections by address, with the generation of the TLS material they were made with.
+    channels: Mutex<HashMap<String, (u64, Channel)>>,
     book: PeerBook,
     /// Stamped when entries are sent to a peer and when it answers that it holds them.
     timeline: Arc<Timeline>,
@@ -131,12 +135,17 @@ impl PeerNetwork {
 
     /// The shared connection to `addr`, created on first use.
     fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let tls = self.inner.options.tls.as_deref();
+        // Connections made before the certificates changed are made again.
+        let generation = tls.map_or(0, ReloadingTls::generation);
         let mut channels = self.inner.channels.lock();
-        if let Some(c) = channels.get(addr) {
-            return Ok(c.clone());
+        if let Some((made_with, c)) = channels.get(addr) {
+            if *made_with == generation {
+                return Ok(c.clone());
+            }
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| format!("peer address {addr:?}: {e}"))?
+        let endpoint = qastore_security::tls::endpoint(addr, tls)
+            .map_err(|e| format!("peer address: {e}"))?
             .connect_timeout(self.inner.options.connect_timeout)
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(5))
@@ -144,7 +153,7 @@ impl PeerNetwork {
             .initial_stream_window_size(Some(8 << 20))
             .initial_connection_window_size(Some(16 << 20));
         let channel = endpoint.connect_lazy();
-        channels.insert(addr.to_string(), channel.clone());
+        channels.insert(addr.to_string(), (generation, channel.clone()));
         Ok(channel)
     }
 

@@ -16,6 +16,7 @@ use qastore_lsm::checkpoint::{CheckpointMeta, CheckpointStore, Installer};
 use qastore_proto::peer_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::raft_peer_server::{RaftPeer, RaftPeerServer};
+use qastore_security::Identity;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -31,25 +32,61 @@ pub const MAX_MESSAGE_BYTES: usize = 256 << 20;
 /// Append requests of one stream whose arrival is remembered for timing their answers.
 const MAX_TIMED_APPENDS: usize = 4096;
 
-/// Refuses calls from another cluster or meant for another node.
+/// Refuses calls from another cluster or meant for another node; with mutual TLS, also a call
+/// whose certificate does not name the node of this cluster it claims to come from.
 #[derive(Debug, Clone)]
 pub struct PeerGuard {
     cluster_id: Arc<str>,
     node_id: NodeId,
+    tls: bool,
 }
 
 impl PeerGuard {
-    /// A guard for node `node_id` of cluster `cluster_id`.
-    pub fn new(cluster_id: &str, node_id: NodeId) -> Self {
+    /// A guard for node `node_id` of cluster `cluster_id`; `tls`: calls arrive over mutual TLS
+    /// and their certificates are checked.
+    pub fn new(cluster_id: &str, node_id: NodeId, tls: bool) -> Self {
         PeerGuard {
             cluster_id: cluster_id.into(),
             node_id,
+            tls,
+        }
+    }
+
+    /// With TLS: the caller's certificate must name node `from` of this cluster.
+    fn check_certificate(&self, req: &Request<()>) -> Result<(), Status> {
+        if !self.tls {
+            return Ok(());
+        }
+        let md = req.metadata();
+        let from = md
+            .get(peer_metadata::FROM)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<NodeId>().ok());
+        let Some(cert) = qastore_security::tls::caller(req) else {
+            return Err(Status::unauthenticated(
+                "peer call without a client certificate",
+            ));
+        };
+        match (&cert.identity, from) {
+            (Some(Identity::Node { cluster, node_id }), Some(from))
+                if **cluster == *self.cluster_id && *node_id == from =>
+            {
+                Ok(())
+            }
+            (who, from) => Err(Status::permission_denied(format!(
+                "peer call claiming to come from node {} of cluster {:?}, but its certificate names {}",
+                from.map_or_else(|| "?".to_string(), |f| f.to_string()),
+                &*self.cluster_id,
+                who.as_ref()
+                    .map_or_else(|| cert.subject.clone(), |w| w.to_string())
+            ))),
         }
     }
 }
 
 impl tonic::service::Interceptor for PeerGuard {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        self.check_certificate(&req)?;
         let md = req.metadata();
         let text = |key: &str| md.get(key).and_then(|v| v.to_str().ok());
         match text(peer_metadata::CLUSTER) {

@@ -74,6 +74,8 @@ pub struct RaftNodeConfig {
     pub wal: WalConfig,
     /// Addresses to dial instead of peers' advertised Raft addresses (advertised -> dialed).
     pub dial_overrides: std::collections::HashMap<String, String>,
+    /// Mutual TLS on the peer port and for calls to peers; `None`: plain gRPC.
+    pub tls: Option<Arc<qastore_security::tls::ReloadingTls>>,
 }
 
 /// A node's role in the cluster.

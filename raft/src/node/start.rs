@@ -59,12 +59,14 @@ impl<A: Application> RaftNode<A> {
                 chunk_timeout: Duration::from_millis(config.raft.snapshot_chunk_timeout_ms),
                 chunk_bytes: config.raft.snapshot_chunk_bytes,
                 dial_overrides: config.dial_overrides.clone(),
+                tls: config.tls.clone(),
             },
             sm.timeline().clone(),
         );
         let caller = crate::repair::Caller {
             cluster_id: config.cluster_id.clone(),
             node_id: config.node_id,
+            tls: config.tls.clone(),
         };
         crate::repair::repair_at_start(&sm, &wal, &caller, &config.dial_overrides).await?;
         let raft = Raft::new(
@@ -99,10 +101,16 @@ impl<A: Application> RaftNode<A> {
             clock.clone(),
             Duration::from_millis(config.raft.snapshot_chunk_timeout_ms),
         )
-        .into_server(PeerGuard::new(&config.cluster_id, config.node_id));
+        .into_server(PeerGuard::new(
+            &config.cluster_id,
+            config.node_id,
+            config.tls.is_some(),
+        ));
         let mut server_stop = stopped.clone();
         let conn_stop = stopped.clone();
         let detector = leader_loss.clone();
+        let server_tls = config.tls.clone();
+        let handshake_timeout = config.raft.rpc_timeout();
         let server = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(move |s| {
                 s.map(|s| {
@@ -117,14 +125,26 @@ impl<A: Application> RaftNode<A> {
                     }
                 })
             });
-            let result = tonic::transport::Server::builder()
+            let router = tonic::transport::Server::builder()
                 .initial_stream_window_size(Some(8 << 20))
                 .initial_connection_window_size(Some(16 << 20))
-                .add_service(service)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = server_stop.wait_for(|s| *s).await;
-                })
-                .await;
+                .add_service(service);
+            let shutdown = async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            };
+            let result = match server_tls {
+                Some(tls) => {
+                    let incoming = qastore_security::tls::accept(incoming, tls, handshake_timeout);
+                    router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+                None => {
+                    router
+                        .serve_with_incoming_shutdown(incoming, shutdown)
+                        .await
+                }
+            };
             if let Err(e) = result {
                 tracing::error!(error = %e, "the peer server stopped");
             }

@@ -60,6 +60,7 @@ pub fn config(cluster: &str, id: NodeId, dir: &Path, port: u16) -> RaftNodeConfi
         engine: engine_options(),
         wal: WalConfig::default(),
         dial_overrides: Default::default(),
+        tls: None,
     }
 }
 
