@@ -89,6 +89,29 @@ async fn a_cluster_on_mutual_tls_serves_its_clients_and_turns_everyone_else_away
     .unwrap();
     assert_eq!(orders.orders.len(), 6);
 
+    // `qastore ctl` with the client's files, and without them.
+    let ctl = |tls: bool| {
+        let mut cmd = Command::new(EXE);
+        cmd.args(["ctl", "--endpoints", &c.endpoints().join(","), "status"]);
+        if tls {
+            let ops = dir.client("ops");
+            cmd.arg("--ca-file")
+                .arg(dir.ca().cert)
+                .arg("--cert-file")
+                .arg(ops.cert)
+                .arg("--key-file")
+                .arg(ops.key);
+        }
+        cmd.output().unwrap()
+    };
+    let out = ctl(true);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("leader"));
+    let out = ctl(false);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does the cluster run TLS?"), "{err}");
+
     // No certificate, or one from another CA: nothing gets through, nothing is written.
     let other = tempfile::tempdir().unwrap();
     let (other_dir, _) = make_certs(other.path(), "test-cluster");

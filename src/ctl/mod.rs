@@ -519,7 +519,14 @@ pub async fn run(args: CtlArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.lines().next().unwrap_or(""));
+            let line = e.lines().next().unwrap_or("");
+            // A node on TLS answers a plain HTTP/2 preface with bytes that are not HTTP/2.
+            let hint = if tls.is_none() && line.contains("h2 protocol error") {
+                " (does the cluster run TLS? give --ca-file, --cert-file and --key-file)"
+            } else {
+                ""
+            };
+            eprintln!("error: {line}{hint}");
             ExitCode::from(1)
         }
     }
