@@ -52,6 +52,9 @@ struct Args {
     /// `--node-setting 'write_groups_in_flight = 2'`.
     #[arg(long = "node-setting", value_name = "TOML")]
     node_settings: Vec<String>,
+    /// QAStore's nodes and client run mutual TLS (certificates made for the run).
+    #[arg(long)]
+    tls: bool,
     /// The `qastore` program (default: beside this one, else `$QASTORE_BIN`).
     #[arg(long, env = "QASTORE_BIN")]
     qastore_bin: Option<PathBuf>,
@@ -205,9 +208,20 @@ async fn run(args: Args) -> Result<(), String> {
                 let exe = find_qastore(args.qastore_bin.as_deref())?;
                 eprintln!("QAStore: starting three nodes ({})", exe.display());
                 report.context.insert("qastore".into(), version_of(&exe));
+                if args.tls {
+                    report.context.insert(
+                        "qastore transport".into(),
+                        "mutual TLS (rustls, ring)".into(),
+                    );
+                }
                 let sys = Arc::new(
-                    QaCluster::start(&exe, !args.unary_writes, &args.node_settings.join("\n"))
-                        .await?,
+                    QaCluster::start(
+                        &exe,
+                        !args.unary_writes,
+                        &args.node_settings.join("\n"),
+                        args.tls,
+                    )
+                    .await?,
                 );
                 let m = measure(sys.clone(), &args).await;
                 sys.shutdown();

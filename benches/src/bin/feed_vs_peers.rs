@@ -158,7 +158,7 @@ async fn run(args: Args) -> Result<(), String> {
                 let exe = find_qastore(args.qastore_bin.as_deref())?;
                 eprintln!("QAStore: starting three nodes ({})", exe.display());
                 report.context.insert("qastore".into(), version_of(&exe));
-                let sys = Arc::new(QaFeed::new(QaCluster::start(&exe, true, "").await?)?);
+                let sys = Arc::new(QaFeed::new(QaCluster::start(&exe, true, "", false).await?)?);
                 measure(sys, &args).await
             }
             "etcd" => run_etcd(&args, &mut report).await?,
