@@ -110,7 +110,7 @@ async fn a_cluster_on_mutual_tls_serves_its_clients_and_turns_everyone_else_away
     let out = ctl(false);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("does the cluster run TLS?"), "{err}");
+    assert!(err.contains("if the cluster runs TLS"), "{err}");
 
     // No certificate, or one from another CA: nothing gets through, nothing is written.
     let other = tempfile::tempdir().unwrap();

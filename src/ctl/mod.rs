@@ -520,9 +520,12 @@ pub async fn run(args: CtlArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let line = e.lines().next().unwrap_or("");
-            // A node on TLS answers a plain HTTP/2 preface with bytes that are not HTTP/2.
-            let hint = if tls.is_none() && line.contains("h2 protocol error") {
-                " (does the cluster run TLS? give --ca-file, --cert-file and --key-file)"
+            // A node on TLS answers a plain HTTP/2 preface with a TLS alert (read as an HTTP/2
+            // protocol error) or by closing the connection (a transport error), depending on
+            // which the client notices first.
+            let transport = line.contains("h2 protocol error") || line.contains("transport error");
+            let hint = if tls.is_none() && transport {
+                " (if the cluster runs TLS, give --ca-file, --cert-file and --key-file)"
             } else {
                 ""
             };
