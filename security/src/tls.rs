@@ -189,6 +189,58 @@ pub fn endpoint(addr: &str, tls: Option<&ReloadingTls>) -> Result<tonic::transpo
         .map_err(|e| bad(e.to_string()))
 }
 
+/// What sets up an endpoint before it is connected.
+type EndpointSetup = dyn Fn(tonic::transport::Endpoint) -> tonic::transport::Endpoint + Send + Sync;
+
+/// Lazily connected channels to other nodes, one per address, over TLS when the owner runs
+/// it; a channel made before the TLS files changed is made again with the new material.
+pub struct Channels {
+    tls: Option<Arc<ReloadingTls>>,
+    configure: Box<EndpointSetup>,
+    channels: Mutex<std::collections::HashMap<String, (u64, tonic::transport::Channel)>>,
+}
+
+impl std::fmt::Debug for Channels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channels")
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Channels {
+    /// Channels over `tls` (plain without it), each endpoint set up by `configure` (timeouts,
+    /// windows) before it is connected.
+    pub fn new(
+        tls: Option<Arc<ReloadingTls>>,
+        configure: impl Fn(tonic::transport::Endpoint) -> tonic::transport::Endpoint
+            + Send
+            + Sync
+            + 'static,
+    ) -> Channels {
+        Channels {
+            tls,
+            configure: Box::new(configure),
+            channels: Mutex::new(Default::default()),
+        }
+    }
+
+    /// The channel to `addr` (`host:port`).
+    pub fn get(&self, addr: &str) -> Result<tonic::transport::Channel> {
+        let tls = self.tls.as_deref();
+        let generation = tls.map_or(0, ReloadingTls::generation);
+        let mut channels = self.channels.lock();
+        if let Some((made_with, channel)) = channels.get(addr) {
+            if *made_with == generation {
+                return Ok(channel.clone());
+            }
+        }
+        let channel = (self.configure)(endpoint(addr, tls)?).connect_lazy();
+        channels.insert(addr.to_string(), (generation, channel.clone()));
+        Ok(channel)
+    }
+}
+
 /// Who called, from the client certificate a TLS connection presented (`None` on a plain
 /// connection or without a certificate).
 pub fn caller<T>(request: &tonic::Request<T>) -> Option<CertSummary> {

@@ -15,7 +15,7 @@
 //! * Each peer's streams, failures and lost acknowledged entries are recorded
 //!   ([`peer_book`](super::peer_book)).
 
-use qastore_security::tls::ReloadingTls;
+use qastore_security::tls::{Channels, ReloadingTls};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +33,6 @@ use openraft::raft::{
     StreamAppendResult, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{OptionalSend, RPCTypes, RaftNetworkFactory, RaftNetworkV2};
-use parking_lot::Mutex;
 use qastore_proto::peer_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::raft_peer_client::RaftPeerClient;
@@ -94,8 +93,7 @@ struct NetInner {
     cluster_id: String,
     node_id: NodeId,
     options: NetworkConfig,
-    /// Connections by address, with the generation of the TLS material they were made with.
-    channels: Mutex<HashMap<String, (u64, Channel)>>,
+    channels: Channels,
     book: PeerBook,
     /// Stamped when entries are sent to a peer and when it answers that it holds them.
     timeline: Arc<Timeline>,
@@ -116,12 +114,20 @@ impl PeerNetwork {
         options: NetworkConfig,
         timeline: Arc<Timeline>,
     ) -> Self {
+        let connect_timeout = options.connect_timeout;
         PeerNetwork {
             inner: Arc::new(NetInner {
                 cluster_id: cluster_id.to_string(),
                 node_id,
+                channels: Channels::new(options.tls.clone(), move |e| {
+                    e.connect_timeout(connect_timeout)
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(5))
+                        .keep_alive_timeout(Duration::from_secs(5))
+                        .initial_stream_window_size(Some(8 << 20))
+                        .initial_connection_window_size(Some(16 << 20))
+                }),
                 options,
-                channels: Mutex::new(HashMap::new()),
                 book: PeerBook::default(),
                 timeline,
             }),
@@ -135,26 +141,10 @@ impl PeerNetwork {
 
     /// The shared connection to `addr`, created on first use.
     fn channel(&self, addr: &str) -> Result<Channel, String> {
-        let tls = self.inner.options.tls.as_deref();
-        // Connections made before the certificates changed are made again.
-        let generation = tls.map_or(0, ReloadingTls::generation);
-        let mut channels = self.inner.channels.lock();
-        if let Some((made_with, c)) = channels.get(addr) {
-            if *made_with == generation {
-                return Ok(c.clone());
-            }
-        }
-        let endpoint = qastore_security::tls::endpoint(addr, tls)
-            .map_err(|e| format!("peer address: {e}"))?
-            .connect_timeout(self.inner.options.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(5))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(16 << 20));
-        let channel = endpoint.connect_lazy();
-        channels.insert(addr.to_string(), (generation, channel.clone()));
-        Ok(channel)
+        self.inner
+            .channels
+            .get(addr)
+            .map_err(|e| format!("peer address: {e}"))
     }
 
     /// A client for node `target` at `node`.
