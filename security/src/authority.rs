@@ -165,14 +165,10 @@ impl Authority {
             cluster: self.cluster.clone(),
             node_id,
         };
-        let mut params = CertificateParams::default();
-        set_lifetime(&mut params, days)?;
-        params.distinguished_name = subject(&format!("node-{node_id}"), &self.cluster);
-        params.subject_alt_names = vec![uri(&identity.uri())?];
+        let mut params = self.leaf(&format!("node-{node_id}"), &identity, days)?;
         for host in hosts {
             params.subject_alt_names.push(host_name(host)?);
         }
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -194,10 +190,7 @@ impl Authority {
             cluster: self.cluster.clone(),
             name: name.into(),
         };
-        let mut params = CertificateParams::default();
-        set_lifetime(&mut params, days)?;
-        params.distinguished_name = subject(name, &self.cluster);
-        params.subject_alt_names = vec![uri(&identity.uri())?];
+        let mut params = self.leaf(name, &identity, days)?;
         let mut roles = roles.to_vec();
         roles.sort();
         roles.dedup();
@@ -206,15 +199,24 @@ impl Authority {
                 .subject_alt_names
                 .push(uri(&role_uri(&self.cluster, role))?);
         }
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         self.sign(params, "the client certificate")
     }
 
+    /// What every leaf certificate of this CA starts with: its lifetime, subject, identity
+    /// URI, signing-only key usage and a pointer to the CA's key.
+    fn leaf(&self, common_name: &str, identity: &Identity, days: u32) -> Result<CertificateParams> {
+        let mut params = CertificateParams::default();
+        set_lifetime(&mut params, days)?;
+        params.distinguished_name = subject(common_name, &self.cluster);
+        params.subject_alt_names = vec![uri(&identity.uri())?];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        Ok(params)
+    }
+
     fn sign(&self, params: CertificateParams, what: &'static str) -> Result<Issued> {
         let key = new_key(what)?;
-        let mut params = params;
-        params.use_authority_key_identifier_extension = true;
         let cert = params
             .signed_by(&key, &self.issuer)
             .map_err(|source| Error::Generate { what, source })?;
