@@ -55,6 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }
     let descriptors = protox::compile(files, [&root])?;
+    write_method_list(&descriptors)?;
     let mut config = tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
@@ -79,6 +80,36 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     config.compile_fds(descriptors)?;
     feed_frames_server();
+    Ok(())
+}
+
+/// Writes `methods.rs`: the path of every method of the client-facing services, so that code
+/// which must decide something per method (who may call it) can be checked against all of them.
+fn write_method_list(
+    descriptors: &prost_types::FileDescriptorSet,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut paths = Vec::new();
+    for file in &descriptors.file {
+        let package = file.package();
+        for service in &file.service {
+            if service.name() == "RaftPeer" {
+                continue;
+            }
+            for method in &service.method {
+                paths.push(format!("/{package}.{}/{}", service.name(), method.name()));
+            }
+        }
+    }
+    let mut out = String::from(
+        "/// The path of every method of the client-facing services (`Store`, `Admin`, `Feed`).\n\
+         pub const API_METHODS: &[&str] = &[\n",
+    );
+    for p in &paths {
+        out.push_str(&format!("    {p:?},\n"));
+    }
+    out.push_str("];\n");
+    let dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(dir.join("methods.rs"), out)?;
     Ok(())
 }
 

@@ -24,6 +24,7 @@
 //! internal. The client library is
 //! the `qastore-client` crate; the process-cluster harness is the `qastore-testkit` crate.
 
+mod access;
 mod admin_service;
 mod catch_up;
 pub mod config;

@@ -202,8 +202,16 @@ fn spawn_grpc(
                 let _ = s.set_nodelay(true);
             })
         });
+        let gate = Arc::new(crate::access::Gate::new(
+            &node.config.cluster_id,
+            tls.is_some(),
+            Arc::new(crate::access::roles::CertificateRolesOnly),
+        ));
         let router = tonic::transport::Server::builder()
             .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))
+            .layer(tower::layer::layer_fn(move |s| {
+                crate::access::Gated::new(s, gate.clone())
+            }))
             .add_service(store)
             .add_service(admin)
             .add_service(feed);

@@ -18,6 +18,8 @@ pub mod v1 {
     tonic::include_proto!("qastore.v1");
 }
 
+include!(concat!(env!("OUT_DIR"), "/methods.rs"));
+
 pub mod frames;
 mod record_json;
 mod serde_enums;

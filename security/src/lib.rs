@@ -10,6 +10,7 @@
 //! * [`tls`]: mutual TLS configs from those files, re-read when they change, and a TLS
 //!   acceptor for a node's ports with a handshake deadline.
 
+mod accepted;
 mod authority;
 mod error;
 mod files;

@@ -18,9 +18,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+pub use crate::accepted::{caller, Accepted, Peer};
 use crate::error::{io, Error, Result};
 use crate::inspect::{inspect_pem, CertSummary};
 
@@ -241,14 +243,6 @@ impl Channels {
     }
 }
 
-/// Who called, from the client certificate a TLS connection presented (`None` on a plain
-/// connection or without a certificate).
-pub fn caller<T>(request: &tonic::Request<T>) -> Option<CertSummary> {
-    let certs = request.peer_certs()?;
-    let leaf = certs.first()?;
-    crate::inspect::inspect_der("the caller's certificate", leaf).ok()
-}
-
 fn parse(what: &str, reason: String) -> Error {
     Error::Parse {
         what: what.into(),
@@ -405,7 +399,8 @@ fn load(files: &TlsFiles) -> Result<Loaded> {
     })
 }
 
-/// TLS server connections from a stream of accepted connections: each handshake runs in a task
+/// TLS server connections from a stream of accepted connections, each with who is calling
+/// ([`Peer`], read once from its certificate): each handshake runs in a task
 /// of its own and must finish within `handshake_timeout`, so a slow or silent caller holds
 /// nothing but its own socket for that long. Failed handshakes are logged (at debug: any
 /// scanner makes them) and left out; accept errors pass through.
@@ -413,9 +408,9 @@ pub fn accept<IO, S>(
     incoming: S,
     tls: Arc<ReloadingTls>,
     handshake_timeout: Duration,
-) -> impl Stream<Item = std::io::Result<TlsStream<IO>>> + Send + 'static
+) -> impl Stream<Item = std::io::Result<Accepted<IO>>> + Send + 'static
 where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    IO: AsyncRead + AsyncWrite + Connected<ConnectInfo = TcpConnectInfo> + Unpin + Send + 'static,
     S: Stream<Item = std::io::Result<IO>> + Send + Unpin + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -442,7 +437,7 @@ where
             tokio::spawn(async move {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(stream)).await;
+                        let _ = tx.send(Ok(Accepted::new(stream))).await;
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake refused"),
                     Err(_) => tracing::debug!(

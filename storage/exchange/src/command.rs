@@ -142,6 +142,25 @@ pub enum SystemCommand {
         /// The consumer.
         name: String,
     },
+    /// Give a client of the cluster these roles, in place of its certificate's (see
+    /// [`crate::access`]).
+    SetAccess {
+        /// The client's name (as its certificate names it).
+        client: String,
+        /// Its roles; none locks it out.
+        roles: Vec<String>,
+        /// The administrator who set them.
+        set_by: String,
+        /// When (epoch nanoseconds, the proposing leader's clock).
+        set_at_ns: i64,
+    },
+    /// Drop a client's entry from the access table: its certificate's roles apply again.
+    RemoveAccess {
+        /// The client's name.
+        client: String,
+    },
+    /// Record an operator's action in the audit trail (see [`crate::audit`]).
+    Audit(crate::audit::AuditEntry),
 }
 
 /// What an entry asks the state machine to do.
@@ -275,6 +294,18 @@ pub enum Response {
     },
     /// The answers to a [`Command::WriteGroup`], one per write, in order.
     Group(Vec<Response>),
+    /// The access table changed.
+    AccessChanged {
+        /// Whether the client's entry existed before (for a removal) or exists now (a set).
+        existed: bool,
+        /// The log index of the change.
+        index: u64,
+    },
+    /// An audit entry was recorded.
+    Audited {
+        /// Its log index.
+        index: u64,
+    },
 }
 
 #[cfg(test)]

@@ -71,7 +71,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod access;
 pub mod apply;
+pub mod audit;
 pub mod calendar;
 mod cluster_config;
 mod command;

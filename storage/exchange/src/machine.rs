@@ -19,7 +19,9 @@ use bytes::Bytes;
 use parking_lot::RwLock;
 use qastore_lsm::{BatchOp, Engine, WriteBatch};
 
+use crate::access::{self, AccessTable};
 use crate::apply::{stage_known, KnownInstruments};
+use crate::audit;
 use crate::calendar::TradingCalendar;
 use crate::cluster_config::ClusterConfig;
 use crate::command::{payload_hash, Command, Response, SystemCommand};
@@ -67,6 +69,7 @@ pub enum EntryContent<'a> {
 pub struct ExchangeMachine {
     calendar: RwLock<Arc<TradingCalendar>>,
     settings: RwLock<Arc<ClusterConfig>>,
+    access: RwLock<Arc<AccessTable>>,
     sink: OnceLock<Arc<dyn EventSink>>,
     /// Durable consumers this machine expired since it was opened.
     consumers_expired: AtomicU64,
@@ -82,6 +85,7 @@ impl ExchangeMachine {
         Ok(ExchangeMachine {
             calendar: RwLock::new(Arc::new(calendar)),
             settings: RwLock::new(Arc::new(settings)),
+            access: RwLock::new(Arc::new(access::load(engine)?)),
             sink: OnceLock::new(),
             consumers_expired: AtomicU64::new(0),
             instruments: KnownInstruments::default(),
@@ -94,6 +98,7 @@ impl ExchangeMachine {
         let (calendar, settings) = load(engine)?;
         *self.calendar.write() = Arc::new(calendar);
         *self.settings.write() = Arc::new(settings);
+        *self.access.write() = Arc::new(access::load(engine)?);
         if let Some(sink) = self.sink.get() {
             sink.reset();
         }
@@ -108,6 +113,11 @@ impl ExchangeMachine {
     /// The cluster settings in force.
     pub fn settings(&self) -> Arc<ClusterConfig> {
         self.settings.read().clone()
+    }
+
+    /// The access table in force (replicated; empty until an administrator sets an entry).
+    pub fn access(&self) -> Arc<AccessTable> {
+        self.access.read().clone()
     }
 
     /// How many durable consumers retention expired on this machine since it was opened.
@@ -330,6 +340,36 @@ impl ExchangeMachine {
             SystemCommand::HashMark => {
                 engine.apply(&sys, index)?;
                 Ok(Response::HashMarked)
+            }
+            SystemCommand::SetAccess {
+                client,
+                roles,
+                set_by,
+                set_at_ns,
+            } => {
+                let (response, grant) =
+                    access::set(client, roles, set_by, *set_at_ns, index, &mut sys);
+                engine.apply(&sys, index)?;
+                if let Some(grant) = grant {
+                    let mut table = (*self.access()).clone();
+                    table.insert(client.clone(), grant);
+                    *self.access.write() = Arc::new(table);
+                }
+                Ok(response)
+            }
+            SystemCommand::RemoveAccess { client } => {
+                let mut table = (*self.access()).clone();
+                let response = access::remove(&table, client, index, &mut sys);
+                engine.apply(&sys, index)?;
+                if table.remove(client).is_some() {
+                    *self.access.write() = Arc::new(table);
+                }
+                Ok(response)
+            }
+            SystemCommand::Audit(entry) => {
+                audit::put(entry, index, &mut sys);
+                engine.apply(&sys, index)?;
+                Ok(Response::Audited { index })
             }
             SystemCommand::SetClusterSettings { toml } => match ClusterConfig::from_toml(toml) {
                 Ok(s) => {

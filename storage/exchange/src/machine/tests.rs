@@ -765,3 +765,117 @@ fn a_group_entry_survives_the_log_format_round_trip() {
     assert!(Command::is_client_write(&bytes));
     assert_eq!(Command::from_entry(&bytes).unwrap(), cmd);
 }
+
+mod access_and_audit {
+    use super::*;
+    use crate::audit::{self, AuditEntry, AuditFilter};
+
+    fn set(client: &str, roles: &[&str]) -> SystemCommand {
+        SystemCommand::SetAccess {
+            client: client.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            set_by: "client ops of cluster c1".into(),
+            set_at_ns: 7,
+        }
+    }
+
+    fn entry(action: &str, result: &str) -> AuditEntry {
+        AuditEntry {
+            at_ns: 100,
+            who: "client ops of cluster c1".into(),
+            from: "127.0.0.1:5000".into(),
+            node_id: 1,
+            action: action.into(),
+            detail: "x".repeat(3000),
+            result: result.into(),
+        }
+    }
+
+    #[test]
+    fn an_access_entry_is_set_replaced_removed_and_survives_a_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        assert!(machine.access().is_empty());
+
+        let r = system(&machine, &engine, 1, set("alice", &["writer", "reader", "writer"]));
+        assert_eq!(r, Response::AccessChanged { existed: true, index: 1 });
+        assert_eq!(machine.access()["alice"].roles, vec!["reader", "writer"]);
+        system(&machine, &engine, 2, set("alice", &[]));
+        system(&machine, &engine, 3, set("bob", &["admin"]));
+        let alice = machine.access()["alice"].clone();
+        assert!(alice.roles.is_empty());
+        assert_eq!((alice.index, alice.set_at_ns), (2, 7));
+
+        let reopened = ExchangeMachine::open(&engine).unwrap();
+        assert_eq!(reopened.access(), machine.access());
+
+        let gone = SystemCommand::RemoveAccess {
+            client: "alice".into(),
+        };
+        let r = system(&machine, &engine, 4, gone.clone());
+        assert_eq!(r, Response::AccessChanged { existed: true, index: 4 });
+        let r = system(&machine, &engine, 5, gone);
+        assert_eq!(r, Response::AccessChanged { existed: false, index: 5 });
+        assert_eq!(machine.access().keys().collect::<Vec<_>>(), vec!["bob"]);
+        assert_eq!(
+            ExchangeMachine::open(&engine).unwrap().access(),
+            machine.access()
+        );
+    }
+
+    #[test]
+    fn an_oversized_access_entry_is_refused_and_changes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        let long = "a".repeat(65);
+        let bad = [set("", &["reader"]), set(&long, &["reader"]), set("carol", &[""])];
+        for (index, bad) in (1..).zip(bad) {
+            let r = system(&machine, &engine, index, bad);
+            assert!(matches!(r, Response::Refused { .. }), "{r:?}");
+        }
+        assert!(machine.access().is_empty());
+        assert!(crate::access::load(&engine).unwrap().is_empty());
+    }
+
+    #[test]
+    fn audit_entries_list_in_log_order_with_filters() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        let actions = [
+            ("Admin/TriggerSnapshot", "ok"),
+            ("Admin/TransferLeadership", "FAILED_PRECONDITION: no such node"),
+            ("Admin/Halt", "ok"),
+        ];
+        for (i, (action, result)) in actions.iter().enumerate() {
+            let index = 10 + i as u64 * 300;
+            let r = system(
+                &machine,
+                &engine,
+                index,
+                SystemCommand::Audit(entry(action, result)),
+            );
+            assert_eq!(r, Response::Audited { index });
+        }
+        let all = audit::list(&engine, &AuditFilter::default(), 100).unwrap();
+        let indexes: Vec<u64> = all.iter().map(|a| a.index).collect();
+        assert_eq!(indexes, vec![10, 310, 610]);
+        assert_eq!(all[0].entry.detail.len(), audit::MAX_FIELD_BYTES);
+        let last_two = audit::list(&engine, &AuditFilter::default(), 2).unwrap();
+        assert_eq!(last_two[0].index, 310);
+        let failed = AuditFilter {
+            failed_only: true,
+            ..AuditFilter::default()
+        };
+        let f = audit::list(&engine, &failed, 100).unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].entry.action, "Admin/TransferLeadership");
+        let halts = AuditFilter {
+            action: Some("Halt".into()),
+            ..AuditFilter::default()
+        };
+        assert_eq!(audit::list(&engine, &halts, 100).unwrap()[0].index, 610);
+    }
+}

@@ -1,0 +1,9 @@
+//! Who may call what on the client API: the role each method needs ([`policy`]), the gate every
+//! call passes ([`gate`]) and where a client's roles come from ([`roles`]).
+
+pub mod gate;
+pub mod policy;
+pub mod roles;
+
+pub use gate::{Caller, Gate, Gated};
+pub use roles::RoleSource;
