@@ -11,6 +11,7 @@ use qastore_raft::write_stages;
 use qastore_raft::{NodeStatus, PeerNode, Role};
 use tonic::{Request, Response, Status};
 
+use crate::access::{self, Caller};
 use crate::deadline::call_timeout;
 use crate::error::ApiError;
 use crate::membership::Membership;
@@ -239,6 +240,238 @@ impl Admin for AdminService {
         &self,
         request: Request<pb::AddLearnerRequest>,
     ) -> Answer<pb::MembersResponse> {
+        let audit = self.audit_begin("Admin/AddLearner", &request);
+        let result = self.serve_add_learner(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn promote(&self, request: Request<pb::PromoteRequest>) -> Answer<pb::MembersResponse> {
+        let audit = self.audit_begin("Admin/Promote", &request);
+        let result = self.serve_promote(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Answer<pb::MembersResponse> {
+        let audit = self.audit_begin("Admin/RemoveNode", &request);
+        let result = self.serve_remove_node(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn transfer_leadership(
+        &self,
+        request: Request<pb::TransferLeadershipRequest>,
+    ) -> Answer<pb::TransferLeadershipResponse> {
+        let audit = self.audit_begin("Admin/TransferLeadership", &request);
+        let result = self.serve_transfer_leadership(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn trigger_snapshot(
+        &self,
+        request: Request<pb::TriggerSnapshotRequest>,
+    ) -> Answer<pb::TriggerSnapshotResponse> {
+        let audit = self.audit_begin("Admin/TriggerSnapshot", &request);
+        let result = self.serve_trigger_snapshot(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn trigger_compaction(
+        &self,
+        request: Request<pb::TriggerCompactionRequest>,
+    ) -> Answer<pb::TriggerCompactionResponse> {
+        let audit = self.audit_begin("Admin/TriggerCompaction", &request);
+        let result = self.serve_trigger_compaction(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn backup(&self, request: Request<pb::BackupRequest>) -> Answer<pb::BackupResponse> {
+        let audit = self.audit_begin("Admin/Backup", &request);
+        let result = self.serve_backup(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn state_hash(
+        &self,
+        request: Request<pb::StateHashRequest>,
+    ) -> Answer<pb::StateHashResponse> {
+        let req = request.into_inner();
+        let wait = Duration::from_millis(if req.wait_ms == 0 {
+            10_000
+        } else {
+            req.wait_ms
+        });
+        let raft = &self.node.raft;
+        let (index, hash) = if req.index == 0 {
+            let index = raft.applied_index();
+            (index, raft.state_hash_at(index, wait).await)
+        } else {
+            (req.index, raft.state_hash_at(req.index, wait).await)
+        };
+        let hash = hash.map_err(ApiError::from)?;
+        Ok(Response::new(pb::StateHashResponse {
+            node_id: raft.id(),
+            index,
+            hash,
+        }))
+    }
+
+    async fn hash_mark(
+        &self,
+        request: Request<pb::HashMarkRequest>,
+    ) -> Answer<pb::HashMarkResponse> {
+        let audit = self.audit_begin("Admin/HashMark", &request);
+        let result = self.serve_hash_mark(request).await;
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn get_storage_stats(
+        &self,
+        _: Request<pb::StorageStatsRequest>,
+    ) -> Answer<pb::StorageStats> {
+        Ok(Response::new(storage_stats(&self.node)))
+    }
+
+    async fn get_write_stages(
+        &self,
+        _: Request<pb::WriteStagesRequest>,
+    ) -> Answer<pb::WriteStagesResponse> {
+        Ok(Response::new(pb::WriteStagesResponse {
+            node_id: self.node.raft.id(),
+            stages: write_stages::snapshot()
+                .into_iter()
+                .map(|(stage, h)| pb::StageHistogram {
+                    stage: stage.name().to_string(),
+                    upper_bounds_us: write_stages::UPPER_BOUNDS_US.to_vec(),
+                    counts: h.counts,
+                    sum_ns: h.sum_ns,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn halt(&self, request: Request<pb::HaltRequest>) -> Answer<pb::HaltResponse> {
+        let audit = self.audit_begin("Admin/Halt", &request);
+        let id = request.into_inner().node_id;
+        if id != self.node.raft.id() {
+            let refused = Err(ApiError::InvalidArgument(format!(
+                "field node_id: this is node {}, not node {id}",
+                self.node.raft.id()
+            ))
+            .into());
+            self.audit_end(audit, &refused).await;
+            return refused;
+        }
+        // The trail has it before the process ends.
+        let answer = Ok(Response::new(pb::HaltResponse {}));
+        self.audit_end(audit, &answer).await;
+        tracing::warn!(
+            node = id,
+            "halting at an operator's request (failover drill)"
+        );
+        // Answer first, then die: the caller learns the request arrived.
+        tokio::spawn(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::process::exit(137);
+        });
+        answer
+    }
+
+    async fn set_access(&self, request: Request<pb::SetAccessRequest>) -> Answer<pb::AccessEntry> {
+        let audit = self.audit_begin("Admin/SetAccess", &request);
+        let caller = request.extensions().get::<Caller>().cloned();
+        let result = access::table::set(&self.node, caller.as_ref(), request.into_inner())
+            .await
+            .map(Response::new);
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn remove_access(
+        &self,
+        request: Request<pb::RemoveAccessRequest>,
+    ) -> Answer<pb::RemoveAccessResponse> {
+        let audit = self.audit_begin("Admin/RemoveAccess", &request);
+        let result = access::table::remove(&self.node, request.into_inner())
+            .await
+            .map(Response::new);
+        self.audit_end(audit, &result).await;
+        result
+    }
+
+    async fn list_access(
+        &self,
+        _: Request<pb::ListAccessRequest>,
+    ) -> Answer<pb::ListAccessResponse> {
+        Ok(Response::new(access::table::list(&self.node)))
+    }
+
+    async fn list_audit(
+        &self,
+        request: Request<pb::ListAuditRequest>,
+    ) -> Answer<pb::ListAuditResponse> {
+        Ok(Response::new(
+            access::audit::list(&self.node, request.into_inner()).await?,
+        ))
+    }
+
+    async fn record_audit(
+        &self,
+        request: Request<pb::AuditEntry>,
+    ) -> Answer<pb::RecordAuditResponse> {
+        let index = access::audit::propose(&self.node, request.into_inner()).await?;
+        Ok(Response::new(pb::RecordAuditResponse { index }))
+    }
+}
+
+/// An action under way, to be put into the audit trail once it ends.
+struct PendingAudit {
+    caller: Option<Caller>,
+    action: &'static str,
+    detail: String,
+}
+
+/// The audited actions, as served.
+impl AdminService {
+    /// Notes who asked for `action` and with what.
+    fn audit_begin<T: std::fmt::Debug>(
+        &self,
+        action: &'static str,
+        request: &Request<T>,
+    ) -> PendingAudit {
+        PendingAudit {
+            caller: request.extensions().get::<Caller>().cloned(),
+            action,
+            detail: format!("{:?}", request.get_ref()),
+        }
+    }
+
+    /// Puts the action and how it ended into the audit trail.
+    async fn audit_end<T>(&self, pending: PendingAudit, result: &Result<T, Status>) {
+        let entry = access::audit::entry(
+            &self.node,
+            pending.caller.as_ref(),
+            pending.action,
+            pending.detail,
+            access::audit::outcome(result),
+        );
+        access::audit::record(&self.node, entry).await;
+    }
+
+    async fn serve_add_learner(
+        &self,
+        request: Request<pb::AddLearnerRequest>,
+    ) -> Answer<pb::MembersResponse> {
         let req = request.into_inner();
         if req.node_id == 0 {
             return Err(ApiError::InvalidArgument("field node_id: must not be 0".into()).into());
@@ -293,7 +526,10 @@ impl Admin for AdminService {
         Ok(Response::new(members_of(&self.node.raft.status())))
     }
 
-    async fn promote(&self, request: Request<pb::PromoteRequest>) -> Answer<pb::MembersResponse> {
+    async fn serve_promote(
+        &self,
+        request: Request<pb::PromoteRequest>,
+    ) -> Answer<pb::MembersResponse> {
         let id = request.into_inner().node_id;
         let s = self.node.raft.status();
         if !s.learners.contains(&id) {
@@ -316,7 +552,7 @@ impl Admin for AdminService {
         Ok(Response::new(members_of(&self.node.raft.status())))
     }
 
-    async fn remove_node(
+    async fn serve_remove_node(
         &self,
         request: Request<pb::RemoveNodeRequest>,
     ) -> Answer<pb::MembersResponse> {
@@ -336,7 +572,7 @@ impl Admin for AdminService {
         Ok(Response::new(members_of(&self.node.raft.status())))
     }
 
-    async fn transfer_leadership(
+    async fn serve_transfer_leadership(
         &self,
         request: Request<pb::TransferLeadershipRequest>,
     ) -> Answer<pb::TransferLeadershipResponse> {
@@ -387,7 +623,7 @@ impl Admin for AdminService {
         }
     }
 
-    async fn trigger_snapshot(
+    async fn serve_trigger_snapshot(
         &self,
         _: Request<pb::TriggerSnapshotRequest>,
     ) -> Answer<pb::TriggerSnapshotResponse> {
@@ -410,7 +646,7 @@ impl Admin for AdminService {
         }
     }
 
-    async fn trigger_compaction(
+    async fn serve_trigger_compaction(
         &self,
         _: Request<pb::TriggerCompactionRequest>,
     ) -> Answer<pb::TriggerCompactionResponse> {
@@ -420,7 +656,10 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn backup(&self, request: Request<pb::BackupRequest>) -> Answer<pb::BackupResponse> {
+    async fn serve_backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Answer<pb::BackupResponse> {
         let req = request.into_inner();
         let name = backup_name(&req.name)?;
         let root = self.node.config.backup_dir();
@@ -447,32 +686,7 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn state_hash(
-        &self,
-        request: Request<pb::StateHashRequest>,
-    ) -> Answer<pb::StateHashResponse> {
-        let req = request.into_inner();
-        let wait = Duration::from_millis(if req.wait_ms == 0 {
-            10_000
-        } else {
-            req.wait_ms
-        });
-        let raft = &self.node.raft;
-        let (index, hash) = if req.index == 0 {
-            let index = raft.applied_index();
-            (index, raft.state_hash_at(index, wait).await)
-        } else {
-            (req.index, raft.state_hash_at(req.index, wait).await)
-        };
-        let hash = hash.map_err(ApiError::from)?;
-        Ok(Response::new(pb::StateHashResponse {
-            node_id: raft.id(),
-            index,
-            hash,
-        }))
-    }
-
-    async fn hash_mark(
+    async fn serve_hash_mark(
         &self,
         request: Request<pb::HashMarkRequest>,
     ) -> Answer<pb::HashMarkResponse> {
@@ -484,52 +698,6 @@ impl Admin for AdminService {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(pb::HashMarkResponse { index }))
-    }
-
-    async fn get_storage_stats(
-        &self,
-        _: Request<pb::StorageStatsRequest>,
-    ) -> Answer<pb::StorageStats> {
-        Ok(Response::new(storage_stats(&self.node)))
-    }
-
-    async fn get_write_stages(
-        &self,
-        _: Request<pb::WriteStagesRequest>,
-    ) -> Answer<pb::WriteStagesResponse> {
-        Ok(Response::new(pb::WriteStagesResponse {
-            node_id: self.node.raft.id(),
-            stages: write_stages::snapshot()
-                .into_iter()
-                .map(|(stage, h)| pb::StageHistogram {
-                    stage: stage.name().to_string(),
-                    upper_bounds_us: write_stages::UPPER_BOUNDS_US.to_vec(),
-                    counts: h.counts,
-                    sum_ns: h.sum_ns,
-                })
-                .collect(),
-        }))
-    }
-
-    async fn halt(&self, request: Request<pb::HaltRequest>) -> Answer<pb::HaltResponse> {
-        let id = request.into_inner().node_id;
-        if id != self.node.raft.id() {
-            return Err(ApiError::InvalidArgument(format!(
-                "field node_id: this is node {}, not node {id}",
-                self.node.raft.id()
-            ))
-            .into());
-        }
-        tracing::warn!(
-            node = id,
-            "halting at an operator's request (failover drill)"
-        );
-        // Answer first, then die: the caller learns the request arrived.
-        tokio::spawn(async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            std::process::exit(137);
-        });
-        Ok(Response::new(pb::HaltResponse {}))
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Node {
     pub removal: RemovalNotice,
     /// Proposes clients' writes, alone or gathered into groups.
     pub writes: Arc<WriteGroups>,
+    /// The calls this node refused (see [`crate::access::audit`]).
+    pub refused: Arc<crate::access::audit::RefusedCalls>,
     accepting: AtomicBool,
     started: Instant,
 }
@@ -61,6 +63,7 @@ impl Node {
             api_addr,
             http_addr,
             removal: RemovalNotice::persisted(&config.data_dir),
+            refused: Default::default(),
             accepting: AtomicBool::new(true),
             started: Instant::now(),
             config,

@@ -47,6 +47,11 @@ impl ExchangeApp {
         self.machine.settings()
     }
 
+    /// The access table in force.
+    pub fn access(&self) -> Arc<qastore_exchange::access::AccessTable> {
+        self.machine.access()
+    }
+
     /// How many durable consumers retention expired on this node since it started.
     pub fn consumers_expired(&self) -> u64 {
         self.machine.consumers_expired()

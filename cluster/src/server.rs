@@ -204,8 +204,12 @@ fn spawn_grpc(
         });
         let gate = Arc::new(crate::access::Gate::new(
             &node.config.cluster_id,
+            node.raft.id(),
             tls.is_some(),
-            Arc::new(crate::access::roles::CertificateRolesOnly),
+            Arc::new(crate::access::table::ReplicatedRoles::new(
+                node.raft.clone(),
+            )),
+            node.refused.clone(),
         ));
         let router = tonic::transport::Server::builder()
             .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))

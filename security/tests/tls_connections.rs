@@ -81,7 +81,10 @@ async fn the_acceptor_names_the_caller_and_turns_away_strangers_and_silent_calle
         .unwrap()
         .unwrap();
     let who = server.peer().certificate.clone().unwrap();
-    assert_eq!(server.peer().remote, Some(client.get_ref().0.local_addr().unwrap()));
+    assert_eq!(
+        server.peer().remote,
+        Some(client.get_ref().0.local_addr().unwrap())
+    );
     assert_eq!(
         who.identity,
         Some(Identity::Client {

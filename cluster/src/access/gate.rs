@@ -13,6 +13,7 @@ use tonic::codegen::http;
 use tonic::Status;
 use tower::Service;
 
+use super::audit::RefusedCalls;
 use super::policy::{need, Need};
 use super::roles::RoleSource;
 
@@ -26,14 +27,17 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller in words, for logs and the audit trail.
-    pub fn describe(&self) -> String {
-        match (&self.identity, self.remote) {
-            (Some(id), Some(addr)) => format!("{id} at {addr}"),
-            (Some(id), None) => id.to_string(),
-            (None, Some(addr)) => format!("an unauthenticated caller at {addr}"),
-            (None, None) => "an unauthenticated caller".into(),
+    /// Who, in words, for the audit trail.
+    pub fn who(&self) -> String {
+        match &self.identity {
+            Some(id) => id.to_string(),
+            None => "an unauthenticated caller (TLS off)".into(),
         }
+    }
+
+    /// From where, in words.
+    pub fn from(&self) -> String {
+        self.remote.map(|a| a.to_string()).unwrap_or_default()
     }
 }
 
@@ -41,19 +45,71 @@ impl Caller {
 /// each client come from.
 pub struct Gate {
     cluster_id: String,
+    node_id: u64,
     tls: bool,
     roles: Arc<dyn RoleSource>,
+    refused: Arc<RefusedCalls>,
 }
 
 impl Gate {
     /// A gate for a node of `cluster_id`; `tls`: calls arrive over mutual TLS and are checked
     /// (without it every call is let through, as `--insecure` promises).
-    pub fn new(cluster_id: &str, tls: bool, roles: Arc<dyn RoleSource>) -> Gate {
+    pub fn new(
+        cluster_id: &str,
+        node_id: u64,
+        tls: bool,
+        roles: Arc<dyn RoleSource>,
+        refused: Arc<RefusedCalls>,
+    ) -> Gate {
         Gate {
             cluster_id: cluster_id.into(),
+            node_id,
             tls,
             roles,
+            refused,
         }
+    }
+
+    /// Logs, counts and keeps a refused call.
+    fn note_refused(&self, method: &str, peer: Option<&Peer>, status: &Status) {
+        let from = peer
+            .and_then(|p| p.remote)
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let who = match peer.and_then(|p| p.certificate.as_ref()) {
+            Some(cert) => cert
+                .identity
+                .as_ref()
+                .map_or_else(|| cert.subject.clone(), |id| id.to_string()),
+            None => "a caller without a certificate".into(),
+        };
+        tracing::warn!(
+            method = %method,
+            who = %who,
+            from = %from,
+            code = ?status.code(),
+            reason = status.message(),
+            "call refused"
+        );
+        metrics::counter!(
+            "qastore_refused_calls_total",
+            "method" => method.to_owned(),
+            "code" => format!("{:?}", status.code())
+        )
+        .increment(1);
+        self.refused.note(qastore_proto::v1::AuditEntry {
+            index: 0,
+            at_ns: super::table::now_ns(),
+            who,
+            from,
+            node_id: self.node_id,
+            action: method
+                .strip_prefix("/qastore.v1.")
+                .unwrap_or(method)
+                .to_owned(),
+            detail: String::new(),
+            result: super::audit::status_text(status),
+        });
     }
 
     /// Lets the call to `path` from `peer` through, or says why not.
@@ -106,6 +162,11 @@ impl Gate {
         let role = match need {
             Need::AnyIdentity => return Ok(caller),
             Need::Role(role) => role,
+            Need::NodeOnly => {
+                return Err(Status::permission_denied(format!(
+                    "{method}: only the cluster's nodes may call this ({identity} is a client)"
+                )))
+            }
         };
         let (held, source) = match self.roles.roles_of(name) {
             Some(granted) => (granted, "the cluster's access table"),
@@ -166,26 +227,138 @@ where
                 Either::Left(self.inner.call(req))
             }
             Err(status) => {
-                let method = req.uri().path().to_string();
-                let from = peer
-                    .and_then(|p| p.remote)
-                    .map(|a| a.to_string())
-                    .unwrap_or_default();
-                tracing::warn!(
-                    method = %method,
-                    from = %from,
-                    code = ?status.code(),
-                    reason = status.message(),
-                    "call refused"
-                );
-                metrics::counter!(
-                    "qastore_refused_calls_total",
-                    "method" => method,
-                    "code" => format!("{:?}", status.code())
-                )
-                .increment(1);
+                self.gate.note_refused(req.uri().path(), peer, &status);
                 Either::Right(futures::future::ready(Ok(status.into_http())))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use qastore_security::{inspect_pem, Authority};
+    use tonic::Code;
+
+    use super::*;
+
+    struct Table(BTreeMap<String, Vec<Role>>);
+
+    impl RoleSource for Table {
+        fn roles_of(&self, client: &str) -> Option<Vec<Role>> {
+            self.0.get(client).cloned()
+        }
+    }
+
+    fn gate(tls: bool, table: &[(&str, &[Role])]) -> Gate {
+        let table = table
+            .iter()
+            .map(|(c, r)| (c.to_string(), r.to_vec()))
+            .collect();
+        Gate::new(
+            "c1",
+            1,
+            tls,
+            Arc::new(Table(table)),
+            Arc::new(RefusedCalls::default()),
+        )
+    }
+
+    fn peer(cert_pem: &str) -> Peer {
+        let cert = inspect_pem("test", cert_pem.as_bytes()).unwrap().remove(0);
+        Peer {
+            remote: Some("127.0.0.1:4000".parse().unwrap()),
+            certificate: Some(Arc::new(cert)),
+        }
+    }
+
+    fn client(ca: &Authority, name: &str, roles: &[Role]) -> Peer {
+        peer(&ca.issue_client(name, roles, 1).unwrap().cert_pem)
+    }
+
+    const WRITE: &str = "/qastore.v1.Store/Write";
+    const HALT: &str = "/qastore.v1.Admin/Halt";
+
+    #[test]
+    fn a_client_holding_the_role_passes_and_one_without_is_told_what_it_lacks() {
+        let ca = Authority::create("c1", 30).unwrap();
+        let g = gate(true, &[]);
+        let writer = client(&ca, "feed", &[Role::Writer]);
+        let caller = g.admit(WRITE, Some(&writer)).unwrap();
+        assert_eq!(caller.who(), "client feed of cluster c1");
+        let reader = client(&ca, "quant", &[Role::Reader, Role::Subscriber]);
+        let e = g.admit(WRITE, Some(&reader)).unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        assert_eq!(
+            e.message(),
+            "Store/Write: client quant of cluster c1 lacks role writer \
+             (holds reader, subscriber by its certificate)"
+        );
+        // Anyone of the cluster may find the leader.
+        g.admit("/qastore.v1.Admin/ClusterStatus", Some(&reader))
+            .unwrap();
+    }
+
+    #[test]
+    fn the_access_table_replaces_the_certificate_roles() {
+        let ca = Authority::create("c1", 30).unwrap();
+        let g = gate(true, &[("feed", &[]), ("quant", &[Role::Admin])]);
+        let e = g
+            .admit(WRITE, Some(&client(&ca, "feed", &[Role::Writer])))
+            .unwrap_err();
+        assert!(
+            e.message()
+                .contains("holds none by the cluster's access table"),
+            "{}",
+            e.message()
+        );
+        g.admit(HALT, Some(&client(&ca, "quant", &[Role::Reader])))
+            .unwrap();
+    }
+
+    #[test]
+    fn nodes_pass_and_strangers_are_turned_away() {
+        let ca = Authority::create("c1", 30).unwrap();
+        let g = gate(true, &[]);
+        let node = peer(&ca.issue_node(2, &["localhost".into()], 1).unwrap().cert_pem);
+        g.admit(HALT, Some(&node)).unwrap();
+        g.admit("/qastore.v1.Admin/RecordAudit", Some(&node))
+            .unwrap();
+        let admin = client(&ca, "ops", &Role::ALL);
+        let e = g
+            .admit("/qastore.v1.Admin/RecordAudit", Some(&admin))
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+
+        let other = Authority::create("c2", 30).unwrap();
+        let e = g
+            .admit(WRITE, Some(&client(&other, "feed", &[Role::Writer])))
+            .unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        assert!(
+            e.message().contains("not of this cluster (c1)"),
+            "{}",
+            e.message()
+        );
+
+        let e = g.admit(WRITE, Some(&Peer::default())).unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let e = g.admit(WRITE, None).unwrap_err();
+        assert_eq!(e.code(), Code::Unauthenticated);
+        let ca_as_client = peer(ca.cert_pem());
+        let e = g.admit(WRITE, Some(&ca_as_client)).unwrap_err();
+        assert_eq!(e.code(), Code::PermissionDenied);
+        let e = g
+            .admit("/qastore.v1.Store/DropEverything", Some(&admin))
+            .unwrap_err();
+        assert!(e.message().contains("no role grants"), "{}", e.message());
+    }
+
+    #[test]
+    fn without_tls_every_call_passes() {
+        let g = gate(false, &[]);
+        let caller = g.admit(HALT, None).unwrap();
+        assert_eq!(caller.identity, None);
     }
 }

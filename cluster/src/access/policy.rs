@@ -10,6 +10,8 @@ pub enum Need {
     AnyIdentity,
     /// One role.
     Role(Role),
+    /// Only another node of the cluster.
+    NodeOnly,
 }
 
 /// What `path` (`/qastore.v1.Store/Write`) needs, or `None` for a method this table does not
@@ -33,8 +35,9 @@ pub fn need(path: &str) -> Option<Need> {
             "Admin",
             "AddLearner" | "Promote" | "RemoveNode" | "TransferLeadership" | "TriggerSnapshot"
             | "TriggerCompaction" | "Backup" | "StateHash" | "HashMark" | "GetStorageStats"
-            | "GetWriteStages" | "Halt",
+            | "GetWriteStages" | "Halt" | "SetAccess" | "RemoveAccess" | "ListAccess" | "ListAudit",
         ) => Role::Admin,
+        ("Admin", "RecordAudit") => return Some(Need::NodeOnly),
         _ => return None,
     };
     Some(Need::Role(role))

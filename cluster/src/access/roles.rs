@@ -7,12 +7,3 @@ pub trait RoleSource: Send + Sync {
     /// `None` when the table does not name `client`: its certificate's roles apply.
     fn roles_of(&self, client: &str) -> Option<Vec<Role>>;
 }
-
-/// No access table: every client holds its certificate's roles.
-pub struct CertificateRolesOnly;
-
-impl RoleSource for CertificateRolesOnly {
-    fn roles_of(&self, _client: &str) -> Option<Vec<Role>> {
-        None
-    }
-}

@@ -75,7 +75,10 @@ fn check(client: &str, roles: &[String]) -> Option<String> {
     if roles.len() > MAX_ROLES {
         return Some(format!("field roles: at most {MAX_ROLES} roles"));
     }
-    if roles.iter().any(|r| r.is_empty() || r.len() > MAX_ROLE_BYTES) {
+    if roles
+        .iter()
+        .any(|r| r.is_empty() || r.len() > MAX_ROLE_BYTES)
+    {
         return Some(format!(
             "field roles: a role name is 1 to {MAX_ROLE_BYTES} bytes"
         ));

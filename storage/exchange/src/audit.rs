@@ -96,7 +96,8 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn admits(&self, e: &AuditEntry) -> bool {
+    /// Whether `e` is one to list.
+    pub fn admits(&self, e: &AuditEntry) -> bool {
         self.who.as_ref().is_none_or(|w| e.who.contains(w.as_str()))
             && self
                 .action

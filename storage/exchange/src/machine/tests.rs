@@ -798,8 +798,19 @@ mod access_and_audit {
         let machine = ExchangeMachine::open(&engine).unwrap();
         assert!(machine.access().is_empty());
 
-        let r = system(&machine, &engine, 1, set("alice", &["writer", "reader", "writer"]));
-        assert_eq!(r, Response::AccessChanged { existed: true, index: 1 });
+        let r = system(
+            &machine,
+            &engine,
+            1,
+            set("alice", &["writer", "reader", "writer"]),
+        );
+        assert_eq!(
+            r,
+            Response::AccessChanged {
+                existed: true,
+                index: 1
+            }
+        );
         assert_eq!(machine.access()["alice"].roles, vec!["reader", "writer"]);
         system(&machine, &engine, 2, set("alice", &[]));
         system(&machine, &engine, 3, set("bob", &["admin"]));
@@ -814,9 +825,21 @@ mod access_and_audit {
             client: "alice".into(),
         };
         let r = system(&machine, &engine, 4, gone.clone());
-        assert_eq!(r, Response::AccessChanged { existed: true, index: 4 });
+        assert_eq!(
+            r,
+            Response::AccessChanged {
+                existed: true,
+                index: 4
+            }
+        );
         let r = system(&machine, &engine, 5, gone);
-        assert_eq!(r, Response::AccessChanged { existed: false, index: 5 });
+        assert_eq!(
+            r,
+            Response::AccessChanged {
+                existed: false,
+                index: 5
+            }
+        );
         assert_eq!(machine.access().keys().collect::<Vec<_>>(), vec!["bob"]);
         assert_eq!(
             ExchangeMachine::open(&engine).unwrap().access(),
@@ -830,7 +853,11 @@ mod access_and_audit {
         let engine = open_engine(tmp.path());
         let machine = ExchangeMachine::open(&engine).unwrap();
         let long = "a".repeat(65);
-        let bad = [set("", &["reader"]), set(&long, &["reader"]), set("carol", &[""])];
+        let bad = [
+            set("", &["reader"]),
+            set(&long, &["reader"]),
+            set("carol", &[""]),
+        ];
         for (index, bad) in (1..).zip(bad) {
             let r = system(&machine, &engine, index, bad);
             assert!(matches!(r, Response::Refused { .. }), "{r:?}");
@@ -846,7 +873,10 @@ mod access_and_audit {
         let machine = ExchangeMachine::open(&engine).unwrap();
         let actions = [
             ("Admin/TriggerSnapshot", "ok"),
-            ("Admin/TransferLeadership", "FAILED_PRECONDITION: no such node"),
+            (
+                "Admin/TransferLeadership",
+                "FAILED_PRECONDITION: no such node",
+            ),
             ("Admin/Halt", "ok"),
         ];
         for (i, (action, result)) in actions.iter().enumerate() {
