@@ -179,7 +179,25 @@ impl Authority {
     /// A certificate for the client `name` holding `roles` (at least one), valid for `days`
     /// days.
     pub fn issue_client(&self, name: &str, roles: &[Role], days: u32) -> Result<Issued> {
+        let mut lifetime = CertificateParams::default();
+        set_lifetime(&mut lifetime, days)?;
+        self.issue_client_valid(name, roles, lifetime.not_before, lifetime.not_after)
+    }
+
+    /// A certificate for the client `name` valid from `not_before` to `not_after`, which may
+    /// both lie in the past: for checking that expired or not yet valid certificates are
+    /// refused.
+    pub fn issue_client_valid(
+        &self,
+        name: &str,
+        roles: &[Role],
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Issued> {
         check_name("client name", name)?;
+        if not_after <= not_before {
+            return Err(invalid("days", "a certificate must end after it begins"));
+        }
         if roles.is_empty() {
             return Err(invalid(
                 "role",
@@ -190,7 +208,9 @@ impl Authority {
             cluster: self.cluster.clone(),
             name: name.into(),
         };
-        let mut params = self.leaf(name, &identity, days)?;
+        let mut params = self.leaf(name, &identity, 1)?;
+        params.not_before = not_before;
+        params.not_after = not_after;
         let mut roles = roles.to_vec();
         roles.sort();
         roles.dedup();

@@ -174,7 +174,7 @@ pub async fn members(client: &Client, out: Format) -> CtlResult {
 }
 
 /// Runs an admin call on the leader, following it if it moves.
-async fn on_leader<T, F, Fut>(client: &Client, call: F) -> Result<T, String>
+pub(super) async fn on_leader<T, F, Fut>(client: &Client, call: F) -> Result<T, String>
 where
     F: Fn(qastore_proto::v1::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -266,7 +266,7 @@ pub async fn remove(client: &Client, id: u64, out: Format) -> CtlResult {
     Ok(())
 }
 
-fn node_addr(client: &Client, node: Option<String>) -> String {
+pub(super) fn node_addr(client: &Client, node: Option<String>) -> String {
     node.unwrap_or_else(|| client.endpoints()[0].clone())
 }
 

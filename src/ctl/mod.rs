@@ -1,6 +1,7 @@
 //! `qastore ctl`: operate a cluster from the command line.
 
 mod admin;
+mod auth;
 mod consumers;
 pub mod endpoint;
 mod query;
@@ -260,6 +261,20 @@ enum CtlCommand {
         #[command(subcommand)]
         command: consumers::ConsumersCommand,
     },
+    /// The cluster's access table: which roles a client holds in place of its certificate's.
+    #[command(
+        after_help = "Examples:\n  qastore ctl auth list\n  qastore ctl auth set quant-desk --role reader,subscriber\n  qastore ctl auth set old-feed --none\n  qastore ctl auth remove quant-desk"
+    )]
+    Auth {
+        #[command(subcommand)]
+        command: auth::AuthCommand,
+    },
+    /// The audit trail of operator actions (the same on every node), or the calls a node
+    /// refused (--refused).
+    #[command(
+        after_help = "Examples:\n  qastore ctl audit\n  qastore ctl audit --action Halt --since 2026-11-29\n  qastore ctl audit --who 'client ops' --failed --output json\n  qastore ctl audit --refused --node 127.0.0.1:7002"
+    )]
+    Audit(auth::AuditArgs),
     /// Hand leadership to a caught-up voter (nothing to do if it already leads).
     #[command(after_help = "Example:\n  qastore ctl transfer-leader --to 2")]
     TransferLeader {
@@ -498,6 +513,8 @@ pub async fn run(args: CtlArgs) -> ExitCode {
             }
             CtlCommand::Subscribe(sub) => subscribe::run(&client()?, &sub, out).await,
             CtlCommand::Consumers { command } => consumers::run(&client()?, &command, out).await,
+            CtlCommand::Auth { command } => auth::run(&client()?, &command, out).await,
+            CtlCommand::Audit(args) => auth::audit(&client()?, &args, out).await,
             CtlCommand::TransferLeader { to } => admin::transfer(&client()?, to, out).await,
             CtlCommand::AddLearner {
                 id,

@@ -132,6 +132,12 @@ impl Client {
         self.connector.admin_at(addr)
     }
 
+    /// The connection this client keeps to the node at `addr` (with its TLS, if any), for calls
+    /// this library has no method for.
+    pub fn channel_at(&self, addr: &str) -> Result<Channel, ClientError> {
+        self.connector.channel(addr)
+    }
+
     /// The feed API (subscriptions and durable consumers) of the node at `addr`.
     pub fn feed_at(&self, addr: &str) -> Result<FeedClient<Channel>, ClientError> {
         self.connector.feed_at(addr)
