@@ -58,6 +58,8 @@ pub struct BenchArgs {
     /// How to print the results.
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     output: Format,
+    #[command(flatten)]
+    tls: crate::client_tls::TlsArgs,
 }
 
 /// Users the bench writes and reads.
@@ -98,12 +100,14 @@ fn stage_table(stages: &[StageSummary]) -> String {
 /// Runs the bench: writers and readers at once, each group a closed loop of the shared load
 /// engine (`qastore_testkit::load`), measured over the same window.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
+    let tls = args.tls.resolve()?;
     let client = Arc::new(
         Client::new(
             &args.endpoints,
             ClientConfig {
                 client_id: format!("bench-{}", std::process::id()),
                 stream_writes: !args.unary_writes,
+                tls,
                 ..ClientConfig::default()
             },
         )

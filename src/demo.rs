@@ -37,7 +37,7 @@ use qastore_testkit::{ClusterSpec, ProcCluster};
   qastore demo --fresh                     # wipes the previous demo's directory first")]
 pub struct DemoArgs {
     /// Where the nodes keep their data, configs, logs and pids (created if missing).
-    #[arg(long, default_value = "qastore-demo")]
+    #[arg(long, default_value = crate::client_tls::DEMO_DIR)]
     dir: PathBuf,
     /// Wipe the directory of an earlier demo first (never one whose nodes still run).
     #[arg(long)]
@@ -106,7 +106,10 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
     dir::prepare(&args.dir, args.fresh)?;
     step(1, "starting a three-node cluster on 127.0.0.1");
     let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
-    let cluster = ProcCluster::create(ClusterSpec::local(&exe, &args.dir, 3, "qastore-demo"))?;
+    let mut spec = ClusterSpec::local(&exe, &args.dir, 3, "qastore-demo");
+    // Secure by default: the demo runs as a cluster should, on mutual TLS with roles.
+    spec.tls = true;
+    let cluster = ProcCluster::create(spec)?;
     let endpoints = cluster.endpoints();
     let cluster = Arc::new(Mutex::new(cluster));
     let outcome = demo(&args, &cluster).await;
@@ -119,12 +122,16 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
             Ok(()) => "The cluster keeps running.",
             Err(_) => "The cluster is left running for inspection (logs in the directory above).",
         };
+        // ctl and bench find the demo's certificates in its default directory by themselves.
+        let certs = if args.dir == std::path::Path::new(crate::client_tls::DEMO_DIR) {
+            String::new()
+        } else {
+            format!(" --cert-dir {}", args.dir.join("certs").display())
+        };
+        let e = endpoints.join(",");
         outln!(
-            "{headline} Try:\n  qastore ctl --endpoints {} status\n  qastore ctl --endpoints {} orders --user u0001 --consistency local --node {}\n  qastore bench --endpoints {}\nStop it with: qastore demo --stop --dir {}",
-            endpoints.join(","),
-            endpoints.join(","),
+            "{headline} Try:\n  qastore ctl --endpoints {e}{certs} status\n  qastore ctl --endpoints {e}{certs} orders --user u0001 --consistency local --node {}\n  qastore bench --endpoints {e}{certs}\nStop it with: qastore demo --stop --dir {}",
             endpoints[1],
-            endpoints.join(","),
             args.dir.display()
         );
     } else {
@@ -135,7 +142,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
 
 /// The demo's steps on the prepared cluster.
 async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), String> {
-    let endpoints = {
+    let (endpoints, tls) = {
         let mut c = cluster
             .lock()
             .map_err(|_| "the cluster handle is poisoned".to_string())?;
@@ -158,13 +165,22 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), 
                 c.endpoints().join(",")
             );
         }
-        c.endpoints()
+        if let Some(certs) = c.certs_dir() {
+            outln!(
+                "  mutual TLS with roles: the CA and certificates are in {} (ctl and bench run \
+                 here find the operator's certificate, client {}, by themselves)",
+                certs.display(),
+                crate::client_tls::DEMO_CLIENT
+            );
+        }
+        (c.endpoints(), c.client_tls().cloned())
     };
     let client = Arc::new(
         Client::new(
             &endpoints,
             ClientConfig {
                 client_id: "demo-ingestor".into(),
+                tls: tls.clone(),
                 ..ClientConfig::default()
             },
         )
@@ -198,7 +214,13 @@ async fn demo(args: &DemoArgs, cluster: &Arc<Mutex<ProcCluster>>) -> Result<(), 
     step(4, "failover drill: killing the leader");
     let kill_cluster = cluster.clone();
     let report = drill::run(
-        |o| Client::new(&endpoints, o).map_err(|e| e.to_string()),
+        |o| {
+            let o = ClientConfig {
+                tls: tls.clone(),
+                ..o
+            };
+            Client::new(&endpoints, o).map_err(|e| e.to_string())
+        },
         drill::DrillConfig {
             mode: drill::Mode::Kill,
             max_unavailable: Some(Duration::from_secs(10)),

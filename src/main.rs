@@ -2,6 +2,7 @@
 
 mod bench;
 mod certs;
+mod client_tls;
 mod ctl;
 mod demo;
 mod logging;

@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// without this flag; never use it while other members may still be running.
     #[arg(long)]
     force_new_cluster: bool,
+    /// Run without TLS, knowingly: anyone who reaches the node's ports may write, read and
+    /// operate it. Without this (or `insecure = true` in the config), a config with no [tls]
+    /// section is refused.
+    #[arg(long)]
+    insecure: bool,
     /// How to write log lines on stderr: text (coloured only on a terminal) or one JSON object
     /// per line. RUST_LOG sets the filter (default: `info,openraft=warn`).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -110,7 +115,24 @@ fn config(args: &ServeArgs) -> Result<NodeConfig, String> {
             .map(|p| parse_peer(p))
             .collect::<Result<_, _>>()?;
     }
+    if args.insecure {
+        if c.tls_on() {
+            return Err(
+                "--insecure: the config's [tls] section turns TLS on; remove one or the other"
+                    .into(),
+            );
+        }
+        c.insecure = true;
+    }
     c.validate().map_err(|e| e.to_string())?;
+    if !c.tls_on() && !c.insecure {
+        return Err(format!(
+            "refusing to start node {} without TLS: give the config a [tls] section (make the \
+             files with `qastore certs init` and `qastore certs node`), or run it insecure on \
+             purpose with --insecure (or `insecure = true`)",
+            c.node_id
+        ));
+    }
     Ok(c)
 }
 

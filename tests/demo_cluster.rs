@@ -99,13 +99,21 @@ fn endpoints(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn client(endpoints: &[String]) -> Client {
+/// A client of the demo: with the operator's certificate the demo made in `dir/certs`, or
+/// (`tls` false) with none.
+fn client(endpoints: &[String], dir: &Path, tls: bool) -> Client {
+    let certs = qastore_security::CertDir::new(dir.join("certs"));
+    let admin = certs.client("admin");
+    let tls = tls.then(|| {
+        qastore_client::ClientTls::from_files(&certs.ca().cert, &admin.cert, &admin.key).unwrap()
+    });
     Client::new(
         endpoints,
         ClientConfig {
             client_id: "demo-test".into(),
             call_timeout: Duration::from_secs(5),
-            retry_for: Duration::from_secs(30),
+            retry_for: Duration::from_secs(if tls.is_some() { 30 } else { 1 }),
+            tls,
             ..ClientConfig::default()
         },
     )
@@ -228,7 +236,10 @@ async fn a_kept_demo_is_refused_by_a_second_run_untouched_by_bench_and_stopped_e
 
     // The bench writes users and instruments of its own: the demo's are unchanged.
     let endpoints = endpoints(&dir);
-    let c = client(&endpoints);
+    // Secure by default: the demo runs mutual TLS; a client without a certificate gets nowhere.
+    let plain = client(&endpoints, &dir, false);
+    assert!(plain.find_leader().await.is_err());
+    let c = client(&endpoints, &dir, true);
     let before = snapshot(&c, &DEMO_INSTRUMENTS, "u0001").await;
     assert!(
         before.ticks.iter().any(|t| !t.is_empty()),
@@ -242,10 +253,28 @@ async fn a_kept_demo_is_refused_by_a_second_run_untouched_by_bench_and_stopped_e
         !before.orders.is_empty(),
         "the demo wrote no orders of u0001"
     );
+    let certs = dir.join("certs");
+    let status = qastore(&[
+        "ctl",
+        "--endpoints",
+        &endpoints.join(","),
+        "--cert-dir",
+        certs.to_str().unwrap(),
+        "status",
+        "--output",
+        "json",
+    ])
+    .await;
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let status = text(&status.stdout);
+    assert!(status.contains("\"insecure\": false"), "{status}");
+    assert!(!status.contains("\"insecure\": true"), "{status}");
     let bench = qastore(&[
         "bench",
         "--endpoints",
         &endpoints.join(","),
+        "--cert-dir",
+        certs.to_str().unwrap(),
         "--duration-secs",
         "1",
         "--warmup-secs",
@@ -327,7 +356,10 @@ async fn a_failed_kept_demo_leaves_its_cluster_up_for_inspection() {
     let pids = recorded(&dir);
     assert_eq!(pids.len(), 3, "{pids:?}");
     assert!(pids.iter().all(|(_, p)| alive(*p)), "{pids:?}");
-    client(&endpoints(&dir)).find_leader().await.unwrap();
+    client(&endpoints(&dir), &dir, true)
+        .find_leader()
+        .await
+        .unwrap();
     let stop = qastore(&["demo", "--stop", "--dir", d]).await;
     assert!(stop.status.success(), "{}", text(&stop.stderr));
     let deadline = Instant::now() + Duration::from_secs(15);

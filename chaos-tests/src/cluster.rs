@@ -46,12 +46,13 @@ impl DerefMut for ChaosCluster {
 }
 
 impl ChaosCluster {
-    /// Starts `size` nodes under `dir`, each process with the environment variables `env`,
-    /// and waits for a healthy cluster.
+    /// Starts `size` nodes under `dir`, each process with the environment variables `env`
+    /// (`tls`: on mutual TLS), and waits for a healthy cluster.
     pub async fn start(
         size: usize,
         dir: &Path,
         env: &[(String, String)],
+        tls: bool,
     ) -> Result<ChaosCluster, HarnessError> {
         // A directory of an earlier run (marked) is wiped; anything else must be empty.
         const MARKER: &str = ".qastore-chaos";
@@ -74,6 +75,7 @@ impl ChaosCluster {
             env: env.to_vec(),
             exe: None,
             dir: Some(dir.to_path_buf()),
+            tls,
         })?;
         let ids = procs.ids();
         let mut links = BTreeMap::new();

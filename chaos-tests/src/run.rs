@@ -44,6 +44,8 @@ pub struct RunConfig {
     pub min_ok_per_phase: usize,
     /// Environment variables of the node processes (e.g. `FAILPOINTS`).
     pub node_env: Vec<(String, String)>,
+    /// Run the cluster and every client on mutual TLS (certificates made for the run).
+    pub tls: bool,
 }
 
 /// The verdict of a run.
@@ -261,7 +263,7 @@ pub async fn run(settings: RunConfig) -> Report {
 
 async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
     let mut rng = SmallRng::seed_from_u64(s.seed);
-    let mut cluster = ChaosCluster::start(s.nodes, &s.dir, &s.node_env).await?;
+    let mut cluster = ChaosCluster::start(s.nodes, &s.dir, &s.node_env, s.tls).await?;
     let admin = cluster.client("chaos-admin", Duration::from_millis(500), Duration::ZERO)?;
     let subscribers = subscribers::start(&cluster)?;
     let recorder = Recorder::new();
@@ -280,6 +282,7 @@ async fn run_inner(s: &RunConfig) -> Result<Report, HarnessError> {
                     client_id: format!("chaos-{p}"),
                     call_timeout: Duration::from_millis(1000),
                     retry_for: Duration::from_millis(2500),
+                    tls: cluster.client_tls().cloned(),
                     ..Default::default()
                 },
             )

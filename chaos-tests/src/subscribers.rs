@@ -83,6 +83,7 @@ pub(crate) fn start(cluster: &ChaosCluster) -> Result<Vec<Subscriber>, HarnessEr
             qastore_client::ClientConfig {
                 client_id: format!("chaos-subscriber-{}", n.id),
                 call_timeout: Duration::from_millis(1000),
+                tls: cluster.client_tls().cloned(),
                 ..Default::default()
             },
         )

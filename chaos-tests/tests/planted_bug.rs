@@ -38,6 +38,7 @@ async fn followers_answering_linearizable_reads_locally_are_caught() {
                 "FAILPOINTS".into(),
                 "follower_linearizable_read_is_local=return".into(),
             )],
+            tls: false,
         })
         .await;
         print!("{}", report.summary());

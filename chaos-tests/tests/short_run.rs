@@ -1,4 +1,5 @@
-//! The short chaos run of the default test suite: three real nodes behind fault proxies,
+//! The short chaos run of the default test suite: three real nodes on mutual TLS (as a
+//! cluster should run) behind fault proxies,
 //! kill, pause, partition and torn-write nemeses for 45 seconds under a concurrent workload, every check
 //! applied. It must be valid; an inconclusive run (the harness could not measure) is retried
 //! once with another seed; an invalid run always fails.
@@ -31,6 +32,7 @@ fn settings(seed: u64, dir: &std::path::Path) -> RunConfig {
         dir: dir.to_path_buf(),
         min_ok_per_phase: 20,
         node_env: Vec::new(),
+        tls: true,
     }
 }
 

@@ -117,6 +117,7 @@ pub fn node_status(node: &Node) -> pb::NodeStatus {
             .state_machine()
             .damage_reason()
             .unwrap_or_default(),
+        insecure: !node.config.tls_on(),
     }
 }
 

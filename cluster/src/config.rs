@@ -14,6 +14,8 @@
 //! disk_quota_bytes = 500_000_000_000
 //! write_groups_in_flight = 1       # leader: entries of writes on their way before writes are grouped
 //! write_group_max_writes = 256     # leader: the most writes one group carries
+//! insecure = false                 # true: run without [tls], knowingly (`qastore serve` refuses
+//!                                  # a config with neither)
 //!
 //! [[initial_members]]              # only read when the cluster is first formed
 //! id = 1
@@ -149,6 +151,10 @@ pub struct NodeConfig {
     pub feed: FeedSection,
     /// Mutual TLS settings (absent: plain gRPC).
     pub tls: TlsSection,
+    /// Run without TLS, knowingly: `qastore serve` refuses a config that has neither a `[tls]`
+    /// section nor this (or its `--insecure` flag), and says "insecure" wherever the node
+    /// reports on itself.
+    pub insecure: bool,
 }
 
 impl Default for NodeConfig {
@@ -179,6 +185,7 @@ impl Default for NodeConfig {
             wal: WalSection::default(),
             feed: FeedSection::default(),
             tls: TlsSection::default(),
+            insecure: false,
         }
     }
 }
@@ -293,7 +300,18 @@ impl NodeConfig {
         self.wal.validate(self.max_request_bytes)?;
         self.feed.validate()?;
         self.tls.validate()?;
+        if self.insecure && self.tls_on() {
+            return invalid(
+                "insecure",
+                "the [tls] section turns TLS on; remove one or the other",
+            );
+        }
         Ok(())
+    }
+
+    /// Whether the node's ports run mutual TLS.
+    pub fn tls_on(&self) -> bool {
+        self.tls.files(self.node_id).is_some()
     }
 
     /// The Raft node's settings; `api_addr` is the bound client address, told to others when

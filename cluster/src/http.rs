@@ -19,6 +19,10 @@ use tokio::task::JoinHandle;
 use crate::admin_service::{cluster_status, node_status, storage_stats};
 use crate::node::Node;
 
+/// What `/readyz` says of a node running without TLS.
+const INSECURE_WARNING: &str =
+    "insecure: TLS is off, so the node's ports take calls from anyone who reaches them";
+
 #[derive(Clone)]
 struct AppState {
     node: Arc<Node>,
@@ -76,14 +80,16 @@ async fn livez(State(s): State<AppState>) -> Json<Value> {
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
+    let tls = s.node.config.tls_on();
+    let warning = (!tls).then_some(INSECURE_WARNING);
     let damaged = s.node.raft.state_machine().damage_reason().map(|reason| {
         format!("this node cannot apply: its engine is damaged and is being replaced from a peer ({reason})")
     });
     match damaged.map_or_else(|| s.node.ready(), Err) {
-        Ok(()) => Json(json!({ "ready": true })).into_response(),
+        Ok(()) => Json(json!({ "ready": true, "tls": tls, "warning": warning })).into_response(),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "ready": false, "reason": why })),
+            Json(json!({ "ready": false, "reason": why, "tls": tls, "warning": warning })),
         )
             .into_response(),
     }
@@ -147,6 +153,7 @@ pub(crate) fn node_json(s: &pb::NodeStatus) -> Value {
         "staleness_ms": s.staleness_ms,
         "cannot_apply": (!s.cannot_apply.is_empty()).then_some(&s.cannot_apply),
         "version": s.version,
+        "insecure": s.insecure,
         "storage": s.storage.as_ref().map(storage_json),
     })
 }
@@ -188,7 +195,27 @@ fn failure(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// With TLS on, operator actions need an admin's certificate, which this plain HTTP port
+/// cannot check: they are refused here and taken through `qastore ctl` instead.
+fn refuse_under_tls(node: &Node, action: &str) -> Option<Response> {
+    node.config.tls_on().then(|| {
+        (
+            StatusCode::FORBIDDEN,
+            Json(json!({
+                "error": format!(
+                    "this node runs mutual TLS: {action} needs an admin's certificate; use \
+                     `qastore ctl {action}` with one"
+                )
+            })),
+        )
+            .into_response()
+    })
+}
+
 async fn compaction(State(s): State<AppState>) -> Response {
+    if let Some(refused) = refuse_under_tls(&s.node, "compact") {
+        return refused;
+    }
     match s.node.raft.compact().await {
         Ok(()) => {
             Json(json!({ "compacted": true, "storage": storage_json(&storage_stats(&s.node)) }))
@@ -199,6 +226,9 @@ async fn compaction(State(s): State<AppState>) -> Response {
 }
 
 async fn snapshot(State(s): State<AppState>) -> Response {
+    if let Some(refused) = refuse_under_tls(&s.node, "snapshot") {
+        return refused;
+    }
     match s.node.raft.trigger_snapshot().await {
         Ok(()) => {
             Json(json!({ "requested": true, "snapshot_index": s.node.raft.status().snapshot }))

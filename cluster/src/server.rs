@@ -54,8 +54,9 @@ fn load_tls(
 ) -> Result<Option<Arc<qastore_security::tls::ReloadingTls>>, StartError> {
     let Some(files) = config.tls.files(config.node_id) else {
         tracing::warn!(
+            insecure = true,
             "TLS is off: the client API and peer ports speak plain gRPC and take calls from \
-             anyone who reaches them (set [tls] in the config)"
+             anyone who reaches them (set [tls] in the config; `qastore certs` makes the files)"
         );
         return Ok(None);
     };
@@ -148,6 +149,8 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         api = %api_addr,
         raft = %node.raft.raft_addr(),
         http = %http_addr,
+        tls = node.config.tls_on(),
+        insecure = !node.config.tls_on(),
         "node serving"
     );
     Ok(RunningNode {

@@ -98,7 +98,21 @@ pub async fn status(client: &Client, out: Format) -> CtlResult {
                 },
             ]);
         }
-        t.render()
+        let insecure: Vec<String> = c
+            .members
+            .iter()
+            .filter(|m| m.status.as_ref().is_some_and(|s| s.insecure))
+            .map(|m| m.node_id.to_string())
+            .collect();
+        let mut text = t.render();
+        if !insecure.is_empty() {
+            text.push_str(&format!(
+                "INSECURE: node {} run(s) without TLS: anyone who reaches the ports can write, \
+                 read and operate the cluster\n",
+                insecure.join(", ")
+            ));
+        }
+        text
     });
     let unreachable: Vec<String> = c
         .members

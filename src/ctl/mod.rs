@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
-use qastore_client::{Client, ClientConfig, ClientError, ClientTls};
+use qastore_client::{Client, ClientConfig, ClientError};
 use qastore_proto::v1 as pb;
 
 use crate::output::Format;
@@ -54,16 +54,8 @@ pub struct CtlArgs {
     /// Deadline of each call, in milliseconds.
     #[arg(long, global = true, default_value_t = 5000)]
     timeout_ms: u64,
-    /// For a cluster running mutual TLS: the CA certificates to trust (PEM), with --cert-file
-    /// and --key-file.
-    #[arg(long, global = true, env = "QASTORE_CA_FILE", requires_all = ["cert_file", "key_file"])]
-    ca_file: Option<std::path::PathBuf>,
-    /// This client's certificate (PEM), from `qastore certs client`.
-    #[arg(long, global = true, env = "QASTORE_CERT_FILE", requires_all = ["ca_file", "key_file"])]
-    cert_file: Option<std::path::PathBuf>,
-    /// This client's private key (PEM).
-    #[arg(long, global = true, env = "QASTORE_KEY_FILE", requires_all = ["ca_file", "cert_file"])]
-    key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    tls: crate::client_tls::TlsArgs,
     #[command(subcommand)]
     command: CtlCommand,
 }
@@ -419,15 +411,12 @@ pub fn cluster_error(client: &Client, e: ClientError) -> String {
 
 /// Runs a `ctl` command.
 pub async fn run(args: CtlArgs) -> ExitCode {
-    let tls = match (&args.ca_file, &args.cert_file, &args.key_file) {
-        (Some(ca), Some(cert), Some(key)) => match ClientTls::from_files(ca, cert, key) {
-            Ok(tls) => Some(tls),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        _ => None,
+    let tls = match args.tls.resolve() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
     };
     let client = || -> Result<Client, String> {
         Client::new(
@@ -542,7 +531,7 @@ pub async fn run(args: CtlArgs) -> ExitCode {
             // which the client notices first.
             let transport = line.contains("h2 protocol error") || line.contains("transport error");
             let hint = if tls.is_none() && transport {
-                " (if the cluster runs TLS, give --ca-file, --cert-file and --key-file)"
+                " (if the cluster runs TLS, give --cert-dir, or --ca-file, --cert-file and --key-file)"
             } else {
                 ""
             };

@@ -23,38 +23,6 @@ pub struct QaCluster {
     workload: Mutex<Workload>,
 }
 
-/// A CA for `cluster` in `dir`, certificates for nodes 1-3 on loopback and a client holding
-/// every role; what the client presents.
-fn make_certs(dir: &Path, cluster: &str) -> Result<qastore_client::ClientTls, String> {
-    use qastore_security::{Authority, CertDir, Role};
-    let certs = CertDir::new(dir);
-    let fail = |e: qastore_security::Error| format!("making the run's certificates: {e}");
-    let ca = Authority::create(cluster, 1).map_err(fail)?;
-    certs
-        .write_pair(&certs.ca(), ca.cert_pem(), ca.key_pem(), false)
-        .map_err(fail)?;
-    for id in 1..=3 {
-        let node = ca
-            .issue_node(id, &["localhost".into(), "127.0.0.1".into()], 1)
-            .map_err(fail)?;
-        certs
-            .write_pair(&certs.node(id), &node.cert_pem, &node.key_pem, false)
-            .map_err(fail)?;
-    }
-    let client = ca.issue_client("bench", &Role::ALL, 1).map_err(fail)?;
-    certs
-        .write_pair(
-            &certs.client("bench"),
-            &client.cert_pem,
-            &client.key_pem,
-            false,
-        )
-        .map_err(fail)?;
-    let paths = certs.client("bench");
-    qastore_client::ClientTls::from_files(&certs.ca().cert, &paths.cert, &paths.key)
-        .map_err(|e| e.to_string())
-}
-
 /// An account update of about 128 bytes (16-byte user id as the key): the QAStore record closest
 /// to a 16-byte key with a 128-byte value.
 pub fn kv_record(n: u64) -> pb::Record {
@@ -96,16 +64,9 @@ impl QaCluster {
             .map_err(|e| format!("temporary directory: {e}"))?;
         let mut spec = ClusterSpec::local(exe, dir.path(), 3, "qastore-bench");
         spec.settings = settings.to_string();
-        let client_tls = if tls {
-            let certs = dir.path().join("certs");
-            let client_tls = make_certs(&certs, "qastore-bench")?;
-            spec.settings
-                .push_str(&format!("\n[tls]\ndir = \"{}\"\n", certs.display()));
-            Some(client_tls)
-        } else {
-            None
-        };
+        spec.tls = tls;
         let mut cluster = ProcCluster::create(spec)?;
+        let client_tls = cluster.client_tls().cloned();
         for id in 1..=3 {
             cluster.spawn(id, id == 1)?;
         }

@@ -65,6 +65,9 @@ pub struct ClusterSpec {
     /// The directory for configs, data, logs and pid files; `None`: a temporary directory
     /// removed with the cluster.
     pub dir: Option<PathBuf>,
+    /// Run on mutual TLS, with certificates the kit makes in `<dir>/certs` (see
+    /// [`crate::certs`]); otherwise the nodes run insecure, said so in their configs.
+    pub tls: bool,
 }
 
 impl ClusterSpec {
@@ -80,6 +83,7 @@ impl ClusterSpec {
             env: vec![("RUST_LOG".into(), "info".into())],
             exe: None,
             dir: None,
+            tls: false,
         }
     }
 
@@ -95,6 +99,7 @@ impl ClusterSpec {
             env: Vec::new(),
             exe: Some(exe.to_path_buf()),
             dir: Some(dir.to_path_buf()),
+            tls: false,
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct ProcCluster {
     default_ports: bool,
     /// What the kit's clients present to a cluster running mutual TLS.
     client_tls: Option<qastore_client::ClientTls>,
+    /// Where the certificates the kit made live, for a cluster it runs on mutual TLS.
+    certs: Option<PathBuf>,
     /// The nodes' ports, held until the first node starts.
     reserved: Reserved,
     /// Declared last: the directory goes only after the processes are gone.
@@ -215,16 +222,27 @@ impl ProcCluster {
             );
         }
         let members: Vec<_> = nodes.values().map(|n| (n.id, n.raft, n.api)).collect();
+        let mut settings = spec.settings;
+        let (certs, client_tls) = if spec.tls {
+            let certs = dir.join("certs");
+            let ids: Vec<u64> = nodes.keys().copied().collect();
+            let client = crate::certs::make(&certs, &spec.cluster_id, &ids)?;
+            settings.push_str(&format!("\n[tls]\ndir = \"{}\"\n", certs.display()));
+            (Some(certs), Some(client))
+        } else {
+            (None, None)
+        };
         let c = ProcCluster {
             nodes,
             cluster_id: spec.cluster_id,
             dir,
             exe,
-            settings: spec.settings,
+            settings,
             members: config::members(&members),
             env: spec.env,
             default_ports,
-            client_tls: None,
+            client_tls,
+            certs,
             reserved,
             _temp: temp,
         };
@@ -246,6 +264,14 @@ impl ProcCluster {
     /// with `spawn(id, false)`.
     pub fn prepare_joiner(&mut self, id: u64, settings: &str) -> Result<(), KitError> {
         let addrs = ports::free_addresses(3)?;
+        let mut settings = settings.to_string();
+        if let Some(certs) = &self.certs {
+            crate::certs::add_node(certs, id)?;
+            if !settings.contains("[tls]") {
+                settings.push_str(&format!("\n[tls]\ndir = \"{}\"\n", certs.display()));
+            }
+        }
+        let settings = settings.as_str();
         let n = NodeProc {
             id,
             api: addrs[0],
@@ -377,6 +403,17 @@ impl ProcCluster {
             Duration::from_secs(5),
             Duration::from_secs(30),
         )
+    }
+
+    /// Where the certificates of a cluster the kit runs on mutual TLS live (`None` when it
+    /// does not make them).
+    pub fn certs_dir(&self) -> Option<&Path> {
+        self.certs.as_deref()
+    }
+
+    /// What the kit's clients present to the cluster (`None`: plain connections).
+    pub fn client_tls(&self) -> Option<&qastore_client::ClientTls> {
+        self.client_tls.as_ref()
     }
 
     /// Makes the kit's clients (and so its waits) use mutual TLS with `tls`, for a cluster

@@ -15,6 +15,7 @@
 //!   CPU use during a measured window).
 //! * [`KitError`]: every failure of the kit.
 
+pub mod certs;
 mod cluster;
 mod cpu;
 mod error;

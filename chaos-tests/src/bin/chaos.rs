@@ -50,6 +50,9 @@ struct Args {
     /// timeouts).
     #[arg(long, default_value_t = 6)]
     hold_secs: u64,
+    /// Run the cluster and the clients on mutual TLS.
+    #[arg(long)]
+    tls: bool,
 }
 
 fn main() -> ExitCode {
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         dir: dir.clone(),
         min_ok_per_phase: 20,
         node_env: Vec::new(),
+        tls: args.tls,
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -16,11 +16,17 @@ pub(super) fn members(nodes: &[(u64, SocketAddr, SocketAddr)]) -> String {
 
 /// The config of node `n`: identity, directories and addresses, then `settings` (shared by
 /// every node), the initial members if `n` is one of them, then the node's own extra TOML.
+/// Without a `[tls]` section the node runs insecure, as said in so many words.
 pub(super) fn render(cluster_id: &str, n: &NodeProc, settings: &str, members: &str) -> String {
     let members = if n.initial { members } else { "" };
+    let insecure = if settings.contains("[tls]") || n.extra.contains("[tls]") {
+        ""
+    } else {
+        "insecure = true\n"
+    };
     format!(
         "cluster_id = \"{cluster_id}\"\nnode_id = {}\ndata_dir = \"{}\"\n\
-         api_listen = \"{}\"\nraft_listen = \"{}\"\nhttp_listen = \"{}\"\n{settings}\n\n\
+         api_listen = \"{}\"\nraft_listen = \"{}\"\nhttp_listen = \"{}\"\n{insecure}{settings}\n\n\
          {members}{}",
         n.id,
         n.data.display(),
