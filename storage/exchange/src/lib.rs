@@ -5,6 +5,7 @@
 //! log carries ([`Command`]) and applying one committed entry, with request deduplication
 //! ([`ExchangeMachine`]) under the replicated settings ([`ClusterConfig`]), queries and bars
 //! ([`query`], [`calendar`]), the Parquet path ([`olap`]), durable consumers ([`consumer`]),
+//! the access table and the audit trail of operators' actions ([`access`], [`audit`]),
 //! what subscriptions are made of ([`feed`]: positions, filters, committed batches, journal
 //! reads, conflation) and a generator of realistic data ([`datagen`]).
 //!
