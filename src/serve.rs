@@ -147,11 +147,26 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let running = qastore_cluster::start(config, args.init)
         .await
         .map_err(|e| e.to_string())?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())
         .map_err(|e| format!("installing the SIGTERM handler: {e}"))?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    let mut hup =
+        signal(SignalKind::hangup()).map_err(|e| format!("installing the SIGHUP handler: {e}"))?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                tracing::info!("SIGTERM received");
+                break;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupt received");
+                break;
+            }
+            _ = hup.recv() => match running.reload_tls() {
+                Ok(()) => tracing::info!("SIGHUP: TLS files read again"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: the TLS files do not load; the previous ones stay in use"),
+            },
+        }
     }
     running
         .shutdown(Duration::from_secs(10))

@@ -186,6 +186,7 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
             "another CA",
             Some(ClientTls {
                 ca_pem: std::fs::read(dir.ca().cert).unwrap(),
+                files: None,
                 ..tls_of(&other_dir, "ops")
             }),
         ),

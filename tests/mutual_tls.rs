@@ -119,6 +119,7 @@ async fn a_cluster_on_mutual_tls_serves_its_clients_and_turns_everyone_else_away
         None,
         Some(ClientTls {
             ca_pem: std::fs::read(dir.ca().cert).unwrap(),
+            files: None,
             ..client_tls(&other_dir, "ops")
         }),
     ];

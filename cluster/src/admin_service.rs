@@ -118,6 +118,12 @@ pub fn node_status(node: &Node) -> pb::NodeStatus {
             .damage_reason()
             .unwrap_or_default(),
         insecure: !node.config.tls_on(),
+        cert_not_after_ns: node.raft.config().tls.as_ref().map_or(0, |t| {
+            (t.credentials()
+                .certificate()
+                .not_after
+                .unix_timestamp_nanos()) as i64
+        }),
     }
 }
 

@@ -154,6 +154,7 @@ pub(crate) fn node_json(s: &pb::NodeStatus) -> Value {
         "cannot_apply": (!s.cannot_apply.is_empty()).then_some(&s.cannot_apply),
         "version": s.version,
         "insecure": s.insecure,
+        "cert_not_after_ns": (s.cert_not_after_ns != 0).then_some(s.cert_not_after_ns),
         "storage": s.storage.as_ref().map(storage_json),
     })
 }

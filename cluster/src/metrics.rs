@@ -29,6 +29,10 @@ enum Kind {
     Histogram,
     /// A histogram with labels: described, registered per label set when first recorded.
     LabeledHistogram,
+    /// A counter with labels, likewise.
+    LabeledCounter,
+    /// A gauge with labels, likewise.
+    LabeledGauge,
 }
 
 /// Every metric the recorder exports: name, kind, HELP text.
@@ -213,6 +217,35 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Latency of the node's gRPC calls, by method.",
     ),
     (
+        "qastore_refused_calls_total",
+        Kind::LabeledCounter,
+        "Client calls refused before they reached a service (no certificate of this cluster, \
+         or a role missing), by method and gRPC code.",
+    ),
+    (
+        "qastore_audit_unrecorded_total",
+        Kind::Counter,
+        "Operator actions that could not be put into the audit trail (no leader answered in \
+         time).",
+    ),
+    (
+        "qastore_tls_certificate_expiry_seconds",
+        Kind::LabeledGauge,
+        "Seconds until a certificate this node uses expires (certificate=\"node\" for its own, \
+         \"ca:<serial>\" for each trusted CA); negative once expired.",
+    ),
+    (
+        "qastore_tls_reload_failures_total",
+        Kind::Counter,
+        "Times changed TLS files did not load (the previous material stayed in use).",
+    ),
+    (
+        "qastore_tls_loads_total",
+        Kind::Counter,
+        "Times this node loaded new TLS material after it started (renewed certificates, a \
+         rolled CA).",
+    ),
+    (
         "qastore_feed_streams",
         Kind::Gauge,
         "Subscription streams this node serves now.",
@@ -307,6 +340,8 @@ fn register_all() {
                 let _ = histogram!(name);
             }
             Kind::LabeledHistogram => describe_histogram!(name, help),
+            Kind::LabeledCounter => describe_counter!(name, help),
+            Kind::LabeledGauge => describe_gauge!(name, help),
         }
     }
 }
@@ -439,6 +474,20 @@ impl Sampler {
 
     fn sample(&mut self, node: &Node) {
         refresh_health(node);
+        if let Some(tls) = &node.raft.config().tls {
+            // Asking for the material also picks up changed files.
+            let creds = tls.credentials();
+            let now = time::OffsetDateTime::now_utc();
+            let left = |c: &qastore_security::CertSummary| (c.not_after - now).as_seconds_f64();
+            gauge!("qastore_tls_certificate_expiry_seconds", "certificate" => "node")
+                .set(left(creds.certificate()));
+            for ca in creds.authorities() {
+                gauge!("qastore_tls_certificate_expiry_seconds", "certificate" => format!("ca:{}", ca.serial))
+                    .set(left(ca));
+            }
+            counter!("qastore_tls_reload_failures_total").absolute(tls.failed_reloads());
+            counter!("qastore_tls_loads_total").absolute(tls.generation());
+        }
         let s = node.raft.status();
         gauge!("qastore_raft_term").set(s.term as f64);
         if self.last_leader.is_some_and(|l| l != s.leader) {

@@ -251,6 +251,15 @@ impl RunningNode {
         &self.node
     }
 
+    /// Reads the node's TLS files again now (on SIGHUP): new connections, and the node's own
+    /// connections to its peers, use what they hold. Without TLS there is nothing to do.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        match &self.node.raft.config().tls {
+            Some(tls) => tls.reload().map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
     /// Where the gRPC API listens (the bound address, when configured with port 0).
     pub fn api_addr(&self) -> SocketAddr {
         self.node.api_addr

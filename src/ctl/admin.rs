@@ -64,6 +64,35 @@ async fn first_answer(client: &Client) -> Result<pb::ClusterStatusResponse, Stri
     Err(format!("no endpoint answered: {}", failures.join("; ")))
 }
 
+/// A certificate that expires within this many days is pointed out by `ctl status`.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+/// One line for each member whose certificate expires within [`EXPIRY_WARNING_DAYS`].
+fn expiring(c: &pb::ClusterStatusResponse) -> Vec<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    let day = 86_400 * 1_000_000_000i64;
+    c.members
+        .iter()
+        .filter_map(|m| {
+            let at = m.status.as_ref()?.cert_not_after_ns;
+            let days = (at - now).div_euclid(day);
+            (at != 0 && days < EXPIRY_WARNING_DAYS).then(|| {
+                let when = super::time::format_time(at);
+                if at <= now {
+                    format!("CERTIFICATE: node {}'s expired at {when}: renew it now (`qastore certs node --replace`)", m.node_id)
+                } else {
+                    format!(
+                        "CERTIFICATE: node {}'s expires in {days} days ({when}): renew it (`qastore certs node --replace`; no restart needed)",
+                        m.node_id
+                    )
+                }
+            })
+        })
+        .collect()
+}
+
 /// `ctl status`: fails (after printing the table) when a member cannot be reached.
 pub async fn status(client: &Client, out: Format) -> CtlResult {
     let c = cluster_status(client).await?;
@@ -105,6 +134,10 @@ pub async fn status(client: &Client, out: Format) -> CtlResult {
             .map(|m| m.node_id.to_string())
             .collect();
         let mut text = t.render();
+        for line in expiring(&c) {
+            text.push_str(&line);
+            text.push('\n');
+        }
         if !insecure.is_empty() {
             text.push_str(&format!(
                 "INSECURE: node {} run(s) without TLS: anyone who reaches the ports can write, \

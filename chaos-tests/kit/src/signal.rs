@@ -13,6 +13,8 @@ pub enum Signal {
     Stop,
     /// SIGCONT: thaw a frozen process.
     Cont,
+    /// SIGHUP: a node reads its TLS files again.
+    Hup,
 }
 
 impl Signal {
@@ -20,6 +22,7 @@ impl Signal {
         match self {
             Signal::Term => libc::SIGTERM,
             Signal::Kill => libc::SIGKILL,
+            Signal::Hup => libc::SIGHUP,
             Signal::Stop => libc::SIGSTOP,
             Signal::Cont => libc::SIGCONT,
         }

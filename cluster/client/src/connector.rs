@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use qastore_proto::v1::admin_client::AdminClient;
@@ -12,14 +12,25 @@ use qastore_proto::v1::store_client::StoreClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClientError;
-use crate::tls::ClientTls;
+use crate::tls::{ClientTls, Stamp};
+
+/// How often, at most, the TLS files are looked at.
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The TLS material in use and what the files looked like when it was read.
+#[derive(Debug)]
+struct TlsState {
+    current: ClientTls,
+    stamp: Stamp,
+    checked: Instant,
+}
 
 /// Makes and keeps the channels to nodes. Cheap to clone: clones share the channels.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
     connect_timeout: Duration,
     max_message_bytes: usize,
-    tls: Option<ClientTls>,
+    tls: Option<Arc<Mutex<TlsState>>>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -34,21 +45,62 @@ impl Connector {
         Connector {
             connect_timeout: call_timeout.min(Duration::from_secs(2)),
             max_message_bytes,
-            tls,
+            tls: tls.map(|current| {
+                let stamp = current
+                    .files
+                    .as_ref()
+                    .map(|f| f.stamp())
+                    .unwrap_or_default();
+                Arc::new(Mutex::new(TlsState {
+                    current,
+                    stamp,
+                    checked: Instant::now(),
+                }))
+            }),
             channels: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The TLS material to connect with now: read again from its files when they changed
+    /// (looked at, at most once a second), which also drops the channels made with the old
+    /// material, so that the next calls connect anew. Files that do not load leave the old
+    /// material in use.
+    fn current_tls(&self, channels: &mut HashMap<String, Channel>) -> Option<ClientTls> {
+        let state = self.tls.as_ref()?;
+        let mut state = state.lock();
+        if let Some(files) = state.current.files.clone() {
+            if state.checked.elapsed() >= RECHECK {
+                state.checked = Instant::now();
+                let stamp = files.stamp();
+                if stamp != state.stamp {
+                    match ClientTls::from_files(&files.ca, &files.cert, &files.key) {
+                        Ok(fresh) => {
+                            tracing::info!(cert = %files.cert.display(), "TLS files changed: reconnecting with them");
+                            state.current = fresh;
+                            state.stamp = stamp;
+                            channels.clear();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "TLS files changed but do not load; keeping the previous ones");
+                        }
+                    }
+                }
+            }
+        }
+        Some(state.current.clone())
     }
 
     /// The channel to `addr` (`host:port`), made on first use.
     pub(crate) fn channel(&self, addr: &str) -> Result<Channel, ClientError> {
         let mut channels = self.channels.lock();
+        let tls = self.current_tls(&mut channels);
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|e| ClientError::BadEndpoint(format!("{addr:?}: {e}")))?;
-        if let Some(tls) = &self.tls {
+        if let Some(tls) = &tls {
             endpoint = endpoint
                 .tls_config(tls.config())
                 .map_err(|e| ClientError::BadTls(format!("{addr:?}: {e}")))?;

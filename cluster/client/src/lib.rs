@@ -63,4 +63,4 @@ pub use error::{parse_position, ClientError};
 pub use feed::{Mode, Start, SubscribeOptions, Subscription, SubscriptionItem, SubscriptionStats};
 pub use ingestor::{Completion, IngestStats, Ingestor, IngestorConfig, RecordAck, SubmitError};
 pub use stages::{StageCounts, StageSummary};
-pub use tls::ClientTls;
+pub use tls::{ClientTls, ClientTlsFiles};

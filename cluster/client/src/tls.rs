@@ -1,7 +1,8 @@
 //! A client's mutual TLS material: the CA bundle it trusts and the certificate and key it
-//! presents (made by `qastore certs client`).
+//! presents (made by `qastore certs client`), re-read when the files it came from change.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::error::ClientError;
 
@@ -14,16 +15,49 @@ pub struct ClientTls {
     pub cert_pem: Vec<u8>,
     /// The client's private key.
     pub key_pem: Vec<u8>,
+    /// The files the material was read from: when they change, the client reads them again
+    /// and makes its connections anew with what they hold (`None`: the material is fixed).
+    pub files: Option<ClientTlsFiles>,
 }
 
 impl std::fmt::Debug for ClientTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientTls").finish_non_exhaustive()
+        f.debug_struct("ClientTls")
+            .field("files", &self.files)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a client's TLS material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsFiles {
+    /// The CA bundle.
+    pub ca: PathBuf,
+    /// The client's certificate.
+    pub cert: PathBuf,
+    /// The client's key.
+    pub key: PathBuf,
+}
+
+/// What identifies one version of the files: each one's length and modification time.
+pub(crate) type Stamp = Vec<Option<(u64, SystemTime)>>;
+
+impl ClientTlsFiles {
+    /// The files' current stamp.
+    pub(crate) fn stamp(&self) -> Stamp {
+        [&self.ca, &self.cert, &self.key]
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .ok()
+                    .and_then(|m| Some((m.len(), m.modified().ok()?)))
+            })
+            .collect()
     }
 }
 
 impl ClientTls {
-    /// Reads the three files.
+    /// Reads the three files (and reads them again whenever they change).
     pub fn from_files(ca: &Path, cert: &Path, key: &Path) -> Result<ClientTls, ClientError> {
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| ClientError::BadTls(format!("{}: {e}", p.display())))
@@ -32,6 +66,11 @@ impl ClientTls {
             ca_pem: read(ca)?,
             cert_pem: read(cert)?,
             key_pem: read(key)?,
+            files: Some(ClientTlsFiles {
+                ca: ca.to_path_buf(),
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            }),
         })
     }
 
