@@ -100,14 +100,15 @@ fn stage_table(stages: &[StageSummary]) -> String {
 /// Runs the bench: writers and readers at once, each group a closed loop of the shared load
 /// engine (`qastore_testkit::load`), measured over the same window.
 pub async fn run(args: BenchArgs) -> Result<(), String> {
-    let tls = args.tls.resolve()?;
+    let presented = args.tls.resolve()?;
     let client = Arc::new(
         Client::new(
             &args.endpoints,
             ClientConfig {
                 client_id: format!("bench-{}", std::process::id()),
                 stream_writes: !args.unary_writes,
-                tls,
+                tls: presented.tls,
+                token: presented.token,
                 ..ClientConfig::default()
             },
         )

@@ -16,6 +16,8 @@ use crate::output;
   qastore certs node --dir certs --node-id 1 --host node1.example --host 10.0.0.1
   qastore certs client --dir certs --name risk-engine --role reader --role subscriber
   qastore certs client --dir certs --name ops --role admin --days 30
+  qastore certs token-key --dir certs
+  qastore certs token --dir certs --name notebook --role reader --days 7 > notebook.token
   qastore certs show certs/node-1.pem certs/client-ops.pem")]
 pub struct CertsArgs {
     #[command(subcommand)]
@@ -73,6 +75,30 @@ enum CertsCommand {
         /// Replace the client's certificate and key if they exist (a renewal).
         #[arg(long)]
         replace: bool,
+    },
+    /// Make the cluster's token key: `token.key` signs tokens (keep it with the operator, like
+    /// `ca.key`) and `token.pub` checks them (every node's `[tls] token_key_file`). Never
+    /// replaces a key.
+    TokenKey {
+        /// The certificate directory (holding the CA).
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+    },
+    /// Print a signed token (JWT) for a client that cannot hold a certificate: it names the
+    /// client and its roles and is good on every node until it expires.
+    Token {
+        /// The certificate directory (holding the CA and the token key).
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// The client's name (1 to 64 letters, digits, '-', '_' or '.').
+        #[arg(long)]
+        name: String,
+        /// A role: writer, reader, subscriber or admin (repeatable, at least one).
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// Lifetime in days.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
     },
     /// Print what certificate files say: whom they name, roles, names, validity.
     Show {
@@ -155,6 +181,46 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
                 paths.cert.display(),
                 paths.key.display()
             )
+        }
+        CertsCommand::TokenKey { dir } => {
+            let dir = CertDir::new(dir);
+            // The CA names the cluster: a token key without one would sign for nobody.
+            load_ca(&dir)?;
+            let (key, public) =
+                qastore_security::token::new_token_key().map_err(|e| e.to_string())?;
+            let paths = dir.token_key();
+            dir.write_pair(&paths, &public, &key, false).map_err(|e| {
+                format!("{e} (a token key is never replaced: choose another --dir)")
+            })?;
+            format!(
+                "made the token key:\n  {}  (give it to every node: [tls] token_key_file)\n  {}  (private: signs tokens; keep it off the nodes)\n",
+                paths.cert.display(),
+                paths.key.display()
+            )
+        }
+        CertsCommand::Token {
+            dir,
+            name,
+            roles,
+            days,
+        } => {
+            let dir = CertDir::new(dir);
+            let ca = load_ca(&dir)?;
+            let paths = dir.token_key();
+            if !paths.key.exists() {
+                return Err(format!(
+                    "{} not found: make the token key first with `qastore certs token-key --dir {}`",
+                    paths.key.display(),
+                    dir.root().display()
+                ));
+            }
+            let key = read_pem(&paths.key).map_err(|e| e.to_string())?;
+            let issuer = qastore_security::token::TokenIssuer::new(ca.cluster(), &key)
+                .map_err(|e| e.to_string())?;
+            let token = issuer
+                .issue(&name, &roles, days)
+                .map_err(|e| e.to_string())?;
+            format!("{token}\n")
         }
         CertsCommand::Show { files } => {
             let mut text = String::new();

@@ -20,8 +20,8 @@ pub const DEMO_CLIENT: &str = "admin";
 #[derive(Debug, Clone, Args)]
 pub struct TlsArgs {
     /// For a cluster running mutual TLS: the CA certificates to trust (PEM), with --cert-file
-    /// and --key-file.
-    #[arg(long, global = true, env = "QASTORE_CA_FILE", requires_all = ["cert_file", "key_file"])]
+    /// and --key-file, or with a --token.
+    #[arg(long, global = true, env = "QASTORE_CA_FILE")]
     ca_file: Option<PathBuf>,
     /// This client's certificate (PEM), from `qastore certs client`.
     #[arg(long, global = true, env = "QASTORE_CERT_FILE", requires_all = ["ca_file", "key_file"])]
@@ -41,15 +41,62 @@ pub struct TlsArgs {
     /// The client whose certificate to take from --cert-dir.
     #[arg(long, global = true, env = "QASTORE_CLIENT", default_value = DEMO_CLIENT)]
     client_name: String,
+    /// A signed token (`qastore certs token`) instead of a client certificate; the CA comes
+    /// from --ca-file or --cert-dir.
+    #[arg(long, global = true, env = "QASTORE_TOKEN", hide_env_values = true, conflicts_with_all = ["cert_file", "key_file", "token_file"])]
+    token: Option<String>,
+    /// A file holding the token.
+    #[arg(long, global = true, env = "QASTORE_TOKEN_FILE", conflicts_with_all = ["cert_file", "key_file"])]
+    token_file: Option<PathBuf>,
+}
+
+/// What a command presents to a cluster: TLS material, and a token if it uses one.
+#[derive(Debug, Clone, Default)]
+pub struct Presented {
+    /// The TLS material (`None`: plain connections).
+    pub tls: Option<ClientTls>,
+    /// The token, if any.
+    pub token: Option<String>,
 }
 
 impl TlsArgs {
-    /// What to present: `None` for plain connections (no files given and no demo
-    /// certificates here); an error names the file that could not be used.
-    pub fn resolve(&self) -> Result<Option<ClientTls>, String> {
-        if let (Some(ca), Some(cert), Some(key)) = (&self.ca_file, &self.cert_file, &self.key_file)
-        {
-            return load(ca, cert, key).map(Some);
+    /// What to present; an error names the file or flag that could not be used.
+    pub fn resolve(&self) -> Result<Presented, String> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), _) => Some(t.trim().to_string()),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| format!("--token-file {}: {e}", f.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            (None, None) => None,
+        };
+        if let Some(token) = token {
+            let ca = match (&self.ca_file, &self.cert_dir) {
+                (Some(ca), _) => ca.clone(),
+                (None, Some(dir)) => CertDir::new(dir).ca().cert,
+                (None, None) => CertDir::new(DEMO_CERTS).ca().cert,
+            };
+            let tls = ClientTls::ca_only(&ca).map_err(|e| format!("--ca-file: {e}"))?;
+            return Ok(Presented {
+                tls: Some(tls),
+                token: Some(token),
+            });
+        }
+        self.certificate().map(|tls| Presented { tls, token: None })
+    }
+
+    /// The certificate to present: `None` for plain connections (no files given and no demo
+    /// certificates here).
+    fn certificate(&self) -> Result<Option<ClientTls>, String> {
+        match (&self.ca_file, &self.cert_file, &self.key_file) {
+            (Some(ca), Some(cert), Some(key)) => return load(ca, cert, key).map(Some),
+            (None, None, None) => {}
+            _ => return Err(
+                "give --ca-file, --cert-file and --key-file together (or --ca-file with a --token)"
+                    .into(),
+            ),
         }
         let (dir, given) = match &self.cert_dir {
             Some(d) => (d.clone(), true),

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use qastore_client::{Client, ClientConfig, ClientTls};
 use qastore_proto::v1 as pb;
+use qastore_security::token::{new_token_key, TokenIssuer};
 use qastore_security::{Authority, CertDir, Role};
+use qastore_testkit::requests::orders_at;
 use qastore_testkit::samples::order;
 use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -68,6 +70,10 @@ fn make_certs(root: &Path) -> CertDir {
         dir.write_pair(&dir.client(&name), &c.cert_pem, &c.key_pem, false)
             .unwrap();
     }
+    // The token key: tokens for clients without a certificate.
+    let (key, public) = new_token_key().unwrap();
+    dir.write_pair(&dir.token_key(), &public, &key, false)
+        .unwrap();
     // Expired yesterday.
     let now = time::OffsetDateTime::now_utc();
     let old = ca
@@ -104,7 +110,12 @@ fn client(endpoints: &[String], tls: Option<ClientTls>) -> Client {
 /// Calls `path` on `addr` with an empty message (every request's fields at their defaults),
 /// as a stream of one so that streaming methods are called too: the status the call got
 /// (OK once the answer's headers arrive).
-async fn raw_call(client: &Client, addr: &str, path: &'static str) -> Result<(), tonic::Status> {
+async fn raw_call(
+    client: &Client,
+    addr: &str,
+    path: &'static str,
+    token: Option<&str>,
+) -> Result<(), tonic::Status> {
     let channel = client
         .channel_at(addr)
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
@@ -114,6 +125,11 @@ async fn raw_call(client: &Client, addr: &str, path: &'static str) -> Result<(),
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut request = tonic::Request::new(futures::stream::iter([()]));
     request.set_timeout(Duration::from_secs(20));
+    if let Some(t) = token {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
     let codec = tonic_prost::ProstCodec::<(), ()>::default();
     let call = grpc.streaming(request, PathAndQuery::from_static(path), codec);
     match tokio::time::timeout(Duration::from_secs(30), call).await {
@@ -131,7 +147,11 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
     let _serial = SERIAL.lock().await;
     let certs = tempfile::tempdir().unwrap();
     let dir = make_certs(certs.path());
-    let settings = format!("[tls]\ndir = \"{}\"\n", certs.path().display());
+    let settings = format!(
+        "[tls]\ndir = \"{}\"\ntoken_key_file = \"{}\"\n",
+        certs.path().display(),
+        dir.token_key().cert.display()
+    );
     let mut c = ProcCluster::prepare(3, CLUSTER, &settings, 1).unwrap();
     c.set_client_tls(Some(tls_of(&dir, "ops")));
     for id in c.ids() {
@@ -144,16 +164,58 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
         .await
         .unwrap();
 
+    // Each role, by certificate and by token; then callers no method may admit.
+    let issuer = TokenIssuer::new(
+        CLUSTER,
+        &std::fs::read_to_string(dir.token_key().key).unwrap(),
+    )
+    .unwrap();
+    let ca_only = || ClientTls::ca_only(&dir.ca().cert).unwrap();
+    let leader_only = std::slice::from_ref(&leader_addr);
+    let mut callers: Vec<(String, Client, Option<String>, Option<Role>)> = Vec::new();
+    for role in Role::ALL {
+        let by_cert = client(leader_only, Some(tls_of(&dir, role.as_str())));
+        callers.push((format!("{role} (certificate)"), by_cert, None, Some(role)));
+        let token = issuer.issue(role.as_str(), &[role], 1).unwrap();
+        let by_token = client(leader_only, Some(ca_only()));
+        callers.push((format!("{role} (token)"), by_token, Some(token), Some(role)));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = issuer
+        .issue_valid("admin", &Role::ALL, now - 3 * 86_400, 86_400)
+        .unwrap();
+    let (foreign_key, _) = new_token_key().unwrap();
+    let forged = TokenIssuer::new(CLUSTER, &foreign_key)
+        .unwrap()
+        .issue("admin", &Role::ALL, 1)
+        .unwrap();
+    for (label, token) in [
+        ("an expired token", Some(expired)),
+        ("a token of another key", Some(forged)),
+        ("neither certificate nor token", None),
+    ] {
+        callers.push((
+            label.into(),
+            client(leader_only, Some(ca_only())),
+            token,
+            None,
+        ));
+    }
+
     for path in qastore_proto::API_METHODS {
         let Some(expected) = expected(path) else {
             panic!("{path}: the test does not know this method; say which role it needs");
         };
-        for role in Role::ALL {
-            let who = client(
-                std::slice::from_ref(&leader_addr),
-                Some(tls_of(&dir, role.as_str())),
-            );
-            let answer = raw_call(&who, &leader_addr, path).await;
+        for (label, who, token, role) in &callers {
+            let answer = raw_call(who, &leader_addr, path, token.as_deref()).await;
+            let Some(role) = *role else {
+                let e = answer.expect_err(&format!("{path}: {label} got through"));
+                assert_eq!(e.code(), Code::Unauthenticated, "{path}, {label}: {e:?}");
+                continue;
+            };
             let admitted = match expected {
                 Expect::AnyIdentity => true,
                 Expect::Role(need) => need == role,
@@ -161,21 +223,62 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
             };
             match (&answer, admitted) {
                 (Err(s), true) if refused(s.code()) => {
-                    panic!("{path}: a {role} was refused: {s:?}")
+                    panic!("{path}: a {label} was refused: {s:?}")
                 }
-                (Ok(()), false) => panic!("{path}: a {role} got through"),
+                (Ok(()), false) => panic!("{path}: a {label} got through"),
                 (Err(s), false) => {
-                    assert_eq!(s.code(), Code::PermissionDenied, "{path} as {role}: {s:?}");
+                    assert_eq!(s.code(), Code::PermissionDenied, "{path} as {label}: {s:?}");
                     let m = s.message();
                     assert!(
                         m.contains(&format!("client {role} of cluster {CLUSTER}")),
-                        "{path} as {role}: the refusal does not say who: {m}"
+                        "{path} as {label}: the refusal does not say who: {m}"
                     );
                 }
                 _ => {}
             }
         }
     }
+
+    // Through the library and the command line, a token works as a certificate does.
+    let reader_token = issuer.issue("notebook", &[Role::Reader], 1).unwrap();
+    let notebook = Client::new(
+        leader_only,
+        ClientConfig {
+            tls: Some(ca_only()),
+            token: Some(reader_token.clone()),
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    let orders = orders_at(&notebook, &leader_addr, "u1", None)
+        .await
+        .unwrap();
+    assert_eq!(orders.orders.len(), 1);
+    let e = notebook
+        .write(vec![order("u1", "by-token")], pb::AckLevel::Quorum)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "client notebook of cluster roles-test lacks role writer (holds reader by its token)"
+        ),
+        "{e}"
+    );
+    let token_file = certs.path().join("notebook.token");
+    std::fs::write(&token_file, &reader_token).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_qastore"))
+        .args(["ctl", "--endpoints", &leader_addr, "--ca-file"])
+        .arg(dir.ca().cert)
+        .arg("--token-file")
+        .arg(&token_file)
+        .args(["orders", "--user", "u1", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("\"o1\""),
+        "{out:?}"
+    );
 
     // Strangers never reach a method: no certificate, another CA's, an expired one.
     let other = tempfile::tempdir().unwrap();
@@ -201,7 +304,7 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
         ] {
             // Turned away at the handshake: the call fails in the transport (how exactly
             // depends on when the client notices), never with an answer from a method.
-            let e = raw_call(&who, &leader_addr, path).await.unwrap_err();
+            let e = raw_call(&who, &leader_addr, path, None).await.unwrap_err();
             assert!(
                 matches!(
                     e.code(),
@@ -242,7 +345,7 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
     for id in c.ids() {
         let addr = c.api(id);
         let reader = client(std::slice::from_ref(&addr), Some(tls_of(&dir, "reader")));
-        let e = raw_call(&reader, &addr, "/qastore.v1.Store/GetOrder")
+        let e = raw_call(&reader, &addr, "/qastore.v1.Store/GetOrder", None)
             .await
             .unwrap_err();
         assert!(

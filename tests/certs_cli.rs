@@ -143,3 +143,42 @@ fn bad_requests_are_refused_in_one_line_and_write_nothing() {
     let files: Vec<_> = std::fs::read_dir(d.join("certs")).unwrap().collect();
     assert_eq!(files.len(), 2, "{files:?}");
 }
+
+#[test]
+fn an_operator_makes_the_token_key_once_and_signs_tokens_every_node_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    refused(certs(d, &["token-key"]), "make the CA first");
+    ok(certs(d, &["init", "--cluster-id", "prod-futures"]));
+    refused(
+        certs(d, &["token", "--name", "nb", "--role", "reader"]),
+        "make the token key first",
+    );
+    let out = ok(certs(d, &["token-key"]));
+    assert!(
+        out.contains("token.pub") && out.contains("token.key"),
+        "{out}"
+    );
+    refused(certs(d, &["token-key"]), "never replaced");
+    let token = ok(certs(
+        d,
+        &["token", "--name", "nb", "--role", "reader", "--days", "3"],
+    ));
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let public = std::fs::read_to_string(d.join("certs/token.pub")).unwrap();
+    let verifier = qastore_security::token::TokenVerifier::new("prod-futures", &public).unwrap();
+    let holder = verifier.verify(token).unwrap();
+    assert_eq!(holder.roles, vec![qastore_security::Role::Reader]);
+    refused(
+        certs(d, &["token", "--name", "nb", "--role", "root"]),
+        "not a role",
+    );
+    refused(
+        certs(
+            d,
+            &["token", "--name", "nb", "--role", "reader", "--days", "0"],
+        ),
+        "days",
+    );
+}

@@ -293,7 +293,7 @@ impl ChaosCluster {
     /// for up to 30 seconds.
     async fn admin_on_leader<F, Fut>(&self, client: &Client, call: F) -> Result<(), HarnessError>
     where
-        F: Fn(qastore_proto::v1::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
+        F: Fn(qastore_proto::v1::admin_client::AdminClient<qastore_client::Connection>) -> Fut,
         Fut: std::future::Future<Output = Result<(), tonic::Status>>,
     {
         let started = Instant::now();

@@ -47,6 +47,21 @@ pub enum StartError {
     Tls(String),
 }
 
+/// The verifier of clients' tokens, when the config names the token key.
+fn load_tokens(
+    config: &NodeConfig,
+) -> Result<Option<Arc<qastore_security::token::TokenVerifier>>, StartError> {
+    let Some(path) = &config.tls.token_key_file else {
+        return Ok(None);
+    };
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| StartError::Tls(format!("token_key_file {}: {e}", path.display())))?;
+    let verifier = qastore_security::token::TokenVerifier::new(&config.cluster_id, &pem)
+        .map_err(|e| StartError::Tls(format!("token_key_file {}: {e}", path.display())))?;
+    tracing::info!(key = %path.display(), "clients may present a signed token instead of a certificate");
+    Ok(Some(Arc::new(verifier)))
+}
+
 /// Loads the node's TLS files, if it has any, and checks that its certificate names this node
 /// of this cluster (a node started with another node's files would be refused by every peer).
 fn load_tls(
@@ -122,6 +137,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     let api_addr = local(&api_listener, config.api_listen)?;
     let http_addr = local(&http_listener, config.http_listen)?;
     let tls = load_tls(&config)?;
+    let tokens = load_tokens(&config)?;
     let raft = Arc::new(ExchangeNode::start(config.raft_node_config(api_addr, tls.clone())).await?);
     if initialize {
         initialize_cluster(&raft, &config).await?;
@@ -142,7 +158,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     metrics::spawn_sampler(node.clone(), stopped.clone());
     membership_watch::spawn(node.clone(), stopped.clone());
     let scheduled = schedule::spawn(node.raft.clone(), stopped.clone());
-    let grpc = spawn_grpc(node.clone(), api_listener, tls, stopped.clone());
+    let grpc = spawn_grpc(node.clone(), api_listener, tls, tokens, stopped.clone());
     let web = http::spawn(node.clone(), http_listener, prometheus, stopped);
     tracing::info!(
         node = node.raft.id(),
@@ -184,6 +200,7 @@ fn spawn_grpc(
     node: Arc<Node>,
     listener: TcpListener,
     tls: Option<Arc<qastore_security::tls::ReloadingTls>>,
+    tokens: Option<Arc<qastore_security::token::TokenVerifier>>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let max = node.config.max_request_bytes;
@@ -205,7 +222,7 @@ fn spawn_grpc(
                 let _ = s.set_nodelay(true);
             })
         });
-        let gate = Arc::new(crate::access::Gate::new(
+        let mut gate = crate::access::Gate::new(
             &node.config.cluster_id,
             node.raft.id(),
             tls.is_some(),
@@ -213,7 +230,16 @@ fn spawn_grpc(
                 node.raft.clone(),
             )),
             node.refused.clone(),
-        ));
+        );
+        // Callers may come without a certificate only where a token can stand in for one.
+        let client_certs = match tokens {
+            Some(tokens) => {
+                gate = gate.with_tokens(tokens);
+                qastore_security::tls::ClientCerts::Optional
+            }
+            None => qastore_security::tls::ClientCerts::Required,
+        };
+        let gate = Arc::new(gate);
         let router = tonic::transport::Server::builder()
             .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))
             .layer(tower::layer::layer_fn(move |s| {
@@ -227,7 +253,8 @@ fn spawn_grpc(
         };
         let result = match tls {
             Some(tls) => {
-                let incoming = qastore_security::tls::accept(incoming, tls, handshake_timeout);
+                let incoming =
+                    qastore_security::tls::accept(incoming, tls, handshake_timeout, client_certs);
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await

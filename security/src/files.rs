@@ -62,6 +62,15 @@ impl CertDir {
         self.pair(&format!("client-{name}"))
     }
 
+    /// The cluster's token key: `cert` is its public half (`token.pub`, given to every node),
+    /// `key` the signing key (`token.key`, stays with the operator, like `ca.key`).
+    pub fn token_key(&self) -> PairPaths {
+        PairPaths {
+            cert: self.root.join("token.pub"),
+            key: self.root.join("token.key"),
+        }
+    }
+
     fn pair(&self, stem: &str) -> PairPaths {
         PairPaths {
             cert: self.root.join(format!("{stem}.pem")),

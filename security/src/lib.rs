@@ -7,6 +7,7 @@
 //! * [`inspect_pem`]: what a certificate says ([`CertSummary`]), for `qastore certs show` and
 //!   for telling who is calling.
 //! * [`CertDir`]: where the files live, written crash-atomically, keys private.
+//! * [`token`]: signed tokens (JWT, ES256) for clients that cannot hold a certificate.
 //! * [`tls`]: mutual TLS configs from those files, re-read when they change, and a TLS
 //!   acceptor for a node's ports with a handshake deadline.
 
@@ -17,6 +18,7 @@ mod files;
 mod inspect;
 pub mod names;
 pub mod tls;
+pub mod token;
 
 pub use authority::{Authority, Issued, MAX_DAYS};
 pub use error::{Error, Result};

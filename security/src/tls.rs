@@ -32,6 +32,16 @@ const ALPN_H2: &[u8] = b"h2";
 /// How often, at most, a reloading config looks at its files.
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// Whether a server requires its callers to present a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// Every caller presents one (the peer port; the client API port without tokens).
+    Required,
+    /// A caller may present none and prove who it is with a token instead (the client API
+    /// port of a node that accepts tokens).
+    Optional,
+}
+
 /// Where a node's or client's TLS material lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -137,11 +147,22 @@ impl Credentials {
     /// A server config: this certificate, and a client certificate required, chaining to the
     /// trusted CAs.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>> {
+        self.server_config_with(ClientCerts::Required)
+    }
+
+    /// A server config asking for a client certificate as `client_certs` says: one that is
+    /// presented must chain to the trusted CAs either way.
+    pub fn server_config_with(&self, client_certs: ClientCerts) -> Result<Arc<ServerConfig>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier =
-            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone())
-                .build()
-                .map_err(|e| parse("the CA bundle", e.to_string()))?;
+        let builder =
+            WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone());
+        let builder = match client_certs {
+            ClientCerts::Required => builder,
+            ClientCerts::Optional => builder.allow_unauthenticated(),
+        };
+        let verifier = builder
+            .build()
+            .map_err(|e| parse("the CA bundle", e.to_string()))?;
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| parse("TLS versions", e.to_string()))?
@@ -270,6 +291,7 @@ struct Loaded {
     checked: Instant,
     credentials: Arc<Credentials>,
     server: Arc<ServerConfig>,
+    server_optional: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
 
@@ -312,6 +334,16 @@ impl ReloadingTls {
     /// The server config for a new connection.
     pub fn server_config(&self) -> Arc<ServerConfig> {
         self.fresh().server.clone()
+    }
+
+    /// The server config for a new connection that asks for a client certificate as
+    /// `client_certs` says.
+    pub fn server_config_with(&self, client_certs: ClientCerts) -> Arc<ServerConfig> {
+        let loaded = self.fresh();
+        match client_certs {
+            ClientCerts::Required => loaded.server.clone(),
+            ClientCerts::Optional => loaded.server_optional.clone(),
+        }
     }
 
     /// The client config for a new connection.
@@ -394,6 +426,7 @@ fn load(files: &TlsFiles) -> Result<Loaded> {
         stamp: before,
         checked: Instant::now(),
         server: credentials.server_config()?,
+        server_optional: credentials.server_config_with(ClientCerts::Optional)?,
         client: credentials.client_config()?,
         credentials: Arc::new(credentials),
     })
@@ -408,6 +441,7 @@ pub fn accept<IO, S>(
     incoming: S,
     tls: Arc<ReloadingTls>,
     handshake_timeout: Duration,
+    client_certs: ClientCerts,
 ) -> impl Stream<Item = std::io::Result<Accepted<IO>>> + Send + 'static
 where
     IO: AsyncRead + AsyncWrite + Connected<ConnectInfo = TcpConnectInfo> + Unpin + Send + 'static,
@@ -432,7 +466,7 @@ where
                 }
                 Some(Ok(io)) => io,
             };
-            let acceptor = TlsAcceptor::from(tls.server_config());
+            let acceptor = TlsAcceptor::from(tls.server_config_with(client_certs));
             let tx = tx.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {

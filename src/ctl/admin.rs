@@ -223,7 +223,7 @@ pub async fn members(client: &Client, out: Format) -> CtlResult {
 /// Runs an admin call on the leader, following it if it moves.
 pub(super) async fn on_leader<T, F, Fut>(client: &Client, call: F) -> Result<T, String>
 where
-    F: Fn(qastore_proto::v1::admin_client::AdminClient<tonic::transport::Channel>) -> Fut,
+    F: Fn(qastore_proto::v1::admin_client::AdminClient<qastore_client::Connection>) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
 {
     client
@@ -492,6 +492,7 @@ pub async fn hash(client: &Client, index: Option<u64>, out: Format) -> CtlResult
 pub async fn drill(
     endpoints: &[String],
     tls: Option<qastore_client::ClientTls>,
+    token: Option<String>,
     mode: drill::Mode,
     max_unavailable_ms: Option<u64>,
     max_lag: u64,
@@ -502,6 +503,7 @@ pub async fn drill(
             endpoints,
             ClientConfig {
                 tls: tls.clone(),
+                token: token.clone(),
                 ..o
             },
         )
@@ -514,10 +516,12 @@ pub async fn drill(
         give_up_after: Duration::from_secs(60),
     };
     let halt_tls = tls.clone();
+    let halt_token = token.clone();
     let report = drill::run(client_of, settings, |leader, api| async move {
         // The leader's process ends at once, as in a crash; its supervisor restarts it.
         let options = ClientConfig {
             tls: halt_tls,
+            token: halt_token,
             ..ClientConfig::default()
         };
         let c = Client::new(std::slice::from_ref(&api), options).map_err(|e| e.to_string())?;

@@ -411,8 +411,8 @@ pub fn cluster_error(client: &Client, e: ClientError) -> String {
 
 /// Runs a `ctl` command.
 pub async fn run(args: CtlArgs) -> ExitCode {
-    let tls = match args.tls.resolve() {
-        Ok(tls) => tls,
+    let (tls, token) = match args.tls.resolve() {
+        Ok(p) => (p.tls, p.token),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);
@@ -426,6 +426,7 @@ pub async fn run(args: CtlArgs) -> ExitCode {
                 call_timeout: Duration::from_millis(args.timeout_ms),
                 retry_for: Duration::from_millis(args.timeout_ms),
                 tls: tls.clone(),
+                token: token.clone(),
                 ..ClientConfig::default()
             },
         )
@@ -441,6 +442,7 @@ pub async fn run(args: CtlArgs) -> ExitCode {
         return admin::drill(
             &args.endpoints,
             tls,
+            token,
             mode.into(),
             max_unavailable_ms,
             max_lag,

@@ -3,10 +3,10 @@
 
 use clap::Args;
 use qastore_client::Client;
+use qastore_client::Connection;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::store_client::StoreClient;
 use serde_json::{json, Value};
-use tonic::transport::Channel;
 
 use super::time::{format_time, parse_time, TimeArg};
 use super::{failed_at, CtlResult, ReadArgs};
@@ -91,7 +91,7 @@ fn more_line(t: &[u8]) -> String {
 }
 
 /// The store API of the node to read from, and its address (for errors).
-fn store(client: &Client, read: &ReadArgs) -> Result<(StoreClient<Channel>, String), String> {
+fn store(client: &Client, read: &ReadArgs) -> Result<(StoreClient<Connection>, String), String> {
     let addr = read
         .node
         .clone()

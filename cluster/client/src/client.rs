@@ -14,7 +14,7 @@ use qastore_proto::v1::store_client::StoreClient;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
-use crate::connector::Connector;
+use crate::connector::{CallCredentials, Connection, Connector};
 use crate::error::ClientError;
 use crate::retry::Backoff;
 use crate::write_streams::WriteStreams;
@@ -34,8 +34,12 @@ pub struct ClientConfig {
     /// unary call each: the same answers and retries, with far less work per write on both
     /// sides when many writes are in flight.
     pub stream_writes: bool,
-    /// Mutual TLS toward nodes that run it (`None`: plain gRPC).
+    /// Mutual TLS toward nodes that run it (`None`: plain gRPC). With a `token`, the TLS
+    /// material may hold the CA bundle alone ([`crate::ClientTls::ca_only`]).
     pub tls: Option<crate::ClientTls>,
+    /// A signed token (`qastore certs token`) presented on every call, for a client that
+    /// holds no certificate; the nodes must accept tokens (`[tls] token_key_file`).
+    pub token: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -47,6 +51,7 @@ impl Default for ClientConfig {
             max_message_bytes: 64 << 20,
             stream_writes: true,
             tls: None,
+            token: None,
         }
     }
 }
@@ -80,10 +85,12 @@ impl Client {
         let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
+        let credentials = CallCredentials::new(options.token.as_deref())?;
         let connector = Connector::new(
             options.call_timeout,
             options.max_message_bytes,
             options.tls.clone(),
+            credentials,
         );
         Ok(Client {
             streams: WriteStreams::new(connector.clone()),
@@ -123,12 +130,12 @@ impl Client {
     }
 
     /// The store API of the node at `addr`.
-    pub fn store_at(&self, addr: &str) -> Result<StoreClient<Channel>, ClientError> {
+    pub fn store_at(&self, addr: &str) -> Result<StoreClient<Connection>, ClientError> {
         self.connector.store_at(addr)
     }
 
     /// The admin API of the node at `addr`.
-    pub fn admin_at(&self, addr: &str) -> Result<AdminClient<Channel>, ClientError> {
+    pub fn admin_at(&self, addr: &str) -> Result<AdminClient<Connection>, ClientError> {
         self.connector.admin_at(addr)
     }
 
@@ -139,7 +146,7 @@ impl Client {
     }
 
     /// The feed API (subscriptions and durable consumers) of the node at `addr`.
-    pub fn feed_at(&self, addr: &str) -> Result<FeedClient<Channel>, ClientError> {
+    pub fn feed_at(&self, addr: &str) -> Result<FeedClient<Connection>, ClientError> {
         self.connector.feed_at(addr)
     }
 

@@ -9,6 +9,8 @@ use parking_lot::Mutex;
 use qastore_proto::v1::admin_client::AdminClient;
 use qastore_proto::v1::feed_client::FeedClient;
 use qastore_proto::v1::store_client::StoreClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ClientError;
@@ -25,12 +27,55 @@ struct TlsState {
     checked: Instant,
 }
 
+/// A connection to a node as the client's calls use it: the channel, with the client's token
+/// (if it has one) added to every call.
+pub type Connection = InterceptedService<Channel, CallCredentials>;
+
+/// Adds a client's token to each call (`authorization: Bearer <token>`); does nothing for a
+/// client without one.
+#[derive(Clone)]
+pub struct CallCredentials {
+    authorization: Option<MetadataValue<Ascii>>,
+}
+
+impl std::fmt::Debug for CallCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallCredentials")
+            .field("token", &self.authorization.is_some())
+            .finish()
+    }
+}
+
+impl CallCredentials {
+    /// Credentials presenting `token`, if any.
+    pub(crate) fn new(token: Option<&str>) -> Result<CallCredentials, ClientError> {
+        let authorization = match token {
+            None => None,
+            Some(t) => Some(
+                MetadataValue::try_from(format!("Bearer {}", t.trim()))
+                    .map_err(|_| ClientError::BadTls("the token is not plain ASCII text".into()))?,
+            ),
+        };
+        Ok(CallCredentials { authorization })
+    }
+}
+
+impl tonic::service::Interceptor for CallCredentials {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(a) = &self.authorization {
+            req.metadata_mut().insert("authorization", a.clone());
+        }
+        Ok(req)
+    }
+}
+
 /// Makes and keeps the channels to nodes. Cheap to clone: clones share the channels.
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
     connect_timeout: Duration,
     max_message_bytes: usize,
     tls: Option<Arc<Mutex<TlsState>>>,
+    credentials: CallCredentials,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
@@ -41,6 +86,7 @@ impl Connector {
         call_timeout: Duration,
         max_message_bytes: usize,
         tls: Option<ClientTls>,
+        credentials: CallCredentials,
     ) -> Connector {
         Connector {
             connect_timeout: call_timeout.min(Duration::from_secs(2)),
@@ -57,8 +103,17 @@ impl Connector {
                     checked: Instant::now(),
                 }))
             }),
+            credentials,
             channels: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The connection to `addr`: its channel with the client's credentials.
+    fn connection(&self, addr: &str) -> Result<Connection, ClientError> {
+        Ok(InterceptedService::new(
+            self.channel(addr)?,
+            self.credentials.clone(),
+        ))
     }
 
     /// The TLS material to connect with now: read again from its files when they changed
@@ -115,25 +170,25 @@ impl Connector {
     }
 
     /// The store API of the node at `addr`.
-    pub(crate) fn store_at(&self, addr: &str) -> Result<StoreClient<Channel>, ClientError> {
+    pub(crate) fn store_at(&self, addr: &str) -> Result<StoreClient<Connection>, ClientError> {
         let max = self.max_message_bytes;
-        Ok(StoreClient::new(self.channel(addr)?)
+        Ok(StoreClient::new(self.connection(addr)?)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max))
     }
 
     /// The admin API of the node at `addr`.
-    pub(crate) fn admin_at(&self, addr: &str) -> Result<AdminClient<Channel>, ClientError> {
+    pub(crate) fn admin_at(&self, addr: &str) -> Result<AdminClient<Connection>, ClientError> {
         let max = self.max_message_bytes;
-        Ok(AdminClient::new(self.channel(addr)?)
+        Ok(AdminClient::new(self.connection(addr)?)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max))
     }
 
     /// The feed API of the node at `addr`.
-    pub(crate) fn feed_at(&self, addr: &str) -> Result<FeedClient<Channel>, ClientError> {
+    pub(crate) fn feed_at(&self, addr: &str) -> Result<FeedClient<Connection>, ClientError> {
         let max = self.max_message_bytes;
-        Ok(FeedClient::new(self.channel(addr)?)
+        Ok(FeedClient::new(self.connection(addr)?)
             .max_decoding_message_size(max)
             .max_encoding_message_size(max))
     }

@@ -59,6 +59,7 @@ mod tls;
 mod write_streams;
 
 pub use client::{Client, ClientConfig};
+pub use connector::{CallCredentials, Connection};
 pub use error::{parse_position, ClientError};
 pub use feed::{Mode, Start, SubscribeOptions, Subscription, SubscriptionItem, SubscriptionStats};
 pub use ingestor::{Completion, IngestStats, Ingestor, IngestorConfig, RecordAck, SubmitError};

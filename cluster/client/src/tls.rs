@@ -74,13 +74,29 @@ impl ClientTls {
         })
     }
 
-    /// tonic's TLS settings for a channel.
+    /// The CA bundle alone, for a client that proves who it is with a token rather than a
+    /// certificate (re-read when the file changes).
+    pub fn ca_only(ca: &Path) -> Result<ClientTls, ClientError> {
+        let ca_pem =
+            std::fs::read(ca).map_err(|e| ClientError::BadTls(format!("{}: {e}", ca.display())))?;
+        Ok(ClientTls {
+            ca_pem,
+            cert_pem: Vec::new(),
+            key_pem: Vec::new(),
+            files: None,
+        })
+    }
+
+    /// tonic's TLS settings for a channel (presenting no certificate when it holds none).
     pub(crate) fn config(&self) -> tonic::transport::ClientTlsConfig {
-        tonic::transport::ClientTlsConfig::new()
-            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem))
-            .identity(tonic::transport::Identity::from_pem(
-                &self.cert_pem,
-                &self.key_pem,
-            ))
+        let config = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca_pem));
+        if self.cert_pem.is_empty() {
+            return config;
+        }
+        config.identity(tonic::transport::Identity::from_pem(
+            &self.cert_pem,
+            &self.key_pem,
+        ))
     }
 }

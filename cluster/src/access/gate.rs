@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use futures::future::{Either, Ready};
 use qastore_security::tls::Peer;
+use qastore_security::token::TokenVerifier;
 use qastore_security::{Identity, Role};
 use tonic::codegen::http;
 use tonic::Status;
@@ -47,6 +48,7 @@ pub struct Gate {
     cluster_id: String,
     node_id: u64,
     tls: bool,
+    tokens: Option<Arc<TokenVerifier>>,
     roles: Arc<dyn RoleSource>,
     refused: Arc<RefusedCalls>,
 }
@@ -65,9 +67,57 @@ impl Gate {
             cluster_id: cluster_id.into(),
             node_id,
             tls,
+            tokens: None,
             roles,
             refused,
         }
+    }
+
+    /// Also lets in callers without a certificate that present a token `tokens` accepts.
+    pub fn with_tokens(mut self, tokens: Arc<TokenVerifier>) -> Gate {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// Whom the call is from, and the roles that come with it: its certificate's, or else
+    /// (on a node that accepts tokens) its bearer token's.
+    fn identify(
+        &self,
+        method: &str,
+        peer: Option<&Peer>,
+        authorization: Option<&str>,
+    ) -> Result<(Identity, Vec<Role>), Status> {
+        if let Some(cert) = peer.and_then(|p| p.certificate.as_ref()) {
+            let Some(identity) = cert.identity.clone() else {
+                return Err(Status::unauthenticated(format!(
+                    "{method}: the client certificate ({}) names no QAStore client",
+                    cert.subject
+                )));
+            };
+            return Ok((identity, cert.roles.clone()));
+        }
+        let Some(tokens) = &self.tokens else {
+            return Err(Status::unauthenticated(format!(
+                "{method} needs a client certificate of cluster {}; the connection presented none",
+                self.cluster_id
+            )));
+        };
+        let Some(header) = authorization else {
+            return Err(Status::unauthenticated(format!(
+                "{method} needs a client certificate or a token (`authorization: Bearer <token>`) \
+                 of cluster {}; the call presented neither",
+                self.cluster_id
+            )));
+        };
+        let Some(token) = header.strip_prefix("Bearer ") else {
+            return Err(Status::unauthenticated(format!(
+                "{method}: the authorization header is not `Bearer <token>`"
+            )));
+        };
+        let holder = tokens
+            .verify(token.trim())
+            .map_err(|why| Status::unauthenticated(format!("{method}: {why}")))?;
+        Ok((holder.identity, holder.roles))
     }
 
     /// Logs, counts and keeps a refused call.
@@ -112,8 +162,14 @@ impl Gate {
         });
     }
 
-    /// Lets the call to `path` from `peer` through, or says why not.
-    pub fn admit(&self, path: &str, peer: Option<&Peer>) -> Result<Caller, Status> {
+    /// Lets the call to `path` from `peer` (with the `authorization` header, if any) through,
+    /// or says why not.
+    pub fn admit(
+        &self,
+        path: &str,
+        peer: Option<&Peer>,
+        authorization: Option<&str>,
+    ) -> Result<Caller, Status> {
         let remote = peer.and_then(|p| p.remote);
         if !self.tls {
             return Ok(Caller {
@@ -122,18 +178,7 @@ impl Gate {
             });
         }
         let method = path.strip_prefix("/qastore.v1.").unwrap_or(path);
-        let Some(cert) = peer.and_then(|p| p.certificate.as_ref()) else {
-            return Err(Status::unauthenticated(format!(
-                "{method} needs a client certificate of cluster {}; the connection presented none",
-                self.cluster_id
-            )));
-        };
-        let Some(identity) = cert.identity.clone() else {
-            return Err(Status::unauthenticated(format!(
-                "{method}: the client certificate ({}) names no QAStore client",
-                cert.subject
-            )));
-        };
+        let (identity, presented_roles) = self.identify(method, peer, authorization)?;
         if identity.cluster() != self.cluster_id {
             return Err(Status::permission_denied(format!(
                 "{method}: {identity} is not of this cluster ({})",
@@ -168,9 +213,14 @@ impl Gate {
                 )))
             }
         };
+        let presented_by = if peer.is_some_and(|p| p.certificate.is_some()) {
+            "its certificate"
+        } else {
+            "its token"
+        };
         let (held, source) = match self.roles.roles_of(name) {
             Some(granted) => (granted, "the cluster's access table"),
-            None => (cert.roles.clone(), "its certificate"),
+            None => (presented_roles, presented_by),
         };
         if held.contains(&role) {
             return Ok(caller);
@@ -221,7 +271,11 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let peer = Peer::of(&req);
-        match self.gate.admit(req.uri().path(), peer) {
+        let authorization = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        match self.gate.admit(req.uri().path(), peer, authorization) {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
                 Either::Left(self.inner.call(req))
@@ -285,10 +339,10 @@ mod tests {
         let ca = Authority::create("c1", 30).unwrap();
         let g = gate(true, &[]);
         let writer = client(&ca, "feed", &[Role::Writer]);
-        let caller = g.admit(WRITE, Some(&writer)).unwrap();
+        let caller = g.admit(WRITE, Some(&writer), None).unwrap();
         assert_eq!(caller.who(), "client feed of cluster c1");
         let reader = client(&ca, "quant", &[Role::Reader, Role::Subscriber]);
-        let e = g.admit(WRITE, Some(&reader)).unwrap_err();
+        let e = g.admit(WRITE, Some(&reader), None).unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
         assert_eq!(
             e.message(),
@@ -296,7 +350,7 @@ mod tests {
              (holds reader, subscriber by its certificate)"
         );
         // Anyone of the cluster may find the leader.
-        g.admit("/qastore.v1.Admin/ClusterStatus", Some(&reader))
+        g.admit("/qastore.v1.Admin/ClusterStatus", Some(&reader), None)
             .unwrap();
     }
 
@@ -305,7 +359,7 @@ mod tests {
         let ca = Authority::create("c1", 30).unwrap();
         let g = gate(true, &[("feed", &[]), ("quant", &[Role::Admin])]);
         let e = g
-            .admit(WRITE, Some(&client(&ca, "feed", &[Role::Writer])))
+            .admit(WRITE, Some(&client(&ca, "feed", &[Role::Writer])), None)
             .unwrap_err();
         assert!(
             e.message()
@@ -313,7 +367,7 @@ mod tests {
             "{}",
             e.message()
         );
-        g.admit(HALT, Some(&client(&ca, "quant", &[Role::Reader])))
+        g.admit(HALT, Some(&client(&ca, "quant", &[Role::Reader])), None)
             .unwrap();
     }
 
@@ -322,18 +376,18 @@ mod tests {
         let ca = Authority::create("c1", 30).unwrap();
         let g = gate(true, &[]);
         let node = peer(&ca.issue_node(2, &["localhost".into()], 1).unwrap().cert_pem);
-        g.admit(HALT, Some(&node)).unwrap();
-        g.admit("/qastore.v1.Admin/RecordAudit", Some(&node))
+        g.admit(HALT, Some(&node), None).unwrap();
+        g.admit("/qastore.v1.Admin/RecordAudit", Some(&node), None)
             .unwrap();
         let admin = client(&ca, "ops", &Role::ALL);
         let e = g
-            .admit("/qastore.v1.Admin/RecordAudit", Some(&admin))
+            .admit("/qastore.v1.Admin/RecordAudit", Some(&admin), None)
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
 
         let other = Authority::create("c2", 30).unwrap();
         let e = g
-            .admit(WRITE, Some(&client(&other, "feed", &[Role::Writer])))
+            .admit(WRITE, Some(&client(&other, "feed", &[Role::Writer])), None)
             .unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
         assert!(
@@ -342,15 +396,15 @@ mod tests {
             e.message()
         );
 
-        let e = g.admit(WRITE, Some(&Peer::default())).unwrap_err();
+        let e = g.admit(WRITE, Some(&Peer::default()), None).unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated);
-        let e = g.admit(WRITE, None).unwrap_err();
+        let e = g.admit(WRITE, None, None).unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated);
         let ca_as_client = peer(ca.cert_pem());
-        let e = g.admit(WRITE, Some(&ca_as_client)).unwrap_err();
+        let e = g.admit(WRITE, Some(&ca_as_client), None).unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied);
         let e = g
-            .admit("/qastore.v1.Store/DropEverything", Some(&admin))
+            .admit("/qastore.v1.Store/DropEverything", Some(&admin), None)
             .unwrap_err();
         assert!(e.message().contains("no role grants"), "{}", e.message());
     }
@@ -358,7 +412,7 @@ mod tests {
     #[test]
     fn without_tls_every_call_passes() {
         let g = gate(false, &[]);
-        let caller = g.admit(HALT, None).unwrap();
+        let caller = g.admit(HALT, None, None).unwrap();
         assert_eq!(caller.identity, None);
     }
 }

@@ -24,6 +24,10 @@ pub struct TlsSection {
     pub key_file: Option<PathBuf>,
     /// How long a caller has to finish its TLS handshake, in milliseconds (default 5000).
     pub handshake_timeout_ms: Option<u64>,
+    /// The public half of the cluster's token key (`token.pub`, from `qastore certs
+    /// token-key`): clients may then connect without a certificate and present a signed token
+    /// instead. Read when the node starts.
+    pub token_key_file: Option<PathBuf>,
 }
 
 impl TlsSection {
@@ -61,6 +65,12 @@ impl TlsSection {
             return Err(ConfigError::Invalid {
                 field: "tls.handshake_timeout_ms",
                 reason: "must be above zero".into(),
+            });
+        }
+        if self.token_key_file.is_some() && !any {
+            return Err(ConfigError::Invalid {
+                field: "tls.token_key_file",
+                reason: "tokens travel only over TLS: give the certificate files too".into(),
             });
         }
         Ok(())

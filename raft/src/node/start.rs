@@ -134,7 +134,12 @@ impl<A: Application> RaftNode<A> {
             };
             let result = match server_tls {
                 Some(tls) => {
-                    let incoming = qastore_security::tls::accept(incoming, tls, handshake_timeout);
+                    let incoming = qastore_security::tls::accept(
+                        incoming,
+                        tls,
+                        handshake_timeout,
+                        qastore_security::tls::ClientCerts::Required,
+                    );
                     router
                         .serve_with_incoming_shutdown(incoming, shutdown)
                         .await
