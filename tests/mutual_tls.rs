@@ -191,3 +191,55 @@ fn a_node_given_another_nodes_certificate_refuses_to_start() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_connection_limit_is_turned_away_until_one_closes() {
+    let _serial = SERIAL.lock().await;
+    let mut spec = qastore_testkit::ClusterSpec::test(1);
+    spec.tls = true;
+    spec.settings = "max_connections_per_client = 3\n".into();
+    let mut c = ProcCluster::create(spec).unwrap();
+    c.spawn(1, true).unwrap();
+    c.wait_leader(Duration::from_secs(30)).await.unwrap();
+    // The kit's own connections close once its clients are gone.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let tls = c.client_tls().cloned();
+    let connect = || {
+        Client::new(
+            &c.endpoints(),
+            ClientConfig {
+                call_timeout: Duration::from_secs(2),
+                retry_for: Duration::from_millis(300),
+                tls: tls.clone(),
+                ..ClientConfig::default()
+            },
+        )
+        .unwrap()
+    };
+    let status = |client: &Client| {
+        let mut admin = client.admin_at(&c.api(1)).unwrap();
+        let req = client.request(pb::NodeStatusRequest {});
+        async move { admin.get_node_status(req).await }
+    };
+    let held: Vec<Client> = (0..3).map(|_| connect()).collect();
+    for client in &held {
+        status(client).await.unwrap();
+    }
+    let extra = connect();
+    assert!(
+        status(&extra).await.is_err(),
+        "a fourth connection was served"
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    status(&connect()).await.unwrap();
+    let (_, page) = c.http_get(1, "/metrics").unwrap();
+    let refused: u64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("qastore_api_connections_refused_total "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(refused >= 1, "{refused}");
+}

@@ -14,6 +14,9 @@
 //! disk_quota_bytes = 500_000_000_000
 //! write_groups_in_flight = 1       # leader: entries of writes on their way before writes are grouped
 //! write_group_max_writes = 256     # leader: the most writes one group carries
+//! max_connections_per_client = 256 # TLS: connections one client identity (or IP without a
+//!                                  # certificate) may hold open on the API port
+//! max_streams_per_connection = 1024 # calls in flight on one connection (HTTP/2 streams)
 //! insecure = false                 # true: run without [tls], knowingly (`qastore serve` refuses
 //!                                  # a config with neither)
 //!
@@ -151,6 +154,11 @@ pub struct NodeConfig {
     pub feed: FeedSection,
     /// Mutual TLS settings (absent: plain gRPC).
     pub tls: TlsSection,
+    /// With TLS, the most connections one client identity (or, without a certificate, one IP
+    /// address) may hold open on the API port; more are closed after their handshake.
+    pub max_connections_per_client: usize,
+    /// The most calls in flight on one connection (HTTP/2 concurrent streams).
+    pub max_streams_per_connection: u32,
     /// Run without TLS, knowingly: `qastore serve` refuses a config that has neither a `[tls]`
     /// section nor this (or its `--insecure` flag), and says "insecure" wherever the node
     /// reports on itself.
@@ -185,6 +193,8 @@ impl Default for NodeConfig {
             wal: WalSection::default(),
             feed: FeedSection::default(),
             tls: TlsSection::default(),
+            max_connections_per_client: 256,
+            max_streams_per_connection: 1024,
             insecure: false,
         }
     }
@@ -300,6 +310,12 @@ impl NodeConfig {
         self.wal.validate(self.max_request_bytes)?;
         self.feed.validate()?;
         self.tls.validate()?;
+        if self.max_connections_per_client == 0 {
+            return invalid("max_connections_per_client", "must be above zero");
+        }
+        if self.max_streams_per_connection == 0 {
+            return invalid("max_streams_per_connection", "must be above zero");
+        }
         if self.insecure && self.tls_on() {
             return invalid(
                 "insecure",

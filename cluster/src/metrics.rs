@@ -235,6 +235,17 @@ const METRICS: &[(&str, Kind, &str)] = &[
          \"ca:<serial>\" for each trusted CA); negative once expired.",
     ),
     (
+        "qastore_api_connections",
+        Kind::Gauge,
+        "Client API connections open now (with TLS; counted per client identity).",
+    ),
+    (
+        "qastore_api_connections_refused_total",
+        Kind::Counter,
+        "Client API connections closed after their handshake because their client held \
+         max_connections_per_client already.",
+    ),
+    (
         "qastore_tls_reload_failures_total",
         Kind::Counter,
         "Times changed TLS files did not load (the previous material stayed in use).",
@@ -487,6 +498,8 @@ impl Sampler {
             }
             counter!("qastore_tls_reload_failures_total").absolute(tls.failed_reloads());
             counter!("qastore_tls_loads_total").absolute(tls.generation());
+            gauge!("qastore_api_connections").set(node.connections.open() as f64);
+            counter!("qastore_api_connections_refused_total").absolute(node.connections.refused());
         }
         let s = node.raft.status();
         gauge!("qastore_raft_term").set(s.term as f64);

@@ -36,6 +36,8 @@ pub struct Node {
     pub writes: Arc<WriteGroups>,
     /// The calls this node refused (see [`crate::access::audit`]).
     pub refused: Arc<crate::access::audit::RefusedCalls>,
+    /// Open API connections per client, under `max_connections_per_client`.
+    pub connections: Arc<qastore_security::ConnectionLimiter>,
     accepting: AtomicBool,
     started: Instant,
 }
@@ -64,6 +66,9 @@ impl Node {
             http_addr,
             removal: RemovalNotice::persisted(&config.data_dir),
             refused: Default::default(),
+            connections: qastore_security::ConnectionLimiter::new(
+                config.max_connections_per_client,
+            ),
             accepting: AtomicBool::new(true),
             started: Instant::now(),
             config,

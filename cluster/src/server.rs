@@ -240,7 +240,13 @@ fn spawn_grpc(
             None => qastore_security::tls::ClientCerts::Required,
         };
         let gate = Arc::new(gate);
+        let limiter = node.connections.clone();
+        // A peer that vanished without closing its connection is noticed by the keep-alive
+        // pings and its connection closed, so it holds nothing for long.
         let router = tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(node.config.max_streams_per_connection))
+            .http2_keepalive_interval(Some(Duration::from_secs(10)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(tower::layer::layer_fn(crate::rpc_timing::Timed::new))
             .layer(tower::layer::layer_fn(move |s| {
                 crate::access::Gated::new(s, gate.clone())
@@ -253,8 +259,12 @@ fn spawn_grpc(
         };
         let result = match tls {
             Some(tls) => {
-                let incoming =
-                    qastore_security::tls::accept(incoming, tls, handshake_timeout, client_certs);
+                let options = qastore_security::tls::AcceptOptions {
+                    handshake_timeout,
+                    client_certs,
+                    limiter: Some(limiter),
+                };
+                let incoming = qastore_security::tls::accept(incoming, tls, options);
                 router
                     .serve_with_incoming_shutdown(incoming, shutdown)
                     .await

@@ -11,6 +11,7 @@ use tokio_rustls::server::TlsStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::inspect::{inspect_der, CertSummary};
+use crate::limits::{ConnectionLimiter, ConnectionSlot};
 
 /// Who is on the other end of an accepted connection. Every request that arrives on the
 /// connection carries it in its extensions (tonic puts it there), where [`caller`] and
@@ -41,6 +42,8 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Option<Arc<CertSummary>> {
 pub struct Accepted<IO> {
     stream: TlsStream<IO>,
     peer: Peer,
+    /// The connection's place under its caller's limit, given back when it closes.
+    _slot: Option<ConnectionSlot>,
 }
 
 impl<IO> Accepted<IO>
@@ -49,6 +52,11 @@ where
 {
     /// Wraps a finished handshake, reading the client's certificate.
     pub(crate) fn new(stream: TlsStream<IO>) -> Self {
+        Self::with_slot(stream, None)
+    }
+
+    /// Wraps a finished handshake holding `slot` under its caller's connection limit.
+    pub(crate) fn with_slot(stream: TlsStream<IO>, slot: Option<ConnectionSlot>) -> Self {
         let (io, session) = stream.get_ref();
         let remote = io.connect_info().remote_addr();
         let certificate = session
@@ -62,12 +70,22 @@ where
                 remote,
                 certificate,
             },
+            _slot: slot,
         }
     }
 
     /// Who is on the other end.
     pub fn peer(&self) -> &Peer {
         &self.peer
+    }
+
+    /// Takes a place under `limiter` for this connection's caller; `None` (the connection
+    /// should be closed) when the caller holds the most connections already.
+    pub(crate) fn limited(mut self, limiter: &Arc<ConnectionLimiter>) -> Option<Self> {
+        let caller =
+            ConnectionLimiter::caller_of(self.peer.certificate.as_deref(), self.peer.remote);
+        self._slot = Some(limiter.admit(caller)?);
+        Some(self)
     }
 }
 

@@ -25,12 +25,35 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 pub use crate::accepted::{caller, Accepted, Peer};
 use crate::error::{io, Error, Result};
 use crate::inspect::{inspect_pem, CertSummary};
+use crate::limits::ConnectionLimiter;
 
 /// The protocol spoken inside TLS: gRPC's HTTP/2.
 const ALPN_H2: &[u8] = b"h2";
 
 /// How often, at most, a reloading config looks at its files.
 const RECHECK: Duration = Duration::from_secs(1);
+
+/// How [`accept`] takes connections.
+#[derive(Debug, Clone)]
+pub struct AcceptOptions {
+    /// How long a caller has to finish its handshake.
+    pub handshake_timeout: Duration,
+    /// Whether callers must present a certificate.
+    pub client_certs: ClientCerts,
+    /// The most connections one caller may hold open (`None`: no limit).
+    pub limiter: Option<Arc<ConnectionLimiter>>,
+}
+
+impl AcceptOptions {
+    /// Certificates required, no connection limit.
+    pub fn new(handshake_timeout: Duration) -> AcceptOptions {
+        AcceptOptions {
+            handshake_timeout,
+            client_certs: ClientCerts::Required,
+            limiter: None,
+        }
+    }
+}
 
 /// Whether a server requires its callers to present a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,8 +463,7 @@ fn load(files: &TlsFiles) -> Result<Loaded> {
 pub fn accept<IO, S>(
     incoming: S,
     tls: Arc<ReloadingTls>,
-    handshake_timeout: Duration,
-    client_certs: ClientCerts,
+    options: AcceptOptions,
 ) -> impl Stream<Item = std::io::Result<Accepted<IO>>> + Send + 'static
 where
     IO: AsyncRead + AsyncWrite + Connected<ConnectInfo = TcpConnectInfo> + Unpin + Send + 'static,
@@ -466,12 +488,36 @@ where
                 }
                 Some(Ok(io)) => io,
             };
-            let acceptor = TlsAcceptor::from(tls.server_config_with(client_certs));
+            let acceptor = TlsAcceptor::from(tls.server_config_with(options.client_certs));
             let tx = tx.clone();
+            let AcceptOptions {
+                handshake_timeout,
+                limiter,
+                ..
+            } = options.clone();
             tokio::spawn(async move {
                 match tokio::time::timeout(handshake_timeout, acceptor.accept(io)).await {
                     Ok(Ok(stream)) => {
-                        let _ = tx.send(Ok(Accepted::new(stream))).await;
+                        let accepted = Accepted::new(stream);
+                        let accepted = match &limiter {
+                            None => accepted,
+                            Some(limiter) => {
+                                let peer = accepted.peer().clone();
+                                match accepted.limited(limiter) {
+                                    Some(a) => a,
+                                    None => {
+                                        tracing::warn!(
+                                            caller = %ConnectionLimiter::caller_of(peer.certificate.as_deref(), peer.remote),
+                                            remote = ?peer.remote,
+                                            limit = limiter.max_per_caller(),
+                                            "connection refused: its caller holds the most connections already"
+                                        );
+                                        return;
+                                    }
+                                }
+                            }
+                        };
+                        let _ = tx.send(Ok(accepted)).await;
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake refused"),
                     Err(_) => tracing::debug!(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use qastore_security::tls::{accept, ClientCerts, Credentials, ReloadingTls, TlsFiles};
+use qastore_security::tls::{accept, AcceptOptions, Credentials, ReloadingTls, TlsFiles};
 use qastore_security::{inspect_der, Authority, CertDir, Identity, Role};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -67,8 +67,7 @@ async fn the_acceptor_names_the_caller_and_turns_away_strangers_and_silent_calle
     let mut conns = Box::pin(accept(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
         node.clone(),
-        Duration::from_millis(300),
-        ClientCerts::Required,
+        AcceptOptions::new(Duration::from_millis(300)),
     ));
 
     // A caller that connects and says nothing does not hold up the next one.
@@ -138,8 +137,7 @@ async fn certificates_and_cas_change_under_a_running_server_without_a_restart() 
     let conns = Arc::new(tokio::sync::Mutex::new(Box::pin(accept(
         tokio_stream::wrappers::TcpListenerStream::new(listener),
         node.clone(),
-        Duration::from_secs(2),
-        ClientCerts::Required,
+        AcceptOptions::new(Duration::from_secs(2)),
     ))));
     let served_serial = |client: &tokio_rustls::client::TlsStream<TcpStream>| {
         let certs = client.get_ref().1.peer_certificates().unwrap();

@@ -137,8 +137,7 @@ impl<A: Application> RaftNode<A> {
                     let incoming = qastore_security::tls::accept(
                         incoming,
                         tls,
-                        handshake_timeout,
-                        qastore_security::tls::ClientCerts::Required,
+                        qastore_security::tls::AcceptOptions::new(handshake_timeout),
                     );
                     router
                         .serve_with_incoming_shutdown(incoming, shutdown)
