@@ -96,6 +96,13 @@ enum CertsCommand {
         /// A role: writer, reader, subscriber or admin (repeatable, at least one).
         #[arg(long = "role", required = true, value_parser = parse_role)]
         roles: Vec<Role>,
+        /// Limit what it reads to these users' data (repeatable).
+        #[arg(long = "user")]
+        users: Vec<String>,
+        /// Limit what it reads to these instruments: ids, or prefixes ending in `*`
+        /// (repeatable).
+        #[arg(long = "instrument")]
+        instruments: Vec<String>,
         /// Lifetime in days.
         #[arg(long, default_value_t = 7)]
         days: u32,
@@ -202,6 +209,8 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
             dir,
             name,
             roles,
+            users,
+            instruments,
             days,
         } => {
             let dir = CertDir::new(dir);
@@ -218,7 +227,7 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
             let issuer = qastore_security::token::TokenIssuer::new(ca.cluster(), &key)
                 .map_err(|e| e.to_string())?;
             let token = issuer
-                .issue(&name, &roles, days)
+                .issue_scoped(&name, &roles, &users, &instruments, days)
                 .map_err(|e| e.to_string())?;
             format!("{token}\n")
         }

@@ -326,6 +326,7 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
         .set_access(admin.request(pb::SetAccessRequest {
             client: "reader".into(),
             roles: vec!["writer".into()],
+            ..Default::default()
         }))
         .await
         .unwrap()
@@ -336,6 +337,7 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
         .set_access(admin.request(pb::SetAccessRequest {
             client: "reader".into(),
             roles: vec!["root".into()],
+            ..Default::default()
         }))
         .await
         .unwrap_err();
@@ -365,6 +367,88 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
     }))
     .await
     .unwrap();
+
+    // Scopes: the table limits a reader to one user's data (market data stays readable) ...
+    let operator = client(leader_only, Some(tls_of(&dir, "admin")));
+    let mut op = operator.admin_at(&leader_addr).unwrap();
+    let scoped = op
+        .set_access(operator.request(pb::SetAccessRequest {
+            client: "reader".into(),
+            roles: vec!["reader".into(), "subscriber".into()],
+            users: vec!["u1".into()],
+            instruments: vec![],
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(scoped.users, vec!["u1"]);
+    let reader = client(leader_only, Some(tls_of(&dir, "reader")));
+    orders_at(&reader, &leader_addr, "u1", None).await.unwrap();
+    let e = orders_at(&reader, &leader_addr, "u2", None)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("may read users u1 only, not u2"),
+        "{e}"
+    );
+    let ticks = |who: &Client, instrument: &str| {
+        let mut store = who.store_at(&leader_addr).unwrap();
+        let req = who.request(pb::ListTicksRequest {
+            instrument_id: instrument.into(),
+            ..Default::default()
+        });
+        async move { store.list_ticks(req).await }
+    };
+    ticks(&reader, "rb2501").await.unwrap();
+    let mut store = reader.store_at(&leader_addr).unwrap();
+    let e = store
+        .list_trades(reader.request(pb::ListTradesRequest {
+            of: Some(pb::list_trades_request::Of::InstrumentId("rb2501".into())),
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    let subscribe = |who: &Client, users: &[&str]| {
+        let mut feed = who.feed_at(&leader_addr).unwrap();
+        let req = who.request(pb::SubscribeRequest {
+            filter: Some(pb::EventFilter {
+                users: users.iter().map(|u| u.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        async move { feed.subscribe(req).await.map(|_| ()) }
+    };
+    let e = subscribe(&reader, &[]).await.unwrap_err();
+    assert!(e.message().contains("filter on them"), "{e:?}");
+    subscribe(&reader, &["u1"]).await.unwrap();
+    op.remove_access(operator.request(pb::RemoveAccessRequest {
+        client: "reader".into(),
+    }))
+    .await
+    .unwrap();
+    // ... and a token limits its holder to some instruments.
+    let rb_only = issuer
+        .issue_scoped("rb-desk", &[Role::Reader], &[], &["SHFE.rb*".into()], 1)
+        .unwrap();
+    let desk = Client::new(
+        leader_only,
+        ClientConfig {
+            tls: Some(ca_only()),
+            token: Some(rb_only),
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    ticks(&desk, "rb2501").await.unwrap();
+    let e = ticks(&desk, "cu2501").await.unwrap_err();
+    assert!(
+        e.message()
+            .contains("may read instruments SHFE.rb* only, not cu2501"),
+        "{e:?}"
+    );
+    assert!(orders_at(&desk, &leader_addr, "u1", None).await.is_err());
 
     // The trail holds the access changes, the same on every node; refused calls stay on the
     // node that refused them.

@@ -14,6 +14,7 @@ use qastore_raft::write_stages::{self, Stage};
 use qastore_raft::Admitted;
 use tonic::{Request, Response, Status};
 
+use crate::access::Caller;
 use crate::convert::bars::{bars_page, BarQuery};
 use crate::convert::records as conv;
 use crate::deadline::call_timeout;
@@ -288,8 +289,10 @@ impl Store for StoreService {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Answer<pb::GetOrderResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         need("user_id", &req.user_id)?;
+        let (scope, who) = Caller::scope_of(&ext);
+        scope.check_user_read("Store/GetOrder", &who, &req.user_id)?;
         need("order_id", &req.order_id)?;
         let (order, served_by) = self
             .read(&md, req.read.as_ref(), move |engine| {
@@ -318,8 +321,10 @@ impl Store for StoreService {
         &self,
         request: Request<pb::ListOrdersRequest>,
     ) -> Answer<pb::ListOrdersResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         need("user_id", &req.user_id)?;
+        let (scope, who) = Caller::scope_of(&ext);
+        scope.check_user_read("Store/ListOrders", &who, &req.user_id)?;
         let (orders, served_by) = self
             .read(&md, req.read.as_ref(), move |engine| {
                 let views =
@@ -337,8 +342,10 @@ impl Store for StoreService {
         &self,
         request: Request<pb::GetAccountsRequest>,
     ) -> Answer<pb::GetAccountsResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         need("user_id", &req.user_id)?;
+        let (scope, who) = Caller::scope_of(&ext);
+        scope.check_user_read("Store/GetAccounts", &who, &req.user_id)?;
         let (accounts, served_by) = self
             .read(&md, req.read.as_ref(), move |engine| {
                 let q = Queries::new(engine);
@@ -362,8 +369,10 @@ impl Store for StoreService {
         &self,
         request: Request<pb::GetPositionsRequest>,
     ) -> Answer<pb::GetPositionsResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         need("user_id", &req.user_id)?;
+        let (scope, who) = Caller::scope_of(&ext);
+        scope.check_user_read("Store/GetPositions", &who, &req.user_id)?;
         let (positions, served_by) = self
             .read(&md, req.read.as_ref(), move |engine| {
                 let found = Queries::new(engine).positions(&req.user_id)?;
@@ -380,12 +389,21 @@ impl Store for StoreService {
         &self,
         request: Request<pb::ListTradesRequest>,
     ) -> Answer<pb::ListTradesResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         let Some(of) = req.of.clone() else {
             return Err(
                 ApiError::InvalidArgument("field of: set instrument_id or user_id".into()).into(),
             );
         };
+        let (scope, who) = Caller::scope_of(&ext);
+        match &of {
+            pb::list_trades_request::Of::InstrumentId(i) => {
+                scope.check_instrument_read("Store/ListTrades", &who, i, true)?
+            }
+            pb::list_trades_request::Of::UserId(u) => {
+                scope.check_user_read("Store/ListTrades", &who, u)?
+            }
+        }
         let range = time_range(req.range);
         let page = page(req.limit, req.page_token.clone());
         let ((trades, next), served_by) = self
@@ -418,8 +436,10 @@ impl Store for StoreService {
         &self,
         request: Request<pb::ListTicksRequest>,
     ) -> Answer<pb::ListTicksResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         need("instrument_id", &req.instrument_id)?;
+        let (scope, who) = Caller::scope_of(&ext);
+        scope.check_instrument_read("Store/ListTicks", &who, &req.instrument_id, false)?;
         let range = time_range(req.range);
         let page = page(req.limit, req.page_token.clone());
         let ((ticks, next), served_by) = self
@@ -442,8 +462,10 @@ impl Store for StoreService {
         &self,
         request: Request<pb::GetLatestBookRequest>,
     ) -> Answer<pb::GetLatestBookResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         need("instrument_id", &req.instrument_id)?;
+        let (scope, who) = Caller::scope_of(&ext);
+        scope.check_instrument_read("Store/GetLatestBook", &who, &req.instrument_id, false)?;
         let (book, served_by) = self
             .read(&md, req.read.as_ref(), move |engine| {
                 let b = Queries::new(engine).latest_book(&req.instrument_id)?;
@@ -457,8 +479,10 @@ impl Store for StoreService {
     }
 
     async fn get_bars(&self, request: Request<pb::GetBarsRequest>) -> Answer<pb::GetBarsResponse> {
-        let (md, _, req) = request.into_parts();
+        let (md, ext, req) = request.into_parts();
         need("instrument_id", &req.instrument_id)?;
+        let (scope, who) = Caller::scope_of(&ext);
+        scope.check_instrument_read("Store/GetBars", &who, &req.instrument_id, false)?;
         let source = match pb::BarSource::try_from(req.source) {
             Ok(pb::BarSource::Ticks) => BarSource::Ticks,
             Ok(pb::BarSource::Trades) => BarSource::Trades,

@@ -31,6 +31,10 @@ struct Claims {
     iss: String,
     sub: String,
     roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    users: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    instruments: Vec<String>,
     iat: u64,
     nbf: u64,
     exp: u64,
@@ -89,6 +93,31 @@ impl TokenIssuer {
         self.issue_valid(name, roles, now_secs(), u64::from(days) * 86_400)
     }
 
+    /// A token as [`TokenIssuer::issue`] makes, whose holder may read only the data of
+    /// `users` and `instruments` (ids, or prefixes ending in `*`; each empty: any).
+    pub fn issue_scoped(
+        &self,
+        name: &str,
+        roles: &[Role],
+        users: &[String],
+        instruments: &[String],
+        days: u32,
+    ) -> Result<String> {
+        if days == 0 || days > MAX_DAYS {
+            return Err(invalid(
+                "days",
+                format!("{days} is not a lifetime in days (1 to {MAX_DAYS})"),
+            ));
+        }
+        self.sign(
+            name,
+            roles,
+            (users, instruments),
+            now_secs(),
+            u64::from(days) * 86_400,
+        )
+    }
+
     /// A token valid from `not_before` (epoch seconds) for `secs` seconds, which may lie in
     /// the past: for checking that expired tokens are refused.
     pub fn issue_valid(
@@ -98,7 +127,23 @@ impl TokenIssuer {
         not_before: u64,
         secs: u64,
     ) -> Result<String> {
+        self.sign(name, roles, (&[], &[]), not_before, secs)
+    }
+
+    fn sign(
+        &self,
+        name: &str,
+        roles: &[Role],
+        (users, instruments): (&[String], &[String]),
+        not_before: u64,
+        secs: u64,
+    ) -> Result<String> {
         check_name("client name", name)?;
+        for (field, names) in [("user", users), ("instrument", instruments)] {
+            if names.iter().any(|n| n.is_empty() || n.len() > 64) {
+                return Err(invalid(field, "a name is 1 to 64 bytes"));
+            }
+        }
         if roles.is_empty() {
             return Err(invalid(
                 "role",
@@ -116,6 +161,8 @@ impl TokenIssuer {
             iss: issuer(&self.cluster),
             sub: identity.uri(),
             roles: roles.iter().map(|r| r.as_str().to_string()).collect(),
+            users: users.to_vec(),
+            instruments: instruments.to_vec(),
             iat: now_secs(),
             nbf: not_before.saturating_sub(LEEWAY_SECS),
             exp: not_before + secs,
@@ -152,6 +199,10 @@ pub struct TokenHolder {
     pub identity: Identity,
     /// Its roles (names this version does not know are left out).
     pub roles: Vec<Role>,
+    /// The users whose data it may read (empty: any).
+    pub users: Vec<String>,
+    /// The instruments whose data it may read (empty: any).
+    pub instruments: Vec<String>,
     /// When the token expires (epoch seconds).
     pub expires_at: u64,
 }
@@ -228,6 +279,8 @@ impl TokenVerifier {
         let holder = TokenHolder {
             identity,
             roles: claims.roles.iter().filter_map(|r| r.parse().ok()).collect(),
+            users: claims.users,
+            instruments: claims.instruments,
             expires_at: claims.exp,
         };
         let mut verified = self.verified.lock();

@@ -18,7 +18,7 @@ pub enum AuthCommand {
     /// Give a client these roles in place of its certificate's (through the log: every node
     /// applies the same table).
     #[command(
-        after_help = "Examples:\n  qastore ctl auth set quant-desk --role reader --role subscriber\n  qastore ctl auth set old-feed --none     # locked out, whatever its certificate says"
+        after_help = "Examples:\n  qastore ctl auth set quant-desk --role reader --role subscriber\n  qastore ctl auth set desk-7 --role reader --user u0007     # only u0007's data (and market data)\n  qastore ctl auth set rb-mm --role reader,subscriber --instrument 'SHFE.rb*'\n  qastore ctl auth set old-feed --none     # locked out, whatever its certificate says"
     )]
     Set {
         /// The client's name, as its certificate names it.
@@ -29,6 +29,13 @@ pub enum AuthCommand {
         /// No roles at all: the client is locked out.
         #[arg(long, conflicts_with = "roles")]
         none: bool,
+        /// Limit what it reads to these users' data (repeat, or separate with commas).
+        #[arg(long = "user", value_delimiter = ',')]
+        users: Vec<String>,
+        /// Limit what it reads to these instruments: ids, or prefixes ending in `*` (repeat, or
+        /// separate with commas).
+        #[arg(long = "instrument", value_delimiter = ',')]
+        instruments: Vec<String>,
     },
     /// Drop a client's entry: its certificate's roles apply again.
     #[command(after_help = "Example:\n  qastore ctl auth remove quant-desk")]
@@ -71,14 +78,31 @@ fn entry_json(e: &pb::AccessEntry) -> Value {
     json!({
         "client": e.client,
         "roles": e.roles,
+        "users": e.users,
+        "instruments": e.instruments,
         "set_by": e.set_by,
         "set_at": format_time(e.set_at_ns),
         "index": e.index,
     })
 }
 
+fn scope_text(e: &pb::AccessEntry) -> String {
+    let mut parts = Vec::new();
+    if !e.users.is_empty() {
+        parts.push(format!("users {}", e.users.join(",")));
+    }
+    if !e.instruments.is_empty() {
+        parts.push(format!("instruments {}", e.instruments.join(",")));
+    }
+    if parts.is_empty() {
+        "all data".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn access_table(entries: &[pb::AccessEntry]) -> String {
-    let mut t = Table::new(&["CLIENT", "ROLES", "SET BY", "SET AT", "INDEX"]);
+    let mut t = Table::new(&["CLIENT", "ROLES", "SCOPE", "SET BY", "SET AT", "INDEX"]);
     for e in entries {
         t.row(vec![
             e.client.clone(),
@@ -87,6 +111,7 @@ fn access_table(entries: &[pb::AccessEntry]) -> String {
             } else {
                 e.roles.join(",")
             },
+            scope_text(e),
             e.set_by.clone(),
             format_time(e.set_at_ns),
             e.index.to_string(),
@@ -102,12 +127,16 @@ pub async fn run(client: &Client, command: &AuthCommand, out: Format) -> CtlResu
             client: name,
             roles,
             none,
+            users,
+            instruments,
         } => {
             let roles = if *none { Vec::new() } else { roles.clone() };
             let e = on_leader(client, |mut a| {
                 let req = client.request(pb::SetAccessRequest {
                     client: name.clone(),
                     roles: roles.clone(),
+                    users: users.clone(),
+                    instruments: instruments.clone(),
                 });
                 async move { a.set_access(req).await }
             })

@@ -17,6 +17,7 @@ use tower::Service;
 use super::audit::RefusedCalls;
 use super::policy::{need, Need};
 use super::roles::RoleSource;
+use super::scope::Scope;
 
 /// Who made a call, as the services see it (in the request's extensions).
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct Caller {
     pub identity: Option<Identity>,
     /// Where the call came from.
     pub remote: Option<SocketAddr>,
+    /// The data it may read (unlimited for nodes, certificates the access table does not
+    /// scope, and nodes running without TLS).
+    pub scope: Scope,
 }
 
 impl Caller {
@@ -39,6 +43,15 @@ impl Caller {
     /// From where, in words.
     pub fn from(&self) -> String {
         self.remote.map(|a| a.to_string()).unwrap_or_default()
+    }
+
+    /// The scope of the caller of a request (unlimited when the request passed no gate:
+    /// calls a node makes to itself).
+    pub fn scope_of(extensions: &tonic::Extensions) -> (Scope, String) {
+        match extensions.get::<Caller>() {
+            Some(c) => (c.scope.clone(), c.who()),
+            None => (Scope::default(), String::new()),
+        }
     }
 }
 
@@ -86,7 +99,7 @@ impl Gate {
         method: &str,
         peer: Option<&Peer>,
         authorization: Option<&str>,
-    ) -> Result<(Identity, Vec<Role>), Status> {
+    ) -> Result<(Identity, Vec<Role>, Scope), Status> {
         if let Some(cert) = peer.and_then(|p| p.certificate.as_ref()) {
             let Some(identity) = cert.identity.clone() else {
                 return Err(Status::unauthenticated(format!(
@@ -94,7 +107,7 @@ impl Gate {
                     cert.subject
                 )));
             };
-            return Ok((identity, cert.roles.clone()));
+            return Ok((identity, cert.roles.clone(), Scope::default()));
         }
         let Some(tokens) = &self.tokens else {
             return Err(Status::unauthenticated(format!(
@@ -117,7 +130,11 @@ impl Gate {
         let holder = tokens
             .verify(token.trim())
             .map_err(|why| Status::unauthenticated(format!("{method}: {why}")))?;
-        Ok((holder.identity, holder.roles))
+        let scope = Scope {
+            users: holder.users,
+            instruments: holder.instruments,
+        };
+        Ok((holder.identity, holder.roles, scope))
     }
 
     /// Logs, counts and keeps a refused call.
@@ -175,19 +192,22 @@ impl Gate {
             return Ok(Caller {
                 identity: None,
                 remote,
+                scope: Scope::default(),
             });
         }
         let method = path.strip_prefix("/qastore.v1.").unwrap_or(path);
-        let (identity, presented_roles) = self.identify(method, peer, authorization)?;
+        let (identity, presented_roles, presented_scope) =
+            self.identify(method, peer, authorization)?;
         if identity.cluster() != self.cluster_id {
             return Err(Status::permission_denied(format!(
                 "{method}: {identity} is not of this cluster ({})",
                 self.cluster_id
             )));
         }
-        let caller = Caller {
+        let mut caller = Caller {
             identity: Some(identity.clone()),
             remote,
+            scope: Scope::default(),
         };
         let Some(need) = need(path) else {
             return Err(Status::permission_denied(format!(
@@ -218,11 +238,12 @@ impl Gate {
         } else {
             "its token"
         };
-        let (held, source) = match self.roles.roles_of(name) {
-            Some(granted) => (granted, "the cluster's access table"),
-            None => (presented_roles, presented_by),
+        let (held, scope, source) = match self.roles.grant_of(name) {
+            Some(granted) => (granted.roles, granted.scope, "the cluster's access table"),
+            None => (presented_roles, presented_scope, presented_by),
         };
         if held.contains(&role) {
+            caller.scope = scope;
             return Ok(caller);
         }
         Err(Status::permission_denied(format!(
@@ -300,8 +321,11 @@ mod tests {
     struct Table(BTreeMap<String, Vec<Role>>);
 
     impl RoleSource for Table {
-        fn roles_of(&self, client: &str) -> Option<Vec<Role>> {
-            self.0.get(client).cloned()
+        fn grant_of(&self, client: &str) -> Option<super::super::roles::Grant> {
+            self.0.get(client).map(|roles| super::super::roles::Grant {
+                roles: roles.clone(),
+                scope: Scope::default(),
+            })
         }
     }
 

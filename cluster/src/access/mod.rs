@@ -5,6 +5,7 @@ pub mod audit;
 pub mod gate;
 pub mod policy;
 pub mod roles;
+pub mod scope;
 pub mod table;
 
 pub use gate::{Caller, Gate, Gated};

@@ -11,7 +11,8 @@ use qastore_security::names::check_name;
 use qastore_security::Role;
 use tonic::Status;
 
-use super::roles::RoleSource;
+use super::roles::{Grant, RoleSource};
+use super::scope::Scope;
 use super::Caller;
 use crate::error::ApiError;
 use crate::node::Node;
@@ -30,12 +31,18 @@ impl ReplicatedRoles {
 }
 
 impl RoleSource for ReplicatedRoles {
-    fn roles_of(&self, client: &str) -> Option<Vec<Role>> {
+    fn grant_of(&self, client: &str) -> Option<Grant> {
         let table = self.raft.app().access();
         let grant = table.get(client)?;
         // Names were checked before they entered the log; one this version does not know
         // grants nothing.
-        Some(grant.roles.iter().filter_map(|r| r.parse().ok()).collect())
+        Some(Grant {
+            roles: grant.roles.iter().filter_map(|r| r.parse().ok()).collect(),
+            scope: Scope {
+                users: grant.users.clone(),
+                instruments: grant.instruments.clone(),
+            },
+        })
     }
 }
 
@@ -49,6 +56,8 @@ fn entry_to_pb(client: &str, g: &AccessGrant) -> pb::AccessEntry {
     pb::AccessEntry {
         client: client.to_owned(),
         roles: g.roles.clone(),
+        users: g.users.clone(),
+        instruments: g.instruments.clone(),
         set_by: g.set_by.clone(),
         set_at_ns: g.set_at_ns,
         index: g.index,
@@ -78,6 +87,37 @@ fn check_request(client: &str, roles: &[String]) -> Result<Vec<String>, Status> 
     Ok(out.into_iter().map(|r| r.as_str().to_owned()).collect())
 }
 
+/// Checks the users or instruments of a scope: plain names (an instrument may end in `*`).
+fn check_scope(field: &str, names: &[String]) -> Result<(), Status> {
+    let max = qastore_exchange::access::MAX_SCOPE;
+    if names.len() > max {
+        return Err(invalid(format!("field {field}: at most {max}")));
+    }
+    for n in names {
+        let body = if field == "instruments" {
+            n.strip_suffix('*').unwrap_or(n)
+        } else {
+            n
+        };
+        let ok = !body.is_empty()
+            && n.len() <= qastore_exchange::access::MAX_SCOPE_BYTES
+            && body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(invalid(format!(
+                "field {field}: {n:?} is not a name (letters, digits, '-', '_', '.'{})",
+                if field == "instruments" {
+                    ", and a final '*' for a prefix"
+                } else {
+                    ""
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
 async fn propose(node: &Node, cmd: SystemCommand) -> Result<Response, Status> {
     let (_, response) = node
         .raft
@@ -102,9 +142,13 @@ pub async fn set(
 ) -> Result<pb::AccessEntry, Status> {
     node.check_serving()?;
     let roles = check_request(&req.client, &req.roles)?;
+    check_scope("users", &req.users)?;
+    check_scope("instruments", &req.instruments)?;
     let cmd = SystemCommand::SetAccess {
         client: req.client.clone(),
         roles,
+        users: req.users.clone(),
+        instruments: req.instruments.clone(),
         set_by: caller.map_or_else(|| "an unauthenticated caller".into(), Caller::who),
         set_at_ns: now_ns(),
     };

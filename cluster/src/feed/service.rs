@@ -214,6 +214,8 @@ impl Feed for FeedService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let (scope, who) = crate::access::Caller::scope_of(request.extensions());
+        scope.check_filter("Feed/Subscribe", &who, request.get_ref().filter.as_ref())?;
         Ok(Response::new(self.open(request.into_inner()).await?))
     }
 

@@ -33,6 +33,10 @@ pub const MAX_ROLE_BYTES: usize = 32;
 pub struct AccessGrant {
     /// The roles it holds (none: locked out).
     pub roles: Vec<String>,
+    /// The users whose data it may read (empty: any).
+    pub users: Vec<String>,
+    /// The instruments whose data it may read: ids, or prefixes ending in `*` (empty: any).
+    pub instruments: Vec<String>,
     /// Who set them (the identity of the administrator).
     pub set_by: String,
     /// When (epoch nanoseconds, the proposing leader's clock).
@@ -65,8 +69,31 @@ pub fn load(engine: &Engine) -> Result<AccessTable> {
         .collect()
 }
 
+/// The most users or instruments one entry may name.
+pub const MAX_SCOPE: usize = 1024;
+/// The longest user or instrument name, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 64;
+
 /// Why a change cannot be applied, or `None`.
-fn check(client: &str, roles: &[String]) -> Option<String> {
+fn check(
+    client: &str,
+    roles: &[String],
+    users: &[String],
+    instruments: &[String],
+) -> Option<String> {
+    for (field, names) in [("users", users), ("instruments", instruments)] {
+        if names.len() > MAX_SCOPE {
+            return Some(format!("field {field}: at most {MAX_SCOPE}"));
+        }
+        if names
+            .iter()
+            .any(|n| n.is_empty() || n.len() > MAX_SCOPE_BYTES)
+        {
+            return Some(format!(
+                "field {field}: a name is 1 to {MAX_SCOPE_BYTES} bytes"
+            ));
+        }
+    }
     if client.is_empty() || client.len() > MAX_CLIENT_BYTES {
         return Some(format!(
             "field client: a client name is 1 to {MAX_CLIENT_BYTES} bytes"
@@ -86,24 +113,37 @@ fn check(client: &str, roles: &[String]) -> Option<String> {
     None
 }
 
+/// What an entry gives a client.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub roles: &'a [String],
+    pub users: &'a [String],
+    pub instruments: &'a [String],
+}
+
 /// Applies setting `client`'s roles at log index `index`, adding the write to `sys`; answers
 /// the entry as it now stands.
 pub(crate) fn set(
     client: &str,
-    roles: &[String],
+    scope: Scope<'_>,
     set_by: &str,
     set_at_ns: i64,
     index: u64,
     sys: &mut WriteBatch,
 ) -> (Response, Option<AccessGrant>) {
-    if let Some(reason) = check(client, roles) {
+    if let Some(reason) = check(client, scope.roles, scope.users, scope.instruments) {
         return (Response::Refused { reason }, None);
     }
-    let mut roles = roles.to_vec();
-    roles.sort();
-    roles.dedup();
+    let sorted = |v: &[String]| {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
     let grant = AccessGrant {
-        roles,
+        roles: sorted(scope.roles),
+        users: sorted(scope.users),
+        instruments: sorted(scope.instruments),
         set_by: set_by.to_owned(),
         set_at_ns,
         index,

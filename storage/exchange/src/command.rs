@@ -149,6 +149,11 @@ pub enum SystemCommand {
         client: String,
         /// Its roles; none locks it out.
         roles: Vec<String>,
+        /// The users whose data it may read (empty: any).
+        users: Vec<String>,
+        /// The instruments whose data it may read: ids, or prefixes ending in `*` (empty:
+        /// any).
+        instruments: Vec<String>,
         /// The administrator who set them.
         set_by: String,
         /// When (epoch nanoseconds, the proposing leader's clock).

@@ -344,11 +344,18 @@ impl ExchangeMachine {
             SystemCommand::SetAccess {
                 client,
                 roles,
+                users,
+                instruments,
                 set_by,
                 set_at_ns,
             } => {
+                let scope = access::Scope {
+                    roles,
+                    users,
+                    instruments,
+                };
                 let (response, grant) =
-                    access::set(client, roles, set_by, *set_at_ns, index, &mut sys);
+                    access::set(client, scope, set_by, *set_at_ns, index, &mut sys);
                 engine.apply(&sys, index)?;
                 if let Some(grant) = grant {
                     let mut table = (*self.access()).clone();

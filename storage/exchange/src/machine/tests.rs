@@ -774,6 +774,8 @@ mod access_and_audit {
         SystemCommand::SetAccess {
             client: client.into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            users: Vec::new(),
+            instruments: vec!["SHFE.rb*".into()],
             set_by: "client ops of cluster c1".into(),
             set_at_ns: 7,
         }
