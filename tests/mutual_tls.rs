@@ -243,3 +243,68 @@ async fn a_client_over_its_connection_limit_is_turned_away_until_one_closes() {
         .unwrap();
     assert!(refused >= 1, "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_port_speaks_tls_and_acting_on_a_node_takes_an_admin() {
+    let _serial = SERIAL.lock().await;
+    let mut spec = qastore_testkit::ClusterSpec::test(1);
+    spec.tls = true;
+    let mut c = ProcCluster::create(spec).unwrap();
+    c.spawn(1, true).unwrap();
+    c.wait_leader(Duration::from_secs(30)).await.unwrap();
+    let http = c.nodes[&1].http;
+    let dir = c.certs_dir().unwrap().to_path_buf();
+
+    // Plain HTTP gets nothing; HTTPS with the cluster's CA serves health and metrics.
+    assert!(
+        qastore_testkit::http::http(http, "GET", "/readyz")
+            .map(|(code, _)| code)
+            .unwrap_or(0)
+            != 200
+    );
+    let (code, body) = c.http_get(1, "/readyz").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"tls\":true"), "{body}");
+
+    // The kit's client holds every role: it may take a snapshot over HTTP; a reader may not.
+    let admin = qastore_testkit::certs::https_config(&dir).unwrap();
+    let (code, body) =
+        qastore_testkit::http::https(http, "POST", "/admin/snapshot", admin).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let certs = CertDir::new(&dir);
+    let ca = Authority::from_pem(
+        &std::fs::read_to_string(certs.ca().cert).unwrap(),
+        &std::fs::read_to_string(certs.ca().key).unwrap(),
+    )
+    .unwrap();
+    let reader = ca.issue_client("quant", &[Role::Reader], 1).unwrap();
+    let creds = qastore_security::tls::Credentials::from_pem(
+        &std::fs::read(certs.ca().cert).unwrap(),
+        reader.cert_pem.as_bytes(),
+        reader.key_pem.as_bytes(),
+        "the reader's certificate",
+    )
+    .unwrap();
+    let config = creds
+        .client_config_with(qastore_security::tls::Protocol::Http1)
+        .unwrap();
+    let (code, body) =
+        qastore_testkit::http::https(http, "POST", "/admin/compaction", config).unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("lacks role admin"), "{body}");
+
+    // The snapshot over HTTP is on the audit trail like the gRPC call.
+    let client = c.client().unwrap();
+    let mut a = client.admin_at(&c.api(1)).unwrap();
+    let trail = a
+        .list_audit(client.request(pb::ListAuditRequest {
+            action: "TriggerSnapshot".into(),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert_eq!(trail.len(), 1, "{trail:?}");
+    assert_eq!(trail[0].detail, "over HTTP");
+}

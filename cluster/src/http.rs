@@ -1,7 +1,9 @@
 //! The node's HTTP port: Prometheus `/metrics`, `/livez` (the process answers; never depends
 //! on a quorum), `/readyz` (has a leader and is caught up), and curl-friendly JSON admin
 //! routes: `GET /admin/status`, `GET /admin/storage`, `POST /admin/compaction`,
-//! `POST /admin/snapshot`.
+//! `POST /admin/snapshot`. With TLS the port speaks HTTPS (a client certificate optional), and
+//! the two POST routes need an admin's certificate, as `Admin.TriggerCompaction` and
+//! `Admin.TriggerSnapshot` do.
 
 use std::sync::Arc;
 
@@ -16,7 +18,9 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::access::{audit, Caller, Gate};
 use crate::admin_service::{cluster_status, node_status, storage_stats};
+use crate::http_tls::{HttpCaller, TlsListener};
 use crate::node::Node;
 
 /// What `/readyz` says of a node running without TLS.
@@ -27,15 +31,19 @@ const INSECURE_WARNING: &str =
 struct AppState {
     node: Arc<Node>,
     prometheus: Option<PrometheusHandle>,
+    gate: Arc<Gate>,
 }
 
-/// Serves the HTTP routes on `listener` until `stop`.
+/// Serves the HTTP routes on `listener` (over `tls`, if given) until `stop`.
 pub(crate) fn spawn(
     node: Arc<Node>,
     listener: TcpListener,
     prometheus: Option<PrometheusHandle>,
+    tls: Option<Arc<qastore_security::tls::ReloadingTls>>,
+    gate: Arc<Gate>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let handshake_timeout = node.config.tls.handshake_timeout();
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/livez", get(livez))
@@ -44,13 +52,31 @@ pub(crate) fn spawn(
         .route("/admin/storage", get(storage))
         .route("/admin/compaction", post(compaction))
         .route("/admin/snapshot", post(snapshot))
-        .with_state(AppState { node, prometheus });
+        .with_state(AppState {
+            node,
+            prometheus,
+            gate,
+        });
     tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let result = match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Some(tls) => match TlsListener::new(listener, tls, handshake_timeout) {
+                Ok(listener) => {
+                    let app = app.into_make_service_with_connect_info::<HttpCaller>();
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                }
+                Err(e) => Err(e),
+            },
+        };
         if let Err(e) = result {
             tracing::error!(error = %e, "the HTTP server stopped");
         }
@@ -196,28 +222,63 @@ fn failure(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-/// With TLS on, operator actions need an admin's certificate, which this plain HTTP port
-/// cannot check: they are refused here and taken through `qastore ctl` instead.
-fn refuse_under_tls(node: &Node, action: &str) -> Option<Response> {
-    node.config.tls_on().then(|| {
-        (
-            StatusCode::FORBIDDEN,
-            Json(json!({
-                "error": format!(
-                    "this node runs mutual TLS: {action} needs an admin's certificate; use \
-                     `qastore ctl {action}` with one"
-                )
-            })),
-        )
-            .into_response()
-    })
+/// With TLS on, an action on the node needs what the same gRPC call needs (`method`): the
+/// caller's certificate checked by the gate, or a token. Without TLS every caller may act.
+fn allowed(
+    s: &AppState,
+    method: &str,
+    request: &axum::extract::Request,
+) -> Result<Option<Caller>, Box<Response>> {
+    if !s.node.config.tls_on() {
+        return Ok(None);
+    }
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<HttpCaller>>()
+        .map(|c| &c.0 .0);
+    let authorization = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+    match s.gate.admit(method, peer, authorization) {
+        Ok(caller) => Ok(Some(caller)),
+        Err(status) => {
+            s.gate.note_refused(method, peer, &status);
+            let code = match status.code() {
+                tonic::Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::FORBIDDEN,
+            };
+            Err(Box::new(
+                (code, Json(json!({ "error": status.message() }))).into_response(),
+            ))
+        }
+    }
 }
 
-async fn compaction(State(s): State<AppState>) -> Response {
-    if let Some(refused) = refuse_under_tls(&s.node, "compact") {
-        return refused;
-    }
-    match s.node.raft.compact().await {
+/// Puts an action taken over HTTP into the audit trail, as the gRPC call's would be.
+async fn audited(s: &AppState, caller: Option<&Caller>, action: &str, ok: Result<(), String>) {
+    let result = match ok {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("INTERNAL: {e}"),
+    };
+    let entry = audit::entry(&s.node, caller, action, "over HTTP".into(), result);
+    audit::record(&s.node, entry).await;
+}
+
+async fn compaction(State(s): State<AppState>, request: axum::extract::Request) -> Response {
+    let caller = match allowed(&s, "/qastore.v1.Admin/TriggerCompaction", &request) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
+    };
+    let done = s.node.raft.compact().await;
+    audited(
+        &s,
+        caller.as_ref(),
+        "Admin/TriggerCompaction",
+        done.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    )
+    .await;
+    match done {
         Ok(()) => {
             Json(json!({ "compacted": true, "storage": storage_json(&storage_stats(&s.node)) }))
                 .into_response()
@@ -226,11 +287,20 @@ async fn compaction(State(s): State<AppState>) -> Response {
     }
 }
 
-async fn snapshot(State(s): State<AppState>) -> Response {
-    if let Some(refused) = refuse_under_tls(&s.node, "snapshot") {
-        return refused;
-    }
-    match s.node.raft.trigger_snapshot().await {
+async fn snapshot(State(s): State<AppState>, request: axum::extract::Request) -> Response {
+    let caller = match allowed(&s, "/qastore.v1.Admin/TriggerSnapshot", &request) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
+    };
+    let done = s.node.raft.trigger_snapshot().await;
+    audited(
+        &s,
+        caller.as_ref(),
+        "Admin/TriggerSnapshot",
+        done.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+    )
+    .await;
+    match done {
         Ok(()) => {
             Json(json!({ "requested": true, "snapshot_index": s.node.raft.status().snapshot }))
                 .into_response()

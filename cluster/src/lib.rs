@@ -34,6 +34,7 @@ mod error;
 pub mod feed;
 mod forward;
 pub mod http;
+mod http_tls;
 mod membership;
 mod membership_watch;
 mod metrics;

@@ -158,8 +158,27 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     metrics::spawn_sampler(node.clone(), stopped.clone());
     membership_watch::spawn(node.clone(), stopped.clone());
     let scheduled = schedule::spawn(node.raft.clone(), stopped.clone());
-    let grpc = spawn_grpc(node.clone(), api_listener, tls, tokens, stopped.clone());
-    let web = http::spawn(node.clone(), http_listener, prometheus, stopped);
+    let mut gate = crate::access::Gate::new(
+        &node.config.cluster_id,
+        node.raft.id(),
+        tls.is_some(),
+        Arc::new(crate::access::table::ReplicatedRoles::new(
+            node.raft.clone(),
+        )),
+        node.refused.clone(),
+    );
+    if let Some(tokens) = tokens {
+        gate = gate.with_tokens(tokens);
+    }
+    let gate = Arc::new(gate);
+    let grpc = spawn_grpc(
+        node.clone(),
+        api_listener,
+        tls.clone(),
+        gate.clone(),
+        stopped.clone(),
+    );
+    let web = http::spawn(node.clone(), http_listener, prometheus, tls, gate, stopped);
     tracing::info!(
         node = node.raft.id(),
         api = %api_addr,
@@ -200,7 +219,7 @@ fn spawn_grpc(
     node: Arc<Node>,
     listener: TcpListener,
     tls: Option<Arc<qastore_security::tls::ReloadingTls>>,
-    tokens: Option<Arc<qastore_security::token::TokenVerifier>>,
+    gate: Arc<crate::access::Gate>,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     let max = node.config.max_request_bytes;
@@ -222,24 +241,12 @@ fn spawn_grpc(
                 let _ = s.set_nodelay(true);
             })
         });
-        let mut gate = crate::access::Gate::new(
-            &node.config.cluster_id,
-            node.raft.id(),
-            tls.is_some(),
-            Arc::new(crate::access::table::ReplicatedRoles::new(
-                node.raft.clone(),
-            )),
-            node.refused.clone(),
-        );
         // Callers may come without a certificate only where a token can stand in for one.
-        let client_certs = match tokens {
-            Some(tokens) => {
-                gate = gate.with_tokens(tokens);
-                qastore_security::tls::ClientCerts::Optional
-            }
-            None => qastore_security::tls::ClientCerts::Required,
+        let client_certs = if gate.takes_tokens() {
+            qastore_security::tls::ClientCerts::Optional
+        } else {
+            qastore_security::tls::ClientCerts::Required
         };
-        let gate = Arc::new(gate);
         let limiter = node.connections.clone();
         // A peer that vanished without closing its connection is noticed by the keep-alive
         // pings and its connection closed, so it holds nothing for long.
@@ -263,6 +270,7 @@ fn spawn_grpc(
                     handshake_timeout,
                     client_certs,
                     limiter: Some(limiter),
+                    protocol: qastore_security::tls::Protocol::H2,
                 };
                 let incoming = qastore_security::tls::accept(incoming, tls, options);
                 router

@@ -27,8 +27,23 @@ use crate::error::{io, Error, Result};
 use crate::inspect::{inspect_pem, CertSummary};
 use crate::limits::ConnectionLimiter;
 
-/// The protocol spoken inside TLS: gRPC's HTTP/2.
-const ALPN_H2: &[u8] = b"h2";
+/// The protocol spoken inside TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// gRPC's HTTP/2 (the client API and peer ports).
+    H2,
+    /// HTTP/1.1 (the HTTP port: metrics, health, JSON admin routes).
+    Http1,
+}
+
+impl Protocol {
+    fn alpn(self) -> Vec<u8> {
+        match self {
+            Protocol::H2 => b"h2".to_vec(),
+            Protocol::Http1 => b"http/1.1".to_vec(),
+        }
+    }
+}
 
 /// How often, at most, a reloading config looks at its files.
 const RECHECK: Duration = Duration::from_secs(1);
@@ -42,6 +57,8 @@ pub struct AcceptOptions {
     pub client_certs: ClientCerts,
     /// The most connections one caller may hold open (`None`: no limit).
     pub limiter: Option<Arc<ConnectionLimiter>>,
+    /// The protocol spoken inside TLS.
+    pub protocol: Protocol,
 }
 
 impl AcceptOptions {
@@ -51,6 +68,7 @@ impl AcceptOptions {
             handshake_timeout,
             client_certs: ClientCerts::Required,
             limiter: None,
+            protocol: Protocol::H2,
         }
     }
 }
@@ -170,12 +188,16 @@ impl Credentials {
     /// A server config: this certificate, and a client certificate required, chaining to the
     /// trusted CAs.
     pub fn server_config(&self) -> Result<Arc<ServerConfig>> {
-        self.server_config_with(ClientCerts::Required)
+        self.server_config_with(ClientCerts::Required, Protocol::H2)
     }
 
-    /// A server config asking for a client certificate as `client_certs` says: one that is
-    /// presented must chain to the trusted CAs either way.
-    pub fn server_config_with(&self, client_certs: ClientCerts) -> Result<Arc<ServerConfig>> {
+    /// A server config speaking `protocol` and asking for a client certificate as
+    /// `client_certs` says: one that is presented must chain to the trusted CAs either way.
+    pub fn server_config_with(
+        &self,
+        client_certs: ClientCerts,
+        protocol: Protocol,
+    ) -> Result<Arc<ServerConfig>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder =
             WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider.clone());
@@ -192,13 +214,18 @@ impl Credentials {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| parse("the certificate", e.to_string()))?;
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        config.alpn_protocols = vec![protocol.alpn()];
         Ok(Arc::new(config))
     }
 
     /// A client config: the server's certificate must chain to the trusted CAs, and this
     /// certificate is presented.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
+        self.client_config_with(Protocol::H2)
+    }
+
+    /// A client config as [`Credentials::client_config`] makes, speaking `protocol`.
+    pub fn client_config_with(&self, protocol: Protocol) -> Result<Arc<ClientConfig>> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -206,7 +233,7 @@ impl Credentials {
             .with_root_certificates(self.roots.clone())
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| parse("the certificate", e.to_string()))?;
-        config.alpn_protocols = vec![ALPN_H2.to_vec()];
+        config.alpn_protocols = vec![protocol.alpn()];
         Ok(Arc::new(config))
     }
 }
@@ -315,6 +342,7 @@ struct Loaded {
     credentials: Arc<Credentials>,
     server: Arc<ServerConfig>,
     server_optional: Arc<ServerConfig>,
+    server_http: Arc<ServerConfig>,
     client: Arc<ClientConfig>,
 }
 
@@ -359,13 +387,18 @@ impl ReloadingTls {
         self.fresh().server.clone()
     }
 
-    /// The server config for a new connection that asks for a client certificate as
-    /// `client_certs` says.
-    pub fn server_config_with(&self, client_certs: ClientCerts) -> Arc<ServerConfig> {
+    /// The server config for a new connection speaking `protocol` that asks for a client
+    /// certificate as `client_certs` says (HTTP/1.1 always leaves it optional).
+    pub fn server_config_with(
+        &self,
+        client_certs: ClientCerts,
+        protocol: Protocol,
+    ) -> Arc<ServerConfig> {
         let loaded = self.fresh();
-        match client_certs {
-            ClientCerts::Required => loaded.server.clone(),
-            ClientCerts::Optional => loaded.server_optional.clone(),
+        match (protocol, client_certs) {
+            (Protocol::Http1, _) => loaded.server_http.clone(),
+            (Protocol::H2, ClientCerts::Required) => loaded.server.clone(),
+            (Protocol::H2, ClientCerts::Optional) => loaded.server_optional.clone(),
         }
     }
 
@@ -449,7 +482,8 @@ fn load(files: &TlsFiles) -> Result<Loaded> {
         stamp: before,
         checked: Instant::now(),
         server: credentials.server_config()?,
-        server_optional: credentials.server_config_with(ClientCerts::Optional)?,
+        server_optional: credentials.server_config_with(ClientCerts::Optional, Protocol::H2)?,
+        server_http: credentials.server_config_with(ClientCerts::Optional, Protocol::Http1)?,
         client: credentials.client_config()?,
         credentials: Arc::new(credentials),
     })
@@ -488,7 +522,8 @@ where
                 }
                 Some(Ok(io)) => io,
             };
-            let acceptor = TlsAcceptor::from(tls.server_config_with(options.client_certs));
+            let acceptor =
+                TlsAcceptor::from(tls.server_config_with(options.client_certs, options.protocol));
             let tx = tx.clone();
             let AcceptOptions {
                 handshake_timeout,

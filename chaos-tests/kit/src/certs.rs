@@ -40,6 +40,20 @@ pub fn make(dir: &Path, cluster: &str, node_ids: &[u64]) -> Result<ClientTls, Ki
         .map_err(|e| KitError::Cluster(format!("loading the client certificate: {e}")))
 }
 
+/// A client config for the nodes' HTTP ports (HTTP/1.1 over TLS), presenting the kit's
+/// client certificate.
+pub fn https_config(dir: &Path) -> Result<std::sync::Arc<rustls::ClientConfig>, KitError> {
+    let certs = CertDir::new(dir);
+    let files = qastore_security::tls::TlsFiles {
+        ca: certs.ca().cert,
+        cert: certs.client(CLIENT).cert,
+        key: certs.client(CLIENT).key,
+    };
+    qastore_security::tls::Credentials::load(&files)
+        .and_then(|c| c.client_config_with(qastore_security::tls::Protocol::Http1))
+        .map_err(|e| KitError::Cluster(format!("TLS for the HTTP ports: {e}")))
+}
+
 /// Issues node `id` a certificate from the CA in `dir` (for a node that joins later).
 pub fn add_node(dir: &Path, id: u64) -> Result<(), KitError> {
     let certs = CertDir::new(dir);

@@ -556,7 +556,10 @@ impl ProcCluster {
     /// A plain HTTP GET on node `id`'s HTTP port: (status code, body).
     pub fn http_get(&self, id: u64, path: &str) -> Result<(u16, String), KitError> {
         let n = self.node(id).ok_or(KitError::NoNode(id))?;
-        crate::http::http(n.http, "GET", path)
+        match &self.certs {
+            None => crate::http::http(n.http, "GET", path),
+            Some(dir) => crate::http::https(n.http, "GET", path, crate::certs::https_config(dir)?),
+        }
     }
 }
 

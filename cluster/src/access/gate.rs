@@ -86,6 +86,11 @@ impl Gate {
         }
     }
 
+    /// Whether callers may present a token instead of a certificate.
+    pub fn takes_tokens(&self) -> bool {
+        self.tokens.is_some()
+    }
+
     /// Also lets in callers without a certificate that present a token `tokens` accepts.
     pub fn with_tokens(mut self, tokens: Arc<TokenVerifier>) -> Gate {
         self.tokens = Some(tokens);
@@ -138,7 +143,7 @@ impl Gate {
     }
 
     /// Logs, counts and keeps a refused call.
-    fn note_refused(&self, method: &str, peer: Option<&Peer>, status: &Status) {
+    pub fn note_refused(&self, method: &str, peer: Option<&Peer>, status: &Status) {
         let from = peer
             .and_then(|p| p.remote)
             .map(|a| a.to_string())
