@@ -52,7 +52,8 @@ struct Args {
     /// `--node-setting 'write_groups_in_flight = 2'`.
     #[arg(long = "node-setting", value_name = "TOML")]
     node_settings: Vec<String>,
-    /// QAStore's nodes and client run mutual TLS (certificates made for the run).
+    /// Both systems run mutual TLS on every port (certificates made for the run; etcd with
+    /// `--client-cert-auth` and `--peer-client-cert-auth`).
     #[arg(long)]
     tls: bool,
     /// The `qastore` program (default: beside this one, else `$QASTORE_BIN`).
@@ -294,7 +295,12 @@ async fn run_etcd(
     let exe = find_etcd().ok_or("no etcd program (install etcd-server, or set ETCD_BIN)")?;
     eprintln!("etcd: starting three members ({})", exe.display());
     report.context.insert("etcd".into(), version_of(&exe));
-    let sys = Arc::new(EtcdCluster::start(&exe).await?);
+    if args.tls {
+        report
+            .context
+            .insert("etcd transport".into(), "mutual TLS (Go crypto/tls)".into());
+    }
+    let sys = Arc::new(EtcdCluster::start(&exe, args.tls).await?);
     let m = measure(sys.clone(), args).await;
     sys.shutdown();
     results.insert("etcd", m?);

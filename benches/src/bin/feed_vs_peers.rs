@@ -195,7 +195,7 @@ async fn run_etcd(args: &Args, report: &mut Report) -> Result<Measured, String> 
     let exe = find_etcd().ok_or("no etcd program (install etcd-server, or set ETCD_BIN)")?;
     eprintln!("etcd: starting three members ({})", exe.display());
     report.context.insert("etcd".into(), version_of(&exe));
-    let sys = Arc::new(EtcdCluster::start(&exe).await?);
+    let sys = Arc::new(EtcdCluster::start(&exe, false).await?);
     Ok(measure(sys, args).await)
 }
 

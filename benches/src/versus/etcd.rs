@@ -26,9 +26,50 @@ struct Member {
     child: Option<Child>,
 }
 
+/// The files of an etcd cluster on mutual TLS: the CA, and one certificate per member used
+/// for both its client and peer ports (and by the benchmark's client).
+struct EtcdTls {
+    ca: PathBuf,
+    certs: Vec<(PathBuf, PathBuf)>,
+    client: (PathBuf, PathBuf),
+}
+
+/// Makes a CA, member certificates for loopback and a client certificate in `dir`.
+fn make_tls(dir: &Path) -> Result<EtcdTls, String> {
+    use qastore_security::{Authority, CertDir, Role};
+    let certs = CertDir::new(dir);
+    let fail = |e: qastore_security::Error| format!("making etcd's certificates: {e}");
+    let ca = Authority::create("etcd-bench", 1).map_err(fail)?;
+    certs
+        .write_pair(&certs.ca(), ca.cert_pem(), ca.key_pem(), false)
+        .map_err(fail)?;
+    let mut members = Vec::new();
+    for id in 1..=3 {
+        let n = ca
+            .issue_node(id, &["localhost".into(), "127.0.0.1".into()], 1)
+            .map_err(fail)?;
+        let paths = certs.node(id);
+        certs
+            .write_pair(&paths, &n.cert_pem, &n.key_pem, false)
+            .map_err(fail)?;
+        members.push((paths.cert, paths.key));
+    }
+    let client = ca.issue_client("bench", &Role::ALL, 1).map_err(fail)?;
+    let paths = certs.client("bench");
+    certs
+        .write_pair(&paths, &client.cert_pem, &client.key_pem, false)
+        .map_err(fail)?;
+    Ok(EtcdTls {
+        ca: certs.ca().cert,
+        certs: members,
+        client: (paths.cert, paths.key),
+    })
+}
+
 /// A three-member etcd cluster of child processes.
 pub struct EtcdCluster {
     exe: PathBuf,
+    tls: Option<EtcdTls>,
     initial_cluster: String,
     members: Mutex<Vec<Member>>,
     clients: Vec<Client>,
@@ -46,14 +87,20 @@ pub fn kv_value(n: u64) -> Vec<u8> {
 
 impl EtcdCluster {
     /// Starts three members of the `etcd` program at `exe` in a new temporary directory and
-    /// waits for a leader.
-    pub async fn start(exe: &Path) -> Result<EtcdCluster, String> {
+    /// waits for a leader; `tls`: client and peer ports on mutual TLS (etcd's
+    /// `--client-cert-auth` and `--peer-client-cert-auth`), with certificates made for the run.
+    pub async fn start(exe: &Path, tls: bool) -> Result<EtcdCluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("etcd-bench-")
             .tempdir()
             .map_err(|e| format!("temporary directory: {e}"))?;
+        let tls = match tls {
+            true => Some(make_tls(&dir.path().join("certs"))?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let addrs = free_addresses(6)?;
-        let peer_url = |i: usize| format!("http://{}", addrs[3 + i]);
+        let peer_url = |i: usize| format!("{scheme}://{}", addrs[3 + i]);
         let initial_cluster = (0..3)
             .map(|i| format!("n{}={}", i + 1, peer_url(i)))
             .collect::<Vec<_>>()
@@ -61,14 +108,29 @@ impl EtcdCluster {
         let members: Vec<Member> = (0..3)
             .map(|i| Member {
                 name: format!("n{}", i + 1),
-                client_url: format!("http://{}", addrs[i]),
+                client_url: format!("{scheme}://{}", addrs[i]),
                 data: dir.path().join(format!("n{}", i + 1)),
                 log: dir.path().join(format!("n{}.log", i + 1)),
                 child: None,
             })
             .collect();
+        let client_tls = match &tls {
+            None => None,
+            Some(t) => {
+                let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+                Some(
+                    etcd_client::TlsOptions::new()
+                        .ca_certificate(etcd_client::Certificate::from_pem(read(&t.ca)?))
+                        .identity(etcd_client::Identity::from_pem(
+                            read(&t.client.0)?,
+                            read(&t.client.1)?,
+                        )),
+                )
+            }
+        };
         let mut sys = EtcdCluster {
             exe: exe.to_path_buf(),
+            tls,
             initial_cluster,
             members: Mutex::new(members),
             clients: Vec::new(),
@@ -83,9 +145,12 @@ impl EtcdCluster {
         let urls: Vec<String> =
             sys.with_members(|m| m.iter().map(|m| m.client_url.clone()).collect());
         for url in &urls {
-            let options = ConnectOptions::new()
+            let mut options = ConnectOptions::new()
                 .with_connect_timeout(Duration::from_secs(2))
                 .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+            if let Some(t) = &client_tls {
+                options = options.with_tls(t.clone());
+            }
             let mut connected = None;
             for _ in 0..100 {
                 if let Ok(c) = Client::connect([url.as_str()], Some(options.clone())).await {
@@ -128,9 +193,29 @@ impl EtcdCluster {
 
     fn spawn(&self, node: usize, peer_url: &str) -> Result<(), String> {
         let (exe, initial) = (self.exe.clone(), self.initial_cluster.clone());
+        let tls = self
+            .tls
+            .as_ref()
+            .and_then(|t| Some((t.ca.clone(), t.certs.get(node)?.clone())));
         self.with_members(|members| {
             let m = members.get_mut(node).ok_or("no such member")?;
             let mut cmd = Command::new(&exe);
+            if let Some((ca, (cert, key))) = &tls {
+                cmd.arg("--cert-file")
+                    .arg(cert)
+                    .arg("--key-file")
+                    .arg(key)
+                    .arg("--trusted-ca-file")
+                    .arg(ca)
+                    .arg("--client-cert-auth")
+                    .arg("--peer-cert-file")
+                    .arg(cert)
+                    .arg("--peer-key-file")
+                    .arg(key)
+                    .arg("--peer-trusted-ca-file")
+                    .arg(ca)
+                    .arg("--peer-client-cert-auth");
+            }
             cmd.arg("--name")
                 .arg(&m.name)
                 .arg("--data-dir")
