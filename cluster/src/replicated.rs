@@ -133,6 +133,12 @@ impl Application for ExchangeApp {
         Command::System(SystemCommand::HashMark).to_bytes()
     }
 
+    fn unhashed_prefixes() -> Vec<Vec<u8>> {
+        // The trail records refused actions too: data compared before and after one must
+        // read the same.
+        vec![qastore_exchange::audit::key_prefix()]
+    }
+
     /// A client's write of a few records; system commands may write files (a day's Parquet)
     /// and large batches take long enough that the blocking pool is the place for them.
     fn applies_quickly(&self, command: &[u8]) -> bool {

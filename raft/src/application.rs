@@ -109,6 +109,14 @@ pub trait Application: Send + Sync + 'static {
     /// The command that asks every node to hash its state (see [`Applied::hash_mark`]).
     fn hash_mark_command() -> Bytes;
 
+    /// Key prefixes left out of the replica hash: what replicas keep alike but is a record of
+    /// what was done rather than the application's data (an audit trail of operators'
+    /// actions, refused ones included), so that comparing data before and after a refused
+    /// action finds it unchanged.
+    fn unhashed_prefixes() -> Vec<Vec<u8>> {
+        Vec::new()
+    }
+
     /// Whether applying `command` is quick work in the engine's memory only (a client's small
     /// write: lookups and inserts, no file written or synced). A few such entries together are
     /// applied on the runtime thread, sparing them two thread hops; everything else is applied

@@ -27,18 +27,25 @@ enum Mark {
 pub struct HashMarks {
     marks: Mutex<BTreeMap<u64, Mark>>,
     changed: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for HashMarks {
-    fn default() -> Self {
-        HashMarks {
-            marks: Mutex::new(BTreeMap::new()),
-            changed: tokio::sync::watch::channel(0).0,
-        }
-    }
+    /// Key prefixes the application keeps out of the hash.
+    unhashed: Vec<Vec<u8>>,
 }
 
 impl HashMarks {
+    /// Marks whose hashes leave out the keys under `unhashed`.
+    pub fn new(unhashed: Vec<Vec<u8>>) -> Self {
+        HashMarks {
+            marks: Mutex::new(BTreeMap::new()),
+            changed: tokio::sync::watch::channel(0).0,
+            unhashed,
+        }
+    }
+
+    /// The replica hash of `view` (see [`crate::state_machine::replica_hash`]).
+    pub fn hash(&self, view: EngineIter) -> qastore_lsm::Result<u64> {
+        crate::state_machine::replica_hash(view, &self.unhashed)
+    }
+
     /// Hashes `view`, the engine as of the mark at `index`, on a thread of its own.
     pub fn start(self: &std::sync::Arc<Self>, index: u64, view: EngineIter) {
         self.marks.lock().insert(index, Mark::Hashing);
@@ -46,7 +53,7 @@ impl HashMarks {
         let spawned = std::thread::Builder::new()
             .name(format!("hash-mark-{index}"))
             .spawn(move || {
-                let result = crate::state_machine::replica_hash(view).map_err(|e| e.to_string());
+                let result = marks.hash(view).map_err(|e| e.to_string());
                 marks.finish(index, result);
             });
         if let Err(e) = spawned {

@@ -70,10 +70,18 @@ fn membership_key() -> Vec<u8> {
 }
 
 /// The hash replicas are compared by: every key and value except the applied log id and the
-/// membership, which say where the data sits in a log rather than what it is.
-pub fn replica_hash(view: qastore_lsm::EngineIter) -> qastore_lsm::Result<u64> {
+/// membership, which say where the data sits in a log rather than what it is, and the keys
+/// under `unhashed` (see [`crate::Application::unhashed_prefixes`]).
+pub fn replica_hash(
+    view: qastore_lsm::EngineIter,
+    unhashed: &[Vec<u8>],
+) -> qastore_lsm::Result<u64> {
     let (applied, membership) = (applied_key(), membership_key());
-    view.state_hash_skipping(&[&applied, &membership])
+    view.state_hash_where(|k| {
+        k != applied.as_slice()
+            && k != membership.as_slice()
+            && !unhashed.iter().any(|p| k.starts_with(p))
+    })
 }
 
 /// What has been applied.
@@ -180,7 +188,7 @@ impl StateMachine {
                 checkpoints,
                 applied: Mutex::new(applied),
                 app: app.clone(),
-                hash_marks: Arc::default(),
+                hash_marks: Arc::new(HashMarks::new(A::unhashed_prefixes())),
                 damage: Arc::default(),
                 apply_turn: tokio::sync::Mutex::new(()),
                 repairer: std::sync::OnceLock::new(),
@@ -351,6 +359,11 @@ impl StateMachine {
     /// The membership as of the last applied entry.
     pub fn membership(&self) -> StoredMembership {
         self.inner.applied.lock().membership.clone()
+    }
+
+    /// The hash marks, to hash from another thread.
+    pub fn hash_marks_shared(&self) -> Arc<HashMarks> {
+        self.inner.hash_marks.clone()
     }
 
     /// The state hashes taken at hash marks.

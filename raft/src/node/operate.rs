@@ -33,10 +33,9 @@ impl<A: Application> RaftNode<A> {
         match marked {
             Err(Error::InvalidArgument(_)) if self.applied_index() == index => {
                 let engine = self.engine()?;
+                let marks = self.sm.hash_marks_shared();
                 tokio::task::spawn_blocking(move || {
-                    crate::state_machine::replica_hash(
-                        engine.scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
-                    )
+                    marks.hash(engine.scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded))
                 })
                 .await
                 .map_err(|e| Error::Stopped(e.to_string()))?

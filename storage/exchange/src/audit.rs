@@ -44,8 +44,13 @@ pub struct Audited {
     pub entry: AuditEntry,
 }
 
-fn prefix() -> Vec<u8> {
+/// Where the trail lives in the key space (every entry's key starts with it).
+pub fn key_prefix() -> Vec<u8> {
     KeyBuf::new(SYSTEM).id("audit").build()
+}
+
+fn prefix() -> Vec<u8> {
+    key_prefix()
 }
 
 fn key(index: u64) -> Vec<u8> {

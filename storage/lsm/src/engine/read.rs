@@ -160,10 +160,15 @@ impl EngineIter {
     /// Like [`EngineIter::state_hash`], leaving out the keys in `skip` (bookkeeping that
     /// differs between stores holding the same data, such as where they are in their logs).
     pub fn state_hash_skipping(self, skip: &[&[u8]]) -> Result<u64> {
+        self.state_hash_where(|k| !skip.contains(&k))
+    }
+
+    /// Like [`EngineIter::state_hash`], over the keys `keep` accepts only.
+    pub fn state_hash_where(self, keep: impl Fn(&[u8]) -> bool) -> Result<u64> {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
         for row in self {
             let (k, v) = row?;
-            if skip.contains(&k.as_ref()) {
+            if !keep(k.as_ref()) {
                 continue;
             }
             hasher.update(&(k.len() as u64).to_le_bytes());
