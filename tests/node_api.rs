@@ -220,7 +220,12 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
     let out = c.ctl(&["status"]).await.unwrap();
     assert!(out.status.success(), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(table.lines().count(), 4, "{table}");
+    // A header, a row per member, and the warning that the test cluster runs without TLS.
+    assert_eq!(table.lines().count(), 5, "{table}");
+    assert!(
+        table.lines().last().unwrap().starts_with("INSECURE: "),
+        "{table}"
+    );
     assert!(
         table.contains("leader") && table.contains("follower"),
         "{table}"

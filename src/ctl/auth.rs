@@ -185,7 +185,7 @@ fn audit_json(e: &pb::AuditEntry) -> Value {
         "index": e.index,
         "at": format_time(e.at_ns),
         "who": e.who,
-        "from": e.from,
+        "from": e.remote,
         "node_id": e.node_id,
         "action": e.action,
         "detail": e.detail,
@@ -201,7 +201,7 @@ fn audit_table(entries: &[pb::AuditEntry]) -> String {
             format_time(e.at_ns),
             e.node_id.to_string(),
             e.who.clone(),
-            e.from.clone(),
+            e.remote.clone(),
             e.action.clone(),
             e.result.clone(),
         ]);

@@ -129,13 +129,15 @@ pub struct ProcCluster {
 
 impl ProcCluster {
     /// Prepares a test cluster of `size` nodes with `settings` TOML in every config, starts
-    /// them (node 1 forming the cluster) and waits up to 30 seconds for a leader.
+    /// them (node 1 forming the cluster) and waits up to 30 seconds for a leader, then for
+    /// every node to know itself a member.
     pub async fn start(size: usize, settings: &str) -> Result<ProcCluster, KitError> {
         let mut c = Self::prepare(size, "test-cluster", settings, 1)?;
         for id in c.ids() {
             c.spawn(id, id == 1)?;
         }
         c.wait_leader(Duration::from_secs(30)).await?;
+        c.wait_formed(Duration::from_secs(30)).await?;
         Ok(c)
     }
 

@@ -61,7 +61,7 @@ fn from_pb(e: &pb::AuditEntry) -> AuditEntry {
     AuditEntry {
         at_ns: e.at_ns,
         who: e.who.clone(),
-        from: e.from.clone(),
+        from: e.remote.clone(),
         node_id: e.node_id,
         action: e.action.clone(),
         detail: e.detail.clone(),
@@ -74,7 +74,7 @@ fn to_pb(a: Audited) -> pb::AuditEntry {
         index: a.index,
         at_ns: a.entry.at_ns,
         who: a.entry.who,
-        from: a.entry.from,
+        remote: a.entry.from,
         node_id: a.entry.node_id,
         action: a.entry.action,
         detail: a.entry.detail,
@@ -116,7 +116,7 @@ pub fn entry(
         index: 0,
         at_ns: now_ns(),
         who: caller.map_or_else(|| "an unknown caller".into(), Caller::who),
-        from: caller.map(Caller::from).unwrap_or_default(),
+        remote: caller.map(Caller::from).unwrap_or_default(),
         node_id: node.raft.id(),
         action: action.to_owned(),
         detail,
@@ -161,7 +161,7 @@ async fn append(node: &Node, entry: pb::AuditEntry) -> Result<u64, Status> {
 
 /// `Admin.RecordAudit` on the leader (called by nodes only, see the access policy).
 pub async fn propose(node: &Node, entry: pb::AuditEntry) -> Result<u64, Status> {
-    let cmd = SystemCommand::Audit(from_pb(&entry));
+    let cmd = SystemCommand::Audit(Box::new(from_pb(&entry)));
     let (_, response) = node
         .raft
         .propose(request(&Command::System(cmd)), node.write_timeout())

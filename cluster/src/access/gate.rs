@@ -173,7 +173,7 @@ impl Gate {
             index: 0,
             at_ns: super::table::now_ns(),
             who,
-            from,
+            remote: from,
             node_id: self.node_id,
             action: method
                 .strip_prefix("/qastore.v1.")

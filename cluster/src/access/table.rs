@@ -144,14 +144,14 @@ pub async fn set(
     let roles = check_request(&req.client, &req.roles)?;
     check_scope("users", &req.users)?;
     check_scope("instruments", &req.instruments)?;
-    let cmd = SystemCommand::SetAccess {
+    let cmd = SystemCommand::SetAccess(Box::new(qastore_exchange::AccessChange {
         client: req.client.clone(),
         roles,
         users: req.users.clone(),
         instruments: req.instruments.clone(),
         set_by: caller.map_or_else(|| "an unauthenticated caller".into(), Caller::who),
         set_at_ns: now_ns(),
-    };
+    }));
     match propose(node, cmd).await? {
         Response::AccessChanged { .. } => {
             let table = node.raft.app().access();

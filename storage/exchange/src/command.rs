@@ -143,29 +143,33 @@ pub enum SystemCommand {
         name: String,
     },
     /// Give a client of the cluster these roles, in place of its certificate's (see
-    /// [`crate::access`]).
-    SetAccess {
-        /// The client's name (as its certificate names it).
-        client: String,
-        /// Its roles; none locks it out.
-        roles: Vec<String>,
-        /// The users whose data it may read (empty: any).
-        users: Vec<String>,
-        /// The instruments whose data it may read: ids, or prefixes ending in `*` (empty:
-        /// any).
-        instruments: Vec<String>,
-        /// The administrator who set them.
-        set_by: String,
-        /// When (epoch nanoseconds, the proposing leader's clock).
-        set_at_ns: i64,
-    },
+    /// [`crate::access`]). Boxed, like [`SystemCommand::Audit`]: a command's archive is as
+    /// large as its largest variant, which must stay within the stored write command's.
+    SetAccess(Box<AccessChange>),
     /// Drop a client's entry from the access table: its certificate's roles apply again.
     RemoveAccess {
         /// The client's name.
         client: String,
     },
     /// Record an operator's action in the audit trail (see [`crate::audit`]).
-    Audit(crate::audit::AuditEntry),
+    Audit(Box<crate::audit::AuditEntry>),
+}
+
+/// What [`SystemCommand::SetAccess`] sets.
+#[derive(Debug, Clone, PartialEq, Eq, Archive, Serialize, Deserialize)]
+pub struct AccessChange {
+    /// The client's name (as its certificate names it).
+    pub client: String,
+    /// Its roles; none locks it out.
+    pub roles: Vec<String>,
+    /// The users whose data it may read (empty: any).
+    pub users: Vec<String>,
+    /// The instruments whose data it may read: ids, or prefixes ending in `*` (empty: any).
+    pub instruments: Vec<String>,
+    /// The administrator who set them.
+    pub set_by: String,
+    /// When (epoch nanoseconds, the proposing leader's clock).
+    pub set_at_ns: i64,
 }
 
 /// What an entry asks the state machine to do.

@@ -91,7 +91,9 @@ pub mod record;
 mod write;
 
 pub use cluster_config::ClusterConfig;
-pub use command::{payload_hash, Ack, Command, Response, StreamKind, SystemCommand, WriteCommand};
+pub use command::{
+    payload_hash, AccessChange, Ack, Command, Response, StreamKind, SystemCommand, WriteCommand,
+};
 pub use error::{Error, InvalidArgument, Result};
 pub use machine::{EntryContent, ExchangeMachine};
 pub use write::{EncodedWrite, InvalidWrite};

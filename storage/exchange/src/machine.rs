@@ -341,21 +341,21 @@ impl ExchangeMachine {
                 engine.apply(&sys, index)?;
                 Ok(Response::HashMarked)
             }
-            SystemCommand::SetAccess {
-                client,
-                roles,
-                users,
-                instruments,
-                set_by,
-                set_at_ns,
-            } => {
+            SystemCommand::SetAccess(change) => {
+                let client = &change.client;
                 let scope = access::Scope {
-                    roles,
-                    users,
-                    instruments,
+                    roles: &change.roles,
+                    users: &change.users,
+                    instruments: &change.instruments,
                 };
-                let (response, grant) =
-                    access::set(client, scope, set_by, *set_at_ns, index, &mut sys);
+                let (response, grant) = access::set(
+                    client,
+                    scope,
+                    &change.set_by,
+                    change.set_at_ns,
+                    index,
+                    &mut sys,
+                );
                 engine.apply(&sys, index)?;
                 if let Some(grant) = grant {
                     let mut table = (*self.access()).clone();

@@ -28,6 +28,34 @@ impl ProcCluster {
         }
     }
 
+    /// Waits up to `within` until every node follows the same leader and has applied the
+    /// entry that made it a member (so that none still answers "not a member yet").
+    pub async fn wait_formed(&self, within: Duration) -> Result<(), KitError> {
+        let client = self.client()?;
+        let started = Instant::now();
+        loop {
+            let mut formed = true;
+            for id in self.ids() {
+                let member = self.status(id, &client).await.is_some_and(|s| {
+                    let role_ok =
+                        s.role == pb::Role::Leader as i32 || s.role == pb::Role::Follower as i32;
+                    role_ok && s.leader_id.is_some() && s.applied_index.unwrap_or(0) >= 1
+                });
+                formed &= member;
+            }
+            if formed {
+                return Ok(());
+            }
+            if started.elapsed() >= within {
+                return Err(KitError::Cluster(format!(
+                    "the cluster did not form within {within:?}; logs in {}",
+                    self.dir.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits up to 30 seconds until node `id` answers on its client API.
     pub async fn wait_up(&self, id: u64) -> Result<(), KitError> {
         let client = self.client()?;

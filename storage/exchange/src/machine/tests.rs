@@ -771,14 +771,14 @@ mod access_and_audit {
     use crate::audit::{self, AuditEntry, AuditFilter};
 
     fn set(client: &str, roles: &[&str]) -> SystemCommand {
-        SystemCommand::SetAccess {
+        SystemCommand::SetAccess(Box::new(crate::AccessChange {
             client: client.into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             users: Vec::new(),
             instruments: vec!["SHFE.rb*".into()],
             set_by: "client ops of cluster c1".into(),
             set_at_ns: 7,
-        }
+        }))
     }
 
     fn entry(action: &str, result: &str) -> AuditEntry {
@@ -887,7 +887,7 @@ mod access_and_audit {
                 &machine,
                 &engine,
                 index,
-                SystemCommand::Audit(entry(action, result)),
+                SystemCommand::Audit(Box::new(entry(action, result))),
             );
             assert_eq!(r, Response::Audited { index });
         }
