@@ -39,6 +39,8 @@ mod damage;
 mod engine_slot;
 mod error;
 mod follower_clock;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hash_marks;
 mod identity;
 mod leader_loss;

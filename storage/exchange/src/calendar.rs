@@ -44,6 +44,9 @@ pub enum CalendarError {
     /// A holiday that is not a `YYYYMMDD` date.
     #[error("holiday {0} is not a YYYYMMDD date")]
     BadHoliday(u32),
+    /// A UTC offset no time zone has.
+    #[error("utc_offset_hours {0} is not between -12 and 14")]
+    BadUtcOffset(i32),
     /// The calendar file could not be read.
     #[error("calendar file {path}: {reason}")]
     Io {
@@ -122,10 +125,14 @@ pub struct TradingCalendar {
     holidays: BTreeSet<u32>,
 }
 
+/// The UTC offsets, in hours, that time zones have (UTC-12 to UTC+14).
+const UTC_OFFSETS: std::ops::RangeInclusive<i32> = -12..=14;
+
 fn parse_hhmm(s: &str) -> Option<u32> {
     let (h, m) = s.trim().split_once(':')?;
     let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
-    (h < 24 && m < 60).then_some(h * 3600 + m * 60)
+    // Lazily: hours from the text may be far too large to multiply.
+    (h < 24 && m < 60).then(|| h * 3600 + m * 60)
 }
 
 fn parse_session(s: &str) -> Option<Session> {
@@ -216,6 +223,9 @@ impl TradingCalendar {
                 sessions,
                 multipliers: g.multipliers,
             });
+        }
+        if !UTC_OFFSETS.contains(&file.utc_offset_hours) {
+            return Err(CalendarError::BadUtcOffset(file.utc_offset_hours));
         }
         for &h in &file.holidays {
             if !crate::record::validate::valid_trading_day(h) {
@@ -511,5 +521,29 @@ mod tests {
             TradingCalendar::from_toml("version = "),
             Err(CalendarError::Parse(_))
         ));
+    }
+
+    #[test]
+    fn a_session_hour_too_large_to_count_in_seconds_is_refused_not_an_overflow() {
+        let huge_hour = "version = 1\nutc_offset_hours = 8\n[[groups]]\nexchange = \"X\"\nname = \"g\"\nsessions = [\"09:30-1120250505:30\"]\nmultipliers = { a = 1 }\n";
+        assert!(matches!(
+            TradingCalendar::from_toml(huge_hour),
+            Err(CalendarError::BadSession { .. })
+        ));
+    }
+
+    #[test]
+    fn an_offset_no_time_zone_has_is_refused_not_an_overflow() {
+        for hours in [15, -13, 2_600_000, i32::MIN] {
+            let text = format!("version = 1\nutc_offset_hours = {hours}\ngroups = []\n");
+            assert_eq!(
+                TradingCalendar::from_toml(&text).unwrap_err(),
+                CalendarError::BadUtcOffset(hours)
+            );
+        }
+        for hours in [-12, 0, 14] {
+            let text = format!("version = 1\nutc_offset_hours = {hours}\ngroups = []\n");
+            assert!(TradingCalendar::from_toml(&text).is_ok(), "{hours}");
+        }
     }
 }

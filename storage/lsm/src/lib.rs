@@ -120,6 +120,8 @@ mod entry;
 mod error;
 mod filenames;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ikey;
 mod manifest;
 pub mod memtable;

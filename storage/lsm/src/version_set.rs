@@ -15,6 +15,12 @@ use crate::sstable::Table;
 use crate::version::{FileMeta, Version, NUM_LEVELS};
 use crate::vfs::VfsRef;
 
+/// The largest file number an engine directory may hold. Numbers are counted up one at a time
+/// from 1, so one beyond this comes from a damaged manifest or a stray file, not from use; the
+/// half of the range kept free means counting on from any accepted number cannot overflow
+/// (which would hand out numbers of live tables again).
+const MAX_FILE_NUMBER: u64 = u64::MAX / 2;
+
 /// The live file set and its manifest. Callers serialize access (the engine holds it in a
 /// mutex); table building happens outside that lock.
 #[derive(Debug)]
@@ -33,7 +39,19 @@ impl VersionSet {
         let replayed = manifest::replay(vfs.as_ref(), dir)?;
         let names = vfs.list(dir)?;
         let mut state = match replayed {
-            Some((_, state)) => state,
+            Some((number, state)) => {
+                if state.next_file_number > MAX_FILE_NUMBER {
+                    return Err(Error::corruption(
+                        dir.join(manifest_name(number)),
+                        0,
+                        format!(
+                            "next file number {} is past {MAX_FILE_NUMBER}",
+                            state.next_file_number
+                        ),
+                    ));
+                }
+                state
+            }
             None => {
                 // Without CURRENT the directory is new, or the first open crashed before
                 // CURRENT was written: then there is no table. Tables without CURRENT mean the
@@ -54,11 +72,21 @@ impl VersionSet {
         let max_seen = names
             .iter()
             .filter_map(|n| match classify(n) {
-                FileKind::Table(x) | FileKind::Manifest(x) => Some(x),
+                FileKind::Table(x) | FileKind::Manifest(x) => Some((x, n)),
                 _ => None,
             })
-            .max()
-            .unwrap_or(0);
+            .max();
+        let max_seen = match max_seen {
+            Some((x, name)) if x > MAX_FILE_NUMBER => {
+                return Err(Error::corruption(
+                    dir.join(name),
+                    0,
+                    format!("file number {x} is past {MAX_FILE_NUMBER}"),
+                ));
+            }
+            Some((x, _)) => x,
+            None => 0,
+        };
         state.next_file_number = state.next_file_number.max(max_seen + 1).max(1);
 
         let mut levels: [Vec<Arc<FileMeta>>; NUM_LEVELS] = Default::default();
@@ -180,5 +208,55 @@ impl VersionSet {
             ManifestWriter::create(self.vfs.as_ref(), &self.dir, number, &self.state.snapshot())?;
         tracing::info!(manifest = %manifest_name(number), "manifest rolled");
         self.vfs.remove(&old)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::{SimVfs, Vfs};
+
+    fn dir() -> &'static Path {
+        Path::new("/db")
+    }
+
+    fn recover(vfs: &SimVfs) -> Result<VersionSet> {
+        VersionSet::recover(vfs.shared(), dir(), 1 << 20)
+    }
+
+    fn engine_dir_whose_manifest_says_next(next_file_number: u64) -> SimVfs {
+        let vfs = SimVfs::new(1);
+        vfs.create_dir_all(dir()).unwrap();
+        let base = VersionEdit {
+            next_file_number: Some(next_file_number),
+            ..VersionEdit::default()
+        };
+        ManifestWriter::create(&vfs, dir(), 1, &base).unwrap();
+        vfs
+    }
+
+    #[test]
+    fn a_file_number_near_the_end_of_the_range_is_corruption_not_an_overflow() {
+        let vfs = engine_dir_whose_manifest_says_next(MAX_FILE_NUMBER);
+        let mut set = recover(&vfs).unwrap();
+        assert_eq!(set.new_file_number(), MAX_FILE_NUMBER + 1);
+
+        for next in [MAX_FILE_NUMBER + 1, u64::MAX] {
+            let vfs = engine_dir_whose_manifest_says_next(next);
+            let err = recover(&vfs).unwrap_err();
+            assert!(
+                matches!(&err, Error::Corruption { file, .. } if file.ends_with("MANIFEST-000001")),
+                "{err}"
+            );
+        }
+
+        let vfs = engine_dir_whose_manifest_says_next(2);
+        let stray = dir().join(format!("{}.sst", u64::MAX));
+        vfs.create(&stray).unwrap();
+        let err = recover(&vfs).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corruption { file, .. } if *file == stray),
+            "{err}"
+        );
     }
 }

@@ -76,8 +76,12 @@ impl Table {
         // Nothing reads the properties after open; decoding them still rejects a damaged block.
         Properties::decode(&body(footer.properties, "properties")?)
             .ok_or_else(|| corrupt(footer.properties.offset, "malformed properties block"))?;
+        let data_end = footer.filter.offset.min(footer.index.offset);
         for e in &index {
-            if e.handle.offset + e.handle.len > footer.filter.offset.min(footer.index.offset) {
+            // The index's checksum only says it was written so: a handle is still checked, and
+            // without overflowing, before any block is sliced by it.
+            let end = e.handle.offset.checked_add(e.handle.len);
+            if end.is_none_or(|end| end > data_end) {
                 return Err(corrupt(
                     footer.index.offset,
                     "index points outside the data",
@@ -212,5 +216,73 @@ impl Table {
             self.verified[i / 64].fetch_or(1 << (i % 64), Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sstable::block::BlockBuilder;
+    use crate::sstable::bloom::BloomBuilder;
+    use crate::sstable::index::IndexBuilder;
+    use crate::vfs::SimVfs;
+
+    /// A table of one data block whose index entry holds the handle `handle` makes of the
+    /// block's own, every checksum valid.
+    fn table_with_index_entry(handle: impl Fn(BlockHandle) -> BlockHandle) -> Vec<u8> {
+        let key = InternalKey::new(b"k", 1, ValueKind::Put);
+        let mut file = Vec::new();
+        let mut block = BlockBuilder::new(16);
+        block.add(key.as_bytes(), b"v");
+        block.finish_into(&mut file);
+        let data = BlockHandle {
+            offset: 0,
+            len: file.len() as u64,
+        };
+        let mut meta_block = |body: &[u8]| {
+            let offset = file.len() as u64;
+            file.extend_from_slice(body);
+            file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+            BlockHandle {
+                offset,
+                len: body.len() as u64 + 4,
+            }
+        };
+        let mut bloom = BloomBuilder::default();
+        bloom.add(b"k");
+        let filter = meta_block(&bloom.build(10));
+        let mut index = IndexBuilder::default();
+        index.add(key.as_bytes(), handle(data));
+        let index = meta_block(&index.finish());
+        let properties = meta_block(&Properties::default().encode());
+        let footer = Footer {
+            index,
+            filter,
+            properties,
+        };
+        file.extend_from_slice(&footer.encode());
+        file
+    }
+
+    fn open(file: &[u8]) -> Result<Table> {
+        let vfs = SimVfs::new(1);
+        let path = Path::new("/t/000001.sst");
+        vfs.create_dir_all(Path::new("/t"))?;
+        vfs.create(path)?.write_at(0, file)?;
+        Table::open(&vfs, path)
+    }
+
+    #[test]
+    fn an_index_entry_running_past_the_largest_offset_fails_the_open() {
+        let good = open(&table_with_index_entry(|h| h)).unwrap();
+        assert!(matches!(good.get(b"k", u64::MAX), Ok(TableGet::Found(_))));
+        for offset in [u64::MAX - 7, u64::MAX] {
+            let file = table_with_index_entry(|h| BlockHandle { offset, ..h });
+            let err = open(&file).unwrap_err();
+            assert!(
+                matches!(&err, Error::Corruption { reason, .. } if reason == "index points outside the data"),
+                "{err}"
+            );
+        }
     }
 }

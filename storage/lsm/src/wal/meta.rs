@@ -58,7 +58,7 @@ impl WalMeta {
         out
     }
 
-    fn decode(buf: &[u8]) -> Option<WalMeta> {
+    pub(crate) fn decode(buf: &[u8]) -> Option<WalMeta> {
         let mut r = Reader::new(buf);
         let flags = r.u8()?;
         let vote = if flags & 1 != 0 {
@@ -113,7 +113,7 @@ fn encode_slot(generation: u64, meta: &WalMeta) -> Vec<u8> {
     slot
 }
 
-fn decode_slot(slot: &[u8]) -> Option<(u64, WalMeta)> {
+pub(crate) fn decode_slot(slot: &[u8]) -> Option<(u64, WalMeta)> {
     let mut r = Reader::new(slot);
     if r.bytes(4)? != MAGIC || u16::from_le_bytes(r.bytes(2)?.try_into().ok()?) != VERSION {
         return None;

@@ -13,10 +13,10 @@
 
 mod entry;
 mod flusher;
-mod meta;
+pub(crate) mod meta;
 mod recent;
 mod recovery;
-mod segment;
+pub(crate) mod segment;
 mod stats;
 
 use std::collections::VecDeque;

@@ -70,6 +70,16 @@ pub fn decode_header(buf: &[u8]) -> Result<u64, &'static str> {
     u64_at(buf, 16).ok_or("segment shorter than its header")
 }
 
+const INDEX_OUT_OF_RANGE: &str = "entry index past the largest log index";
+
+/// The index of the entry `held` places after `first`, if there can be one: the largest index
+/// is kept free so that the index after any entry (a segment's next index) still exists.
+fn next_log_index(first: u64, held: usize) -> Option<u64> {
+    first
+        .checked_add(u64::try_from(held).ok()?)
+        .filter(|&i| i < u64::MAX)
+}
+
 /// Where one entry's frame sits in its segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryLoc {
@@ -160,7 +170,9 @@ pub fn scan(path: &Path, buf: &[u8], first_index: u64, is_last: bool) -> Result<
             }
             Err(bad) => return Err(Error::corruption(path, bad.offset as u64, bad.reason)),
         };
-        let expected = first_index + entries.len() as u64;
+        let Some(expected) = next_log_index(first_index, entries.len()) else {
+            return Err(Error::corruption(path, offset as u64, INDEX_OUT_OF_RANGE));
+        };
         let (Some(index), Some(term)) = (u64_at(payload, 0), u64_at(payload, 8)) else {
             return Err(Error::corruption(
                 path,
@@ -212,7 +224,22 @@ pub fn decode_entries(
             frame.map_err(|bad| Error::corruption(path, base + bad.offset as u64, bad.reason))?;
         let start = offset + FRAME_HEADER;
         let shared = bytes.slice(start..start + payload.len());
-        let expected = first + out.len() as u64;
+        // The bytes were located by the in-memory index, but the file may have changed since:
+        // a frame beyond the count or past the largest index is damage, not an entry.
+        if out.len() == count {
+            return Err(Error::corruption(
+                path,
+                base + offset as u64,
+                format!("more frames than the {count} entries expected"),
+            ));
+        }
+        let Some(expected) = next_log_index(first, out.len()) else {
+            return Err(Error::corruption(
+                path,
+                base + offset as u64,
+                INDEX_OUT_OF_RANGE,
+            ));
+        };
         match WalEntry::decode(&shared) {
             Some(e) if e.index == expected && shared.len() >= ENTRY_FIXED => out.push(e),
             _ => {
@@ -252,5 +279,51 @@ mod tests {
         let mut bad = h;
         bad[17] ^= 1;
         assert!(decode_header(&bad).is_err());
+    }
+
+    fn frames(entries: &[(u64, u64)]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for &(index, term) in entries {
+            let mut payload = index.to_le_bytes().to_vec();
+            payload.extend_from_slice(&term.to_le_bytes());
+            crate::frame::encode_frame(&mut buf, &payload);
+        }
+        buf
+    }
+
+    #[test]
+    fn a_segment_running_into_the_largest_index_is_corruption_not_an_overflow() {
+        let path = Path::new("wal-18446744073709551614.log");
+        let first = u64::MAX - 1;
+        let mut buf = encode_header(first).to_vec();
+        buf.extend_from_slice(&frames(&[(first, 1)]));
+        let one = scan(path, &buf, first, true).unwrap();
+        assert_eq!(one.entries.len(), 1);
+        buf.extend_from_slice(&frames(&[(u64::MAX, 1)]));
+        let err = scan(path, &buf, first, true).unwrap_err();
+        assert!(
+            matches!(&err, Error::Corruption { offset, .. } if *offset == 32 + 28),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_read_finding_more_frames_than_entries_is_corruption_not_an_overflow() {
+        let path = Path::new("wal-00000000000000000001.log");
+        let first = u64::MAX - 1;
+        let bytes = Bytes::from(frames(&[(first, 1), (u64::MAX, 1)]));
+        assert_eq!(
+            decode_entries(path, 100, bytes.slice(..28), first, 1).unwrap()[0].index,
+            first
+        );
+        for count in [1, 2] {
+            let err = decode_entries(path, 100, bytes.clone(), first, count).unwrap_err();
+            assert!(
+                matches!(&err, Error::Corruption { offset, .. } if *offset == 128),
+                "{count}: {err}"
+            );
+        }
+        let at_max = Bytes::from(frames(&[(u64::MAX, 1), (u64::MAX, 1)]));
+        assert!(decode_entries(path, 0, at_max, u64::MAX, 2).is_err());
     }
 }
