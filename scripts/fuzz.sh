@@ -42,7 +42,7 @@ for target in "${targets[@]}"; do
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
-  echo "fuzzing found crashes in: ${failed[*]} (inputs under fuzz/artifacts/)" >&2
+  echo "fuzzing failed for: ${failed[*]} (a crashing input is kept under fuzz/artifacts/<target>/)" >&2
   exit 1
 fi
 echo "no crashes in ${#targets[@]} targets (${seconds}s each)"

@@ -9,5 +9,5 @@ use qastore_exchange::record::{decode, inspect, Record};
 fuzz_target!(|data: &[u8]| {
     let _ = decode::<Record>(data);
     let _ = decode::<Vec<Record>>(data);
-    let _ = inspect::<Record, _>(data, |r| std::mem::discriminant(r));
+    let _ = inspect::<Record, _>(data, std::mem::discriminant);
 });
