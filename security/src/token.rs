@@ -84,13 +84,7 @@ impl TokenIssuer {
     /// A token for client `name` holding `roles` (at least one), valid for `days` days from
     /// now (up to [`MAX_DAYS`]; a minute earlier, for clock skew).
     pub fn issue(&self, name: &str, roles: &[Role], days: u32) -> Result<String> {
-        if days == 0 || days > MAX_DAYS {
-            return Err(invalid(
-                "days",
-                format!("{days} is not a lifetime in days (1 to {MAX_DAYS})"),
-            ));
-        }
-        self.issue_valid(name, roles, now_secs(), u64::from(days) * 86_400)
+        self.issue_scoped(name, roles, &[], &[], days)
     }
 
     /// A token as [`TokenIssuer::issue`] makes, whose holder may read only the data of
