@@ -223,7 +223,7 @@ async fn add_learner_returns_once_the_learner_has_applied_what_the_leader_had() 
     c.spawn(4, false).unwrap();
     c.wait_up(4).await.unwrap();
     let out = add_learner(&c, 4, 120_000).await;
-    assert!(out.status.success(), "{out:?}");
+    assert!(out.status.success(), "{out:?}\n{}", c.logs());
     let st = node_status(&client, &c.api(4)).await;
     let applied = st.applied_index.unwrap_or(0);
     assert!(

@@ -14,7 +14,7 @@ use qastore_benches::versus::host::{find_qastore, machine, version_of};
 use qastore_benches::versus::qastore::QaCluster;
 use qastore_benches::versus::report::{LoadFigures, Report, Row, Spread};
 use qastore_benches::versus::rows::{run_row, RowKind};
-use qastore_benches::versus::{wait_healthy, Shape, System};
+use qastore_benches::versus::{wait_healthy, System};
 use qastore_testkit::load::Window;
 use qastore_testkit::processes_cpu_secs;
 
@@ -25,7 +25,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Debug, Parser)]
 #[command(after_help = "Examples:
   benches/cluster-vs-etcd.sh            # installs etcd if missing, builds, runs everything
-  cluster_vs_etcd --systems qastore --clients 16 --measure-secs 5 --trials 3")]
+  cluster_vs_etcd --systems qastore --clients 16 --measure-secs 5 --trials 3
+  cluster_vs_etcd --tls --rows put,read-linearizable --trials 0   # what TLS costs")]
 struct Args {
     /// Systems to run, comma-separated: qastore, etcd.
     #[arg(long, value_delimiter = ',', default_value = "qastore,etcd")]
@@ -33,6 +34,14 @@ struct Args {
     /// Client counts of the load rows, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
     clients: Vec<usize>,
+    /// Load rows to run, comma-separated: put, put-exchange, batched, read-linearizable,
+    /// read-local (the batched row runs at the largest client count only).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "put,put-exchange,batched,read-linearizable,read-local"
+    )]
+    rows: Vec<String>,
     /// Seconds of warm-up before each load row (not counted).
     #[arg(long, default_value_t = 2)]
     warmup_secs: u64,
@@ -61,22 +70,31 @@ struct Args {
     qastore_bin: Option<PathBuf>,
 }
 
-/// The load rows, in the order they run.
-fn load_rows(clients: &[usize]) -> Vec<(RowKind, usize)> {
-    let mut rows = Vec::new();
-    for kind in [RowKind::Put(Shape::Kv), RowKind::Put(Shape::Exchange)] {
-        rows.extend(clients.iter().map(|c| (kind, *c)));
-    }
+/// The load rows of the kinds `kinds`, in the order they run.
+fn load_rows(kinds: &[RowKind], clients: &[usize]) -> Vec<(RowKind, usize)> {
     let most = clients.iter().copied().max().unwrap_or(64);
-    rows.push((RowKind::Batched, most));
-    for linearizable in [true, false] {
-        rows.extend(
-            clients
-                .iter()
-                .map(|c| (RowKind::FollowerRead { linearizable }, *c)),
-        );
-    }
-    rows
+    RowKind::ALL
+        .iter()
+        .map(|(_, kind)| *kind)
+        .filter(|kind| kinds.contains(kind))
+        .flat_map(|kind| match kind {
+            RowKind::Batched => vec![(kind, most)],
+            _ => clients.iter().map(|c| (kind, *c)).collect(),
+        })
+        .collect()
+}
+
+/// The kinds `--rows` names.
+fn row_kinds(names: &[String]) -> Result<Vec<RowKind>, String> {
+    names
+        .iter()
+        .map(|n| {
+            RowKind::by_name(n).ok_or_else(|| {
+                let known: Vec<&str> = RowKind::ALL.iter().map(|(n, _)| *n).collect();
+                format!("--rows: unknown row {n:?} ({})", known.join(", "))
+            })
+        })
+        .collect()
 }
 
 const KILL: &str = "kill leader: write unavailable";
@@ -96,7 +114,7 @@ async fn measure<S: System>(sys: Arc<S>, args: &Args) -> Result<Measured, String
         measure: Duration::from_secs(args.measure_secs.max(1)),
     };
     let mut m = Measured::default();
-    for (kind, clients) in load_rows(&args.clients) {
+    for (kind, clients) in load_rows(&row_kinds(&args.rows)?, &args.clients) {
         wait_healthy(sys.as_ref(), Duration::from_secs(30)).await?;
         sys.leader().await;
         // The nodes' own CPU counters from the end of the warm-up to the end of the row (which
@@ -193,6 +211,7 @@ async fn measure<S: System>(sys: Arc<S>, args: &Args) -> Result<Measured, String
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    row_kinds(&args.rows)?;
     let mut results: BTreeMap<&'static str, Measured> = BTreeMap::new();
     let mut report = Report::default();
     report.context.insert("machine".into(), machine());
@@ -236,7 +255,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
     }
-    for (kind, clients) in load_rows(&args.clients) {
+    for (kind, clients) in load_rows(&row_kinds(&args.rows)?, &args.clients) {
         let label = kind.label().to_string();
         let systems = results
             .iter()

@@ -21,6 +21,20 @@ pub enum RowKind {
 }
 
 impl RowKind {
+    /// Every kind, in the order the comparison runs them, with the short name `--rows` takes.
+    pub const ALL: [(&'static str, RowKind); 5] = [
+        ("put", RowKind::Put(Shape::Kv)),
+        ("put-exchange", RowKind::Put(Shape::Exchange)),
+        ("batched", RowKind::Batched),
+        ("read-linearizable", RowKind::FollowerRead { linearizable: true }),
+        ("read-local", RowKind::FollowerRead { linearizable: false }),
+    ];
+
+    /// The kind `--rows` names `name`.
+    pub fn by_name(name: &str) -> Option<RowKind> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
+    }
+
     /// The row's name in the report.
     pub fn label(&self) -> &'static str {
         match self {
