@@ -522,4 +522,56 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
         .entries;
     assert_eq!(refused_here.len(), 1, "{refused_here:#?}");
     assert!(refused_here[0].result.starts_with("PERMISSION_DENIED: "));
+
+    // The token key is rolled with the nodes running: the new public key beside the old one,
+    // then alone. Nodes look at the file at most once a second.
+    let token_pub = dir.token_key().cert;
+    let old_public = std::fs::read_to_string(&token_pub).unwrap();
+    let (new_key, new_public) = new_token_key().unwrap();
+    let new_issuer = TokenIssuer::new("roles-test", &new_key).unwrap();
+    let rolled = Client::new(
+        leader_only,
+        ClientConfig {
+            tls: Some(ca_only()),
+            token: Some(new_issuer.issue("notebook", &[Role::Reader], 1).unwrap()),
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap();
+    let replace = |text: String| {
+        let tmp = token_pub.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &token_pub).unwrap();
+    };
+    let until = |what: &'static str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        move || assert!(std::time::Instant::now() < deadline, "{what}")
+    };
+    replace(format!("{old_public}{new_public}"));
+    let check = until("the node never took the new token key");
+    while orders_at(&rolled, &leader_addr, "u1", None).await.is_err() {
+        check();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    orders_at(&notebook, &leader_addr, "u1", None)
+        .await
+        .unwrap();
+    replace(new_public);
+    let check = until("the node kept accepting the retired token key");
+    loop {
+        match orders_at(&notebook, &leader_addr, "u1", None).await {
+            Ok(_) => check(),
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e}");
+                assert!(
+                    e.message()
+                        .contains("not signed with this cluster's token key"),
+                    "{e}"
+                );
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    orders_at(&rolled, &leader_addr, "u1", None).await.unwrap();
 }

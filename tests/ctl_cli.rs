@@ -427,3 +427,87 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     );
     assert!(stdout(&o).contains("unreachable"), "{}", stdout(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_settings_change_through_the_log_and_keep_what_a_change_does_not_name() {
+    let _serial = SERIAL.lock().await;
+    let c = ProcCluster::start(3, "").await.unwrap();
+    let before = json(&c.ctl(&["settings", "get", "-o", "json"]).await.unwrap());
+    let text = before["toml"].as_str().unwrap();
+    assert!(text.contains("audit_retention_days = 0"), "{text}");
+    assert!(text.contains("dedup_window_entries = 1000000"), "{text}");
+
+    let set = c
+        .ctl(&[
+            "settings",
+            "set",
+            "audit_retention_days = 400",
+            "[retention]",
+            "keep_trading_days = 20",
+            "-o",
+            "json",
+        ])
+        .await
+        .unwrap();
+    let text = json(&set)["toml"].as_str().unwrap().to_owned();
+    for line in [
+        "audit_retention_days = 400",
+        "keep_trading_days = 20",
+        "dedup_window_entries = 1000000",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+    // Every node applies it at the same log index: each answers with it, followers too.
+    let client = c.client().unwrap();
+    for id in 1..=3 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut admin = client.admin_at(&c.api(id)).unwrap();
+            let got = admin
+                .get_cluster_settings(client.request(pb::GetClusterSettingsRequest {}))
+                .await
+                .unwrap()
+                .into_inner();
+            if got.toml == text {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {id} holds\n{}",
+                got.toml
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // A wrong change is refused whole, in one line naming the setting, and changes nothing.
+    for (change, named) in [
+        ("audit_retention_dayz = 4", "audit_retention_dayz"),
+        ("dedup_window_entries = 0", "dedup_window_entries"),
+    ] {
+        let o = c.ctl(&["settings", "set", change]).await.unwrap();
+        assert!(!o.status.success(), "{}", stdout(&o));
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.contains("INVALID_ARGUMENT") && e.contains(named), "{e}");
+    }
+    let after = json(&c.ctl(&["settings", "get", "-o", "json"]).await.unwrap());
+    assert_eq!(after["toml"].as_str().unwrap(), text);
+
+    // The change is on the audit trail, with what it asked.
+    let audit = json(
+        &c.ctl(&["audit", "--action", "SetClusterSettings", "-o", "json"])
+            .await
+            .unwrap(),
+    );
+    let entries = audit["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{audit}");
+    assert_eq!(entries[0]["result"], "ok", "{audit}");
+    assert!(
+        entries[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("audit_retention_days = 400"),
+        "{audit}"
+    );
+}

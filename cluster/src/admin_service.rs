@@ -432,6 +432,25 @@ impl Admin for AdminService {
         ))
     }
 
+    async fn get_cluster_settings(
+        &self,
+        _: Request<pb::GetClusterSettingsRequest>,
+    ) -> Answer<pb::ClusterSettings> {
+        Ok(Response::new(crate::settings::get(&self.node)))
+    }
+
+    async fn set_cluster_settings(
+        &self,
+        request: Request<pb::SetClusterSettingsRequest>,
+    ) -> Answer<pb::ClusterSettings> {
+        let audit = self.audit_begin("Admin/SetClusterSettings", &request);
+        let result = crate::settings::set(&self.node, request.into_inner())
+            .await
+            .map(Response::new);
+        self.audit_end(audit, &result).await;
+        result
+    }
+
     async fn record_audit(
         &self,
         request: Request<pb::AuditEntry>,

@@ -47,6 +47,7 @@ mod replicated;
 mod rpc_timing;
 pub mod schedule;
 mod server;
+mod settings;
 mod store_service;
 mod write_groups;
 mod write_stream;

@@ -50,16 +50,18 @@ pub enum StartError {
 /// The verifier of clients' tokens, when the config names the token key.
 fn load_tokens(
     config: &NodeConfig,
-) -> Result<Option<Arc<qastore_security::token::TokenVerifier>>, StartError> {
+) -> Result<Option<Arc<qastore_security::TokenKeyFile>>, StartError> {
     let Some(path) = &config.tls.token_key_file else {
         return Ok(None);
     };
-    let pem = std::fs::read_to_string(path)
-        .map_err(|e| StartError::Tls(format!("token_key_file {}: {e}", path.display())))?;
-    let verifier = qastore_security::token::TokenVerifier::new(&config.cluster_id, &pem)
-        .map_err(|e| StartError::Tls(format!("token_key_file {}: {e}", path.display())))?;
-    tracing::info!(key = %path.display(), "clients may present a signed token instead of a certificate");
-    Ok(Some(Arc::new(verifier)))
+    let keys = qastore_security::TokenKeyFile::open(&config.cluster_id, path)
+        .map_err(|e| StartError::Tls(format!("token_key_file: {e}")))?;
+    tracing::info!(
+        key = %path.display(),
+        keys = keys.key_count(),
+        "clients may present a signed token instead of a certificate"
+    );
+    Ok(Some(Arc::new(keys)))
 }
 
 /// Loads the node's TLS files, if it has any, and checks that its certificate names this node
@@ -105,6 +107,7 @@ fn load_tls(
 #[derive(Debug)]
 pub struct RunningNode {
     node: Arc<Node>,
+    tokens: Option<Arc<qastore_security::TokenKeyFile>>,
     stop: tokio::sync::watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
 }
@@ -167,8 +170,8 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         )),
         node.refused.clone(),
     );
-    if let Some(tokens) = tokens {
-        gate = gate.with_tokens(tokens);
+    if let Some(tokens) = &tokens {
+        gate = gate.with_tokens(tokens.clone());
     }
     let gate = Arc::new(gate);
     let grpc = spawn_grpc(
@@ -190,6 +193,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     );
     Ok(RunningNode {
         node,
+        tokens,
         stop,
         servers: vec![grpc, web, scheduled],
     })
@@ -296,13 +300,19 @@ impl RunningNode {
         &self.node
     }
 
-    /// Reads the node's TLS files again now (on SIGHUP): new connections, and the node's own
-    /// connections to its peers, use what they hold. Without TLS there is nothing to do.
+    /// Reads the node's TLS files and token keys again now (on SIGHUP): new connections, and
+    /// the node's own connections to its peers, use what the TLS files hold, and every token
+    /// is checked against the keys the file holds. Without TLS there is nothing to do.
     pub fn reload_tls(&self) -> Result<(), String> {
-        match &self.node.raft.config().tls {
-            Some(tls) => tls.reload().map_err(|e| e.to_string()),
-            None => Ok(()),
+        if let Some(tls) = &self.node.raft.config().tls {
+            tls.reload().map_err(|e| e.to_string())?;
         }
+        if let Some(tokens) = &self.tokens {
+            tokens
+                .reload()
+                .map_err(|e| format!("token_key_file: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Where the gRPC API listens (the bound address, when configured with port 0).

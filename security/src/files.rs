@@ -102,6 +102,17 @@ impl CertDir {
     }
 }
 
+/// What identifies one version of a file: its inode (a file replaced by a rename is a new
+/// one), length and modification time. `None` if it cannot be read.
+pub(crate) type FileStamp = Option<(u64, u64, std::time::SystemTime)>;
+
+/// The [`FileStamp`] of `path` now.
+pub(crate) fn file_stamp(path: &Path) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).ok()?;
+    Some((meta.ino(), meta.len(), meta.modified().ok()?))
+}
+
 /// Reads a PEM file whole.
 pub fn read_pem(path: &Path) -> Result<String> {
     fs::read_to_string(path).map_err(io(path))

@@ -7,7 +7,8 @@
 //! * [`inspect_pem`]: what a certificate says ([`CertSummary`]), for `qastore certs show` and
 //!   for telling who is calling.
 //! * [`CertDir`]: where the files live, written crash-atomically, keys private.
-//! * [`token`]: signed tokens (JWT, ES256) for clients that cannot hold a certificate.
+//! * [`token`]: signed tokens (JWT, ES256) for clients that cannot hold a certificate;
+//!   [`TokenKeyFile`] follows a node's token key file so the key can be rolled.
 //! * [`tls`]: mutual TLS configs from those files, re-read when they change, and a TLS
 //!   acceptor for a node's ports with a handshake deadline.
 
@@ -20,6 +21,7 @@ mod limits;
 pub mod names;
 pub mod tls;
 pub mod token;
+mod token_keys;
 
 pub use authority::{Authority, Issued, MAX_DAYS};
 pub use error::{Error, Result};
@@ -27,3 +29,4 @@ pub use files::{read_pem, CertDir, PairPaths};
 pub use inspect::{inspect_der, inspect_pem, CertSummary};
 pub use limits::{ConnectionLimiter, ConnectionSlot};
 pub use names::{Identity, Role};
+pub use token_keys::TokenKeyFile;

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
 use parking_lot::Mutex;
@@ -321,18 +321,14 @@ fn parse(what: &str, reason: String) -> Error {
     }
 }
 
-/// What identifies one version of the files: each one's length and modification time.
-type Stamp = Vec<Option<(u64, SystemTime)>>;
+/// What identifies one version of the files: each one's [`crate::files::FileStamp`].
+type Stamp = Vec<crate::files::FileStamp>;
 
 fn stamp(files: &TlsFiles) -> Stamp {
     files
         .paths()
         .iter()
-        .map(|p| {
-            std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.len(), m.modified().ok()?)))
-        })
+        .map(|p| crate::files::file_stamp(p))
         .collect()
 }
 

@@ -201,22 +201,40 @@ pub struct TokenHolder {
     pub expires_at: u64,
 }
 
-/// Checks tokens for one cluster against the public half of its token key, remembering the
-/// tokens it verified until they expire.
+/// Checks tokens for one cluster against the public halves of its token keys (one, or two
+/// while the key is being rolled), remembering the tokens it verified until they expire.
 pub struct TokenVerifier {
     cluster: String,
-    key: DecodingKey,
+    keys: Vec<DecodingKey>,
     validation: Validation,
     verified: Mutex<HashMap<String, TokenHolder>>,
 }
 
+/// The public keys in `public_pem`: one PEM block or several.
+fn public_keys(public_pem: &str) -> Result<Vec<DecodingKey>> {
+    let bad = |reason: String| Error::Parse {
+        what: "the token public key".into(),
+        reason,
+    };
+    let blocks = pem::parse_many(public_pem).map_err(|e| bad(e.to_string()))?;
+    if blocks.is_empty() {
+        return Err(bad("no PEM block in it".into()));
+    }
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, block)| {
+            DecodingKey::from_ec_pem(pem::encode(block).as_bytes())
+                .map_err(|e| bad(format!("key {} of {}: {e}", i + 1, blocks.len())))
+        })
+        .collect()
+}
+
 impl TokenVerifier {
-    /// A verifier for `cluster` with the public key `public_pem`.
+    /// A verifier for `cluster` with the public key or keys in `public_pem` (a token signed
+    /// with any of them is good: how a token key is rolled without a gap).
     pub fn new(cluster: &str, public_pem: &str) -> Result<TokenVerifier> {
-        let key = DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| Error::Parse {
-            what: "the token public key".into(),
-            reason: e.to_string(),
-        })?;
+        let keys = public_keys(public_pem)?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -224,10 +242,30 @@ impl TokenVerifier {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
         Ok(TokenVerifier {
             cluster: cluster.into(),
-            key,
+            keys,
             validation,
             verified: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How many public keys it accepts tokens of.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The token's claims, checked against each key in turn until one signed it.
+    fn decode(&self, token: &str) -> jsonwebtoken::errors::Result<Claims> {
+        let mut last = None;
+        for key in &self.keys {
+            match jsonwebtoken::decode::<Claims>(token, key, &self.validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) if *e.kind() == jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| jsonwebtoken::errors::ErrorKind::InvalidSignature.into()))
     }
 
     /// Whom `token` names, or why it is refused (in words for the caller).
@@ -238,25 +276,20 @@ impl TokenVerifier {
                 return Ok(holder.clone());
             }
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    "the token expired".to_string()
-                }
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
-                    "the token is not valid yet".to_string()
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => {
-                    "the token is not signed with this cluster's token key".to_string()
-                }
-                jsonwebtoken::errors::ErrorKind::InvalidIssuer => format!(
-                    "the token was issued for another cluster (not {})",
-                    self.cluster
-                ),
-                other => format!("the token is not valid ({other:?})"),
-            },
-        )?;
-        let claims = data.claims;
+        let claims = self.decode(token).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => "the token expired".to_string(),
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                "the token is not valid yet".to_string()
+            }
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => {
+                "the token is not signed with this cluster's token key".to_string()
+            }
+            jsonwebtoken::errors::ErrorKind::InvalidIssuer => format!(
+                "the token was issued for another cluster (not {})",
+                self.cluster
+            ),
+            other => format!("the token is not valid ({other:?})"),
+        })?;
         let identity = match parse_uri(&claims.sub) {
             Ok(Some(NameUri::Identity(id @ Identity::Client { .. })))
                 if id.cluster() == self.cluster =>

@@ -85,3 +85,79 @@ fn expired_foreign_and_malformed_tokens_are_refused_with_the_reason() {
     assert!(TokenIssuer::new("c1", &public).is_err());
     assert!(TokenVerifier::new("c1", "not a key").is_err());
 }
+
+/// Writes `text` to `path` the way an operator's tooling would: whole, then renamed over.
+fn replace(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[test]
+fn a_token_key_is_rolled_through_the_key_file_without_a_restart() {
+    use qastore_security::TokenKeyFile;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token.pub");
+    let (old_key, old_public) = new_token_key().unwrap();
+    let (new_key, new_public) = new_token_key().unwrap();
+    let old = TokenIssuer::new("c1", &old_key).unwrap();
+    let new = TokenIssuer::new("c1", &new_key).unwrap();
+    let old_token = old.issue("quant", &[Role::Reader], 1).unwrap();
+    let new_token = new.issue("quant", &[Role::Reader], 1).unwrap();
+    replace(&path, &old_public);
+    let keys = TokenKeyFile::open("c1", &path).unwrap();
+    assert!(keys.verify(&old_token).is_ok());
+    assert!(keys.verify(&new_token).is_err());
+
+    // (1) Both public keys: both tokens pass.
+    replace(&path, &format!("{old_public}{new_public}"));
+    keys.reload().unwrap();
+    assert_eq!(keys.key_count(), 2);
+    assert!(keys.verify(&old_token).is_ok());
+    assert!(keys.verify(&new_token).is_ok());
+
+    // (3) The old key removed: its tokens are refused, remembered or not.
+    replace(&path, &new_public);
+    keys.reload().unwrap();
+    assert!(keys
+        .verify(&old_token)
+        .unwrap_err()
+        .contains("not signed with this cluster's token key"));
+    assert!(keys.verify(&new_token).is_ok());
+
+    // A broken file leaves the keys in use and says why.
+    replace(
+        &path,
+        "-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n",
+    );
+    assert!(keys.reload().is_err());
+    assert_eq!(keys.failed_reloads(), 1);
+    assert!(keys.verify(&new_token).is_ok());
+}
+
+#[test]
+fn a_changed_key_file_is_picked_up_without_a_signal() {
+    use qastore_security::TokenKeyFile;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token.pub");
+    let (old_key, old_public) = new_token_key().unwrap();
+    let (new_key, new_public) = new_token_key().unwrap();
+    replace(&path, &old_public);
+    let keys = TokenKeyFile::open("c1", &path).unwrap();
+    let new_token = TokenIssuer::new("c1", &new_key)
+        .unwrap()
+        .issue("quant", &[Role::Reader], 1)
+        .unwrap();
+    let _ = old_key;
+    assert!(keys.verify(&new_token).is_err());
+    replace(&path, &new_public);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while keys.verify(&new_token).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the changed key file was not read again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(keys.loads(), 2);
+}

@@ -5,6 +5,7 @@ mod auth;
 mod consumers;
 pub mod endpoint;
 mod query;
+mod settings;
 mod subscribe;
 pub mod time;
 mod write;
@@ -261,6 +262,15 @@ enum CtlCommand {
         #[command(subcommand)]
         command: auth::AuthCommand,
     },
+    /// The cluster-wide settings every node applies alike: retention, Parquet conversion, the
+    /// deduplication window, how long the audit trail keeps its entries.
+    #[command(
+        after_help = "Examples:\n  qastore ctl settings get\n  qastore ctl settings set 'audit_retention_days = 400'"
+    )]
+    Settings {
+        #[command(subcommand)]
+        command: settings::SettingsCommand,
+    },
     /// The audit trail of operator actions (the same on every node), or the calls a node
     /// refused (--refused).
     #[command(
@@ -506,6 +516,7 @@ pub async fn run(args: CtlArgs) -> ExitCode {
             CtlCommand::Consumers { command } => consumers::run(&client()?, &command, out).await,
             CtlCommand::Auth { command } => auth::run(&client()?, &command, out).await,
             CtlCommand::Audit(args) => auth::audit(&client()?, &args, out).await,
+            CtlCommand::Settings { command } => settings::run(&client()?, &command, out).await,
             CtlCommand::TransferLeader { to } => admin::transfer(&client()?, to, out).await,
             CtlCommand::AddLearner {
                 id,

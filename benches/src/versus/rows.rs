@@ -26,8 +26,16 @@ impl RowKind {
         ("put", RowKind::Put(Shape::Kv)),
         ("put-exchange", RowKind::Put(Shape::Exchange)),
         ("batched", RowKind::Batched),
-        ("read-linearizable", RowKind::FollowerRead { linearizable: true }),
-        ("read-local", RowKind::FollowerRead { linearizable: false }),
+        (
+            "read-linearizable",
+            RowKind::FollowerRead { linearizable: true },
+        ),
+        (
+            "read-local",
+            RowKind::FollowerRead {
+                linearizable: false,
+            },
+        ),
     ];
 
     /// The kind `--rows` names `name`.

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures::future::{Either, Ready};
 use qastore_security::tls::Peer;
-use qastore_security::token::TokenVerifier;
+use qastore_security::TokenKeyFile;
 use qastore_security::{Identity, Role};
 use tonic::codegen::http;
 use tonic::Status;
@@ -61,7 +61,7 @@ pub struct Gate {
     cluster_id: String,
     node_id: u64,
     tls: bool,
-    tokens: Option<Arc<TokenVerifier>>,
+    tokens: Option<Arc<TokenKeyFile>>,
     roles: Arc<dyn RoleSource>,
     refused: Arc<RefusedCalls>,
 }
@@ -92,7 +92,7 @@ impl Gate {
     }
 
     /// Also lets in callers without a certificate that present a token `tokens` accepts.
-    pub fn with_tokens(mut self, tokens: Arc<TokenVerifier>) -> Gate {
+    pub fn with_tokens(mut self, tokens: Arc<TokenKeyFile>) -> Gate {
         self.tokens = Some(tokens);
         self
     }

@@ -35,7 +35,8 @@ pub fn need(path: &str) -> Option<Need> {
             "Admin",
             "AddLearner" | "Promote" | "RemoveNode" | "TransferLeadership" | "TriggerSnapshot"
             | "TriggerCompaction" | "Backup" | "StateHash" | "HashMark" | "GetStorageStats"
-            | "GetWriteStages" | "Halt" | "SetAccess" | "RemoveAccess" | "ListAccess" | "ListAudit",
+            | "GetWriteStages" | "Halt" | "SetAccess" | "RemoveAccess" | "ListAccess" | "ListAudit"
+            | "GetClusterSettings" | "SetClusterSettings",
         ) => Role::Admin,
         ("Admin", "RecordAudit") => return Some(Need::NodeOnly),
         _ => return None,

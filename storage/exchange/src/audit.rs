@@ -85,6 +85,27 @@ pub(crate) fn put(entry: &AuditEntry, index: u64, sys: &mut WriteBatch) {
     sys.put(key(index), encode(&stored));
 }
 
+/// The most expired entries one new entry drops: the rest go with the entries after it, so
+/// recording stays cheap after retention is first turned on over a long trail.
+const MAX_DROPPED_PER_ENTRY: usize = 1000;
+
+/// Adds to `sys` the deletion of the oldest entries recorded before `cutoff_ns` (at most
+/// [`MAX_DROPPED_PER_ENTRY`]); returns how many. The trail is in log order, which is time order
+/// to within the nodes' clock skew, so it stops at the first entry that is recent enough.
+pub(crate) fn drop_expired(engine: &Engine, cutoff_ns: i64, sys: &mut WriteBatch) -> Result<usize> {
+    let mut dropped = 0;
+    for row in engine.scan_prefix(&prefix()) {
+        let (k, v) = row?;
+        let entry: AuditEntry = decode_at(&k, &v)?;
+        if entry.at_ns >= cutoff_ns || dropped == MAX_DROPPED_PER_ENTRY {
+            break;
+        }
+        sys.delete(k);
+        dropped += 1;
+    }
+    Ok(dropped)
+}
+
 /// Which entries to list.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

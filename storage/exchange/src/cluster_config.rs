@@ -1,13 +1,13 @@
 //! The cluster-wide settings every node applies alike ([`ClusterConfig`]).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::olap::RetentionConfig;
 
 /// Settings every node of the cluster applies alike: replicated through the log (a
 /// `SetClusterSettings` command), stored in the engine, carried by snapshots.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Convert closed trading days of ticks and trades to Parquet on a schedule.
@@ -23,6 +23,10 @@ pub struct ClusterConfig {
     /// The most log entries journal retention keeps for durable consumers that have not
     /// acknowledged them; a consumer further behind is expired.
     pub consumer_max_held_entries: u64,
+    /// How many days the audit trail keeps an entry (0: for ever). Entries older than that,
+    /// measured from the newest entry's time, are dropped as new ones are recorded, on every
+    /// node at the same log index.
+    pub audit_retention_days: u32,
 }
 
 impl Default for ClusterConfig {
@@ -33,6 +37,7 @@ impl Default for ClusterConfig {
             retention: RetentionConfig::default(),
             dedup_window_entries: 1_000_000,
             consumer_max_held_entries: 10_000_000,
+            audit_retention_days: 0,
         }
     }
 }
@@ -42,7 +47,7 @@ impl ClusterConfig {
     pub fn from_toml(text: &str) -> Result<ClusterConfig> {
         let s: ClusterConfig = toml::from_str(text).map_err(|e| Error::BadSetting {
             name: "cluster settings",
-            reason: e.to_string(),
+            reason: one_line(text, &e),
         })?;
         if s.dedup_window_entries == 0 {
             return Err(Error::BadSetting {
@@ -51,6 +56,29 @@ impl ClusterConfig {
             });
         }
         Ok(s)
+    }
+
+    /// Every setting with its value, as TOML.
+    pub fn to_toml(&self) -> String {
+        // Plain fields and tables of plain values: nothing here fails to serialize.
+        toml::to_string(self).unwrap_or_default()
+    }
+}
+
+/// A TOML error in one line: what is wrong, and the line of `text` it is on.
+fn one_line(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = text[..span.start.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        message
+    } else {
+        format!("{message} (at `{line}`)")
     }
 }
 
@@ -67,7 +95,15 @@ mod tests {
         assert!(!s.olap_conversion);
         assert_eq!(s.retention.keep_trading_days, Some(20));
         assert_eq!(s.dedup_window_entries, 1_000_000);
-        assert!(ClusterConfig::from_toml("bogus = 1").is_err());
+        let e = ClusterConfig::from_toml("olap_conversion = true\nbogus = 1").unwrap_err();
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = ClusterConfig::from_toml("audit_retention_days = \"long\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("(at `audit_retention_days = \"long\"`)"),
+            "{e}"
+        );
         assert!(ClusterConfig::from_toml("dedup_window_entries = 0").is_err());
     }
 
@@ -79,5 +115,21 @@ mod tests {
         );
         let s = ClusterConfig::from_toml("consumer_max_held_entries = 500\n").unwrap();
         assert_eq!(s.consumer_max_held_entries, 500);
+    }
+
+    #[test]
+    fn settings_written_as_toml_read_back_the_same() {
+        let s = ClusterConfig::from_toml(
+            "audit_retention_days = 400\n[retention]\nkeep_trading_days = 20\n",
+        )
+        .unwrap();
+        let text = s.to_toml();
+        assert!(text.contains("audit_retention_days = 400"), "{text}");
+        assert_eq!(ClusterConfig::from_toml(&text).unwrap(), s);
+        let defaults = ClusterConfig::default();
+        assert_eq!(
+            ClusterConfig::from_toml(&defaults.to_toml()).unwrap(),
+            defaults
+        );
     }
 }

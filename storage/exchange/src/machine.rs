@@ -374,6 +374,11 @@ impl ExchangeMachine {
                 Ok(response)
             }
             SystemCommand::Audit(entry) => {
+                let days = self.settings().audit_retention_days;
+                if days > 0 {
+                    let keep_ns = i64::from(days) * 86_400 * 1_000_000_000;
+                    audit::drop_expired(engine, entry.at_ns.saturating_sub(keep_ns), &mut sys)?;
+                }
                 audit::put(entry, index, &mut sys);
                 engine.apply(&sys, index)?;
                 Ok(Response::Audited { index })

@@ -910,4 +910,45 @@ mod access_and_audit {
         };
         assert_eq!(audit::list(&engine, &halts, 100).unwrap()[0].index, 610);
     }
+
+    #[test]
+    fn audit_retention_drops_the_entries_older_than_its_days_as_new_ones_come() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = open_engine(tmp.path());
+        let machine = ExchangeMachine::open(&engine).unwrap();
+        let day_ns = 86_400 * 1_000_000_000_i64;
+        let at = |days: i64, index: u64| {
+            let mut e = entry("Admin/TriggerSnapshot", "ok");
+            e.at_ns = days * day_ns;
+            system(&machine, &engine, index, SystemCommand::Audit(Box::new(e)))
+        };
+        // Kept for ever by default.
+        at(1, 10);
+        at(2, 11);
+        at(40, 12);
+        assert_eq!(
+            audit::list(&engine, &AuditFilter::default(), 100)
+                .unwrap()
+                .len(),
+            3
+        );
+
+        let changed = system(
+            &machine,
+            &engine,
+            13,
+            SystemCommand::SetClusterSettings {
+                toml: "audit_retention_days = 30\n".into(),
+            },
+        );
+        assert_eq!(changed, Response::SettingsChanged);
+        // Day 41 keeps what is newer than day 11: the entry of day 40, and itself.
+        at(41, 14);
+        let kept: Vec<u64> = audit::list(&engine, &AuditFilter::default(), 100)
+            .unwrap()
+            .iter()
+            .map(|a| a.index)
+            .collect();
+        assert_eq!(kept, vec![12, 14]);
+    }
 }

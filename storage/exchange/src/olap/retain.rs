@@ -27,7 +27,7 @@ pub struct RetentionPolicy {
 /// How much history to keep: the operator's setting (for example a `[retention]` table in the
 /// node's config), turned into explicit cut-offs by [`RetentionConfig::policy`] where the
 /// retention run is proposed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
     /// Keep the Parquet partitions of this many trading days, the current one included.
