@@ -50,11 +50,7 @@ async fn bad_requests_get_clear_errors_and_change_nothing() {
     let before = hashes(&client, &c.endpoints()).await.unwrap();
 
     // Malformed protobuf: gRPC's code for a request that does not parse.
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{leader_api}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = client.channel_at(&leader_api).unwrap();
     let mut raw = tonic::client::Grpc::new(channel);
     raw.ready().await.unwrap();
     let r = raw

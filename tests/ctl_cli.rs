@@ -332,17 +332,9 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
 
     // A reader that goes away ends the command quietly: no panic, status 0.
     let endpoints = c.endpoints().join(",");
-    let mut child = Command::new(EXE)
-        .args([
-            "ctl",
-            "--endpoints",
-            &endpoints,
-            "orders",
-            "--user",
-            "k1",
-            "-o",
-            "json",
-        ])
+    let mut child = c
+        .ctl_command(&endpoints)
+        .args(["orders", "--user", "k1", "-o", "json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -361,7 +353,8 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     let piped = Command::new("bash")
         .arg("-c")
         .arg(format!(
-            "set -o pipefail; {EXE} ctl --endpoints {endpoints} orders --user k1 -o json | head -1"
+            "set -o pipefail; {EXE} ctl --endpoints {endpoints} {} orders --user k1 -o json | head -1",
+            c.cli_tls_args().join(" ")
         ))
         .output()
         .unwrap();
@@ -372,15 +365,9 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     let follower = c.others(leader)[0];
     let mut order_first = vec![c.api(follower)];
     order_first.extend(c.endpoints().into_iter().filter(|e| *e != c.api(follower)));
-    let o = Command::new(EXE)
-        .args([
-            "ctl",
-            "--endpoints",
-            &order_first.join(","),
-            "status",
-            "-o",
-            "json",
-        ])
+    let o = c
+        .ctl_command(&order_first.join(","))
+        .args(["status", "-o", "json"])
         .output()
         .unwrap();
     let s = json(&o);
@@ -400,6 +387,7 @@ async fn ctl_pages_bars_prints_times_and_reports_members_truthfully() {
     // a write).
     let bench = Command::new(EXE)
         .args(["bench", "--endpoints", &endpoints, "--duration-secs", "1"])
+        .args(c.cli_tls_args())
         .args([
             "--warmup-secs",
             "0",

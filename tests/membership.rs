@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use qastore_client::Client;
@@ -13,9 +12,6 @@ use qastore_testkit::requests::{orders_at, read};
 use qastore_testkit::samples::order;
 use qastore_testkit::{ProcCluster, SERIAL};
 use tonic::Code;
-
-/// The `qastore` program cargo built for these tests.
-const EXE: &str = env!("CARGO_BIN_EXE_qastore");
 
 /// Adds node `id` (already started) as a learner, waiting up to `wait_ms` for it to catch up.
 async fn add_learner(c: &ProcCluster, id: u64, wait_ms: u64) -> std::process::Output {
@@ -46,17 +42,12 @@ async fn node_status(client: &Client, addr: &str) -> pb::NodeStatus {
 }
 
 /// `ctl` pointed at one node only.
-async fn ctl_at(addr: String, args: &[&str]) -> std::process::Output {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        Command::new(EXE)
-            .args(["ctl", "--endpoints", &addr])
-            .args(args)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap()
+async fn ctl_at(c: &ProcCluster, addr: String, args: &[&str]) -> std::process::Output {
+    let mut cmd = c.ctl_command(&addr);
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
 }
 
 fn expect_not_member<T: std::fmt::Debug>(what: &str, r: Result<T, tonic::Status>) {
@@ -164,7 +155,7 @@ async fn a_removed_node_refuses_reads_and_writes_and_says_it_was_removed() {
     // It says what it is: in its status, in `ctl status` and on /readyz and /metrics.
     let st = node_status(&client, &four).await;
     assert_eq!(st.role, pb::Role::Removed as i32, "{st:?}");
-    let out = ctl_at(four.clone(), &["status", "--output", "json"]).await;
+    let out = ctl_at(&c, four.clone(), &["status", "--output", "json"]).await;
     assert!(out.status.success(), "{out:?}");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let me = v["members"]

@@ -196,7 +196,6 @@ fn a_node_given_another_nodes_certificate_refuses_to_start() {
 async fn a_client_over_its_connection_limit_is_turned_away_until_one_closes() {
     let _serial = SERIAL.lock().await;
     let mut spec = qastore_testkit::ClusterSpec::test(1);
-    spec.tls = true;
     spec.settings = "max_connections_per_client = 3\n".into();
     let mut c = ProcCluster::create(spec).unwrap();
     c.spawn(1, true).unwrap();
@@ -248,7 +247,6 @@ async fn a_client_over_its_connection_limit_is_turned_away_until_one_closes() {
 async fn the_http_port_speaks_tls_and_acting_on_a_node_takes_an_admin() {
     let _serial = SERIAL.lock().await;
     let mut spec = qastore_testkit::ClusterSpec::test(1);
-    spec.tls = true;
     let mut c = ProcCluster::create(spec).unwrap();
     c.spawn(1, true).unwrap();
     c.wait_leader(Duration::from_secs(30)).await.unwrap();

@@ -7,9 +7,8 @@
 
 use std::time::Duration;
 
-use qastore_client::{Client, ClientConfig, Ingestor, IngestorConfig, SubmitError};
+use qastore_client::{Client, Ingestor, IngestorConfig, SubmitError};
 use qastore_proto::v1 as pb;
-use qastore_testkit::http::http;
 use qastore_testkit::requests::{orders_at, read};
 use qastore_testkit::samples::order;
 use qastore_testkit::{ProcCluster, SERIAL};
@@ -22,7 +21,7 @@ async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_con
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let f = c.others(leader);
     // A client that only knows one follower: the follower forwards the write.
-    let via_follower = Client::new(&[c.api(f[0])], ClientConfig::default()).unwrap();
+    let via_follower = Client::new(&[c.api(f[0])], c.client_config()).unwrap();
     let mut store = via_follower.store_at(&c.api(f[0])).unwrap();
     let w = store
         .write(pb::WriteRequest {
@@ -68,7 +67,7 @@ async fn a_write_through_a_follower_is_read_back_from_the_followers_at_every_con
     // A client that knows every node learns the leader from the first forwarded answer and
     // writes there from then on; one that knows only the follower keeps writing through it.
     let everyone = [c.api(f[0]), c.api(leader), c.api(f[1])];
-    let everyone = Client::new(&everyone, ClientConfig::default()).unwrap();
+    let everyone = Client::new(&everyone, c.client_config()).unwrap();
     let mut k = 0;
     for (client, n) in [(&everyone, 4), (&via_follower, 2)] {
         for _ in 0..n {
@@ -220,12 +219,9 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
     let out = c.ctl(&["status"]).await.unwrap();
     assert!(out.status.success(), "{out:?}");
     let table = String::from_utf8_lossy(&out.stdout);
-    // A header, a row per member, and the warning that the test cluster runs without TLS.
-    assert_eq!(table.lines().count(), 5, "{table}");
-    assert!(
-        table.lines().last().unwrap().starts_with("INSECURE: "),
-        "{table}"
-    );
+    // A header and a row per member: no warning on a cluster running mutual TLS with
+    // certificates far from expiry.
+    assert_eq!(table.lines().count(), 4, "{table}");
     assert!(
         table.contains("leader") && table.contains("follower"),
         "{table}"
@@ -271,7 +267,7 @@ async fn ctl_status_lists_every_member_and_the_http_port_serves_metrics() {
     let (code, metrics) = c.http_get(leader, "/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(metrics.contains("qastore_rpc_seconds"), "{metrics}");
-    let (code, body) = http(c.nodes[&leader].http, "POST", "/admin/compaction").unwrap();
+    let (code, body) = c.http_post(leader, "/admin/compaction").unwrap();
     assert_eq!(code, 200, "{body}");
 }
 
@@ -305,7 +301,7 @@ async fn without_forwarding_a_follower_names_the_leader_and_the_client_follows()
         leader_api
     );
     // The client library follows the hint.
-    let only_follower = Client::new(&[follower], ClientConfig::default()).unwrap();
+    let only_follower = Client::new(&[follower], c.client_config()).unwrap();
     let w = only_follower
         .write(vec![order("u6", "o2")], pb::AckLevel::Quorum)
         .await

@@ -234,7 +234,8 @@ async fn a_python_subscriber_on_a_follower_prints_every_committed_event_from_the
 ) {
     let (py, gen) = generated();
     let _serial = SERIAL.lock().await;
-    let c = ProcCluster::start(3, "").await.unwrap();
+    // The generated Python stubs dial plain gRPC.
+    let c = ProcCluster::start_insecure(3, "").await.unwrap();
     let (leader, _) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     let client = c.client().unwrap();
     let expected = write(&client, 0..8, pb::AckLevel::All).await;
@@ -274,7 +275,8 @@ enum Fault {
 /// Answers the script's stderr.
 async fn fail_over(fault: Fault) -> String {
     let (py, gen) = generated();
-    let mut c = ProcCluster::start(3, "").await.unwrap();
+    // The generated Python stubs dial plain gRPC.
+    let mut c = ProcCluster::start_insecure(3, "").await.unwrap();
     let (leader, leader_api) = c.wait_leader(Duration::from_secs(10)).await.unwrap();
     // Writes go straight to the leader, never through the follower at fault.
     let client = Client::new(&[leader_api], ClientConfig::default()).unwrap();

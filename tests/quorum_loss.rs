@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use qastore_client::{Client, ClientConfig};
+use qastore_client::Client;
 use qastore_proto::v1 as pb;
 use qastore_testkit::requests::orders_at;
 use qastore_testkit::samples::order;
@@ -61,7 +61,7 @@ async fn the_survivor_of_a_lost_quorum_recovers_only_with_force_new_cluster() {
     c.kill(survivor).unwrap();
     c.spawn_with(survivor, &["--force-new-cluster"]).unwrap();
     c.wait_up(survivor).await.unwrap();
-    let alone = Client::new(std::slice::from_ref(&api), ClientConfig::default()).unwrap();
+    let alone = Client::new(std::slice::from_ref(&api), c.client_config()).unwrap();
     let mut now = None;
     for _ in 0..100 {
         if let Ok((l, _)) = alone.find_leader().await {

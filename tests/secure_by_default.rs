@@ -62,8 +62,7 @@ fn a_node_without_tls_settings_refuses_to_start_unless_told_insecure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_insecure_node_says_so_in_its_log_readyz_and_ctl_status() {
     let _serial = SERIAL.lock().await;
-    // The kit's test clusters run insecure, said so in their configs.
-    let c = ProcCluster::start(1, "").await.unwrap();
+    let c = ProcCluster::start_insecure(1, "").await.unwrap();
     let (code, body) = c.http_get(1, "/readyz").unwrap();
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("\"tls\":false"), "{body}");

@@ -21,13 +21,13 @@ fn key(p: &Option<pb::Position>) -> (u64, u32) {
 }
 
 /// A client that reaches the nodes in exactly this order.
-fn client_of(endpoints: Vec<String>) -> Client {
+fn client_of(c: &ProcCluster, endpoints: Vec<String>) -> Client {
     Client::new(
         &endpoints,
         ClientConfig {
             client_id: "subscriber".into(),
             call_timeout: Duration::from_secs(2),
-            ..ClientConfig::default()
+            ..c.client_config()
         },
     )
     .unwrap()
@@ -91,7 +91,7 @@ async fn follower_fails_under_a_subscriber(failure: Failure) {
     }
     // The victim first: with followers preferred, the stream starts there.
     let endpoints = vec![c.api(victim), c.api(followers[1]), c.api(leader)];
-    let subscriber = client_of(endpoints.clone());
+    let subscriber = client_of(&c, endpoints.clone());
     let mut stream = subscriber.subscribe(
         SubscribeOptions::new()
             .kinds([pb::RecordKind::Orders])
@@ -101,7 +101,7 @@ async fn follower_fails_under_a_subscriber(failure: Failure) {
 
     // Orders keep being written while the follower dies.
     // Written through the leader only, so that no write waits on the failed follower.
-    let writer = Arc::new(client_of(vec![c.api(leader)]));
+    let writer = Arc::new(client_of(&c, vec![c.api(leader)]));
     let stop = Arc::new(AtomicBool::new(false));
     let writes = tokio::spawn({
         let (writer, stop) = (writer.clone(), stop.clone());
@@ -151,7 +151,7 @@ async fn follower_fails_under_a_subscriber(failure: Failure) {
     }
 
     // The same stream read afresh from the survivors is exactly what the subscriber saw.
-    let fresh_client = client_of(vec![c.api(followers[1]), c.api(leader)]);
+    let fresh_client = client_of(&c, vec![c.api(followers[1]), c.api(leader)]);
     let mut fresh = fresh_client.subscribe(
         SubscribeOptions::new()
             .kinds([pb::RecordKind::Orders])

@@ -79,7 +79,6 @@ fn serial_of(pem_path: &Path) -> String {
 async fn certificates_and_the_ca_rotate_under_load_without_a_restart() {
     let _serial = SERIAL.lock().await;
     let mut spec = ClusterSpec::test(3);
-    spec.tls = true;
     let mut c = ProcCluster::create(spec).unwrap();
     for id in c.ids() {
         c.spawn(id, id == 1).unwrap();

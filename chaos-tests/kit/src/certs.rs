@@ -12,7 +12,7 @@ use crate::KitError;
 /// The client the kit's own clients are: it holds every role.
 pub const CLIENT: &str = "admin";
 /// How long the kit's certificates last.
-const DAYS: u32 = 30;
+const DAYS: u32 = 365;
 
 fn failed(what: &str) -> impl Fn(qastore_security::Error) -> KitError + '_ {
     move |e| KitError::Cluster(format!("{what}: {e}"))

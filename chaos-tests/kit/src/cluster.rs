@@ -66,13 +66,14 @@ pub struct ClusterSpec {
     /// removed with the cluster.
     pub dir: Option<PathBuf>,
     /// Run on mutual TLS, with certificates the kit makes in `<dir>/certs` (see
-    /// [`crate::certs`]); otherwise the nodes run insecure, said so in their configs.
+    /// [`crate::certs`]), unless `settings` has a `[tls]` section of its own; otherwise the
+    /// nodes run insecure, said so in their configs.
     pub tls: bool,
 }
 
 impl ClusterSpec {
-    /// `size` nodes with ids from 1, any free ports, default settings, in a temporary
-    /// directory, logging at `info`: what the process tests start.
+    /// `size` nodes with ids from 1, any free ports, default settings, on mutual TLS, in a
+    /// temporary directory, logging at `info`: what the process tests start.
     pub fn test(size: usize) -> ClusterSpec {
         ClusterSpec {
             size,
@@ -83,7 +84,7 @@ impl ClusterSpec {
             env: vec![("RUST_LOG".into(), "info".into())],
             exe: None,
             dir: None,
-            tls: false,
+            tls: true,
         }
     }
 
@@ -132,7 +133,26 @@ impl ProcCluster {
     /// them (node 1 forming the cluster) and waits up to 30 seconds for a leader, then for
     /// every node to know itself a member.
     pub async fn start(size: usize, settings: &str) -> Result<ProcCluster, KitError> {
-        let mut c = Self::prepare(size, "test-cluster", settings, 1)?;
+        Self::start_spec(ClusterSpec {
+            settings: settings.into(),
+            ..ClusterSpec::test(size)
+        })
+        .await
+    }
+
+    /// As [`ProcCluster::start`], without TLS: for clients that speak only plain gRPC.
+    pub async fn start_insecure(size: usize, settings: &str) -> Result<ProcCluster, KitError> {
+        Self::start_spec(ClusterSpec {
+            settings: settings.into(),
+            tls: false,
+            ..ClusterSpec::test(size)
+        })
+        .await
+    }
+
+    async fn start_spec(spec: ClusterSpec) -> Result<ProcCluster, KitError> {
+        let mut c = Self::create(spec)?;
+        c.release_ports();
         for id in c.ids() {
             c.spawn(id, id == 1)?;
         }
@@ -225,7 +245,7 @@ impl ProcCluster {
         }
         let members: Vec<_> = nodes.values().map(|n| (n.id, n.raft, n.api)).collect();
         let mut settings = spec.settings;
-        let (certs, client_tls) = if spec.tls {
+        let (certs, client_tls) = if spec.tls && !settings.contains("[tls]") {
             let certs = dir.join("certs");
             let ids: Vec<u64> = nodes.keys().copied().collect();
             let client = crate::certs::make(&certs, &spec.cluster_id, &ids)?;
@@ -542,25 +562,64 @@ impl ProcCluster {
             .collect()
     }
 
-    /// Runs `qastore ctl --endpoints <every node> <args>`.
-    pub async fn ctl(&self, args: &[&str]) -> Result<Output, KitError> {
+    /// What `qastore ctl` and `qastore bench` are given to reach this cluster over mutual TLS
+    /// as the kit's admin client (nothing for a cluster without the kit's certificates).
+    pub fn cli_tls_args(&self) -> Vec<String> {
+        match &self.certs {
+            Some(dir) => vec![
+                "--cert-dir".into(),
+                dir.display().to_string(),
+                "--client-name".into(),
+                crate::certs::CLIENT.into(),
+            ],
+            None => Vec::new(),
+        }
+    }
+
+    /// `qastore ctl --endpoints <endpoints>` with the kit's TLS arguments, to add to.
+    pub fn ctl_command(&self, endpoints: &str) -> Command {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("ctl")
             .arg("--endpoints")
-            .arg(self.endpoints().join(","))
-            .args(args);
+            .arg(endpoints)
+            .args(self.cli_tls_args());
+        cmd
+    }
+
+    /// A client configuration carrying the kit's TLS settings, to adjust.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            tls: self.client_tls.clone(),
+            ..ClientConfig::default()
+        }
+    }
+
+    /// Runs `qastore ctl --endpoints <every node> <args>`.
+    pub async fn ctl(&self, args: &[&str]) -> Result<Output, KitError> {
+        let mut cmd = self.ctl_command(&self.endpoints().join(","));
+        cmd.args(args);
         tokio::task::spawn_blocking(move || cmd.output())
             .await
             .map_err(|e| KitError::Cluster(format!("running qastore ctl: {e}")))?
             .map_err(|e| KitError::io("running qastore ctl", e))
     }
 
-    /// A plain HTTP GET on node `id`'s HTTP port: (status code, body).
+    /// A GET on node `id`'s HTTP port (HTTPS as the kit's admin client on a cluster running
+    /// the kit's certificates): (status code, body).
     pub fn http_get(&self, id: u64, path: &str) -> Result<(u16, String), KitError> {
+        self.http_call(id, "GET", path)
+    }
+
+    /// A POST on node `id`'s HTTP port, as [`ProcCluster::http_get`].
+    pub fn http_post(&self, id: u64, path: &str) -> Result<(u16, String), KitError> {
+        self.http_call(id, "POST", path)
+    }
+
+    fn http_call(&self, id: u64, method: &str, path: &str) -> Result<(u16, String), KitError> {
         let n = self.node(id).ok_or(KitError::NoNode(id))?;
         match &self.certs {
-            None => crate::http::http(n.http, "GET", path),
-            Some(dir) => crate::http::https(n.http, "GET", path, crate::certs::https_config(dir)?),
+            None => crate::http::http(n.http, method, path),
+            Some(dir) => crate::http::https(n.http, method, path, crate::certs::https_config(dir)?),
         }
     }
 }
