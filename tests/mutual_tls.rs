@@ -246,8 +246,7 @@ async fn a_client_over_its_connection_limit_is_turned_away_until_one_closes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_port_speaks_tls_and_acting_on_a_node_takes_an_admin() {
     let _serial = SERIAL.lock().await;
-    let mut spec = qastore_testkit::ClusterSpec::test(1);
-    let mut c = ProcCluster::create(spec).unwrap();
+    let mut c = ProcCluster::create(qastore_testkit::ClusterSpec::test(1)).unwrap();
     c.spawn(1, true).unwrap();
     c.wait_leader(Duration::from_secs(30)).await.unwrap();
     let http = c.nodes[&1].http;

@@ -78,8 +78,7 @@ fn serial_of(pem_path: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_and_the_ca_rotate_under_load_without_a_restart() {
     let _serial = SERIAL.lock().await;
-    let mut spec = ClusterSpec::test(3);
-    let mut c = ProcCluster::create(spec).unwrap();
+    let mut c = ProcCluster::create(ClusterSpec::test(3)).unwrap();
     for id in c.ids() {
         c.spawn(id, id == 1).unwrap();
     }
