@@ -1,7 +1,8 @@
 //! Which certificate `ctl` and `bench` present: the files named by flags or environment
-//! variables, or those of a certificate directory (`qastore certs` layout), or, with none of
-//! these, the demo's (its default directory, `qastore-demo/certs`, when it exists), so that
-//! `qastore ctl status` works against a running demo as it is.
+//! variables, or those of a certificate directory (`qastore certs` layout), or those a client
+//! config file names (`--client-config`, only when no flag or variable names any), or, with
+//! none of these, the demo's (its default directory, `qastore-demo/certs`, when it exists), so
+//! that `qastore ctl status` works against a running demo as it is.
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,22 @@ pub struct TlsArgs {
     /// A file holding the token.
     #[arg(long, global = true, env = "QASTORE_TOKEN_FILE", conflicts_with_all = ["cert_file", "key_file"])]
     token_file: Option<PathBuf>,
+    /// A TOML file naming the credentials (`ca_file`, `cert_file`, `key_file`, `cert_dir`,
+    /// `client_name`, `token_file`), used when no flag or variable names any.
+    #[arg(long, global = true, env = "QASTORE_CLIENT_CONFIG")]
+    client_config: Option<PathBuf>,
+}
+
+/// What a client config file may hold: the same as the TLS flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    cert_dir: Option<PathBuf>,
+    client_name: Option<String>,
+    token_file: Option<PathBuf>,
 }
 
 /// What a command presents to a cluster: TLS material, and a token if it uses one.
@@ -60,8 +77,53 @@ pub struct Presented {
 }
 
 impl TlsArgs {
+    /// Whether a flag or variable names any credential.
+    fn names_any(&self) -> bool {
+        self.ca_file.is_some()
+            || self.cert_file.is_some()
+            || self.key_file.is_some()
+            || self.cert_dir.is_some()
+            || self.token.is_some()
+            || self.token_file.is_some()
+    }
+
+    /// These arguments with the credentials `--client-config` names, when the flags and
+    /// variables name none. Relative paths in the file are taken from the file's directory.
+    fn with_client_file(&self) -> Result<TlsArgs, String> {
+        let Some(path) = &self.client_config else {
+            return Ok(self.clone());
+        };
+        if self.names_any() {
+            return Ok(self.clone());
+        }
+        let what = || format!("--client-config {}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", what()))?;
+        let file: ClientFile =
+            toml::from_str(&text).map_err(|e| format!("{}: {}", what(), e.message().trim()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let at = |p: Option<PathBuf>| p.map(|p| base.join(p));
+        let merged = TlsArgs {
+            ca_file: at(file.ca_file),
+            cert_file: at(file.cert_file),
+            key_file: at(file.key_file),
+            cert_dir: at(file.cert_dir),
+            client_name: file.client_name.unwrap_or_else(|| self.client_name.clone()),
+            token: None,
+            token_file: at(file.token_file),
+            client_config: None,
+        };
+        if merged.cert_dir.is_some() && merged.ca_file.is_some() {
+            return Err(format!("{}: give cert_dir or ca_file, not both", what()));
+        }
+        Ok(merged)
+    }
+
     /// What to present; an error names the file or flag that could not be used.
     pub fn resolve(&self) -> Result<Presented, String> {
+        self.with_client_file()?.resolve_given()
+    }
+
+    fn resolve_given(&self) -> Result<Presented, String> {
         let token = match (&self.token, &self.token_file) {
             (Some(t), _) => Some(t.trim().to_string()),
             (None, Some(f)) => Some(

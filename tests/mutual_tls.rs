@@ -111,6 +111,32 @@ async fn a_cluster_on_mutual_tls_serves_its_clients_and_turns_everyone_else_away
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("if the cluster runs TLS"), "{err}");
+    // ... or with a client config file naming them (paths relative to the file).
+    let config = certs.path().join("client.toml");
+    std::fs::write(
+        &config,
+        "ca_file = \"ca.pem\"\ncert_file = \"client-ops.pem\"\nkey_file = \"client-ops.key\"\n",
+    )
+    .unwrap();
+    let out = Command::new(EXE)
+        .args(["ctl", "--endpoints", &c.endpoints().join(","), "status"])
+        .env("QASTORE_CLIENT_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(&config, "ca_fil = \"ca.pem\"\n").unwrap();
+    let out = Command::new(EXE)
+        .args(["ctl", "--endpoints", &c.endpoints().join(","), "status"])
+        .arg("--client-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--client-config") && err.contains("ca_fil") && err.lines().count() == 1,
+        "{err}"
+    );
 
     // No certificate, or one from another CA: nothing gets through, nothing is written.
     let other = tempfile::tempdir().unwrap();
