@@ -72,6 +72,10 @@ impl WalMeta {
             }
             let term = r.u64()?;
             let index = r.u64()?;
+            // No log reaches the last index: the entry after it could not be numbered.
+            if index == u64::MAX {
+                return None;
+            }
             Some(Some(LogId::new(term, index)))
         };
         let committed = id(flags & 2 != 0)?;
@@ -245,6 +249,23 @@ mod tests {
         assert!(mf.write(&sample(3)).is_err());
         vfs.restart();
         assert_eq!(MetaFile::open(&vfs, dir).unwrap().1, sample(2));
+    }
+
+    #[test]
+    fn a_log_id_at_the_last_index_does_not_decode() {
+        for meta in [
+            WalMeta {
+                last_purged: Some(LogId::new(1, u64::MAX)),
+                ..WalMeta::default()
+            },
+            WalMeta {
+                committed: Some(LogId::new(1, u64::MAX)),
+                ..WalMeta::default()
+            },
+        ] {
+            assert_eq!(WalMeta::decode(&meta.encode()), None);
+        }
+        assert_eq!(WalMeta::decode(&sample(5).encode()), Some(sample(5)));
     }
 
     #[test]
