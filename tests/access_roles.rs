@@ -574,4 +574,20 @@ async fn every_method_takes_its_role_and_refuses_every_other() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     orders_at(&rolled, &leader_addr, "u1", None).await.unwrap();
+    // The node's metrics follow the file: one key in use, loaded twice since the start.
+    let https = qastore_testkit::certs::https_config(certs.path()).unwrap();
+    let check = until("the token key metrics did not follow the file");
+    loop {
+        let (code, page) =
+            qastore_testkit::http::https(c.nodes[&leader].http, "GET", "/metrics", https.clone())
+                .unwrap();
+        assert_eq!(code, 200, "{page}");
+        if page.contains("\nqastore_token_keys 1\n")
+            && page.contains("\nqastore_token_key_loads_total 2\n")
+        {
+            break;
+        }
+        check();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -257,6 +257,22 @@ const METRICS: &[(&str, Kind, &str)] = &[
          rolled CA).",
     ),
     (
+        "qastore_token_keys",
+        Kind::Gauge,
+        "Public keys clients' tokens are checked against (two while the token key is rolled; \
+         0 on a node that takes no tokens).",
+    ),
+    (
+        "qastore_token_key_loads_total",
+        Kind::Counter,
+        "Times this node loaded its token key file after it started.",
+    ),
+    (
+        "qastore_token_key_reload_failures_total",
+        Kind::Counter,
+        "Times a changed token key file did not load (the keys loaded before stayed in use).",
+    ),
+    (
         "qastore_feed_streams",
         Kind::Gauge,
         "Subscription streams this node serves now.",
@@ -500,6 +516,12 @@ impl Sampler {
             counter!("qastore_tls_loads_total").absolute(tls.generation());
             gauge!("qastore_api_connections").set(node.connections.open() as f64);
             counter!("qastore_api_connections_refused_total").absolute(node.connections.refused());
+        }
+        if let Some(tokens) = &node.tokens {
+            // Counting the keys also picks up a changed file.
+            gauge!("qastore_token_keys").set(tokens.key_count() as f64);
+            counter!("qastore_token_key_loads_total").absolute(tokens.loads().saturating_sub(1));
+            counter!("qastore_token_key_reload_failures_total").absolute(tokens.failed_reloads());
         }
         let s = node.raft.status();
         gauge!("qastore_raft_term").set(s.term as f64);

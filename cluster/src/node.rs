@@ -38,6 +38,8 @@ pub struct Node {
     pub refused: Arc<crate::access::audit::RefusedCalls>,
     /// Open API connections per client, under `max_connections_per_client`.
     pub connections: Arc<qastore_security::ConnectionLimiter>,
+    /// The token keys clients' tokens are checked against, when the node takes tokens.
+    pub tokens: Option<Arc<qastore_security::TokenKeyFile>>,
     accepting: AtomicBool,
     started: Instant,
 }
@@ -69,10 +71,17 @@ impl Node {
             connections: qastore_security::ConnectionLimiter::new(
                 config.max_connections_per_client,
             ),
+            tokens: None,
             accepting: AtomicBool::new(true),
             started: Instant::now(),
             config,
         }
+    }
+
+    /// The node, taking clients' tokens checked against `tokens`.
+    pub fn with_tokens(mut self, tokens: Option<Arc<qastore_security::TokenKeyFile>>) -> Node {
+        self.tokens = tokens;
+        self
     }
 
     /// Refuses new calls from now on: shutdown has begun.

@@ -107,7 +107,6 @@ fn load_tls(
 #[derive(Debug)]
 pub struct RunningNode {
     node: Arc<Node>,
-    tokens: Option<Arc<qastore_security::TokenKeyFile>>,
     stop: tokio::sync::watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
 }
@@ -156,7 +155,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         config.feed.live_buffer_events,
         config.feed.live_buffer_bytes,
     );
-    let node = Arc::new(Node::new(raft, config, quota, api_addr, http_addr));
+    let node = Arc::new(Node::new(raft, config, quota, api_addr, http_addr).with_tokens(tokens));
     let prometheus = metrics::install();
     metrics::spawn_sampler(node.clone(), stopped.clone());
     membership_watch::spawn(node.clone(), stopped.clone());
@@ -170,7 +169,7 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
         )),
         node.refused.clone(),
     );
-    if let Some(tokens) = &tokens {
+    if let Some(tokens) = &node.tokens {
         gate = gate.with_tokens(tokens.clone());
     }
     let gate = Arc::new(gate);
@@ -193,7 +192,6 @@ pub async fn start(config: NodeConfig, initialize: bool) -> Result<RunningNode, 
     );
     Ok(RunningNode {
         node,
-        tokens,
         stop,
         servers: vec![grpc, web, scheduled],
     })
@@ -307,7 +305,7 @@ impl RunningNode {
         if let Some(tls) = &self.node.raft.config().tls {
             tls.reload().map_err(|e| e.to_string())?;
         }
-        if let Some(tokens) = &self.tokens {
+        if let Some(tokens) = &self.node.tokens {
             tokens
                 .reload()
                 .map_err(|e| format!("token_key_file: {e}"))?;
