@@ -115,6 +115,13 @@ impl TlsArgs {
         if merged.cert_dir.is_some() && merged.ca_file.is_some() {
             return Err(format!("{}: give cert_dir or ca_file, not both", what()));
         }
+        if merged.token_file.is_some() && (merged.cert_file.is_some() || merged.key_file.is_some())
+        {
+            return Err(format!(
+                "{}: give token_file or cert_file and key_file, not both",
+                what()
+            ));
+        }
         Ok(merged)
     }
 
