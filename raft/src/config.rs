@@ -59,6 +59,22 @@ pub struct RaftConfig {
     /// How often the leader checks whether a scheduled command of the application is due
     /// (the node running the application reads it), in seconds.
     pub schedule_interval_secs: u64,
+    /// How this node sends its log to followers: `"frames"` (the append stream's own framing
+    /// on the peer port) or `"grpc"` (the peer service's `Append` call). A node takes both.
+    pub append_transport: AppendTransport,
+}
+
+/// How a leader's append streams travel to its followers. Either way they carry the same
+/// messages, on the same port, under the same checks (cluster, node ids, certificates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendTransport {
+    /// Length-prefixed frames on a connection of their own (fewer hand-offs and no HTTP/2
+    /// framing per append and answer).
+    #[default]
+    Frames,
+    /// The `RaftPeer.Append` gRPC call.
+    Grpc,
 }
 
 impl Default for RaftConfig {
@@ -80,6 +96,7 @@ impl Default for RaftConfig {
             log_entries_kept_behind_snapshot: 100_000,
             max_apply_lag: 20_000,
             schedule_interval_secs: 60,
+            append_transport: AppendTransport::default(),
         }
     }
 }

@@ -57,12 +57,18 @@ mod state_machine;
 pub mod types;
 pub mod write_stages;
 
+/// The append stream's own framing on the peer port, for tools and tests that speak it.
+pub mod append_stream {
+    pub use crate::network::append_link::{Caller, Link, LinkPool, OpenError};
+    pub use crate::network::append_wire::{Frame, H2_PREFACE, MAGIC};
+}
+
 pub use admission::{Admitted, DiskUse, Overload};
 pub use application::{
     AppError, Application, Applied, CheckpointReader, MakeBlob, Payload, RAFT_KEY_PREFIX,
 };
 pub use command::Request;
-pub use config::RaftConfig;
+pub use config::{AppendTransport, RaftConfig};
 pub use error::{Error, Result};
 pub use log_store::LogStore;
 pub use network::PeerStats;

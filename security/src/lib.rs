@@ -10,10 +10,12 @@
 //! * [`token`]: signed tokens (JWT, ES256) for clients that cannot hold a certificate;
 //!   [`TokenKeyFile`] follows a node's token key file so the key can be rolled.
 //! * [`tls`]: mutual TLS configs from those files, re-read when they change, and a TLS
-//!   acceptor for a node's ports with a handshake deadline.
+//!   acceptor for a node's ports with a handshake deadline; [`dial`] for a peer connection
+//!   outside gRPC.
 
 mod accepted;
 mod authority;
+mod dial;
 mod error;
 mod files;
 mod inspect;
@@ -24,6 +26,7 @@ pub mod token;
 mod token_keys;
 
 pub use authority::{Authority, Issued, MAX_DAYS};
+pub use dial::{dial, Dialed};
 pub use error::{Error, Result};
 pub use files::{read_pem, CertDir, PairPaths};
 pub use inspect::{inspect_der, inspect_pem, CertSummary};

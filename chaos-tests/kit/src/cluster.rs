@@ -314,7 +314,8 @@ impl ProcCluster {
     }
 
     /// Gives the stopped node `old` the new id `new`: same addresses and files, its config
-    /// rewritten without initial members (it joins as a new node).
+    /// rewritten without initial members (it joins as a new node), and with TLS a certificate
+    /// for its new id.
     pub fn renumber(&mut self, old: u64, new: u64) -> Result<(), KitError> {
         if self.nodes.contains_key(&new) {
             return Err(KitError::Cluster(format!("node {new} exists already")));
@@ -323,6 +324,13 @@ impl ProcCluster {
         if n.is_running() {
             self.nodes.insert(old, n);
             return Err(KitError::Cluster(format!("node {old} is running")));
+        }
+        if let Some(certs) = &self.certs {
+            // Its certificate must name the id it now has: peers check it.
+            if let Err(e) = crate::certs::add_node(certs, new) {
+                self.nodes.insert(old, n);
+                return Err(e);
+            }
         }
         n.id = new;
         n.initial = false;

@@ -41,10 +41,13 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
+use super::append_link::{self, Caller, Link, LinkPool, OpenError, SenderGuard};
+use super::append_wire::Frame;
 use super::convert;
 use super::flight::{AnswerDeadline, Flight};
 use super::peer_book::{PeerBook, PeerStats};
 use super::server::MAX_MESSAGE_BYTES;
+use crate::config::AppendTransport;
 use crate::snapshot::SnapshotFiles;
 use crate::types::{NodeId, PeerNode, Snapshot, TypeConfig, Vote};
 use crate::write_stages::{Point, Timeline};
@@ -87,6 +90,8 @@ pub struct NetworkConfig {
     pub dial_overrides: HashMap<String, String>,
     /// Mutual TLS for calls to peers; `None`: plain gRPC.
     pub tls: Option<Arc<ReloadingTls>>,
+    /// How append streams travel to peers.
+    pub append_transport: AppendTransport,
 }
 
 struct NetInner {
@@ -97,6 +102,8 @@ struct NetInner {
     book: PeerBook,
     /// Stamped when entries are sent to a peer and when it answers that it holds them.
     timeline: Arc<Timeline>,
+    /// Idle append-stream connections to peers.
+    links: LinkPool,
 }
 
 /// Creates clients to peers (openraft's network factory). Clones share connections.
@@ -130,6 +137,7 @@ impl PeerNetwork {
                 options,
                 book: PeerBook::default(),
                 timeline,
+                links: LinkPool::default(),
             }),
         }
     }
@@ -155,8 +163,9 @@ impl PeerNetwork {
             .options
             .dial_overrides
             .get(&node.raft_addr)
-            .unwrap_or(&node.raft_addr);
-        let client = self.channel(addr).and_then(|channel| {
+            .unwrap_or(&node.raft_addr)
+            .clone();
+        let client = self.channel(&addr).and_then(|channel| {
             let stamp = Stamp {
                 cluster: ascii(self.inner.cluster_id.clone())?,
                 from: ascii(self.inner.node_id.to_string())?,
@@ -168,6 +177,7 @@ impl PeerNetwork {
         });
         PeerClient {
             target,
+            addr,
             client,
             net: self.inner.clone(),
         }
@@ -185,6 +195,8 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 /// Calls to one peer.
 pub struct PeerClient {
     target: NodeId,
+    /// The address dialed (after any override).
+    addr: String,
     client: Result<Client, String>,
     net: Arc<NetInner>,
 }
@@ -388,6 +400,155 @@ fn snapshot_chunks(
     )
 }
 
+/// An append stream to `target` at `addr` over the append stream's own framing: `first`,
+/// then what `input` yields, each stamped as sent; the answers in order, each bounded by the
+/// flight's deadline.
+async fn frames_stream<S>(
+    net: Arc<NetInner>,
+    target: NodeId,
+    addr: String,
+    first: AppendEntriesRequest<TypeConfig>,
+    input: S,
+) -> Result<impl Stream<Item = Result<StreamAppendResult<TypeConfig>, RpcError>> + Send, RpcError>
+where
+    S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+{
+    let term = first.vote.leader_id.term;
+    let deadline = net.options.answer_deadline;
+    let caller = Caller {
+        cluster: net.cluster_id.clone(),
+        node_id: net.node_id,
+    };
+    let tls = net.options.tls.clone();
+    let opened = net
+        .links
+        .take(
+            &caller,
+            target,
+            &addr,
+            tls.as_deref(),
+            net.options.connect_timeout,
+        )
+        .await;
+    let Link { reader, writer } = match opened {
+        Ok(link) => link,
+        Err(e) => {
+            net.book.failed(target);
+            return Err(match e {
+                OpenError::Io(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                OpenError::Refused(status) => status_error(status),
+            });
+        }
+    };
+    let flight = Arc::new(Flight::new(deadline));
+    let sent = flight.clone();
+    let timeline = net.timeline.clone();
+    let position = timeline.peer_position(target);
+    let next_unacked = Arc::new(AtomicU64::new(first.prev_log_id.map_or(0, |p| p.index + 1)));
+    let stamps = timeline.clone();
+    let requests = futures::stream::once(futures::future::ready(first))
+        .chain(input)
+        .map(move |r| {
+            stamp_sent(&stamps, position, &r);
+            let request = convert::append_to_pb(&r);
+            sent.sent(request_bytes(&request));
+            request
+        });
+    let sender = SenderGuard(Some(append_link::spawn_sender(writer, Box::pin(requests))));
+    let timeout = Timeout {
+        action: RPCTypes::AppendEntries,
+        id: net.node_id,
+        target,
+        timeout: deadline.base,
+    };
+    let broken = |why: String| RPCError::Network(NetworkError::new(&std::io::Error::other(why)));
+    Ok(futures::stream::unfold(
+        Some((reader, sender)),
+        move |state| {
+            let (flight, net, timeout, addr) =
+                (flight.clone(), net.clone(), timeout.clone(), addr.clone());
+            let (timeline, next_unacked) = (timeline.clone(), next_unacked.clone());
+            async move {
+                let (mut reader, mut sender) = state?;
+                loop {
+                    // With nothing owed silence is fine: only look again later.
+                    let until = flight
+                        .deadline()
+                        .unwrap_or_else(|| Instant::now() + deadline.base);
+                    let next = tokio::time::timeout_at(
+                        tokio::time::Instant::from_std(until),
+                        reader.next(),
+                    )
+                    .await;
+                    let frame = match next {
+                        Ok(Some(Ok(bytes))) => Frame::decode(bytes),
+                        Ok(Some(Err(e))) => Err(e),
+                        Ok(None) => Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "the peer closed the append stream",
+                        )),
+                        // More sent while waiting moves the deadline: look again.
+                        Err(_) => match flight.deadline() {
+                            Some(d) if Instant::now() >= d => {
+                                net.book.failed(target);
+                                return Some((Err(RPCError::Timeout(timeout)), None));
+                            }
+                            _ => continue,
+                        },
+                    };
+                    match frame {
+                        Ok(Frame::Answer(answer)) => {
+                            flight.answered();
+                            let r = convert::append_result_from_pb(answer)
+                                .map_err(|e| RPCError::Network(NetworkError::new(&e)));
+                            match &r {
+                                Ok(result) => {
+                                    note_answer(&net.book, target, term, result);
+                                    stamp_acked(&timeline, position, &next_unacked, result);
+                                }
+                                Err(_) => net.book.failed(target),
+                            }
+                            let next = r.is_ok().then_some((reader, sender));
+                            return Some((r, next));
+                        }
+                        Ok(Frame::Done {
+                            error: Some(status),
+                            ..
+                        }) => {
+                            net.book.failed(target);
+                            return Some((Err(status_error(status)), None));
+                        }
+                        Ok(Frame::Done {
+                            reusable,
+                            error: None,
+                        }) => {
+                            let task = sender.0.take();
+                            if let (true, Some(task)) = (reusable, task) {
+                                if let Ok(Ok(Some(writer))) =
+                                    tokio::time::timeout(deadline.base, task).await
+                                {
+                                    let link = Link { reader, writer };
+                                    net.links.give_back(&addr, net.options.tls.as_deref(), link);
+                                }
+                            }
+                            return None;
+                        }
+                        Ok(other) => {
+                            net.book.failed(target);
+                            let why = format!("append stream: unexpected frame {other:?}");
+                            return Some((Err(broken(why)), None));
+                        }
+                        Err(e) => {
+                            net.book.failed(target);
+                            return Some((Err(RPCError::Unreachable(Unreachable::new(&e))), None));
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
 impl RaftNetworkV2<TypeConfig> for PeerClient {
     type SnapshotData = SnapshotFiles;
 
@@ -456,6 +617,10 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             net.book.opened(target);
             let term = first.vote.leader_id.term;
             let deadline = net.options.answer_deadline;
+            if net.options.append_transport == AppendTransport::Frames {
+                let answers = frames_stream(net, target, self.addr.clone(), first, input).await?;
+                return Ok(Box::pin(answers) as BoxStream<'s, _>);
+            }
             let mut client = self.client().inspect_err(|_| net.book.failed(target))?;
             let flight = Arc::new(Flight::new(deadline));
             let sent = flight.clone();

@@ -1,8 +1,13 @@
 //! The peer network: the gRPC service nodes serve each other ([`server`]) and openraft's
 //! network on top of its client ([`client`]), with the message conversions between them
 //! ([`convert`]), the deadlines of appends in flight ([`flight`]) and what was seen of each peer
-//! ([`peer_book`]).
+//! ([`peer_book`]). Replication may instead travel in the append stream's own framing
+//! ([`append_wire`]) on the same port: dialed by [`append_link`], told apart from gRPC and
+//! served by [`append_port`].
 
+pub mod append_link;
+pub mod append_port;
+pub mod append_wire;
 pub mod client;
 pub mod convert;
 pub mod flight;

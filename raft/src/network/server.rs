@@ -16,7 +16,7 @@ use qastore_lsm::checkpoint::{CheckpointMeta, CheckpointStore, Installer};
 use qastore_proto::peer_metadata;
 use qastore_proto::v1 as pb;
 use qastore_proto::v1::raft_peer_server::{RaftPeer, RaftPeerServer};
-use qastore_security::Identity;
+use qastore_security::{CertSummary, Identity};
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -52,17 +52,54 @@ impl PeerGuard {
         }
     }
 
+    /// Admits a caller that says it is node `from` of cluster `cluster` calling node `to`,
+    /// presenting `certificate` (with TLS, it must name that node of this cluster).
+    pub fn admit(
+        &self,
+        cluster: Option<&str>,
+        from: Option<NodeId>,
+        to: Option<&str>,
+        certificate: Option<&CertSummary>,
+    ) -> Result<(), Status> {
+        self.check_certificate(from, certificate)?;
+        match cluster {
+            None => {
+                return Err(Status::unauthenticated(format!(
+                    "peer call without {} metadata",
+                    peer_metadata::CLUSTER
+                )))
+            }
+            Some(c) if c != &*self.cluster_id => {
+                return Err(Status::permission_denied(format!(
+                    "this node belongs to cluster {:?}, not {c:?}",
+                    &*self.cluster_id
+                )))
+            }
+            Some(_) => {}
+        }
+        match to.map(str::parse::<NodeId>) {
+            Some(Ok(to)) if to == self.node_id => Ok(()),
+            Some(Ok(to)) => Err(Status::failed_precondition(format!(
+                "this is node {}, not node {to}",
+                self.node_id
+            ))),
+            _ => Err(Status::invalid_argument(format!(
+                "peer call without a valid {} metadata",
+                peer_metadata::TO
+            ))),
+        }
+    }
+
     /// With TLS: the caller's certificate must name node `from` of this cluster.
-    fn check_certificate(&self, req: &Request<()>) -> Result<(), Status> {
+    fn check_certificate(
+        &self,
+        from: Option<NodeId>,
+        certificate: Option<&CertSummary>,
+    ) -> Result<(), Status> {
         if !self.tls {
             return Ok(());
         }
-        let md = req.metadata();
-        let from = md
-            .get(peer_metadata::FROM)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<NodeId>().ok());
-        let Some(cert) = qastore_security::tls::caller(req) else {
+        let Some(cert) = certificate else {
             return Err(Status::unauthenticated(
                 "peer call without a client certificate",
             ));
@@ -86,35 +123,17 @@ impl PeerGuard {
 
 impl tonic::service::Interceptor for PeerGuard {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
-        self.check_certificate(&req)?;
         let md = req.metadata();
         let text = |key: &str| md.get(key).and_then(|v| v.to_str().ok());
-        match text(peer_metadata::CLUSTER) {
-            None => {
-                return Err(Status::unauthenticated(format!(
-                    "peer call without {} metadata",
-                    peer_metadata::CLUSTER
-                )))
-            }
-            Some(c) if c != &*self.cluster_id => {
-                return Err(Status::permission_denied(format!(
-                    "this node belongs to cluster {:?}, not {c:?}",
-                    &*self.cluster_id
-                )))
-            }
-            Some(_) => {}
-        }
-        match text(peer_metadata::TO).map(str::parse::<NodeId>) {
-            Some(Ok(to)) if to == self.node_id => Ok(req),
-            Some(Ok(to)) => Err(Status::failed_precondition(format!(
-                "this is node {}, not node {to}",
-                self.node_id
-            ))),
-            _ => Err(Status::invalid_argument(format!(
-                "peer call without a valid {} metadata",
-                peer_metadata::TO
-            ))),
-        }
+        let from = text(peer_metadata::FROM).and_then(|v| v.parse::<NodeId>().ok());
+        let certificate = qastore_security::tls::caller(&req);
+        self.admit(
+            text(peer_metadata::CLUSTER),
+            from,
+            text(peer_metadata::TO),
+            certificate.as_deref(),
+        )?;
+        Ok(req)
     }
 }
 
@@ -154,54 +173,15 @@ impl PeerService {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         InterceptedService::new(server, guard)
     }
-}
 
-fn bad_request(e: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(e.to_string())
-}
-
-fn unavailable(e: impl std::fmt::Display) -> Status {
-    Status::unavailable(e.to_string())
-}
-
-/// The next snapshot chunk, waiting at most `wait` for it.
-async fn next_chunk(
-    inbound: &mut Streaming<pb::SnapshotChunk>,
-    wait: Duration,
-) -> Result<Option<pb::SnapshotChunk>, Status> {
-    match tokio::time::timeout(wait, inbound.next()).await {
-        Ok(Some(r)) => r.map(Some),
-        Ok(None) => Ok(None),
-        Err(_) => Err(Status::deadline_exceeded(
-            "no snapshot chunk arrived within the chunk timeout",
-        )),
-    }
-}
-
-type AppendStream = Pin<Box<dyn Stream<Item = Result<pb::AppendResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl RaftPeer for PeerService {
-    type AppendStream = AppendStream;
-    type FetchSnapshotStream = crate::repair::ChunkStream;
-
-    async fn fetch_snapshot(
-        &self,
-        request: Request<pb::FetchSnapshotRequest>,
-    ) -> Result<Response<Self::FetchSnapshotStream>, Status> {
-        let min_index = request.into_inner().min_index;
-        crate::repair::serve(&self.raft, &self.checkpoints, min_index)
-            .await
-            .map(Response::new)
-    }
-
-    async fn append(
-        &self,
-        request: Request<Streaming<pb::AppendRequest>>,
-    ) -> Result<Response<Self::AppendStream>, Status> {
-        let inbound = request.into_inner();
+    /// Appends what `inbound` carries to this node's log, answering each request in order
+    /// once its entries are durable. A malformed request ends the input; the reason follows
+    /// the last answer. Both transports of the append stream serve through this.
+    pub fn append_stream<S>(&self, inbound: S) -> AppendStream
+    where
+        S: Stream<Item = Result<pb::AppendRequest, Status>> + Send + 'static,
+    {
         let clock = self.clock.clone();
-        // A malformed request ends the input; the reason follows the last answer.
         let failure: Arc<Mutex<Option<Status>>> = Arc::new(Mutex::new(None));
         let fail = failure.clone();
         // When each request still unanswered arrived: openraft answers them in order.
@@ -248,7 +228,55 @@ impl RaftPeer for PeerService {
         });
         let trailer = futures::stream::once(async move { failure.lock().take() })
             .filter_map(|s| futures::future::ready(s.map(Err)));
-        Ok(Response::new(Box::pin(output.chain(trailer))))
+        Box::pin(output.chain(trailer))
+    }
+}
+
+fn bad_request(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Status {
+    Status::unavailable(e.to_string())
+}
+
+/// The next snapshot chunk, waiting at most `wait` for it.
+async fn next_chunk(
+    inbound: &mut Streaming<pb::SnapshotChunk>,
+    wait: Duration,
+) -> Result<Option<pb::SnapshotChunk>, Status> {
+    match tokio::time::timeout(wait, inbound.next()).await {
+        Ok(Some(r)) => r.map(Some),
+        Ok(None) => Ok(None),
+        Err(_) => Err(Status::deadline_exceeded(
+            "no snapshot chunk arrived within the chunk timeout",
+        )),
+    }
+}
+
+/// The answers of an append stream, in order; an error ends it.
+pub type AppendStream = Pin<Box<dyn Stream<Item = Result<pb::AppendResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl RaftPeer for PeerService {
+    type AppendStream = AppendStream;
+    type FetchSnapshotStream = crate::repair::ChunkStream;
+
+    async fn fetch_snapshot(
+        &self,
+        request: Request<pb::FetchSnapshotRequest>,
+    ) -> Result<Response<Self::FetchSnapshotStream>, Status> {
+        let min_index = request.into_inner().min_index;
+        crate::repair::serve(&self.raft, &self.checkpoints, min_index)
+            .await
+            .map(Response::new)
+    }
+
+    async fn append(
+        &self,
+        request: Request<Streaming<pb::AppendRequest>>,
+    ) -> Result<Response<Self::AppendStream>, Status> {
+        Ok(Response::new(self.append_stream(request.into_inner())))
     }
 
     async fn vote(

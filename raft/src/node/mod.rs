@@ -35,6 +35,7 @@ use crate::identity;
 use crate::leader_loss::LeaderLossDetector;
 use crate::log_store::LogStore;
 use crate::maintenance;
+use crate::network::append_port::AppendPort;
 use crate::network::killable::KillableIo;
 use crate::network::{
     AnswerDeadline, NetworkConfig, PeerGuard, PeerNetwork, PeerService, PeerStats,

@@ -60,6 +60,7 @@ impl<A: Application> RaftNode<A> {
                 chunk_bytes: config.raft.snapshot_chunk_bytes,
                 dial_overrides: config.dial_overrides.clone(),
                 tls: config.tls.clone(),
+                append_transport: config.raft.append_transport,
             },
             sm.timeline().clone(),
         );
@@ -100,12 +101,10 @@ impl<A: Application> RaftNode<A> {
             sm.checkpoints().clone(),
             clock.clone(),
             Duration::from_millis(config.raft.snapshot_chunk_timeout_ms),
-        )
-        .into_server(PeerGuard::new(
-            &config.cluster_id,
-            config.node_id,
-            config.tls.is_some(),
-        ));
+        );
+        let guard = PeerGuard::new(&config.cluster_id, config.node_id, config.tls.is_some());
+        let appends = AppendPort::new(service.clone(), guard.clone(), config.raft.rpc_timeout());
+        let service = service.into_server(guard);
         let mut server_stop = stopped.clone();
         let conn_stop = stopped.clone();
         let detector = leader_loss.clone();
@@ -132,6 +131,7 @@ impl<A: Application> RaftNode<A> {
             let shutdown = async move {
                 let _ = server_stop.wait_for(|s| *s).await;
             };
+            // Each connection is gRPC or an append stream; the port serves both.
             let result = match server_tls {
                 Some(tls) => {
                     let incoming = qastore_security::tls::accept(
@@ -139,11 +139,13 @@ impl<A: Application> RaftNode<A> {
                         tls,
                         qastore_security::tls::AcceptOptions::new(handshake_timeout),
                     );
+                    let incoming = Box::pin(appends.split(incoming));
                     router
                         .serve_with_incoming_shutdown(incoming, shutdown)
                         .await
                 }
                 None => {
+                    let incoming = Box::pin(appends.split(incoming));
                     router
                         .serve_with_incoming_shutdown(incoming, shutdown)
                         .await
