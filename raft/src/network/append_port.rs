@@ -102,6 +102,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
     }
 }
 
+/// Frames from a caller.
+type Reader<IO> = FramedRead<ReadHalf<IO>, LengthDelimitedCodec>;
+/// Frames to a caller.
+type Writer<IO> = FramedWrite<WriteHalf<IO>, LengthDelimitedCodec>;
+
 /// What serves the append streams that arrive on the peer port.
 #[derive(Clone)]
 pub struct AppendPort {
@@ -245,14 +250,13 @@ impl AppendPort {
     async fn serve_stream<IO>(
         &self,
         first: pb::AppendRequest,
-        reader: FramedRead<ReadHalf<IO>, LengthDelimitedCodec>,
-        writer: &mut FramedWrite<WriteHalf<IO>, LengthDelimitedCodec>,
-    ) -> Option<FramedRead<ReadHalf<IO>, LengthDelimitedCodec>>
+        reader: Reader<IO>,
+        writer: &mut Writer<IO>,
+    ) -> Option<Reader<IO>>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let returned: Arc<Mutex<Option<FramedRead<ReadHalf<IO>, LengthDelimitedCodec>>>> =
-            Arc::default();
+        let returned: Arc<Mutex<Option<Reader<IO>>>> = Arc::default();
         let slot = returned.clone();
         let rest = futures::stream::unfold(Some(reader), move |state| {
             let slot = slot.clone();
