@@ -10,27 +10,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use qastore_raft::append_stream::{Caller, LinkPool, OpenError};
-use qastore_raft::{AppendTransport, Error, NodeId, Request};
-use support::{put, Answer, Cluster, SERIAL, WAIT};
+use qastore_raft::{AppendTransport, NodeId};
+use support::{put, write_one, Cluster, SERIAL, WAIT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic::Code;
-
-async fn write_one(c: &Cluster, cmd: Request) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let leader = c.leader().await;
-        match c.nodes[&leader].write(cmd.clone(), false, WAIT).await {
-            Ok(out) => {
-                assert!(matches!(out.response, Answer::Stored(_)), "{out:?}");
-                return out.log_index;
-            }
-            Err(Error::NotLeader { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("write failed: {e}"),
-        }
-    }
-}
 
 fn raft_addr(c: &Cluster, id: NodeId) -> String {
     format!("127.0.0.1:{}", c.ports[&id])

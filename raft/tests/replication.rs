@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use qastore_raft::PeerStats;
-use qastore_raft::{Error, NodeId, Request};
+use qastore_raft::{NodeId, Request};
 use support::slow_link::SlowLink;
-use support::{put, Answer, Cluster, SERIAL, WAIT};
+use support::{put, write_one, Cluster, SERIAL, WAIT};
 
 /// A follower of `leader`.
 fn follower_of(leader: NodeId) -> NodeId {
@@ -30,25 +30,6 @@ fn stats(c: &Cluster, of: NodeId, to: NodeId) -> PeerStats {
         .get(&to)
         .copied()
         .unwrap_or_default()
-}
-
-/// Writes one entry through the leader; returns its log index. A leader that has just won
-/// (its vote not yet on a slow disk) refuses writes for a moment: that is retried, as clients do.
-async fn write_one(c: &Cluster, cmd: Request) -> u64 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let leader = c.leader().await;
-        match c.nodes[&leader].write(cmd.clone(), false, WAIT).await {
-            Ok(out) => {
-                assert!(matches!(out.response, Answer::Stored(_)), "{out:?}");
-                return out.log_index;
-            }
-            Err(Error::NotLeader { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("write failed: {e}"),
-        }
-    }
 }
 
 /// One entry of about `n` kilobytes (as many order-book snapshots would be), `tag` keeping

@@ -400,9 +400,113 @@ fn snapshot_chunks(
     )
 }
 
+/// What both transports of an append stream keep track of: the appends in flight and their
+/// deadline, the stamps of sent and acknowledged entries, and what the peer's answers say.
+struct StreamWatch {
+    net: Arc<NetInner>,
+    target: NodeId,
+    /// The term of the leader that opened the stream.
+    term: u64,
+    flight: Arc<Flight>,
+    position: usize,
+    next_unacked: AtomicU64,
+    timeout: Timeout<TypeConfig>,
+}
+
+impl StreamWatch {
+    /// Watches a stream to `target` that begins with `first`.
+    fn new(
+        net: Arc<NetInner>,
+        target: NodeId,
+        first: &AppendEntriesRequest<TypeConfig>,
+    ) -> Arc<Self> {
+        let deadline = net.options.answer_deadline;
+        let position = net.timeline.peer_position(target);
+        Arc::new(StreamWatch {
+            term: first.vote.leader_id.term,
+            flight: Arc::new(Flight::new(deadline)),
+            position,
+            next_unacked: AtomicU64::new(first.prev_log_id.map_or(0, |p| p.index + 1)),
+            timeout: Timeout {
+                action: RPCTypes::AppendEntries,
+                id: net.node_id,
+                target,
+                timeout: deadline.base,
+            },
+            net,
+            target,
+        })
+    }
+
+    /// `first`, then what `input` yields, as messages, each stamped as sent and counted in
+    /// flight as it is taken.
+    fn outgoing<S>(
+        self: &Arc<Self>,
+        first: AppendEntriesRequest<TypeConfig>,
+        input: S,
+    ) -> impl Stream<Item = pb::AppendRequest> + Send + Unpin + 'static
+    where
+        S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
+    {
+        let watch = self.clone();
+        futures::stream::once(futures::future::ready(first))
+            .chain(input)
+            .map(move |r| {
+                stamp_sent(&watch.net.timeline, watch.position, &r);
+                let request = convert::append_to_pb(&r);
+                watch.flight.sent(request_bytes(&request));
+                request
+            })
+    }
+
+    /// Until when the next answer may be awaited (with nothing owed, a while: silence is
+    /// fine, only look again later).
+    fn until(&self) -> tokio::time::Instant {
+        let until = self
+            .flight
+            .deadline()
+            .unwrap_or_else(|| Instant::now() + self.timeout.timeout);
+        tokio::time::Instant::from_std(until)
+    }
+
+    /// After a wait ran out: the error to end the stream with if an answer is overdue
+    /// (`None`: more was sent meanwhile, which moved the deadline; wait again).
+    fn overdue(&self) -> Option<RpcError> {
+        match self.flight.deadline() {
+            Some(d) if Instant::now() >= d => {
+                Some(self.failed(RPCError::Timeout(self.timeout.clone())))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads an answer: counted, checked, recorded and stamped.
+    fn answered(
+        &self,
+        answer: pb::AppendResponse,
+    ) -> Result<StreamAppendResult<TypeConfig>, RpcError> {
+        self.flight.answered();
+        let result = convert::append_result_from_pb(answer)
+            .map_err(|e| self.failed(RPCError::Network(NetworkError::new(&e))))?;
+        note_answer(&self.net.book, self.target, self.term, &result);
+        stamp_acked(
+            &self.net.timeline,
+            self.position,
+            &self.next_unacked,
+            &result,
+        );
+        Ok(result)
+    }
+
+    /// Records that the stream failed with `e`.
+    fn failed(&self, e: RpcError) -> RpcError {
+        self.net.book.failed(self.target);
+        e
+    }
+}
+
 /// An append stream to `target` at `addr` over the append stream's own framing: `first`,
-/// then what `input` yields, each stamped as sent; the answers in order, each bounded by the
-/// flight's deadline.
+/// then what `input` yields; the answers in order, each bounded by the flight's deadline.
 async fn frames_stream<S>(
     net: Arc<NetInner>,
     target: NodeId,
@@ -413,8 +517,6 @@ async fn frames_stream<S>(
 where
     S: Stream<Item = AppendEntriesRequest<TypeConfig>> + OptionalSend + Unpin + 'static,
 {
-    let term = first.vote.leader_id.term;
-    let deadline = net.options.answer_deadline;
     let caller = Caller {
         cluster: net.cluster_id.clone(),
         node_id: net.node_id,
@@ -440,109 +542,66 @@ where
             });
         }
     };
-    let flight = Arc::new(Flight::new(deadline));
-    let sent = flight.clone();
-    let timeline = net.timeline.clone();
-    let position = timeline.peer_position(target);
-    let next_unacked = Arc::new(AtomicU64::new(first.prev_log_id.map_or(0, |p| p.index + 1)));
-    let stamps = timeline.clone();
-    let requests = futures::stream::once(futures::future::ready(first))
-        .chain(input)
-        .map(move |r| {
-            stamp_sent(&stamps, position, &r);
-            let request = convert::append_to_pb(&r);
-            sent.sent(request_bytes(&request));
-            request
-        });
-    let sender = SenderGuard(Some(append_link::spawn_sender(writer, Box::pin(requests))));
-    let timeout = Timeout {
-        action: RPCTypes::AppendEntries,
-        id: net.node_id,
-        target,
-        timeout: deadline.base,
-    };
-    let broken = |why: String| RPCError::Network(NetworkError::new(&std::io::Error::other(why)));
+    let watch = StreamWatch::new(net, target, &first);
+    let requests = watch.outgoing(first, input);
+    let sender = SenderGuard(Some(append_link::spawn_sender(writer, requests)));
     Ok(futures::stream::unfold(
         Some((reader, sender)),
         move |state| {
-            let (flight, net, timeout, addr) =
-                (flight.clone(), net.clone(), timeout.clone(), addr.clone());
-            let (timeline, next_unacked) = (timeline.clone(), next_unacked.clone());
+            let (watch, addr) = (watch.clone(), addr.clone());
             async move {
                 let (mut reader, mut sender) = state?;
-                loop {
-                    // With nothing owed silence is fine: only look again later.
-                    let until = flight
-                        .deadline()
-                        .unwrap_or_else(|| Instant::now() + deadline.base);
-                    let next = tokio::time::timeout_at(
-                        tokio::time::Instant::from_std(until),
-                        reader.next(),
-                    )
-                    .await;
-                    let frame = match next {
-                        Ok(Some(Ok(bytes))) => Frame::decode(bytes),
-                        Ok(Some(Err(e))) => Err(e),
-                        Ok(None) => Err(std::io::Error::new(
-                            std::io::ErrorKind::UnexpectedEof,
-                            "the peer closed the append stream",
-                        )),
-                        // More sent while waiting moves the deadline: look again.
-                        Err(_) => match flight.deadline() {
-                            Some(d) if Instant::now() >= d => {
-                                net.book.failed(target);
-                                return Some((Err(RPCError::Timeout(timeout)), None));
-                            }
-                            _ => continue,
+                let frame = loop {
+                    match tokio::time::timeout_at(watch.until(), reader.next()).await {
+                        Ok(Some(Ok(bytes))) => break Frame::decode(bytes),
+                        Ok(Some(Err(e))) => break Err(e),
+                        Ok(None) => {
+                            break Err(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "the peer closed the append stream",
+                            ))
+                        }
+                        Err(_) => match watch.overdue() {
+                            Some(e) => return Some((Err(e), None)),
+                            None => continue,
                         },
-                    };
-                    match frame {
-                        Ok(Frame::Answer(answer)) => {
-                            flight.answered();
-                            let r = convert::append_result_from_pb(answer)
-                                .map_err(|e| RPCError::Network(NetworkError::new(&e)));
-                            match &r {
-                                Ok(result) => {
-                                    note_answer(&net.book, target, term, result);
-                                    stamp_acked(&timeline, position, &next_unacked, result);
-                                }
-                                Err(_) => net.book.failed(target),
-                            }
-                            let next = r.is_ok().then_some((reader, sender));
-                            return Some((r, next));
-                        }
-                        Ok(Frame::Done {
-                            error: Some(status),
-                            ..
-                        }) => {
-                            net.book.failed(target);
-                            return Some((Err(status_error(status)), None));
-                        }
-                        Ok(Frame::Done {
-                            reusable,
-                            error: None,
-                        }) => {
-                            let task = sender.0.take();
-                            if let (true, Some(task)) = (reusable, task) {
-                                if let Ok(Ok(Some(writer))) =
-                                    tokio::time::timeout(deadline.base, task).await
-                                {
-                                    let link = Link { reader, writer };
-                                    net.links.give_back(&addr, net.options.tls.as_deref(), link);
-                                }
-                            }
-                            return None;
-                        }
-                        Ok(other) => {
-                            net.book.failed(target);
-                            let why = format!("append stream: unexpected frame {other:?}");
-                            return Some((Err(broken(why)), None));
-                        }
-                        Err(e) => {
-                            net.book.failed(target);
-                            return Some((Err(RPCError::Unreachable(Unreachable::new(&e))), None));
-                        }
                     }
+                };
+                match frame {
+                    Ok(Frame::Answer(answer)) => {
+                        let r = watch.answered(answer);
+                        let next = r.is_ok().then_some((reader, sender));
+                        Some((r, next))
+                    }
+                    Ok(Frame::Done {
+                        error: Some(status),
+                        ..
+                    }) => Some((Err(watch.failed(status_error(status))), None)),
+                    Ok(Frame::Done {
+                        reusable,
+                        error: None,
+                    }) => {
+                        // The peer read this side's end: the connection can carry the next
+                        // stream once the sender hands its half back.
+                        if let (true, Some(task)) = (reusable, sender.0.take()) {
+                            let wait = watch.timeout.timeout;
+                            if let Ok(Ok(Some(writer))) = tokio::time::timeout(wait, task).await {
+                                let net = &watch.net;
+                                let link = Link { reader, writer };
+                                net.links.give_back(&addr, net.options.tls.as_deref(), link);
+                            }
+                        }
+                        None
+                    }
+                    Ok(other) => {
+                        let why = format!("append stream: unexpected frame {other:?}");
+                        let e = RPCError::Network(NetworkError::new(&std::io::Error::other(why)));
+                        Some((Err(watch.failed(e)), None))
+                    }
+                    Err(e) => Some((
+                        Err(watch.failed(RPCError::Unreachable(Unreachable::new(&e)))),
+                        None,
+                    )),
                 }
             }
         },
@@ -615,82 +674,37 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
             };
             let (target, net) = (self.target, self.net.clone());
             net.book.opened(target);
-            let term = first.vote.leader_id.term;
-            let deadline = net.options.answer_deadline;
             if net.options.append_transport == AppendTransport::Frames {
                 let answers = frames_stream(net, target, self.addr.clone(), first, input).await?;
                 return Ok(Box::pin(answers) as BoxStream<'s, _>);
             }
             let mut client = self.client().inspect_err(|_| net.book.failed(target))?;
-            let flight = Arc::new(Flight::new(deadline));
-            let sent = flight.clone();
-            let timeline = net.timeline.clone();
-            let position = timeline.peer_position(target);
-            let next_unacked =
-                Arc::new(AtomicU64::new(first.prev_log_id.map_or(0, |p| p.index + 1)));
-            let stamps = timeline.clone();
-            let requests = futures::stream::once(futures::future::ready(first))
-                .chain(input)
-                .map(move |r| {
-                    stamp_sent(&stamps, position, &r);
-                    let request = convert::append_to_pb(&r);
-                    sent.sent(request_bytes(&request));
-                    request
-                });
-            let timeout = self.timeout(RPCTypes::AppendEntries, deadline.base);
-            let inbound = match tokio::time::timeout(deadline.base, client.append(requests)).await {
-                Err(_) => {
-                    net.book.failed(target);
-                    return Err(RPCError::Timeout(timeout));
-                }
-                Ok(Err(status)) => {
-                    net.book.failed(target);
-                    return Err(status_error(status));
-                }
+            let base = net.options.answer_deadline.base;
+            let watch = StreamWatch::new(net, target, &first);
+            let requests = watch.outgoing(first, input);
+            let inbound = match tokio::time::timeout(base, client.append(requests)).await {
+                Err(_) => return Err(watch.failed(RPCError::Timeout(watch.timeout.clone()))),
+                Ok(Err(status)) => return Err(watch.failed(status_error(status))),
                 Ok(Ok(resp)) => resp.into_inner(),
             };
             let answers = futures::stream::unfold(Some(inbound), move |state| {
-                let (flight, net, timeout) = (flight.clone(), net.clone(), timeout.clone());
-                let (timeline, next_unacked) = (timeline.clone(), next_unacked.clone());
+                let watch = watch.clone();
                 async move {
                     let mut inbound = state?;
                     loop {
-                        // With nothing owed silence is fine: only look again later.
-                        let until = flight
-                            .deadline()
-                            .unwrap_or_else(|| Instant::now() + deadline.base);
-                        let next = tokio::time::timeout_at(
-                            tokio::time::Instant::from_std(until),
-                            inbound.next(),
-                        )
-                        .await;
-                        match next {
+                        match tokio::time::timeout_at(watch.until(), inbound.next()).await {
                             Ok(Some(Ok(answer))) => {
-                                flight.answered();
-                                let r = convert::append_result_from_pb(answer)
-                                    .map_err(|e| RPCError::Network(NetworkError::new(&e)));
-                                match &r {
-                                    Ok(result) => {
-                                        note_answer(&net.book, target, term, result);
-                                        stamp_acked(&timeline, position, &next_unacked, result);
-                                    }
-                                    Err(_) => net.book.failed(target),
-                                }
+                                let r = watch.answered(answer);
                                 let next = r.is_ok().then_some(inbound);
                                 return Some((r, next));
                             }
                             Ok(Some(Err(status))) => {
-                                net.book.failed(target);
-                                return Some((Err(status_error(status)), None));
+                                return Some((Err(watch.failed(status_error(status))), None));
                             }
                             Ok(None) => return None,
-                            // More sent while waiting moves the deadline: look again.
-                            Err(_) => match flight.deadline() {
-                                Some(d) if Instant::now() >= d => {
-                                    net.book.failed(target);
-                                    return Some((Err(RPCError::Timeout(timeout)), None));
-                                }
-                                _ => continue,
+                            Err(_) => match watch.overdue() {
+                                Some(e) => return Some((Err(e), None)),
+                                None => continue,
                             },
                         }
                     }

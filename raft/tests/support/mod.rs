@@ -7,7 +7,9 @@ pub mod harness;
 pub mod slow_link;
 pub mod toy;
 
-use qastore_raft::{NodeId, RaftNode};
+use std::time::{Duration, Instant};
+
+use qastore_raft::{NodeId, RaftNode, Request};
 
 // Each test file uses some of these.
 #[allow(unused_imports)]
@@ -36,6 +38,25 @@ pub async fn put_many(c: &Cluster, via: NodeId, prefix: &str, n: usize) -> u64 {
         last = out.log_index;
     }
     last
+}
+
+/// Writes one entry through the leader; returns its log index. A leader that has just won
+/// (its vote not yet on a slow disk) refuses writes for a moment: that is retried, as clients do.
+pub async fn write_one(c: &Cluster, cmd: Request) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let leader = c.leader().await;
+        match c.nodes[&leader].write(cmd.clone(), false, WAIT).await {
+            Ok(out) => {
+                assert!(matches!(out.response, Answer::Stored(_)), "{out:?}");
+                return out.log_index;
+            }
+            Err(qastore_raft::Error::NotLeader { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("write failed: {e}"),
+        }
+    }
 }
 
 /// The value node `id` holds under `key`.
