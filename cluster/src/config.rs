@@ -34,9 +34,9 @@
 //! level1_bytes = 268435456         # 256 MiB: target size of level 1
 //! level_multiplier = 10            # each deeper level is this many times larger
 //! target_file_bytes = 67108864     # 64 MiB: size of the tables compaction writes
-//! l0_compaction_trigger = 4        # level-0 tables that start a compaction into level 1
-//! l0_slowdown_trigger = 20         # level-0 tables at which writes are delayed
-//! l0_stop_trigger = 36             # level-0 tables at which writes wait for compaction
+//! l0_compaction_trigger = 4        # level-0 runs (about one per flush) that start a compaction
+//! l0_slowdown_trigger = 20         # level-0 runs at which writes are delayed
+//! l0_stop_trigger = 36             # level-0 runs at which writes wait for compaction
 //! pending_compaction_slowdown_bytes = 17179869184  # 16 GiB: writes are delayed
 //! pending_compaction_stop_bytes = 68719476736      # 64 GiB: writes wait
 //! max_write_delay_ms = 10          # the longest delay of one write while slowing down
@@ -44,6 +44,7 @@
 //! background_nice = 10             # flush and compaction run this much nicer (0 to 19)
 //! block_bytes = 4096               # table data block size
 //! bloom_bits_per_key = 10          # bloom filter bits per key
+//! table_partition_prefix = 1       # tables never mix keys of different keyspaces (0: off)
 //!
 //! [wal]                            # write-ahead log (the Raft log); defaults shown
 //! segment_bytes = 67108864         # 64 MiB: a new segment file starts past this size

@@ -45,6 +45,9 @@ pub struct EngineSection {
     pub block_bytes: Option<usize>,
     /// Bloom filter bits per key.
     pub bloom_bits_per_key: Option<usize>,
+    /// Tables never mix keys that differ in their first this many bytes (default: the length
+    /// of the keyspace name every key starts with; 0 turns partitions off).
+    pub table_partition_prefix: Option<usize>,
 }
 
 impl EngineSection {
@@ -75,6 +78,9 @@ impl EngineSection {
         set(&mut o.background_nice, self.background_nice);
         set(&mut o.table.block_bytes, self.block_bytes);
         set(&mut o.table.bloom_bits_per_key, self.bloom_bits_per_key);
+        o.table_partition_prefix = self
+            .table_partition_prefix
+            .unwrap_or(qastore_exchange::keys::SPACE_BYTES);
         o
     }
 
@@ -118,6 +124,7 @@ fn engine_key(option: &str, o: &EngineConfig) -> &'static str {
         "level1_bytes" => "engine.level1_bytes",
         "level_multiplier" => "engine.level_multiplier",
         "table.block_bytes" => "engine.block_bytes",
+        "table_partition_prefix" => "engine.table_partition_prefix",
         "background_nice" => "engine.background_nice",
         _ => "engine",
     }

@@ -27,6 +27,11 @@
 //! trades over a time range, and the latest book of an instrument (the first key of its range)
 //! are each one contiguous range.
 
+/// Bytes of the keyspace name every key starts with. Nodes partition the engine's tables by
+/// it, so that keyspaces written in key order (the journal, commit times) sit in tables of
+/// their own that compaction moves down whole.
+pub const SPACE_BYTES: usize = 1;
+
 /// Keyspace of orders.
 pub const ORDER: u8 = b'o';
 /// Keyspace of order history pointers into the journal.

@@ -37,7 +37,7 @@ use crate::batch::{BatchOp, WriteBatch};
 use crate::compaction::{picker, pressure};
 use crate::error::{Error, InvalidArgument, Result};
 use crate::ikey::{index_of, seq_of, snapshot_at, ValueKind, MAX_LOG_INDEX};
-use crate::memtable::Memtable;
+use crate::memtable::{pack_values, Memtable};
 use crate::version::{ReadCounters, Version, NUM_LEVELS};
 use crate::version_set::VersionSet;
 use crate::vfs::{FileLock, VfsRef, LOCK_FILE};
@@ -230,19 +230,15 @@ impl Engine {
         self.yield_to_pressure()?;
         let view = self.inner.view();
         let mut user_bytes = 0;
-        for (op, ordinal) in batch.ops().iter().zip(ordinals) {
+        let values = pack_values(batch);
+        for ((op, ordinal), value) in batch.ops().iter().zip(ordinals).zip(values) {
             let seq = seq_of(log_index, ordinal);
-            match op {
-                BatchOp::Put { key, value } => {
-                    user_bytes += key.len() + value.len();
-                    view.active.insert(key, seq, ValueKind::Put, value.clone())
-                }
-                BatchOp::Delete { key } => {
-                    user_bytes += key.len();
-                    view.active
-                        .insert(key, seq, ValueKind::Delete, Bytes::new())
-                }
-            }
+            user_bytes += op.key().len() + value.len();
+            let kind = match op {
+                BatchOp::Put { .. } => ValueKind::Put,
+                BatchOp::Delete { .. } => ValueKind::Delete,
+            };
+            view.active.insert(op.key(), seq, kind, value);
         }
         Counters::add(&self.inner.counters.user_bytes, user_bytes as u64);
         view.active.set_max_index(log_index);

@@ -98,6 +98,28 @@ impl FileMeta {
     }
 }
 
+/// The deepest overlap among `files`' key ranges (see [`Version::level0_runs`]).
+fn level0_runs(files: &[Arc<FileMeta>]) -> usize {
+    // Sweep the range ends in key order; at equal keys a range opens before another closes,
+    // as ranges include both ends.
+    let mut ends: Vec<(&[u8], bool)> = Vec::with_capacity(files.len() * 2);
+    for f in files {
+        ends.push((f.smallest_user_key(), false));
+        ends.push((f.largest_user_key(), true));
+    }
+    ends.sort_unstable();
+    let (mut open, mut deepest) = (0usize, 0usize);
+    for (_, closes) in ends {
+        if closes {
+            open = open.saturating_sub(1);
+        } else {
+            open += 1;
+            deepest = deepest.max(open);
+        }
+    }
+    deepest.max(files.len().div_ceil(LEVEL0_TABLES_PER_RUN))
+}
+
 /// Counters a lookup updates.
 #[derive(Debug, Default)]
 pub struct ReadCounters {
@@ -112,7 +134,13 @@ pub struct ReadCounters {
 pub struct Version {
     /// Tables per level.
     pub levels: [Vec<Arc<FileMeta>>; NUM_LEVELS],
+    level0_runs: usize,
 }
+
+/// Level-0 tables beyond this many count as one more run even when their key ranges are
+/// disjoint, so that level 0 is compacted (often by moving tables down whole) before its
+/// table count grows without bound.
+pub const LEVEL0_TABLES_PER_RUN: usize = 16;
 
 impl Version {
     /// Builds a version from the tables of each level (sorted here).
@@ -121,7 +149,19 @@ impl Version {
         for level in levels.iter_mut().skip(1) {
             level.sort_by(|a, b| a.smallest_user_key().cmp(b.smallest_user_key()));
         }
-        Version { levels }
+        let level0_runs = level0_runs(&levels[0]);
+        Version {
+            levels,
+            level0_runs,
+        }
+    }
+
+    /// How many level-0 tables a lookup may have to read for one key: the most tables whose
+    /// key ranges share a key (a flush that splits its output into disjoint tables adds one
+    /// run, not one per table), and at least one per [`LEVEL0_TABLES_PER_RUN`] tables.
+    /// Compaction scores and write back-pressure count level 0 in these runs.
+    pub fn level0_runs(&self) -> usize {
+        self.level0_runs
     }
 
     /// The newest version of `user_key` visible at `snapshot` in the tables.

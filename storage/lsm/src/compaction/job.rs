@@ -3,13 +3,16 @@
 //! The input tables are merged in internal-key order. Only the newest version of each user key
 //! survives (every reader's snapshot sees all flushed data, so older versions are unreachable),
 //! and a delete is dropped too when no deeper level holds the key. Output is split into tables
-//! of about the target size. The edit replacing inputs with outputs is made durable in the
+//! of about the target size, and where [`cuts`](super::cuts) says (partitions, and around the
+//! tables of the output level that stay where they are). Files the pick moves down whole
+//! change level in the same edit. The edit replacing inputs with outputs is made durable in the
 //! manifest before the new version is installed, and only then are the inputs marked obsolete.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::cuts::Cuts;
 use super::picker::Pick;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
@@ -43,6 +46,8 @@ pub struct Context<'a> {
     pub table: &'a TableConfig,
     /// Output tables are cut at about this size.
     pub target_file_bytes: u64,
+    /// Output tables never mix keys that differ in their first this many bytes.
+    pub partition_prefix: usize,
     /// The version set (locked briefly for file numbers and to publish).
     pub versions: &'a parking_lot::Mutex<VersionSet>,
     /// Installs a newly published version for readers (called with the version set locked).
@@ -108,8 +113,23 @@ pub fn run(ctx: &Context<'_>, pick: &Pick, version: &Version) -> Result<Outcome>
         });
     }
 
+    let moved: Vec<Arc<FileMeta>> = pick
+        .moves
+        .iter()
+        .map(|f| Arc::new(f.moved_to(out_level as u8)))
+        .collect();
+    // The output level's tables this compaction does not rewrite, and those it moves there.
+    let merged: std::collections::HashSet<u64> =
+        pick.next_inputs.iter().map(|f| f.desc.number).collect();
+    let fences = version.levels[out_level]
+        .iter()
+        .filter(|f| !merged.contains(&f.desc.number))
+        .chain(moved.iter())
+        .map(|f| f.smallest_user_key().to_vec())
+        .collect();
+    let mut cuts = Cuts::new(ctx.partition_prefix, fences);
     let sources: Vec<Source> = pick
-        .all_files()
+        .merged_files()
         .map(|f| {
             Box::new(
                 f.table
@@ -141,6 +161,11 @@ pub fn run(ctx: &Context<'_>, pick: &Pick, version: &Version) -> Result<Outcome>
             if kind == ValueKind::Delete && !deeper.may_hold(&key) {
                 continue;
             }
+            if cuts.before(&key) {
+                if let Some(done) = current.take() {
+                    outputs.push(finish(ctx, done, out_level)?);
+                }
+            }
             let out = match current.as_mut() {
                 Some(o) => o,
                 None => {
@@ -155,6 +180,7 @@ pub fn run(ctx: &Context<'_>, pick: &Pick, version: &Version) -> Result<Outcome>
             let ik = IKey::from_bytes(&ikey_buf).ok_or(Error::Closed("engine"))?;
             out.builder.add(ik, &value)?;
             if out.builder.estimated_size() >= ctx.target_file_bytes {
+                cuts.finished();
                 if let Some(done) = current.take() {
                     outputs.push(finish(ctx, done, out_level)?);
                 }
@@ -179,11 +205,13 @@ pub fn run(ctx: &Context<'_>, pick: &Pick, version: &Version) -> Result<Outcome>
     let added: Vec<Arc<FileMeta>> = outputs
         .into_iter()
         .map(|(_, desc, table)| Arc::new(FileMeta::new(desc, table, ctx.vfs.clone())))
+        .chain(moved)
         .collect();
     let edit = VersionEdit {
         removed: pick
             .inputs
             .iter()
+            .chain(pick.moves.iter())
             .map(|f| (pick.level as u8, f.desc.number))
             .chain(
                 pick.next_inputs
@@ -199,13 +227,13 @@ pub fn run(ctx: &Context<'_>, pick: &Pick, version: &Version) -> Result<Outcome>
         let v = vs.log_and_apply(edit, added)?;
         (ctx.publish)(v);
     }
-    for f in pick.all_files() {
+    for f in pick.merged_files() {
         f.mark_obsolete();
     }
     Ok(Outcome {
         bytes_read: pick.input_bytes(),
         bytes_written,
-        trivial_move: false,
+        trivial_move: pick.inputs.is_empty() && pick.next_inputs.is_empty(),
     })
 }
 

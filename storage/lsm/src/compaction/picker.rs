@@ -1,11 +1,16 @@
 //! Choosing the next compaction.
 //!
-//! Every level but the last has a score: level 0 its file count over the trigger (4), level
-//! `n >= 1` its bytes over its target (`level1_bytes * multiplier^(n-1)`). The level with the
-//! highest score of at least 1 is compacted into the next one:
+//! Every level but the last has a score: level 0 its runs ([`Version::level0_runs`]) over the
+//! trigger (4), level `n >= 1` its bytes over its target (`level1_bytes * multiplier^(n-1)`).
+//! The level with the highest score of at least 1 is compacted into the next one:
 //!
-//! * from level 0, every level-0 file goes (they overlap, and an older overlapping file must
-//!   never be left above newer data), with the level-1 files they overlap;
+//! * from level 0, every level-0 file goes (they may overlap, and an older overlapping file
+//!   must never be left above newer data). A file of at least an eighth of the target file
+//!   size whose key range overlaps no other level-0 file and no level-1 file is moved down
+//!   whole; the others are merged with the level-1 files that each of them overlaps (not every
+//!   level-1 file within their combined range), and a small level-1 file just before a merged
+//!   file that overlaps none, in the same partition, is merged too, so that data appended in
+//!   key order in small pieces gathers into tables of a useful size;
 //! * from level `n >= 1`, one file: among the next few files after the level's compaction
 //!   pointer (which rotates through the key space), the one whose key range overlaps the fewest
 //!   bytes of level `n + 1`, with those overlapping files. A file that overlaps nothing is moved
@@ -16,6 +21,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::cuts;
 use crate::version::{FileMeta, Version, NUM_LEVELS};
 
 /// Files after the compaction pointer considered for the least-overlap choice.
@@ -30,9 +36,25 @@ pub struct LevelShape {
     pub level1_bytes: u64,
     /// Each level's target is this many times the one above.
     pub multiplier: u64,
+    /// Compaction cuts its output into tables of about this size.
+    pub target_file_bytes: u64,
+    /// Tables never mix keys that differ in their first this many bytes (0: no partitions).
+    pub partition_prefix: usize,
 }
 
 impl LevelShape {
+    /// The smallest level-0 file moved down whole: smaller ones are merged, so that level 1
+    /// does not fill up with tiny tables.
+    pub fn min_move_bytes(&self) -> u64 {
+        self.target_file_bytes / 8
+    }
+
+    /// A level-1 table smaller than this, just before a merged level-0 file of its partition,
+    /// is merged with it.
+    pub fn small_table_bytes(&self) -> u64 {
+        self.target_file_bytes / 2
+    }
+
     /// Target bytes of level `n >= 1`.
     pub fn target(&self, level: usize) -> u64 {
         let mut t = self.level1_bytes.max(1);
@@ -50,8 +72,10 @@ pub struct Pick {
     pub level: usize,
     /// Files taken from `level`.
     pub inputs: Vec<Arc<FileMeta>>,
-    /// Files of `level + 1` that overlap them.
+    /// Files of `level + 1` merged with them.
     pub next_inputs: Vec<Arc<FileMeta>>,
+    /// Files of `level` moved to `level + 1` whole, without being rewritten.
+    pub moves: Vec<Arc<FileMeta>>,
 }
 
 impl Pick {
@@ -60,21 +84,26 @@ impl Pick {
         self.level > 0 && self.inputs.len() == 1 && self.next_inputs.is_empty()
     }
 
-    /// Every file involved.
+    /// Every file involved (merged or moved).
     pub fn all_files(&self) -> impl Iterator<Item = &Arc<FileMeta>> {
+        self.merged_files().chain(self.moves.iter())
+    }
+
+    /// The files merged (rewritten).
+    pub fn merged_files(&self) -> impl Iterator<Item = &Arc<FileMeta>> {
         self.inputs.iter().chain(self.next_inputs.iter())
     }
 
     /// Bytes read by this compaction.
     pub fn input_bytes(&self) -> u64 {
-        self.all_files().map(|f| f.desc.size).sum()
+        self.merged_files().map(|f| f.desc.size).sum()
     }
 }
 
 /// Score of every level that can be compacted (the last level cannot).
 pub fn scores(version: &Version, shape: &LevelShape) -> [f64; NUM_LEVELS - 1] {
     let mut out = [0.0; NUM_LEVELS - 1];
-    out[0] = version.levels[0].len() as f64 / shape.l0_trigger.max(1) as f64;
+    out[0] = version.level0_runs() as f64 / shape.l0_trigger.max(1) as f64;
     for (level, score) in out.iter_mut().enumerate().skip(1) {
         let bytes: u64 = version.levels[level].iter().map(|f| f.desc.size).sum();
         *score = bytes as f64 / shape.target(level) as f64;
@@ -108,21 +137,65 @@ fn any_busy(files: &[Arc<FileMeta>], busy: &HashSet<u64>) -> bool {
     files.iter().any(|f| busy.contains(&f.desc.number))
 }
 
-/// Level 0 into level 1: every level-0 file, plus the level-1 files they overlap.
-fn pick_level0(version: &Version, busy: &HashSet<u64>) -> Option<Pick> {
-    let inputs = version.levels[0].clone();
-    if inputs.is_empty() || any_busy(&inputs, busy) {
+fn overlap(a: &FileMeta, b: &FileMeta) -> bool {
+    a.smallest_user_key() <= b.largest_user_key() && b.smallest_user_key() <= a.largest_user_key()
+}
+
+/// Level 0 into level 1: every level-0 file, moved down whole or merged with the level-1 files
+/// it overlaps (see the module's documentation).
+fn pick_level0(version: &Version, shape: &LevelShape, busy: &HashSet<u64>) -> Option<Pick> {
+    let files = &version.levels[0];
+    if files.is_empty() || any_busy(files, busy) {
         return None;
     }
-    let (lo, hi) = range_of(&inputs)?;
-    let next_inputs = overlapping(version, 1, &lo, &hi);
+    let level1 = &version.levels[1];
+    let mut inputs = Vec::new();
+    let mut moves = Vec::new();
+    let mut next_inputs: Vec<Arc<FileMeta>> = Vec::new();
+    let mut add_next = |f: &Arc<FileMeta>| {
+        if !next_inputs.iter().any(|n| n.desc.number == f.desc.number) {
+            next_inputs.push(f.clone());
+        }
+    };
+    for f in files {
+        let below = overlapping(version, 1, f.smallest_user_key(), f.largest_user_key());
+        let alone = files
+            .iter()
+            .all(|g| g.desc.number == f.desc.number || !overlap(f, g));
+        if alone && below.is_empty() && f.desc.size >= shape.min_move_bytes() {
+            moves.push(f.clone());
+            continue;
+        }
+        if below.is_empty() {
+            // Appending in key order: grow the small table just before this one.
+            let before = level1.partition_point(|t| t.largest_user_key() < f.smallest_user_key());
+            if let Some(prev) = before.checked_sub(1).and_then(|i| level1.get(i)) {
+                if prev.desc.size < shape.small_table_bytes()
+                    && !busy.contains(&prev.desc.number)
+                    && cuts::same_partition(
+                        prev.largest_user_key(),
+                        f.smallest_user_key(),
+                        shape.partition_prefix,
+                    )
+                {
+                    add_next(prev);
+                }
+            }
+        }
+        for b in &below {
+            add_next(b);
+        }
+        inputs.push(f.clone());
+    }
     if any_busy(&next_inputs, busy) {
         return None;
     }
+    next_inputs.sort_by(|a, b| a.smallest_user_key().cmp(b.smallest_user_key()));
     Some(Pick {
         level: 0,
         inputs,
         next_inputs,
+        moves,
     })
 }
 
@@ -167,6 +240,7 @@ fn pick_deeper(
                     level,
                     inputs: vec![f.clone()],
                     next_inputs,
+                    moves: Vec::new(),
                 },
             ));
         }
@@ -188,16 +262,21 @@ pub fn pick(
     let mut order: Vec<usize> = (0..NUM_LEVELS - 1).filter(|&l| scores[l] >= 1.0).collect();
     order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
     order.into_iter().find_map(|level| match level {
-        0 => pick_level0(version, busy),
+        0 => pick_level0(version, shape, busy),
         _ => pick_deeper(version, level, busy, &mut pointers[level]),
     })
 }
 
 /// A compaction that moves all of `level` into `level + 1`, whatever the scores (for manual
 /// compaction).
-pub fn pick_whole_level(version: &Version, level: usize, busy: &HashSet<u64>) -> Option<Pick> {
+pub fn pick_whole_level(
+    version: &Version,
+    shape: &LevelShape,
+    level: usize,
+    busy: &HashSet<u64>,
+) -> Option<Pick> {
     if level == 0 {
-        return pick_level0(version, busy);
+        return pick_level0(version, shape, busy);
     }
     let inputs = version.levels[level].clone();
     if inputs.is_empty() || any_busy(&inputs, busy) {
@@ -212,6 +291,7 @@ pub fn pick_whole_level(version: &Version, level: usize, busy: &HashSet<u64>) ->
         level,
         inputs,
         next_inputs,
+        moves: Vec::new(),
     })
 }
 
@@ -251,6 +331,8 @@ mod tests {
             l0_trigger: 4,
             level1_bytes: 1000,
             multiplier: 10,
+            target_file_bytes: 800,
+            partition_prefix: 1,
         }
     }
 
@@ -333,5 +415,91 @@ mod tests {
         let p = pick(&v, &shape(), &HashSet::new(), &mut pointers).unwrap();
         assert_eq!((p.level, p.inputs.len(), p.next_inputs.len()), (0, 4, 1));
         assert_eq!(p.next_inputs[0].desc.number, 11);
+    }
+
+    #[test]
+    fn level0_moves_lone_files_and_merges_each_other_file_with_what_it_overlaps() {
+        let vfs = SimVfs::new(1);
+        vfs.create_dir_all(Path::new("/t")).unwrap();
+        let mut levels: [Vec<Arc<FileMeta>>; NUM_LEVELS] = Default::default();
+        // Two flushes: "a" keys overlapping each other, "e" keys each in a range of their own.
+        levels[0].push(table(&vfs, 0, 1, &["a1", "a5"], 400));
+        levels[0].push(table(&vfs, 0, 2, &["e10", "e19"], 400));
+        levels[0].push(table(&vfs, 0, 3, &["a3", "a7"], 400));
+        levels[0].push(table(&vfs, 0, 4, &["e20", "e29"], 400));
+        // Level 1: one table under "a", one between the "a" and "e" files, older "e" keys.
+        levels[1].push(table(&vfs, 1, 10, &["a2", "a4"], 100));
+        levels[1].push(table(&vfs, 1, 11, &["b", "c"], 100));
+        levels[1].push(table(&vfs, 1, 12, &["e01", "e09"], 500));
+        let v = Version::from_levels(levels);
+        assert_eq!(v.level0_runs(), 2);
+        let p = pick_level0(&v, &shape(), &HashSet::new()).unwrap();
+        let numbers =
+            |files: &[Arc<FileMeta>]| files.iter().map(|f| f.desc.number).collect::<Vec<_>>();
+        assert_eq!(numbers(&p.inputs), [1, 3]);
+        assert_eq!(
+            numbers(&p.next_inputs),
+            [10],
+            "not every table within a1..a7's hull"
+        );
+        assert_eq!(numbers(&p.moves), [2, 4]);
+        assert_eq!(p.all_files().count(), 5);
+        assert_eq!(
+            p.input_bytes(),
+            p.merged_files().map(|f| f.desc.size).sum::<u64>()
+        );
+    }
+
+    #[test]
+    fn a_small_table_at_the_end_of_its_partition_gathers_small_pieces_after_it() {
+        let vfs = SimVfs::new(1);
+        vfs.create_dir_all(Path::new("/t")).unwrap();
+        let mut levels: [Vec<Arc<FileMeta>>; NUM_LEVELS] = Default::default();
+        // Too small to move (under an eighth of the target): merged, with the small table of
+        // its partition just before it.
+        let shape = LevelShape {
+            target_file_bytes: 16 << 10,
+            ..shape()
+        };
+        levels[0].push(table(&vfs, 0, 1, &["c30", "c39"], 40));
+        levels[0].push(table(&vfs, 0, 2, &["d30", "d39"], 40));
+        levels[1].push(table(&vfs, 1, 10, &["c10", "c29"], 40));
+        levels[1].push(table(&vfs, 1, 11, &["d00", "d29"], 40));
+        let v = Version::from_levels(levels);
+        let p = pick_level0(&v, &shape, &HashSet::new()).unwrap();
+        let numbers: Vec<_> = p.next_inputs.iter().map(|f| f.desc.number).collect();
+        assert_eq!(numbers, [10, 11]);
+        assert!(p.moves.is_empty());
+        // Not when that table is busy: the piece is merged alone.
+        let busy: HashSet<u64> = [10].into();
+        let p = pick_level0(&v, &shape, &busy).unwrap();
+        let numbers: Vec<_> = p.next_inputs.iter().map(|f| f.desc.number).collect();
+        assert_eq!(numbers, [11]);
+    }
+
+    #[test]
+    fn level0_runs_count_overlaps_and_many_disjoint_tables() {
+        let vfs = SimVfs::new(1);
+        vfs.create_dir_all(Path::new("/t")).unwrap();
+        let run = |specs: &[(&str, &str)]| {
+            let mut levels: [Vec<Arc<FileMeta>>; NUM_LEVELS] = Default::default();
+            for (n, (lo, hi)) in specs.iter().enumerate() {
+                levels[0].push(table(&vfs, 0, 100 + n as u64, &[lo, hi], 100));
+            }
+            Version::from_levels(levels).level0_runs()
+        };
+        assert_eq!(run(&[]), 0);
+        assert_eq!(run(&[("a", "c"), ("d", "f")]), 1);
+        // Ranges that only touch at one key still overlap there.
+        assert_eq!(run(&[("a", "c"), ("c", "f"), ("b", "c")]), 3);
+        assert_eq!(run(&[("a", "z"), ("b", "c"), ("d", "e"), ("f", "g")]), 2);
+        let disjoint: Vec<(String, String)> = (0..17)
+            .map(|i| (format!("k{i:02}a"), format!("k{i:02}b")))
+            .collect();
+        let specs: Vec<(&str, &str)> = disjoint
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        assert_eq!(run(&specs), 2, "17 tables count as two runs");
     }
 }

@@ -1,7 +1,7 @@
 //! Write back-pressure: how hard the engine pushes back on writers.
 //!
-//! Two signals, each with a slow-down and a stop threshold: the number of level-0 files (every
-//! read checks each of them) and an estimate of the bytes compaction still has to rewrite.
+//! Two signals, each with a slow-down and a stop threshold: level 0's runs (the tables a read
+//! may have to check for one key, [`Version::level0_runs`]) and an estimate of the bytes compaction still has to rewrite.
 //! Between the thresholds each write is delayed, the delay growing linearly from nothing to
 //! `max_write_delay`; at a stop threshold writes wait until compaction catches up. A full
 //! queue of frozen memtables also stops writes.
@@ -41,7 +41,7 @@ pub struct PressureLimits {
 /// counts in full once it reaches its trigger).
 pub fn pending_compaction_bytes(version: &Version, shape: &LevelShape) -> u64 {
     let mut pending = 0;
-    if version.levels[0].len() >= shape.l0_trigger {
+    if version.level0_runs() >= shape.l0_trigger {
         pending += version.levels[0].iter().map(|f| f.desc.size).sum::<u64>();
     }
     for level in 1..NUM_LEVELS - 1 {
@@ -65,7 +65,7 @@ pub fn pressure(
     limits: &PressureLimits,
     queue_full: bool,
 ) -> WritePressure {
-    let l0 = version.levels[0].len();
+    let l0 = version.level0_runs();
     let pending = pending_compaction_bytes(version, shape);
     if queue_full || l0 >= limits.l0_stop || pending >= limits.pending_stop_bytes {
         return WritePressure::Stop;
@@ -96,6 +96,8 @@ mod tests {
             l0_trigger: 4,
             level1_bytes: 100,
             multiplier: 10,
+            target_file_bytes: 100,
+            partition_prefix: 0,
         };
         assert_eq!(shape.target(1), 100);
         assert_eq!(shape.target(3), 10_000);

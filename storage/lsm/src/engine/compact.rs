@@ -55,7 +55,8 @@ impl Inner {
             "compaction",
             level = pick.level,
             inputs = pick.inputs.len(),
-            next_inputs = pick.next_inputs.len()
+            next_inputs = pick.next_inputs.len(),
+            moves = pick.moves.len()
         );
         let _enter = span.enter();
         let publish = |v| self.publish(v);
@@ -65,6 +66,7 @@ impl Inner {
             dir: &self.dir,
             table: &self.opts.table,
             target_file_bytes: self.opts.target_file_bytes,
+            partition_prefix: self.opts.table_partition_prefix,
             versions: &self.versions,
             publish: &publish,
             stopping: &stopping,
@@ -137,7 +139,8 @@ impl Inner {
                 if version.levels[level].is_empty() {
                     return Ok(());
                 }
-                let pick = picker::pick_whole_level(&version, level, &st.busy);
+                let pick =
+                    picker::pick_whole_level(&version, &self.opts.level_shape(), level, &st.busy);
                 (self.claim(pick, &mut st), version)
             };
             match pick {

@@ -5,6 +5,9 @@ use std::time::Duration;
 use crate::compaction::{LevelShape, PressureLimits};
 use crate::sstable::TableConfig;
 
+/// The longest key prefix tables can be partitioned by.
+pub const MAX_PARTITION_PREFIX: usize = 64;
+
 /// How an engine is sized and limited.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -20,11 +23,12 @@ pub struct EngineConfig {
     pub max_value_bytes: usize,
     /// The manifest is rewritten as a snapshot once it grows past this size.
     pub max_manifest_bytes: u64,
-    /// Level-0 files that trigger a compaction into level 1.
+    /// Level-0 runs ([`Version::level0_runs`](crate::version::Version::level0_runs): about
+    /// one per flush) that trigger a compaction into level 1.
     pub l0_compaction_trigger: usize,
-    /// Level-0 files at which writes start slowing down.
+    /// Level-0 runs at which writes start slowing down.
     pub l0_slowdown_trigger: usize,
-    /// Level-0 files at which writes stop until compaction catches up.
+    /// Level-0 runs at which writes stop until compaction catches up.
     pub l0_stop_trigger: usize,
     /// Target size of level 1; each deeper level is `level_multiplier` times larger.
     pub level1_bytes: u64,
@@ -32,6 +36,12 @@ pub struct EngineConfig {
     pub level_multiplier: u64,
     /// Compaction cuts its output into tables of about this size.
     pub target_file_bytes: u64,
+    /// Flushes and compactions never put two keys that differ in their first this many bytes
+    /// into one table (0: no such cut). With keys prefixed by what they hold, data written in
+    /// key order (an event log by sequence number) then lands in tables of its own whose key
+    /// ranges overlap nothing else, and compaction moves them down whole instead of rewriting
+    /// them with everything else each time level 0 is merged into level 1.
+    pub table_partition_prefix: usize,
     /// Pending compaction bytes at which writes start slowing down.
     pub pending_compaction_slowdown_bytes: u64,
     /// Pending compaction bytes at which writes stop.
@@ -62,6 +72,7 @@ impl Default for EngineConfig {
             level1_bytes: 256 << 20,
             level_multiplier: 10,
             target_file_bytes: 64 << 20,
+            table_partition_prefix: 0,
             pending_compaction_slowdown_bytes: 16 << 30,
             pending_compaction_stop_bytes: 64 << 30,
             max_write_delay: Duration::from_millis(10),
@@ -110,6 +121,12 @@ impl EngineConfig {
                 "level and file targets must be above zero".into(),
             );
         }
+        if self.table_partition_prefix > MAX_PARTITION_PREFIX {
+            return bad(
+                "table_partition_prefix",
+                format!("must be at most {MAX_PARTITION_PREFIX}"),
+            );
+        }
         if self.level_multiplier < 2 {
             return bad("level_multiplier", "must be at least 2".into());
         }
@@ -131,6 +148,8 @@ impl EngineConfig {
             l0_trigger: self.l0_compaction_trigger,
             level1_bytes: self.level1_bytes,
             multiplier: self.level_multiplier,
+            target_file_bytes: self.target_file_bytes,
+            partition_prefix: self.table_partition_prefix,
         }
     }
 

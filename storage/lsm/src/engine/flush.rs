@@ -1,11 +1,16 @@
-//! The flush thread: writes frozen memtables to level-0 tables, oldest first.
+//! The flush thread: writes frozen memtables to level-0 tables, oldest first (one table per
+//! partition of keys, see [`EngineConfig::table_partition_prefix`]).
+//!
+//! [`EngineConfig::table_partition_prefix`]: crate::EngineConfig::table_partition_prefix
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::stats::Counters;
 use super::{Inner, View};
-use crate::error::Result;
+use crate::compaction::cuts::Cuts;
+use crate::error::{Error, Result};
 use crate::filenames::table_name;
 use crate::ikey::snapshot_at;
 use crate::manifest::{FileDesc, VersionEdit};
@@ -29,7 +34,7 @@ pub(super) fn run(inner: Arc<Inner>) {
     }
 }
 
-/// Writes one frozen memtable to a table, records it in the manifest, and swaps it out of the
+/// Writes one frozen memtable to tables, records it in the manifest, and swaps it out of the
 /// read path.
 fn flush_one(inner: &Inner, mem: &Arc<Memtable>) -> Result<()> {
     let max_index = mem.max_index();
@@ -41,32 +46,20 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>) -> Result<()> {
         ..VersionEdit::default()
     };
     if !mem.is_empty() {
-        let number = inner.versions.lock().new_file_number();
-        let path = inner.dir.join(table_name(number));
-        let mut builder = TableBuilder::new(inner.vfs.as_ref(), &path, inner.opts.table.clone())?;
-        let mut add = || -> Result<()> {
-            for e in mem.map_iter() {
-                builder.add(e.key().as_ikey(), e.value())?;
+        let tables = match write_tables(inner, mem) {
+            Ok(tables) => tables,
+            Err((e, written)) => {
+                for path in written {
+                    let _ = inner.vfs.remove(&path);
+                }
+                return Err(e);
             }
-            Ok(())
         };
-        if let Err(e) = add() {
-            builder.abandon();
-            return Err(e);
+        for (desc, table) in tables {
+            Counters::add(&inner.counters.flushed_bytes, desc.size);
+            edit.added.push(desc.clone());
+            added.push(Arc::new(FileMeta::new(desc, table, inner.vfs.clone())));
         }
-        let (props, size) = builder.finish()?;
-        let table = Arc::new(Table::open(inner.vfs.as_ref(), &path)?);
-        let desc = FileDesc {
-            level: 0,
-            number,
-            size,
-            entries: props.entries,
-            smallest: props.smallest,
-            largest: props.largest,
-        };
-        edit.added.push(desc.clone());
-        added.push(Arc::new(FileMeta::new(desc, table, inner.vfs.clone())));
-        Counters::add(&inner.counters.flushed_bytes, size);
     }
     {
         // Publish under the version-set lock so versions reach readers in order.
@@ -91,4 +84,73 @@ fn flush_one(inner: &Inner, mem: &Arc<Memtable>) -> Result<()> {
     inner.compact_wakeup.raise();
     tracing::debug!("memtable flushed");
     Ok(())
+}
+
+/// Writes `mem` to level-0 tables, a new one wherever its keys change partition. On failure,
+/// the paths of the tables already written (for the caller to remove).
+#[allow(clippy::type_complexity)]
+fn write_tables(
+    inner: &Inner,
+    mem: &Memtable,
+) -> std::result::Result<Vec<(FileDesc, Arc<Table>)>, (Error, Vec<PathBuf>)> {
+    let mut done: Vec<(FileDesc, Arc<Table>)> = Vec::new();
+    let paths = |done: &[(FileDesc, Arc<Table>)]| -> Vec<PathBuf> {
+        done.iter().map(|(_, t)| t.path().to_path_buf()).collect()
+    };
+    let mut cuts = Cuts::new(inner.opts.table_partition_prefix, Vec::new());
+    let mut current: Option<(u64, PathBuf, TableBuilder<'_>)> = None;
+    for e in mem.map_iter() {
+        let ikey = e.key().as_ikey();
+        if cuts.before(ikey.user_key()) {
+            if let Some((number, path, builder)) = current.take() {
+                match finish(inner, number, &path, builder) {
+                    Ok(table) => done.push(table),
+                    Err(e) => return Err((e, paths(&done))),
+                }
+            }
+        }
+        if current.is_none() {
+            let number = inner.versions.lock().new_file_number();
+            let path = inner.dir.join(table_name(number));
+            match TableBuilder::new(inner.vfs.as_ref(), &path, inner.opts.table.clone()) {
+                Ok(builder) => current = Some((number, path, builder)),
+                Err(e) => return Err((e, paths(&done))),
+            }
+        }
+        if let Some((_, _, builder)) = current.as_mut() {
+            if let Err(e) = builder.add(ikey, e.value()) {
+                if let Some((_, _, builder)) = current.take() {
+                    builder.abandon();
+                }
+                return Err((e, paths(&done)));
+            }
+        }
+    }
+    if let Some((number, path, builder)) = current.take() {
+        match finish(inner, number, &path, builder) {
+            Ok(table) => done.push(table),
+            Err(e) => return Err((e, paths(&done))),
+        }
+    }
+    Ok(done)
+}
+
+/// Finishes a level-0 table and opens it.
+fn finish(
+    inner: &Inner,
+    number: u64,
+    path: &Path,
+    builder: TableBuilder<'_>,
+) -> Result<(FileDesc, Arc<Table>)> {
+    let (props, size) = builder.finish()?;
+    let table = Arc::new(Table::open(inner.vfs.as_ref(), path)?);
+    let desc = FileDesc {
+        level: 0,
+        number,
+        size,
+        entries: props.entries,
+        smallest: props.smallest,
+        largest: props.largest,
+    };
+    Ok((desc, table))
 }

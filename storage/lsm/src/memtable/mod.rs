@@ -5,6 +5,7 @@
 //! once it reaches its size limit and a background thread writes it to an L0 SSTable.
 
 mod iter;
+mod packed;
 
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use crossbeam_skiplist::SkipMap;
 
 pub use crate::entry::Entry;
 pub use iter::MemtableIter;
+pub use packed::pack_values;
 
 use crate::ikey::{IKey, InternalKey, ValueKind, TRAILER};
 
