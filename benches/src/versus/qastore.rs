@@ -47,6 +47,14 @@ pub fn kv_record(n: u64) -> pb::Record {
     }
 }
 
+/// The trading day the exchange is in now, by the built-in calendar.
+fn current_trading_day() -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    qastore_exchange::calendar::TradingCalendar::builtin().trading_day_at(now)
+}
+
 impl QaCluster {
     /// Starts three nodes of the `qastore` program at `exe` in a new temporary directory and
     /// waits for a leader. `stream_writes`: the client's writes go on its write streams
@@ -86,7 +94,9 @@ impl QaCluster {
             dir: Mutex::new(Some(dir)),
             client: Arc::new(client),
             endpoints,
-            workload: Mutex::new(Workload::new(7, 8, 50)),
+            // Today's data, as an exchange writes it: records of closed days would have the
+            // nodes convert those days to Parquet (inside apply, on every node) during the run.
+            workload: Mutex::new(Workload::new(7, 8, 50).from_day(current_trading_day())),
         };
         super::wait_healthy(&sys, Duration::from_secs(60)).await?;
         Ok(sys)

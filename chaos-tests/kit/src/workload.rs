@@ -77,6 +77,14 @@ impl Workload {
         }
     }
 
+    /// The same workload, generating from trading day `day` (`YYYYMMDD`) on instead of
+    /// [`FIRST_DAY`]: a load of the current day's data does not make the nodes convert closed
+    /// days to Parquet while it runs.
+    pub fn from_day(mut self, day: u32) -> Workload {
+        self.day = day;
+        self
+    }
+
     /// The next record (as the storage crate's type).
     pub fn next_record(&mut self) -> Record {
         loop {

@@ -26,11 +26,11 @@ use bytes::Bytes;
 
 use super::catalog::CatalogEntry;
 use super::parquet::RowOrigin;
-use crate::apply::{JournalEntry, Outcome};
+use crate::apply::{ArchivedOutcome, JournalEntry};
 use crate::error::{Error, Result};
 use crate::feed::{journal, Position};
 use crate::keys::{self, KeyBuf, Stream, SYSTEM};
-use crate::record::{decode, Record};
+use crate::record::{inspect, ArchivedRecord};
 use qastore_lsm::{Engine, WriteBatch};
 
 /// The key of a part's range of log indexes.
@@ -152,30 +152,44 @@ impl DayOrigins {
         let mut commit = (0u64, 0i64);
         for row in engine.scan(Bound::Included(&lower[..]), Bound::Excluded(&upper[..])) {
             let (key, value) = row?;
-            let entry: JournalEntry = decode(&value).map_err(|e| bad_value(&key, e))?;
-            let row_key = match (stream, &entry.record, entry.outcome) {
-                (Stream::Ticks, Record::Tick(t), Outcome::TickRecorded) if t.trading_day == day => {
-                    keys::tick(&t.instrument_id, t.datetime, t.sequence)
-                }
-                (Stream::Trades, Record::TradeExecuted(t), Outcome::TradeRecorded)
-                    if t.trading_day == day =>
-                {
-                    keys::trade_by_instrument(
+            // Most of the journal is other kinds of events: look at each in place and build
+            // the row key of the day's ticks (or trades) only.
+            let found = inspect::<JournalEntry, _>(&value, |e| {
+                let row_key = match (stream, &e.record, &e.outcome) {
+                    (Stream::Ticks, ArchivedRecord::Tick(t), ArchivedOutcome::TickRecorded)
+                        if t.trading_day.to_native() == day =>
+                    {
+                        keys::tick(
+                            &t.instrument_id,
+                            t.datetime.to_native(),
+                            t.sequence.to_native(),
+                        )
+                    }
+                    (
+                        Stream::Trades,
+                        ArchivedRecord::TradeExecuted(t),
+                        ArchivedOutcome::TradeRecorded,
+                    ) if t.trading_day.to_native() == day => keys::trade_by_instrument(
                         &t.instrument_id,
-                        t.trade_date_time,
+                        t.trade_date_time.to_native(),
                         &t.user_id,
                         &t.trade_id,
-                    )
-                }
-                _ => continue,
+                    ),
+                    _ => return None,
+                };
+                Some((row_key, e.log_index.to_native(), e.ordinal.to_native()))
+            })
+            .map_err(|e| bad_value(&key, e))?;
+            let Some((row_key, log_index, ordinal)) = found else {
+                continue;
             };
-            if commit.0 != entry.log_index {
-                let ns = journal::commit_time(engine, entry.log_index)?.unwrap_or(0);
-                commit = (entry.log_index, ns);
+            if commit.0 != log_index {
+                let ns = journal::commit_time(engine, log_index)?.unwrap_or(0);
+                commit = (log_index, ns);
             }
             events.entry(row_key).or_default().push(RowOrigin {
-                log_index: entry.log_index,
-                ordinal: entry.ordinal,
+                log_index,
+                ordinal,
                 commit_ns: commit.1,
             });
         }
@@ -215,24 +229,34 @@ pub(super) fn uncovered_below(
     let mut highest = None;
     for row in engine.scan(Bound::Included(&lower[..]), Bound::Excluded(&upper[..])) {
         let (key, value) = row?;
-        let entry: JournalEntry = decode(&value).map_err(|e| bad_value(&key, e))?;
-        let row_key = match &entry.record {
-            Record::Tick(t) => keys::tick(&t.instrument_id, t.datetime, t.sequence),
-            Record::TradeExecuted(t) => keys::trade_by_instrument(
-                &t.instrument_id,
-                t.trade_date_time,
-                &t.user_id,
-                &t.trade_id,
-            ),
-            _ => continue,
+        let found = inspect::<JournalEntry, _>(&value, |e| {
+            let row_key = match &e.record {
+                ArchivedRecord::Tick(t) => keys::tick(
+                    &t.instrument_id,
+                    t.datetime.to_native(),
+                    t.sequence.to_native(),
+                ),
+                ArchivedRecord::TradeExecuted(t) => keys::trade_by_instrument(
+                    &t.instrument_id,
+                    t.trade_date_time.to_native(),
+                    &t.user_id,
+                    &t.trade_id,
+                ),
+                _ => return None,
+            };
+            Some((row_key, e.log_index.to_native(), e.ordinal.to_native()))
+        })
+        .map_err(|e| bad_value(&key, e))?;
+        let Some((row_key, log_index, ordinal)) = found else {
+            continue;
         };
-        let mark = superseded_key(Position::new(entry.log_index, entry.ordinal));
+        let mark = superseded_key(Position::new(log_index, ordinal));
         let superseded = engine.get(&mark)?.is_some();
         if superseded {
             batch.delete(mark);
         }
         if superseded || engine.get(&row_key)?.is_some() {
-            highest = Some(entry.log_index);
+            highest = Some(log_index);
         }
     }
     Ok(highest)
