@@ -25,11 +25,11 @@ pub struct EngineSection {
     pub level_multiplier: Option<u64>,
     /// Size of the tables compaction writes.
     pub target_file_bytes: Option<u64>,
-    /// Level-0 tables that start a compaction into level 1.
+    /// Level-0 runs (about one per flush) that start a compaction into level 1.
     pub l0_compaction_trigger: Option<usize>,
-    /// Level-0 tables at which writes start slowing down.
+    /// Level-0 runs at which writes start slowing down.
     pub l0_slowdown_trigger: Option<usize>,
-    /// Level-0 tables at which writes stop until compaction catches up.
+    /// Level-0 runs at which writes stop until compaction catches up.
     pub l0_stop_trigger: Option<usize>,
     /// Pending compaction bytes at which writes start slowing down.
     pub pending_compaction_slowdown_bytes: Option<u64>,
@@ -198,6 +198,14 @@ mod tests {
 
     use crate::config::NodeConfig;
 
+    /// The engine's defaults as a node uses them: tables partitioned by keyspace.
+    fn node_engine_defaults() -> EngineConfig {
+        EngineConfig {
+            table_partition_prefix: qastore_exchange::keys::SPACE_BYTES,
+            ..EngineConfig::default()
+        }
+    }
+
     /// The refusal of a config that is `node_id = 1` plus `extra`.
     fn refusal(extra: &str) -> String {
         NodeConfig::from_toml(&format!("node_id = 1\n{extra}"))
@@ -211,7 +219,7 @@ mod tests {
         let r = c.raft_node_config("127.0.0.1:1".parse().unwrap(), None);
         assert_eq!(
             format!("{:?}", r.engine),
-            format!("{:?}", EngineConfig::default())
+            format!("{:?}", node_engine_defaults())
         );
         assert_eq!(
             format!("{:?}", r.wal),
@@ -239,6 +247,7 @@ mod tests {
             compaction_threads = 1
             block_bytes = 4096
             bloom_bits_per_key = 10
+            table_partition_prefix = 1
             [wal]
             segment_bytes = 67108864
             max_entry_bytes = 67108864",
@@ -246,7 +255,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             format!("{:?}", c.engine.options()),
-            format!("{:?}", EngineConfig::default())
+            format!("{:?}", node_engine_defaults())
         );
         assert_eq!(
             format!("{:?}", c.wal.options()),
@@ -278,6 +287,10 @@ mod tests {
             ("[engine]\ncompaction_threads = 0", "engine.compaction_threads"),
             ("[engine]\nbackground_nice = 20", "engine.background_nice"),
             ("[engine]\nbackground_nice = -1", "engine.background_nice"),
+            (
+                "[engine]\ntable_partition_prefix = 65",
+                "engine.table_partition_prefix",
+            ),
             ("[wal]\nsegment_bytes = 0", "wal.segment_bytes"),
             ("[wal]\nmax_entry_bytes = 0", "wal.max_entry_bytes"),
             ("[wal]\nmax_entry_bytes = 1048575", "wal.max_entry_bytes"),

@@ -25,9 +25,9 @@ pub enum WritePressure {
 /// Thresholds for back-pressure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PressureLimits {
-    /// Level-0 files at which writes start slowing down.
+    /// Level-0 runs at which writes start slowing down.
     pub l0_slowdown: usize,
-    /// Level-0 files at which writes stop.
+    /// Level-0 runs at which writes stop.
     pub l0_stop: usize,
     /// Pending compaction bytes at which writes start slowing down.
     pub pending_slowdown_bytes: u64,

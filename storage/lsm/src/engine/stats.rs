@@ -12,7 +12,7 @@ pub struct LevelStats {
     pub files: usize,
     /// Their total size in bytes.
     pub bytes: u64,
-    /// Compaction score: file count over the trigger for level 0, bytes over the target
+    /// Compaction score: runs over the trigger for level 0, bytes over the target
     /// otherwise (a level is compacted once this reaches 1).
     pub score: f64,
 }
