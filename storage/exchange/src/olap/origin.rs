@@ -152,37 +152,11 @@ impl DayOrigins {
         let mut commit = (0u64, 0i64);
         for row in engine.scan(Bound::Included(&lower[..]), Bound::Excluded(&upper[..])) {
             let (key, value) = row?;
-            // Most of the journal is other kinds of events: look at each in place and build
-            // the row key of the day's ticks (or trades) only.
-            let found = inspect::<JournalEntry, _>(&value, |e| {
-                let row_key = match (stream, &e.record, &e.outcome) {
-                    (Stream::Ticks, ArchivedRecord::Tick(t), ArchivedOutcome::TickRecorded)
-                        if t.trading_day.to_native() == day =>
-                    {
-                        keys::tick(
-                            &t.instrument_id,
-                            t.datetime.to_native(),
-                            t.sequence.to_native(),
-                        )
-                    }
-                    (
-                        Stream::Trades,
-                        ArchivedRecord::TradeExecuted(t),
-                        ArchivedOutcome::TradeRecorded,
-                    ) if t.trading_day.to_native() == day => keys::trade_by_instrument(
-                        &t.instrument_id,
-                        t.trade_date_time.to_native(),
-                        &t.user_id,
-                        &t.trade_id,
-                    ),
-                    _ => return None,
-                };
-                Some((row_key, e.log_index.to_native(), e.ordinal.to_native()))
-            })
-            .map_err(|e| bad_value(&key, e))?;
-            let Some((row_key, log_index, ordinal)) = found else {
+            let wanted = |s: Stream, d: u32, recorded: bool| s == stream && d == day && recorded;
+            let Some(RowEvent { row_key, position }) = row_event(&key, &value, wanted)? else {
                 continue;
             };
+            let (log_index, ordinal) = (position.index, position.ordinal);
             if commit.0 != log_index {
                 let ns = journal::commit_time(engine, log_index)?.unwrap_or(0);
                 commit = (log_index, ns);
@@ -229,28 +203,11 @@ pub(super) fn uncovered_below(
     let mut highest = None;
     for row in engine.scan(Bound::Included(&lower[..]), Bound::Excluded(&upper[..])) {
         let (key, value) = row?;
-        let found = inspect::<JournalEntry, _>(&value, |e| {
-            let row_key = match &e.record {
-                ArchivedRecord::Tick(t) => keys::tick(
-                    &t.instrument_id,
-                    t.datetime.to_native(),
-                    t.sequence.to_native(),
-                ),
-                ArchivedRecord::TradeExecuted(t) => keys::trade_by_instrument(
-                    &t.instrument_id,
-                    t.trade_date_time.to_native(),
-                    &t.user_id,
-                    &t.trade_id,
-                ),
-                _ => return None,
-            };
-            Some((row_key, e.log_index.to_native(), e.ordinal.to_native()))
-        })
-        .map_err(|e| bad_value(&key, e))?;
-        let Some((row_key, log_index, ordinal)) = found else {
+        let Some(RowEvent { row_key, position }) = row_event(&key, &value, |_, _, _| true)? else {
             continue;
         };
-        let mark = superseded_key(Position::new(log_index, ordinal));
+        let log_index = position.index;
+        let mark = superseded_key(position);
         let superseded = engine.get(&mark)?.is_some();
         if superseded {
             batch.delete(mark);
@@ -260,6 +217,57 @@ pub(super) fn uncovered_below(
         }
     }
     Ok(highest)
+}
+
+/// A tick or trade event of the journal, as [`row_event`] finds it.
+struct RowEvent {
+    /// The key of the row the event wrote (or would have, had it been recorded).
+    row_key: Vec<u8>,
+    position: Position,
+}
+
+/// The tick or trade event stored under `key` in the journal if `wanted` (its stream, trading
+/// day, and whether applying it recorded the row) says so; `None` for any other event. Most of
+/// the journal is other events: each is looked at in place, and a row key is built only for
+/// the events wanted.
+fn row_event(
+    key: &[u8],
+    value: &[u8],
+    wanted: impl Fn(Stream, u32, bool) -> bool,
+) -> Result<Option<RowEvent>> {
+    inspect::<JournalEntry, _>(value, |e| {
+        let row_key = match &e.record {
+            ArchivedRecord::Tick(t) => {
+                let recorded = e.outcome == ArchivedOutcome::TickRecorded;
+                if !wanted(Stream::Ticks, t.trading_day.to_native(), recorded) {
+                    return None;
+                }
+                keys::tick(
+                    &t.instrument_id,
+                    t.datetime.to_native(),
+                    t.sequence.to_native(),
+                )
+            }
+            ArchivedRecord::TradeExecuted(t) => {
+                let recorded = e.outcome == ArchivedOutcome::TradeRecorded;
+                if !wanted(Stream::Trades, t.trading_day.to_native(), recorded) {
+                    return None;
+                }
+                keys::trade_by_instrument(
+                    &t.instrument_id,
+                    t.trade_date_time.to_native(),
+                    &t.user_id,
+                    &t.trade_id,
+                )
+            }
+            _ => return None,
+        };
+        Some(RowEvent {
+            row_key,
+            position: Position::new(e.log_index.to_native(), e.ordinal.to_native()),
+        })
+    })
+    .map_err(|e| bad_value(key, e))
 }
 
 fn bad_value(key: &[u8], e: impl std::fmt::Display) -> Error {
