@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::ikey::IKey;
 use crate::manifest::FileDesc;
 use crate::memtable::Lookup;
-use crate::sstable::{Table, TableGet};
+use crate::sstable::{Table, TableBuilder, TableGet};
 use crate::vfs::VfsRef;
 
 /// Number of levels.
@@ -118,6 +118,28 @@ fn level0_runs(files: &[Arc<FileMeta>]) -> usize {
         }
     }
     deepest.max(files.len().div_ceil(LEVEL0_TABLES_PER_RUN))
+}
+
+/// Finishes the table `builder` writes at `path` and opens it: the table, and its manifest
+/// description as file `number` of `level`.
+pub(crate) fn finish_table(
+    vfs: &VfsRef,
+    path: &std::path::Path,
+    level: u8,
+    number: u64,
+    builder: TableBuilder<'_>,
+) -> Result<(FileDesc, Arc<Table>)> {
+    let (props, size) = builder.finish()?;
+    let table = Arc::new(Table::open(vfs.as_ref(), path)?);
+    let desc = FileDesc {
+        level,
+        number,
+        size,
+        entries: props.entries,
+        smallest: props.smallest,
+        largest: props.largest,
+    };
+    Ok((desc, table))
 }
 
 /// Counters a lookup updates.

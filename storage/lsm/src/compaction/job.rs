@@ -21,7 +21,7 @@ use crate::ikey::{self, IKey, ValueKind};
 use crate::manifest::{FileDesc, VersionEdit};
 use crate::merge::{MergeIter, Source};
 use crate::sstable::{Table, TableBuilder, TableConfig};
-use crate::version::{FileMeta, Version, NUM_LEVELS};
+use crate::version::{finish_table, FileMeta, Version, NUM_LEVELS};
 use crate::version_set::VersionSet;
 use crate::vfs::VfsRef;
 
@@ -239,15 +239,6 @@ pub fn run(ctx: &Context<'_>, pick: &Pick, version: &Version) -> Result<Outcome>
 
 fn finish(ctx: &Context<'_>, out: Output<'_>, level: usize) -> Result<(u64, FileDesc, Arc<Table>)> {
     let path = ctx.dir.join(table_name(out.number));
-    let (props, size) = out.builder.finish()?;
-    let table = Arc::new(Table::open(ctx.vfs.as_ref(), &path)?);
-    let desc = FileDesc {
-        level: level as u8,
-        number: out.number,
-        size,
-        entries: props.entries,
-        smallest: props.smallest,
-        largest: props.largest,
-    };
+    let (desc, table) = finish_table(ctx.vfs, &path, level as u8, out.number, out.builder)?;
     Ok((out.number, desc, table))
 }

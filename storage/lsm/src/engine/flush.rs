@@ -3,7 +3,7 @@
 //!
 //! [`EngineConfig::table_partition_prefix`]: crate::EngineConfig::table_partition_prefix
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::ikey::snapshot_at;
 use crate::manifest::{FileDesc, VersionEdit};
 use crate::memtable::Memtable;
 use crate::sstable::{Table, TableBuilder};
-use crate::version::FileMeta;
+use crate::version::{finish_table, FileMeta};
 
 /// Flushes whatever is queued each time it is woken, until the engine shuts down (queued
 /// memtables are still flushed then).
@@ -103,7 +103,7 @@ fn write_tables(
         let ikey = e.key().as_ikey();
         if cuts.before(ikey.user_key()) {
             if let Some((number, path, builder)) = current.take() {
-                match finish(inner, number, &path, builder) {
+                match finish_table(&inner.vfs, &path, 0, number, builder) {
                     Ok(table) => done.push(table),
                     Err(e) => return Err((e, paths(&done))),
                 }
@@ -127,30 +127,10 @@ fn write_tables(
         }
     }
     if let Some((number, path, builder)) = current.take() {
-        match finish(inner, number, &path, builder) {
+        match finish_table(&inner.vfs, &path, 0, number, builder) {
             Ok(table) => done.push(table),
             Err(e) => return Err((e, paths(&done))),
         }
     }
     Ok(done)
-}
-
-/// Finishes a level-0 table and opens it.
-fn finish(
-    inner: &Inner,
-    number: u64,
-    path: &Path,
-    builder: TableBuilder<'_>,
-) -> Result<(FileDesc, Arc<Table>)> {
-    let (props, size) = builder.finish()?;
-    let table = Arc::new(Table::open(inner.vfs.as_ref(), path)?);
-    let desc = FileDesc {
-        level: 0,
-        number,
-        size,
-        entries: props.entries,
-        smallest: props.smallest,
-        largest: props.largest,
-    };
-    Ok((desc, table))
 }
