@@ -299,8 +299,8 @@ pub fn pick_whole_level(
 mod tests {
     use super::*;
     use crate::ikey::{InternalKey, ValueKind};
-    use crate::manifest::FileDesc;
-    use crate::sstable::{Table, TableBuilder, TableConfig};
+    use crate::sstable::{TableBuilder, TableConfig};
+    use crate::version::finish_table;
     use crate::vfs::{SimVfs, Vfs};
     use std::path::Path;
 
@@ -313,16 +313,7 @@ mod tests {
             let ik = InternalKey::new(k.as_bytes(), 1, ValueKind::Put);
             b.add(ik.as_ikey(), &value).unwrap();
         }
-        let (props, size) = b.finish().unwrap();
-        let table = Arc::new(Table::open(vfs, &path).unwrap());
-        let desc = FileDesc {
-            level,
-            number,
-            size,
-            entries: props.entries,
-            smallest: props.smallest,
-            largest: props.largest,
-        };
+        let (desc, table) = finish_table(&vfs.shared(), &path, level, number, b).unwrap();
         Arc::new(FileMeta::new(desc, table, vfs.shared()))
     }
 
